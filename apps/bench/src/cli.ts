@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { runBench } from './run.js';
+import { suites } from './suites/index.js';
+
+const usage = `usage: almora-bench <suite…|all> [--quick] [--out dir] [--seed n] [--repeats n] [--budget seconds] [--quiet]
+suites: ${[...suites.keys()].join(', ')}`;
+
+function positiveNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} needs a positive number, got "${value}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      seed: { type: 'string' },
+      repeats: { type: 'string' },
+      budget: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || positionals.length === 0) {
+    console.log(usage);
+    return;
+  }
+  const results = await runBench({
+    suites: positionals,
+    quick: values.quick,
+    out: values.out,
+    seed: values.seed === undefined ? undefined : Number(values.seed),
+    repeats: positiveNumber(values.repeats, '--repeats'),
+    budgetSeconds: positiveNumber(values.budget, '--budget'),
+    quiet: values.quiet,
+  });
+  for (const { report, files } of results) {
+    console.log(`\n## ${report.title}`);
+    for (const f of report.findings) console.log(`- ${f}`);
+    for (const n of report.notes) console.log(`- note: ${n}`);
+    console.log(`written: ${files.markdown}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  console.error(usage);
+  process.exitCode = 1;
+});

@@ -1,0 +1,217 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { median } from './stats.js';
+import type { Progress } from './progress.js';
+
+/** A table cell: numbers are written as they are to JSON and CSV, and formatted for Markdown. */
+export type Cell = number | string | boolean | null;
+
+/** One row of a suite's result table. */
+export type Row = Record<string, Cell>;
+
+/** What every suite is given. */
+export interface SuiteContext {
+  /** Reduced sizes that run in seconds (CI, smoke checks). */
+  quick: boolean;
+  /** Seed of every random input. */
+  seed: number;
+  /** Repeats of every timing; the median is reported. */
+  repeats: number;
+  /** Seconds one measurement may be predicted to take before it is skipped with a note. */
+  budgetSeconds: number;
+  /** The progress bar to advance. */
+  progress: Progress;
+}
+
+/** One SVG plot a suite produced. */
+export interface Plot {
+  /** File name without extension. */
+  name: string;
+  /** The SVG text. */
+  svg: string;
+}
+
+/** Everything a suite reports. */
+export interface SuiteReport {
+  /** Suite name as given on the command line. */
+  suite: string;
+  /** Human title. */
+  title: string;
+  /** Parameters the suite ran with (sizes, degrees, …). */
+  parameters: Record<string, Cell | Cell[]>;
+  /** The result table; also written as CSV. */
+  rows: Row[];
+  /** Every raw timing, in seconds, keyed by a row's label. */
+  rawTimings: Record<string, number[]>;
+  /** Markdown lines stating the findings (ratios, slopes, crossovers), computed from `rows`. */
+  findings: string[];
+  /** Things the run skipped or could not do, said plainly. */
+  notes: string[];
+  /** Plots. */
+  plots: Plot[];
+}
+
+/** A benchmark suite: runs with a context and reports. */
+export interface Suite {
+  name: string;
+  title: string;
+  run(context: SuiteContext): Promise<SuiteReport>;
+}
+
+/** A named piece of work to time. */
+export interface TimedMethod {
+  name: string;
+  run: () => unknown;
+}
+
+/**
+ * Times `methods` interleaved — each repeat runs every method once, in turn — so that a slow patch
+ * of a shared machine hurts every method alike and the ratios between them stay fair. One warm-up
+ * call each is not counted. Returns every raw time in seconds, per method.
+ */
+export function timeInterleaved(methods: readonly TimedMethod[], repeats: number): Map<string, number[]> {
+  const times = new Map<string, number[]>(methods.map((m) => [m.name, []]));
+  for (const m of methods) m.run();
+  for (let r = 0; r < repeats; r++) {
+    for (const m of methods) {
+      const t0 = performance.now();
+      m.run();
+      times.get(m.name)!.push((performance.now() - t0) / 1000);
+    }
+  }
+  return times;
+}
+
+/** The median of the raw times {@link timeInterleaved} returned for `name`. */
+export function medianTime(times: Map<string, number[]>, name: string): number {
+  return median(times.get(name)!);
+}
+
+/** Facts about the machine and software a result was measured on. */
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  platform: string;
+  node: string;
+  versions: Record<string, string>;
+  date: string;
+}
+
+const requireHere = createRequire(import.meta.url);
+
+async function packageVersion(name: string): Promise<string> {
+  try {
+    const entry = requireHere.resolve(name);
+    let dir = path.dirname(entry);
+    while (dir !== path.dirname(dir)) {
+      try {
+        const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+        if (pkg.name === name) return pkg.version ?? 'unknown';
+      } catch {
+        // no package.json at this level; keep walking up
+      }
+      dir = path.dirname(dir);
+    }
+  } catch {
+    return 'not installed';
+  }
+  return 'unknown';
+}
+
+/** Reads the machine and the versions of almora's packages and peers. */
+export async function machineInfo(): Promise<MachineInfo> {
+  const names = ['@almora/tensor', '@almora/kernels', '@almora/lora', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'ml-matrix'];
+  const versions: Record<string, string> = {};
+  for (const n of names) versions[n] = await packageVersion(n);
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    versions,
+    date: new Date().toISOString(),
+  };
+}
+
+function formatCell(v: Cell): string {
+  if (v === null) return '—';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) return String(v);
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : v.toPrecision(4);
+  }
+  return String(v);
+}
+
+function csvCell(v: Cell): string {
+  const s = v === null ? '' : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** The result table as CSV, columns in first-seen order. */
+export function toCsv(rows: readonly Row[]): string {
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const lines = [columns.join(',')];
+  for (const r of rows) lines.push(columns.map((c) => csvCell(r[c] ?? null)).join(','));
+  return `${lines.join('\n')}\n`;
+}
+
+/** The result table as a Markdown table. */
+export function toMarkdownTable(rows: readonly Row[]): string {
+  if (rows.length === 0) return '_no rows_\n';
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const lines = [`| ${columns.join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`];
+  for (const r of rows) lines.push(`| ${columns.map((c) => formatCell(r[c] ?? null)).join(' | ')} |`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Paths of the files {@link writeReport} wrote. */
+export interface WrittenReport {
+  json: string;
+  csv: string;
+  markdown: string;
+  svgs: string[];
+}
+
+/**
+ * Writes `<out>/<suite>.json` (machine, parameters, rows, every raw timing), `<suite>.csv`,
+ * `<suite>.md` (the summary a person reads) and one `<suite>-<plot>.svg` per plot.
+ */
+export async function writeReport(outDir: string, report: SuiteReport, machine: MachineInfo, command: string): Promise<WrittenReport> {
+  await mkdir(outDir, { recursive: true });
+  const base = path.join(outDir, report.suite);
+  const json = `${base}.json`;
+  const csv = `${base}.csv`;
+  const markdown = `${base}.md`;
+  await writeFile(json, `${JSON.stringify({ machine, command, ...report, plots: report.plots.map((p) => p.name) }, null, 2)}\n`);
+  await writeFile(csv, toCsv(report.rows));
+  const svgs: string[] = [];
+  for (const plot of report.plots) {
+    const file = `${base}-${plot.name}.svg`;
+    await writeFile(file, plot.svg);
+    svgs.push(file);
+  }
+  const md = [
+    `# ${report.title}`,
+    '',
+    `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB), ${machine.platform}, Node ${machine.node}.`,
+    `Reproduce with \`${command}\`. Seed and every raw timing are in \`${report.suite}.json\`.`,
+    '',
+    '## Findings',
+    '',
+    ...(report.findings.length > 0 ? report.findings.map((f) => `- ${f}`) : ['- (none computed)']),
+    '',
+    ...(report.notes.length > 0 ? ['## Notes', '', ...report.notes.map((n) => `- ${n}`), ''] : []),
+    ...report.plots.map((p) => `![${p.name}](${report.suite}-${p.name}.svg)\n`),
+    '## Results',
+    '',
+    toMarkdownTable(report.rows),
+  ].join('\n');
+  await writeFile(markdown, md);
+  return { json, csv, markdown, svgs };
+}

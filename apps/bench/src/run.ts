@@ -1,0 +1,52 @@
+import { machineInfo, writeReport, type SuiteReport, type WrittenReport } from './harness.js';
+import { Progress } from './progress.js';
+import { suites } from './suites/index.js';
+
+/** Options of one bench run; the command line maps onto these one to one. */
+export interface BenchOptions {
+  /** Suite names, or ['all']. */
+  suites: string[];
+  /** Reduced sizes for CI and smoke checks. */
+  quick?: boolean;
+  /** Output folder; default `out`. */
+  out?: string;
+  /** Seed of every random input; default 1. */
+  seed?: number;
+  /** Timing repeats (median reported); default 5, or 3 with quick. */
+  repeats?: number;
+  /** Seconds a single measurement may be predicted to take before it is skipped; default 60, or 5 with quick. */
+  budgetSeconds?: number;
+  /** No progress bar. */
+  quiet?: boolean;
+}
+
+/** One suite's report and the files it was written to. */
+export interface BenchResult {
+  report: SuiteReport;
+  files: WrittenReport;
+}
+
+/** Runs the named suites in order and writes their reports. */
+export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
+  const names = options.suites.includes('all') ? [...suites.keys()] : options.suites;
+  for (const name of names) {
+    if (!suites.has(name)) throw new Error(`unknown suite "${name}"; choose from ${[...suites.keys()].join(', ')} or all`);
+  }
+  const quick = options.quick ?? false;
+  const context = {
+    quick,
+    seed: options.seed ?? 1,
+    repeats: options.repeats ?? (quick ? 3 : 5),
+    budgetSeconds: options.budgetSeconds ?? (quick ? 5 : 60),
+    progress: new Progress(options.quiet),
+  };
+  const machine = await machineInfo();
+  const out = options.out ?? 'out';
+  const results: BenchResult[] = [];
+  for (const name of names) {
+    const report = await suites.get(name)!.run(context);
+    const command = `pnpm bench ${name}${quick ? ' --quick' : ''} --seed ${context.seed}`;
+    results.push({ report, files: await writeReport(out, report, machine, command) });
+  }
+  return results;
+}

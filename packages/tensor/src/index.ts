@@ -1,0 +1,39 @@
+export {
+  AlmoraError,
+  ShapeError,
+  DTypeError,
+  NonFiniteError,
+  InvalidArgumentError,
+  type AlmoraErrorCode,
+} from './errors.js';
+export {
+  Matrix,
+  allocate,
+  assertSize,
+  copy,
+  sliceRows,
+  sliceCols,
+  block,
+  type DType,
+  type FloatArray,
+  type CreateOptions,
+} from './matrix.js';
+export { zeros, ones, full, identity, fromArray, fromFlat, toDType } from './create.js';
+export { Rng, randomUniform, randomNormal, type UniformOptions, type NormalOptions } from './random.js';
+export { matmul, type MatmulOptions } from './matmul.js';
+export {
+  map,
+  add,
+  sub,
+  hadamard,
+  scale,
+  exp,
+  scaleRows,
+  scaleCols,
+  rowSums,
+  colSums,
+  maxAbs,
+  frobeniusNorm,
+} from './elementwise.js';
+export { transpose, vec, mat, kron, faceSplit } from './products.js';
+export { assertSameDType, assertSameShape, assertShape, assertFinite } from './validate.js';
