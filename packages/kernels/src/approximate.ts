@@ -1,0 +1,206 @@
+import { InvalidArgumentError, matmul, Matrix, ones, scaleRows, sub } from '@almora/tensor';
+import { certifyPolynomial, chooseDegree, DEFAULT_MAX_DEGREE, type ErrorBound } from './bound.js';
+import { featureRank, polynomialFeatures } from './features.js';
+import { expPolynomial, type ExpPolynomial, type PolynomialMethod } from './polynomial.js';
+import { certifiedRange, type RangeReport } from './range.js';
+
+/** Options of {@link planSoftmaxApproximation} and {@link approximateSoftmaxKernel}. */
+export interface ApproximationOptions {
+  /** Softmax temperature β in exp(β·QKᵀ); must be > 0. */
+  beta: number;
+  /** Target entrywise relative error of the softmax f̂ against f; default 1e-3. */
+  epsilon?: number;
+  /** Polynomial family; default 'taylor' (the paper's). */
+  method?: PolynomialMethod;
+  /** Use exactly this degree instead of choosing one from epsilon (the bound is still reported). */
+  degree?: number;
+  /** Largest degree the chooser may pick; default 24. */
+  maxDegree?: number;
+  /** Subtract the mean key when that shrinks the range; default false. */
+  centerKeys?: boolean;
+  /** Bytes U and V together may take; default 1 GiB. */
+  memoryBudgetBytes?: number;
+}
+
+/** Why an approximation is not worth building (the paper's phase transition, in the user's terms). */
+export type OutOfRegimeReason = 'precision' | 'no-speedup' | 'memory' | 'non-positive-row-sums';
+
+/** Everything decided before any feature is built, in O(L·d) time. */
+export interface ApproximationPlan {
+  /** Polynomial family. */
+  method: PolynomialMethod;
+  /** Target ε on the softmax. */
+  epsilon: number;
+  /** Degree chosen (or forced); undefined when no degree ≤ maxDegree meets ε. */
+  degree: number | undefined;
+  /** The polynomial, when a degree is set. */
+  polynomial: ExpPolynomial | undefined;
+  /** Rank C(d+g, g) of U₁ and V₁, when a degree is set. */
+  rank: number | undefined;
+  /** Certified error of that degree on the range, when a degree is set. */
+  bound: ErrorBound | undefined;
+  /** Whether the bound meets ε. */
+  meetsEpsilon: boolean;
+  /** R, Γ, √(log L), centering. */
+  range: RangeReport;
+  /** Multiply-adds of one low-rank attention product, L·k·d (and of the exact one, L_q·L_k·d). */
+  predictedCost: { fast: number | undefined; exact: number };
+  /** undefined when in the efficient regime; otherwise why not. */
+  outOfRegime: { reason: OutOfRegimeReason; message: string } | undefined;
+}
+
+/**
+ * A low-rank stand-in for exp(β·QKᵀ) and its softmax f̂ = D̂⁻¹U₁V₁ᵀ, never formed as an L×L matrix.
+ * The paper's Lemma 3.3 step.
+ */
+export interface KernelApproximation {
+  /** How U and V were built. */
+  method: PolynomialMethod | 'favor+';
+  /** Whether `bound` is a proven bound (polynomial methods) or there is none (random features). */
+  certified: boolean;
+  /** U₁ (L_q×k). */
+  u: Matrix;
+  /** V₁ (L_k×k), built from centered keys when the range says so. */
+  v: Matrix;
+  /** k. */
+  rank: number;
+  /** Degree of the polynomial, or undefined for random features. */
+  degree: number | undefined;
+  /** Certified bound, or undefined for random features. */
+  bound: ErrorBound | undefined;
+  /** D̂ = U₁·(V₁ᵀ·1), every entry checked > 0. */
+  rowSums: Float64Array;
+  /** The range report the features were built against. */
+  range: RangeReport;
+}
+
+/** The result of {@link approximateSoftmaxKernel}: the factors, or why they were not built. */
+export type ApproximationResult =
+  | { status: 'approximated'; plan: ApproximationPlan; approximation: KernelApproximation }
+  | { status: 'out-of-regime'; plan: ApproximationPlan; reason: OutOfRegimeReason; message: string };
+
+const GiB = 2 ** 30;
+
+/**
+ * Decides degree, rank and bound from R and ε, and whether the low-rank path is worth it: it is not
+ * when no degree ≤ maxDegree meets ε ('precision'), when rank·d ≥ L so the low-rank products cost as
+ * much as the exact ones ('no-speedup'), or when U and V would not fit the memory budget ('memory').
+ */
+export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: ApproximationOptions): ApproximationPlan {
+  const epsilon = options.epsilon ?? 1e-3;
+  const method = options.method ?? 'taylor';
+  const budget = options.memoryBudgetBytes ?? GiB;
+  if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
+  if (!(budget > 0)) throw new InvalidArgumentError(`memoryBudgetBytes must be > 0, got ${budget}`);
+  const range = certifiedRange(q, k, options.beta, options.centerKeys ?? false);
+  let polynomial: ExpPolynomial | undefined;
+  let bound: ErrorBound | undefined;
+  if (options.degree !== undefined) {
+    polynomial = expPolynomial(method, options.degree, range.range);
+    bound = certifyPolynomial(polynomial, range.range);
+  } else {
+    const choice = chooseDegree(range.range, epsilon, method, options.maxDegree ?? DEFAULT_MAX_DEGREE);
+    polynomial = choice?.polynomial;
+    bound = choice?.bound;
+  }
+  const degree = polynomial?.degree;
+  const d = q.cols;
+  const rank = degree === undefined ? undefined : featureRank(d, degree);
+  const length = Math.max(q.rows, k.rows);
+  const exact = q.rows * k.rows * d;
+  const fast = rank === undefined ? undefined : (q.rows + k.rows) * rank * d;
+  const meetsEpsilon = bound !== undefined && bound.softmaxRelative <= epsilon;
+  let outOfRegime: ApproximationPlan['outOfRegime'];
+  if (rank === undefined || !meetsEpsilon) {
+    outOfRegime = {
+      reason: 'precision',
+      message:
+        rank === undefined
+          ? `no polynomial of degree ≤ ${options.maxDegree ?? DEFAULT_MAX_DEGREE} reaches ε = ${epsilon} on the range R = ${range.range.toPrecision(4)} (Γ = ${range.gamma.toPrecision(3)} vs √log L = ${range.threshold.toPrecision(3)}): the norms are past the efficient regime`
+          : `degree ${degree} certifies only ${bound!.softmaxRelative.toPrecision(3)} > ε = ${epsilon} on R = ${range.range.toPrecision(4)}`,
+    };
+  } else if (rank * d >= length) {
+    outOfRegime = {
+      reason: 'no-speedup',
+      message: `rank ${rank} × d ${d} = ${rank * d} ≥ L = ${length}: the low-rank products would cost as much as exact attention`,
+    };
+  } else if (16 * rank * (q.rows + k.rows) > budget) {
+    outOfRegime = {
+      reason: 'memory',
+      message: `U and V would take ${((16 * rank * (q.rows + k.rows)) / GiB).toFixed(2)} GiB, over the ${(budget / GiB).toFixed(2)} GiB budget`,
+    };
+  }
+  return { method, epsilon, degree, polynomial, rank, bound, meetsEpsilon, range, predictedCost: { fast, exact }, outOfRegime };
+}
+
+/** K with the plan's mean key subtracted from every row (K itself when not centered). */
+export function centeredKeys(k: Matrix, range: RangeReport): Matrix {
+  if (!range.centered) return k;
+  return sub(k, matmul(ones(k.rows, 1, { dtype: k.dtype }), range.keyMean));
+}
+
+/** D̂ = U·(Vᵀ·1), computed without forming UVᵀ. */
+export function lowRankRowSums(u: Matrix, v: Matrix): Float64Array {
+  const vSum = matmul(v, ones(v.rows, 1, { dtype: v.dtype }), { transposeA: true });
+  return Float64Array.from(matmul(u, vSum).data);
+}
+
+/**
+ * U₁, V₁ with U₁V₁ᵀ ≈ exp(β·QK̃ᵀ) (K̃ = K, or K centered when the plan says so), and the row sums
+ * D̂ checked positive. Outside the efficient regime the factors are not built and the result says
+ * why — unless `degree` was forced, in which case they are built (memory permitting) and the plan
+ * says whether ε is met. Row sums that are not all positive refuse the result whatever was asked.
+ */
+export function approximateSoftmaxKernel(q: Matrix, k: Matrix, options: ApproximationOptions): ApproximationResult {
+  const plan = planSoftmaxApproximation(q, k, options);
+  const forced = options.degree !== undefined;
+  if (plan.outOfRegime && (!forced || plan.outOfRegime.reason === 'memory')) {
+    return { status: 'out-of-regime', plan, reason: plan.outOfRegime.reason, message: plan.outOfRegime.message };
+  }
+  const polynomial = plan.polynomial!;
+  const u = polynomialFeatures(q, polynomial, options.beta, 'query');
+  const v = polynomialFeatures(centeredKeys(k, plan.range), polynomial, options.beta, 'key');
+  const rowSums = lowRankRowSums(u, v);
+  const bad = rowSums.findIndex((s) => !(s > 0));
+  if (bad >= 0) {
+    return {
+      status: 'out-of-regime',
+      plan,
+      reason: 'non-positive-row-sums',
+      message: `row ${bad} of the approximate softmax sums to ${rowSums[bad]} ≤ 0: degree ${polynomial.degree} goes negative on this range, so D⁻¹ would be meaningless`,
+    };
+  }
+  return {
+    status: 'approximated',
+    plan,
+    approximation: {
+      method: plan.method,
+      certified: true,
+      u,
+      v,
+      rank: plan.rank!,
+      degree: polynomial.degree,
+      bound: plan.bound,
+      rowSums,
+      range: plan.range,
+    },
+  };
+}
+
+/** f̂·M = D̂⁻¹U₁(V₁ᵀM), in O(L·k·m) for M of m columns: the approximate attention applied to M. */
+export function applySoftmax(approximation: KernelApproximation, m: Matrix): Matrix {
+  const inverse = approximation.rowSums.map((s) => 1 / s);
+  return scaleRows(matmul(approximation.u, matmul(approximation.v, m, { transposeA: true })), inverse);
+}
+
+/** f̂ᵀ·M = V₁(U₁ᵀ(D̂⁻¹M)), in O(L·k·m): the transpose of the approximate attention applied to M. */
+export function applySoftmaxTransposed(approximation: KernelApproximation, m: Matrix): Matrix {
+  const inverse = approximation.rowSums.map((s) => 1 / s);
+  return matmul(approximation.v, matmul(approximation.u, scaleRows(m, inverse), { transposeA: true }));
+}
+
+/** The dense L_q×L_k softmax f̂ = D̂⁻¹U₁V₁ᵀ, for tests and small cases only (O(L²) memory). */
+export function denseSoftmax(approximation: KernelApproximation): Matrix {
+  const inverse = approximation.rowSums.map((s) => 1 / s);
+  return scaleRows(matmul(approximation.u, approximation.v, { transposeB: true }), inverse);
+}
