@@ -1,4 +1,4 @@
-import { assertFinite, InvalidArgumentError, Matrix, NonFiniteError, zeros } from '@almora/tensor';
+import { assertFinite, InvalidArgumentError, Matrix, NonFiniteError, ShapeError, zeros } from '@almora/tensor';
 import type { ExpPolynomial } from './polynomial.js';
 
 /**
@@ -79,12 +79,80 @@ export type FeatureSide = 'query' | 'key';
  * the inner loop is a contiguous multiply over the L rows.
  */
 export function polynomialFeatures(x: Matrix, polynomial: ExpPolynomial, beta: number, side: FeatureSide): Matrix {
+  const { table, monomials, weights } = featureColumns(x, polynomial, beta, side);
+  const rows = x.rows;
+  const k = table.size;
+  const features = zeros(rows, k, { dtype: x.dtype });
+  const out = features.data;
+  for (let a = 0; a < k; a++) {
+    const w = weights[a];
+    const col = a * rows;
+    for (let i = 0; i < rows; i++) out[i * k + a] = w * monomials[col + i];
+  }
+  for (let t = 0; t < out.length; t++) {
+    if (!Number.isFinite(out[t])) {
+      throw new NonFiniteError(`polynomial features overflowed at row ${Math.floor(t / k)}: the inputs are far too large for degree ${polynomial.degree}`);
+    }
+  }
+  return features;
+}
+
+/**
+ * The vector-Jacobian product of {@link polynomialFeatures}: given ∂ℓ/∂Φ (L×k) for Φ = φ(X),
+ * returns ∂ℓ/∂X (L×d). Reverse mode over the monomial table — each feature is its parent times one
+ * variable, so ∂ℓ/∂parent += ∂ℓ/∂m·x_v and ∂ℓ/∂x_v += ∂ℓ/∂m·parent — in O(L·k).
+ */
+export function polynomialFeaturesBackward(
+  x: Matrix,
+  polynomial: ExpPolynomial,
+  beta: number,
+  side: FeatureSide,
+  featureGradient: Matrix,
+): Matrix {
+  const { table, monomials, variableColumns, weights } = featureColumns(x, polynomial, beta, side);
+  const rows = x.rows;
+  const k = table.size;
+  if (featureGradient.rows !== rows || featureGradient.cols !== k) {
+    throw new ShapeError(`feature gradient must be ${rows}×${k}, got ${featureGradient.rows}×${featureGradient.cols}`);
+  }
+  const monomialGradient = new Float64Array(k * rows);
+  for (let i = 0; i < rows; i++) {
+    const base = featureGradient.offset + i * featureGradient.stride;
+    for (let a = 0; a < k; a++) monomialGradient[a * rows + i] = weights[a] * featureGradient.data[base + a];
+  }
+  const variableGradient = new Float64Array(x.cols * rows);
+  for (let a = k - 1; a >= 1; a--) {
+    const own = a * rows;
+    const parent = table.parents[a] * rows;
+    const variable = table.variables[a] * rows;
+    for (let i = 0; i < rows; i++) {
+      const g = monomialGradient[own + i];
+      monomialGradient[parent + i] += g * variableColumns[variable + i];
+      variableGradient[variable + i] += g * monomials[parent + i];
+    }
+  }
+  const out = zeros(rows, x.cols, { dtype: x.dtype });
+  for (let i = 0; i < rows; i++) for (let v = 0; v < x.cols; v++) out.data[i * x.cols + v] = variableGradient[v * rows + i];
+  return out;
+}
+
+interface FeatureColumns {
+  table: MonomialTable;
+  /** Unweighted monomials, feature-major: monomial a of row i at a·L + i. */
+  monomials: Float64Array;
+  /** The inputs, variable-major. */
+  variableColumns: Float64Array;
+  /** Signed square-root weights of the query or key side. */
+  weights: Float64Array;
+}
+
+function featureColumns(x: Matrix, polynomial: ExpPolynomial, beta: number, side: FeatureSide): FeatureColumns {
   assertFinite(x, side === 'query' ? 'Q' : 'K');
   if (!Number.isFinite(beta) || beta <= 0) throw new InvalidArgumentError(`beta must be finite and > 0, got ${beta}`);
   const table = monomialTable(x.cols, polynomial.degree);
   const rows = x.rows;
-  const columns = new Float64Array(table.size * rows);
-  columns.fill(1, 0, rows);
+  const monomials = new Float64Array(table.size * rows);
+  monomials.fill(1, 0, rows);
   const variableColumns = new Float64Array(x.cols * rows);
   for (let i = 0; i < rows; i++) {
     const base = x.offset + i * x.stride;
@@ -94,9 +162,8 @@ export function polynomialFeatures(x: Matrix, polynomial: ExpPolynomial, beta: n
     const out = a * rows;
     const parent = table.parents[a] * rows;
     const variable = table.variables[a] * rows;
-    for (let i = 0; i < rows; i++) columns[out + i] = columns[parent + i] * variableColumns[variable + i];
+    for (let i = 0; i < rows; i++) monomials[out + i] = monomials[parent + i] * variableColumns[variable + i];
   }
-  const features = zeros(rows, table.size, { dtype: x.dtype });
   const weights = new Float64Array(table.size);
   for (let a = 0; a < table.size; a++) {
     const j = table.degrees[a];
@@ -104,17 +171,5 @@ export function polynomialFeatures(x: Matrix, polynomial: ExpPolynomial, beta: n
     const root = Math.sqrt(Math.abs(w));
     weights[a] = side === 'query' && w < 0 ? -root : root;
   }
-  const out = features.data;
-  const k = table.size;
-  for (let a = 0; a < k; a++) {
-    const w = weights[a];
-    const col = a * rows;
-    for (let i = 0; i < rows; i++) out[i * k + a] = w * columns[col + i];
-  }
-  for (let t = 0; t < out.length; t++) {
-    if (!Number.isFinite(out[t])) {
-      throw new NonFiniteError(`polynomial features overflowed at row ${Math.floor(t / k)}: the inputs are far too large for degree ${polynomial.degree}`);
-    }
-  }
-  return features;
+  return { table, monomials, variableColumns, weights };
 }

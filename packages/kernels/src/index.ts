@@ -8,7 +8,14 @@ export {
   type ExpPolynomial,
   type PolynomialMethod,
 } from './polynomial.js';
-export { featureRank, monomialTable, polynomialFeatures, type MonomialTable, type FeatureSide } from './features.js';
+export {
+  featureRank,
+  monomialTable,
+  polynomialFeatures,
+  polynomialFeaturesBackward,
+  type MonomialTable,
+  type FeatureSide,
+} from './features.js';
 export { certifiedRange, checkQueryKey, type RangeReport } from './range.js';
 export {
   errorBoundFromDelta,

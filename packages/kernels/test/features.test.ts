@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromArray, full, InvalidArgumentError, matmul, NonFiniteError, randomNormal, Rng, scale } from '@almora/tensor';
-import { chebyshevExp, evaluatePolynomial, featureRank, monomialTable, polynomialFeatures, taylorExp } from '../src/index.js';
+import { fromArray, fromFlat, full, InvalidArgumentError, matmul, NonFiniteError, randomNormal, Rng, scale } from '@almora/tensor';
+import { chebyshevExp, evaluatePolynomial, featureRank, monomialTable, polynomialFeatures, polynomialFeaturesBackward, taylorExp } from '../src/index.js';
 
 function binomial(n: number, k: number): number {
   let r = 1;
@@ -76,5 +76,35 @@ describe('polynomial features', () => {
     expect(() => chebyshevExp(1.5, 1)).toThrow(InvalidArgumentError);
     expect(() => chebyshevExp(2, -1)).toThrow(InvalidArgumentError);
     expect(() => featureRank(-2, 1)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('polynomial feature backward pass', () => {
+  it('matches central finite differences of ⟨G, φ(x)⟩ (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 5 }), fc.constantFrom('query', 'key'), fc.integer(), (d, g, side, seed) => {
+        const rng = new Rng(seed);
+        const x = scale(randomNormal(3, d, rng), 0.7);
+        const polynomial = chebyshevExp(g, 2);
+        const weightsOfFeatures = randomNormal(3, featureRank(d, g), rng);
+        const objective = (input: typeof x) => {
+          const f = polynomialFeatures(input, polynomial, 0.8, side);
+          let s = 0;
+          for (let t = 0; t < f.data.length; t++) s += f.data[t] * weightsOfFeatures.data[t];
+          return s;
+        };
+        const grad = polynomialFeaturesBackward(x, polynomial, 0.8, side, weightsOfFeatures);
+        const h = 1e-6;
+        for (let t = 0; t < x.data.length; t++) {
+          const plus = fromFlat(x.rows, x.cols, Array.from(x.data));
+          const minus = fromFlat(x.rows, x.cols, Array.from(x.data));
+          plus.data[t] += h;
+          minus.data[t] -= h;
+          const numeric = (objective(plus) - objective(minus)) / (2 * h);
+          expect(Math.abs(grad.data[t] - numeric)).toBeLessThan(1e-6 * Math.max(1, Math.abs(numeric)));
+        }
+      }),
+      { numRuns: 150 },
+    );
   });
 });

@@ -26,6 +26,16 @@ function zipWith(a: Matrix, b: Matrix, op: string, fn: (x: number, y: number) =>
   return out;
 }
 
+/** target += source, in place (target may be a view, e.g. a block of a larger matrix). */
+export function addInto(target: Matrix, source: Matrix): void {
+  assertSameShape(target, source, 'addInto');
+  for (let i = 0; i < target.rows; i++) {
+    const t = target.offset + i * target.stride;
+    const s = source.offset + i * source.stride;
+    for (let j = 0; j < target.cols; j++) target.data[t + j] += source.data[s + j];
+  }
+}
+
 /** A + B, elementwise. */
 export function add(a: Matrix, b: Matrix): Matrix {
   return zipWith(a, b, 'add', (x, y) => x + y);

@@ -44,3 +44,13 @@ export class InvalidArgumentError extends AlmoraError {
     super('INVALID_ARGUMENT', message);
   }
 }
+
+/**
+ * The fast (low-rank) path was asked for where it cannot give a meaningful answer: e.g. the
+ * approximate softmax row sums are not all positive. The message says which norms are too large.
+ */
+export class OutOfRegimeError extends AlmoraError {
+  constructor(message: string) {
+    super('OUT_OF_REGIME', message);
+  }
+}

@@ -4,6 +4,7 @@ export {
   DTypeError,
   NonFiniteError,
   InvalidArgumentError,
+  OutOfRegimeError,
   type AlmoraErrorCode,
 } from './errors.js';
 export {
@@ -23,6 +24,7 @@ export { Rng, randomUniform, randomNormal, type UniformOptions, type NormalOptio
 export { matmul, type MatmulOptions } from './matmul.js';
 export {
   map,
+  addInto,
   add,
   sub,
   hadamard,

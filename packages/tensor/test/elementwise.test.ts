@@ -2,6 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   add,
+  addInto,
+  block,
+  zeros,
   colSums,
   DTypeError,
   exp,
@@ -53,6 +56,17 @@ describe('elementwise operations', () => {
     ]);
     expect(map(a, (x, i, j) => x + 10 * i + 100 * j).get(1, 2)).toBe(-6 + 10 + 200);
     expect(exp(fromArray([[0, 1]])).toArray()[0]).toEqual([1, Math.E]);
+  });
+
+  it('accumulates in place into a view', () => {
+    const target = zeros(3, 4);
+    addInto(block(target, 1, 1, 2, 3), a);
+    expect(target.toArray()).toEqual([
+      [0, 0, 0, 0],
+      [0, 1, -2, 3],
+      [0, -4, 5, -6],
+    ]);
+    expect(() => addInto(target, a)).toThrow(ShapeError);
   });
 
   it('scale rows and columns by a diagonal', () => {

@@ -1,0 +1,54 @@
+import { map, type Matrix, scaleRows, zeros } from '@almora/tensor';
+import type { HeadInput } from './head.js';
+import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
+
+/** Entrywise upper bounds on |∂̂ − ∂| for one head's ∂Q, ∂K, ∂V. */
+export interface HeadBound {
+  dq: Matrix;
+  dk: Matrix;
+  dv: Matrix;
+}
+
+function rowNorms(m: Matrix): Float64Array {
+  const out = new Float64Array(m.rows);
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    for (let j = 0; j < m.cols; j++) s += m.data[m.offset + i * m.stride + j] ** 2;
+    out[i] = Math.sqrt(s);
+  }
+  return out;
+}
+
+/**
+ * A rigorous entrywise bound on the error of the chained gradients of one head, from the
+ * certified softmax bound η (|f̂_ij − f_ij| ≤ η·f_ij, so ‖f̂_i − f_i‖₁ ≤ η) and data norms.
+ *
+ * With a = max_j‖v_j‖₂: ‖Ô_i − O_i‖ ≤ ηa and ‖ĉ_i − c_i‖ ≤ ηa. Writing p_ij = f_ij·c_i·(v_j − O_i)
+ * (∂loss/∂S) and using ‖v_j − Ô_i‖ ≤ 2a (Ô_i is a convex combination of the v_j):
+ *   |p̂_ij − p_ij| ≤ f_ij·ρ_i,  ρ_i = ηa(3‖ĉ_i‖ + (2+η)a).
+ * Hence |∂Q̂_il − ∂Q_il| ≤ β·ρ_i·max_j|K_jl|, |∂K̂ − ∂K| ≤ β/(1−η)·f̂ᵀ(diag(ρ)|Q|) (f ≤ f̂/(1−η)),
+ * and |∂V̂ − ∂V| ≤ η/(1−η)·f̂ᵀ(|ĉ| + a). Float rounding of the fast path (~1e-15 relative) is not
+ * included; it is far below any η the chooser picks.
+ */
+export function chainedGradientBound(input: HeadInput, f: LowRankSoftmax, c: Matrix, eta: number): HeadBound {
+  const { q, k, v, beta } = input;
+  if (!(eta < 1)) {
+    // The softmax certificate is void (δ ≥ 1): nothing can be said about the gradients.
+    const unbounded = (m: Matrix) => map(m, () => Number.POSITIVE_INFINITY);
+    return { dq: unbounded(q), dk: unbounded(k), dv: unbounded(v) };
+  }
+  const a = rowNorms(v).reduce((best, n) => Math.max(best, n), 0);
+  const cNorms = rowNorms(c);
+  const rho = cNorms.map((n) => eta * a * (3 * n + (2 + eta) * a));
+  const keyColumnMax = new Float64Array(k.cols);
+  for (let j = 0; j < k.rows; j++) {
+    for (let l = 0; l < k.cols; l++) keyColumnMax[l] = Math.max(keyColumnMax[l], Math.abs(k.data[k.offset + j * k.stride + l]));
+  }
+  const dq = zeros(q.rows, q.cols, { dtype: 'float64' });
+  for (let i = 0; i < q.rows; i++) for (let l = 0; l < q.cols; l++) dq.data[i * q.cols + l] = beta * rho[i] * keyColumnMax[l];
+  const absQ = map(q, Math.abs);
+  const inflate = 1 / (1 - eta);
+  const dk = map(applyFTransposed(f, scaleRows(absQ, rho)), (x) => beta * inflate * x);
+  const dv = map(applyFTransposed(f, map(c, (x) => Math.abs(x) + a)), (x) => eta * inflate * x);
+  return { dq, dk, dv };
+}

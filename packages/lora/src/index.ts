@@ -1,0 +1,29 @@
+export {
+  loraGradients,
+  type LoraOptions,
+  type LoraGradients,
+  type AdapterGradient,
+  type GradientReport,
+  type GradientErrorBound,
+  type GradientMethod,
+  type FastVariant,
+} from './gradients.js';
+export {
+  normalizeProblem,
+  TARGETS,
+  type LoraProblem,
+  type Adapter,
+  type CrossInput,
+  type SequenceInput,
+  type Target,
+  type NormalizedProblem,
+  type Sequence,
+} from './problem.js';
+export { exactHead, DEFAULT_BLOCK_SIZE } from './exact.js';
+export { chainedHead, cTerm, p1Term, p2Diagonal } from './chained.js';
+export { autodiffHead } from './autodiff.js';
+export { chainedGradientBound, type HeadBound } from './bound.js';
+export { buildSoftmax, planHead, applyF, applyFTransposed, type LowRankSoftmax, type SoftmaxFactorOptions } from './softmax-factors.js';
+export { lowRankApply, lowRankApplyTransposed, faceSplitFactor, stored, type RowFactor } from './low-rank.js';
+export { normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
+export type { HeadInput, HeadResult } from './head.js';

@@ -1,0 +1,61 @@
+import { matmul, maxAbs } from '@almora/tensor';
+import { TARGETS, type NormalizedProblem, type Target } from './problem.js';
+
+/** One of the paper's norm quantities (Remark 5.2), with √β folded in as in its Γ. */
+export interface NormQuantity {
+  /** The projection. */
+  target: Target;
+  /** 'frozen': ‖√β·X_μ·W*_μ‖∞; 'adapter': ‖√β·(α/r)·X_μ·B_μ·A_μ‖∞. */
+  part: 'frozen' | 'adapter';
+  /** The largest value over the batch. */
+  value: number;
+}
+
+/**
+ * The norms that decide the regime, for the projections that enter exp(β·QKᵀ): the frozen part of
+ * Q and K and, for each adapted one, the adapter's part — two quantities for partial adaptation's
+ * query side plus the frozen keys, four for full adaptation. Their sums bound Γ.
+ */
+export function normQuantities(p: NormalizedProblem): NormQuantity[] {
+  const out: NormQuantity[] = [];
+  const rootBeta = Math.sqrt(p.beta);
+  for (const target of TARGETS.filter((t) => t !== 'v')) {
+    const adapter = p.adapters[target];
+    let frozen = 0;
+    let adapted = 0;
+    for (const s of p.sequences) {
+      const x = target === 'q' ? s.xq : s.xk;
+      frozen = Math.max(frozen, rootBeta * maxAbs(matmul(x, p.frozen[target])));
+      if (adapter) adapted = Math.max(adapted, rootBeta * p.scaling * maxAbs(matmul(matmul(x, adapter.b), adapter.a)));
+    }
+    out.push({ target, part: 'frozen', value: frozen });
+    if (adapter) out.push({ target, part: 'adapter', value: adapted });
+  }
+  return out;
+}
+
+/** Predicted multiply-adds of one head on one sequence, per path (the 'auto' cost model). */
+export function predictedHeadCost(
+  queries: number,
+  keys: number,
+  headDim: number,
+  rank: number | undefined,
+  variant: 'chained' | 'autodiff',
+  causal: boolean,
+): { exact: number; fast: number | undefined } {
+  // Six L×L×d products plus one exp per score (counted as ~8 multiply-adds).
+  const exact = queries * keys * (6 * headDim + 8) * (causal ? 0.5 : 1);
+  if (rank === undefined) return { exact, fast: undefined };
+  const length = Math.max(queries, keys);
+  const causalBlock = causal ? 64 : 0;
+  const fast =
+    variant === 'chained'
+      ? length * rank * (4 * headDim * headDim + 12 * headDim + 2 + 2 * causalBlock * headDim)
+      : length * rank * (8 * (headDim + 1) + 6 + 4 * causalBlock);
+  return { exact, fast };
+}
+
+/** Scales a quantity for messages: 3 significant digits. */
+export function fmt(x: number): string {
+  return Number.isFinite(x) ? Number(x.toPrecision(3)).toString() : String(x);
+}
