@@ -65,15 +65,20 @@ function approximateLoss(input: HeadInput, polynomial: ExpPolynomial, centered: 
   return loss;
 }
 
-/** Builds f̂, or returns undefined when its row sums are not positive — allowed only when δ ≥ 1. */
+/**
+ * Builds f̂, or returns undefined when δ ≥ 1: then the polynomial may go negative, row sums may be
+ * near zero, and a 1e-12 comparison measures conditioning rather than algebra. Such a build must
+ * either succeed or fail with OutOfRegimeError.
+ */
 function buildOrSkip(input: HeadInput, plan: ReturnType<typeof planHead>) {
+  // δ < 1 guarantees positive row sums, so the build must succeed.
+  if (plan.bound!.expRelative < 1) return buildSoftmax(input.q, input.k, plan, input.beta, input.causal);
   try {
-    return buildSoftmax(input.q, input.k, plan, input.beta, input.causal);
+    buildSoftmax(input.q, input.k, plan, input.beta, input.causal);
   } catch (error) {
     expect(error).toBeInstanceOf(OutOfRegimeError);
-    expect(plan.bound!.expRelative).toBeGreaterThanOrEqual(1);
-    return undefined;
   }
+  return undefined;
 }
 
 const headCases = fc.record({
@@ -134,7 +139,7 @@ describe('fast gradients against dense evaluations of the same approximation', (
         const dq = polynomialFeaturesBackward(input.q, plan.polynomial!, input.beta, 'query', matmul(dA, vf));
         const dkTilde = polynomialFeaturesBackward(f.keys, plan.polynomial!, input.beta, 'key', matmul(dA, u, { transposeA: true }));
         const scaleOf = (m: Matrix) => Math.max(1, ...m.data.map(Math.abs));
-        expect(maxDifference(fast.output, o)).toBeLessThan(1e-12);
+        expect(maxDifference(fast.output, o)).toBeLessThan(1e-12 * scaleOf(o));
         expect(maxDifference(fast.dq, dq)).toBeLessThan(1e-12 * scaleOf(dq));
         expect(maxDifference(fast.dv, matmul(fDense, residual(o, input.y), { transposeA: true }))).toBeLessThan(1e-12 * scaleOf(fast.dv));
         if (!plan.range.centered) expect(maxDifference(fast.dk, dkTilde)).toBeLessThan(1e-12 * scaleOf(dkTilde));
