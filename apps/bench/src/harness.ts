@@ -123,7 +123,7 @@ async function packageVersion(name: string): Promise<string> {
 
 /** Reads the machine and the versions of almora's packages and peers. */
 export async function machineInfo(): Promise<MachineInfo> {
-  const names = ['@almora/tensor', '@almora/kernels', '@almora/lora', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'ml-matrix'];
+  const names = ['@almora/tensor', '@almora/kernels', '@almora/lora', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'ml-matrix'];
   const versions: Record<string, string> = {};
   for (const n of names) versions[n] = await packageVersion(n);
   return {
@@ -188,7 +188,9 @@ export async function writeReport(outDir: string, report: SuiteReport, machine: 
   const json = `${base}.json`;
   const csv = `${base}.csv`;
   const markdown = `${base}.md`;
-  await writeFile(json, `${JSON.stringify({ machine, command, ...report, plots: report.plots.map((p) => p.name) }, null, 2)}\n`);
+  // JSON has no Infinity or NaN; write them as strings rather than let them turn into null.
+  const keepNonFinite = (_key: string, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value);
+  await writeFile(json, `${JSON.stringify({ machine, command, ...report, plots: report.plots.map((p) => p.name) }, keepNonFinite, 2)}\n`);
   await writeFile(csv, toCsv(report.rows));
   const svgs: string[] = [];
   for (const plot of report.plots) {

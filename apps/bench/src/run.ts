@@ -45,7 +45,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   for (const name of names) {
     const report = await suites.get(name)!.run(context);
-    const command = `pnpm bench ${name}${quick ? ' --quick' : ''} --seed ${context.seed}`;
+    const flags = [quick ? ' --quick' : '', ` --seed ${context.seed}`, options.repeats ? ` --repeats ${context.repeats}` : '', options.budgetSeconds ? ` --budget ${context.budgetSeconds}` : ''];
+    const command = `pnpm bench ${name}${flags.join('')}`;
     results.push({ report, files: await writeReport(out, report, machine, command) });
   }
   return results;

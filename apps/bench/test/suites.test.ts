@@ -34,4 +34,46 @@ describe('bench suites in quick mode', () => {
     expect(svgs).toHaveLength(1);
     expect(svgs[0]).toMatch(/^<svg[\s\S]*<\/svg>$/);
   });
+
+  it('scaling times every almora method and the tfjs peers, and its findings match its rows', async () => {
+    const { json, md, svgs } = await runQuick('scaling');
+    const methods = new Set(json.rows.map((r) => r.method));
+    for (const m of ['almora exact', 'almora fast chained g2', 'almora fast chained g4', 'almora fast autodiff g2', 'almora fast autodiff g4', 'tfjs-wasm autograd', 'tfjs-cpu autograd']) {
+      expect(methods.has(m)).toBe(true);
+    }
+    for (const row of json.rows) {
+      expect(row.seconds as number).toBeGreaterThan(0);
+      if (String(row.method).startsWith('almora fast')) expect(row.relativeGradientError as number).toBeLessThan(0.05);
+    }
+    const time = (method: string, L: number) => json.rows.find((r) => r.method === method && r.L === L && r.adaptation === 'partial')!.seconds as number;
+    const ratio = time('almora exact', 256) / time('almora fast autodiff g2', 256);
+    expect(md).toContain(`d=8 partial: almora fast autodiff g2 vs almora exact: ${ratio > 1 ? 'faster' : 'never'}`);
+    expect(md).toContain(`at L=256 ${ratio.toFixed(1)}×`);
+    expect(md).toMatch(/torch-cpu autograd: PyTorch|PyTorch peer skipped/);
+    expect(svgs).toHaveLength(2);
+  });
+
+  it('phase sweeps Γ and degree and never finds the certified bound below the measured error', async () => {
+    const { json, md, svgs } = await runQuick('phase');
+    const errors = json.rows.filter((r) => r.table === 'error');
+    expect(errors).toHaveLength(3 * 4);
+    for (const row of errors) {
+      if (typeof row.measuredError === 'number' && row.certifiedGradientBound !== 'Infinity') expect(row.certifiedGradientBound as number).toBeGreaterThanOrEqual(row.measuredError);
+    }
+    const low = errors.find((r) => r.gamma === 0.25 && r.degree === 8)!.measuredError as number;
+    const high = errors.find((r) => r.gamma === 3 && r.degree === 8)!.measuredError as number;
+    expect(low).toBeLessThan(high);
+    expect(md).toContain(`in all ${errors.length} cases`);
+    expect(json.rows.filter((r) => r.table === 'variants')).toHaveLength(3 * 4);
+    expect(svgs).toHaveLength(3);
+  });
+
+  it('approx compares certified polynomial features with FAVOR+ at equal rank', async () => {
+    const { json, md } = await runQuick('approx');
+    const poly = json.rows.filter((r) => r.method === 'polynomial (Taylor)');
+    const favor = json.rows.filter((r) => r.method === 'FAVOR+');
+    expect(poly.map((r) => r.rank)).toEqual(favor.map((r) => r.rank));
+    const rank15 = poly.find((r) => r.rank === 15)!;
+    expect(md).toContain(`rank 15: polynomial error ${(rank15.outputError as number).toExponential(2)}`);
+  });
 });

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+// The union package, not tfjs-core alone: only it registers the gradients tf.grads needs.
+import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 /** The tfjs backends almora is compared with: its pure-JS cpu backend and its SIMD WebAssembly backend. */

@@ -1,5 +1,8 @@
 import type { Suite } from '../harness.js';
 import { matmulSuite } from './matmul.js';
+import { scalingSuite } from './scaling.js';
+import { phaseSuite } from './phase.js';
+import { approxSuite } from './approx.js';
 
 /** Every suite, by the name given on the command line. */
-export const suites: ReadonlyMap<string, Suite> = new Map([matmulSuite].map((s) => [s.name, s]));
+export const suites: ReadonlyMap<string, Suite> = new Map([scalingSuite, phaseSuite, matmulSuite, approxSuite].map((s) => [s.name, s]));

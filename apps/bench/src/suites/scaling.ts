@@ -1,0 +1,207 @@
+import { loraGradients, type LoraOptions } from '@almora/lora';
+import { Rng } from '@almora/tensor';
+import type { Cell, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
+import { ADAPTED, benchProblem, relativeGradientError, type Adaptation } from '../problems.js';
+import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
+import { runTorchPeer } from '../peers/torch.js';
+import { logLogSlope, median } from '../stats.js';
+import { linePlot } from '../svg.js';
+
+const GAMMA = 0.5;
+const RANK = 4;
+
+interface AlmoraMethod {
+  name: string;
+  options: LoraOptions;
+  exact: boolean;
+}
+
+const ALMORA: AlmoraMethod[] = [
+  { name: 'almora exact', options: { method: 'exact' }, exact: true },
+  { name: 'almora fast chained g2', options: { method: 'fast', degree: 2, variant: 'chained' }, exact: false },
+  { name: 'almora fast chained g4', options: { method: 'fast', degree: 4, variant: 'chained' }, exact: false },
+  { name: 'almora fast autodiff g2', options: { method: 'fast', degree: 2, variant: 'autodiff' }, exact: false },
+  { name: 'almora fast autodiff g4', options: { method: 'fast', degree: 4, variant: 'autodiff' }, exact: false },
+];
+const TFJS_WASM = 'tfjs-wasm autograd';
+const TFJS_CPU = 'tfjs-cpu autograd';
+const TORCH = 'torch-cpu autograd';
+const EXACT_METHODS = ['almora exact', TFJS_WASM, TFJS_CPU, TORCH];
+/** tf.grads keeps about five L×L float32 matrices alive; wasm32 memory stops at 4 GiB. */
+const WASM_MEMORY_BYTES = 3.5 * 2 ** 30;
+
+/** Predicted seconds at `length` from the method's measured points (slope of its last two, at least 1). */
+function predict(points: [number, number][], length: number): number {
+  if (points.length === 0) return 0;
+  const [l1, t1] = points[points.length - 1];
+  const slope = points.length >= 2 ? Math.min(2.2, Math.max(1, logLogSlope(points.slice(-2)))) : 2;
+  return t1 * (length / l1) ** slope;
+}
+
+/** The issue's targets, checked against the measured rows (d=16, partial, Γ=0.5, degree 2, L=16,384). */
+function goals(rows: Row[]): string[] {
+  const at = (method: string) => rows.find((r) => r.d === 16 && r.adaptation === 'partial' && r.L === 16384 && r.method === method);
+  const fast = at('almora fast chained g2') ?? undefined;
+  const lines: string[] = [];
+  if (!fast) return ['Goal check (d=16, partial, L=16,384) not available in this run.'];
+  const fastSeconds = fast.seconds as number;
+  for (const [method, target] of [
+    [TFJS_WASM, 50],
+    ['almora exact', 10],
+  ] as const) {
+    const other = at(method);
+    lines.push(
+      other
+        ? `Goal: at L=16,384, d=16, degree 2, fast chained is ${((other.seconds as number) / fastSeconds).toFixed(1)}× faster than ${method} (target ≥ ${target}×).`
+        : `Goal: ${method} did not run at L=16,384 (see notes), so the ≥ ${target}× target is not measured.`,
+    );
+  }
+  const error = fast.relativeGradientError;
+  lines.push(typeof error === 'number' ? `Goal: relative gradient error of fast chained g2 at L=16,384: ${error.toExponential(2)} (target ≤ 1e-3).` : 'Goal: gradient error at L=16,384 not measured (exact did not run).');
+  return lines;
+}
+
+/** Times forward+backward to all LoRA gradients vs sequence length, almora and peers in one run. */
+export const scalingSuite: Suite = {
+  name: 'scaling',
+  title: 'Scaling: forward+backward to every LoRA gradient vs sequence length',
+  async run(context: SuiteContext): Promise<SuiteReport> {
+    const lengths = context.quick ? [128, 256] : [256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
+    const dims = context.quick ? [8] : [8, 16];
+    const adaptations: Adaptation[] = ['partial', 'full'];
+    const rows: Row[] = [];
+    const rawTimings: Record<string, number[]> = {};
+    const notes: string[] = [];
+    const findings: string[] = [];
+    const plots = [];
+    context.progress.start('scaling', dims.length * adaptations.length * lengths.length);
+    for (const d of dims) {
+      for (const adaptation of adaptations) {
+        const config = `d=${d} ${adaptation}`;
+        const series = new Map<string, [number, number][]>();
+        const skipped = new Set<string>();
+        const record = (method: string, length: number, times: number[], error: Cell) => {
+          const seconds = median(times);
+          rows.push({ d, adaptation, L: length, method, seconds, relativeGradientError: error });
+          rawTimings[`${method} ${config} L=${length}`] = times;
+          series.set(method, [...(series.get(method) ?? []), [length, seconds]]);
+        };
+        const overBudget = (method: string, length: number) => {
+          if (skipped.has(method)) return true;
+          const predicted = predict(series.get(method) ?? [], length);
+          if (predicted > context.budgetSeconds) {
+            skipped.add(method);
+            notes.push(`${config}: ${method} skipped from L=${length} on: predicted ${predicted.toFixed(1)} s per run > budget ${context.budgetSeconds} s`);
+            return true;
+          }
+          return false;
+        };
+        for (const length of lengths) {
+          const problem = benchProblem({ length, d, rank: RANK, adaptation, gamma: GAMMA }, new Rng(context.seed + length));
+          const active = ALMORA.filter((m) => !overBudget(m.name, length));
+          const times = new Map<string, number[]>(active.map((m) => [m.name, []]));
+          const grads = new Map<string, ReturnType<typeof loraGradients>['grads']>();
+          for (const m of active) if (predict(series.get(m.name) ?? [], length) < 1) loraGradients(problem, m.options);
+          const repeats = active.some((m) => predict(series.get(m.name) ?? [], length) > 5) ? 1 : context.repeats;
+          for (let r = 0; r < repeats; r++) {
+            for (const m of active) {
+              const t0 = performance.now();
+              const result = loraGradients(problem, m.options);
+              times.get(m.name)!.push((performance.now() - t0) / 1000);
+              grads.set(m.name, result.grads);
+            }
+          }
+          const exact = grads.get('almora exact');
+          for (const m of active) record(m.name, length, times.get(m.name)!, exact && !m.exact ? relativeGradientError(grads.get(m.name)!, exact) : null);
+          for (const [method, backend] of [
+            [TFJS_WASM, 'wasm'],
+            [TFJS_CPU, 'cpu'],
+          ] as const) {
+            if (backend === 'wasm' && 5 * 4 * length * length > WASM_MEMORY_BYTES && !skipped.has(method)) {
+              skipped.add(method);
+              notes.push(`${config}: ${method} skipped from L=${length} on: its ~5 L×L float32 intermediates exceed the 4 GiB wasm32 memory`);
+            }
+            if (overBudget(method, length)) continue;
+            try {
+              const peer = await tfjsLoraGradients(backend, problem);
+              const peerTimes: number[] = [];
+              if (predict(series.get(method) ?? [], length) < 1) peer.run();
+              for (let r = 0; r < repeats; r++) {
+                const t0 = performance.now();
+                peer.run();
+                peerTimes.push((performance.now() - t0) / 1000);
+              }
+              peer.dispose();
+              record(method, length, peerTimes, null);
+            } catch (error) {
+              skipped.add(method);
+              notes.push(`${config}: ${method} failed at L=${length}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+            }
+          }
+          context.progress.tick(`${config} L=${length}`);
+        }
+        const torch = runTorchPeer({ lengths, d, rank: RANK, adaptation, repeats: context.repeats, budget: context.budgetSeconds, seed: context.seed });
+        if (!torch.available) {
+          if (!notes.includes(torch.note)) notes.push(torch.note);
+        } else {
+          for (const length of lengths) {
+            const r = torch.results[String(length)];
+            if (r?.times) record(TORCH, length, r.times, null);
+            else if (r?.error) notes.push(`${config}: ${TORCH} failed at L=${length}: ${r.error}`);
+          }
+          const note = `${TORCH}: PyTorch ${torch.version} from Debian's python3-torch, float32, ${torch.threads} threads, run in its own process after the JavaScript methods`;
+          if (!notes.includes(note)) notes.push(note);
+        }
+        const fitFrom = context.quick ? 0 : 2048;
+        for (const [method, points] of series) {
+          const fit = points.filter(([l]) => l >= fitFrom);
+          if (fit.length >= 2) findings.push(`${config}: ${method} log-log slope ${logLogSlope(fit).toFixed(2)} over L ≥ ${fit[0][0]}.`);
+        }
+        for (const fast of ['almora fast chained g2', 'almora fast autodiff g2']) {
+          for (const exactMethod of EXACT_METHODS) {
+            const f = series.get(fast);
+            const e = series.get(exactMethod);
+            if (!f || !e) continue;
+            const crossing = f.find(([l, t]) => {
+              const other = e.find(([le]) => le === l);
+              return other !== undefined && t < other[1];
+            });
+            const common = f.filter(([l]) => e.some(([le]) => le === l));
+            if (common.length === 0) continue;
+            const [lastL, lastT] = common[common.length - 1];
+            const ratio = e.find(([le]) => le === lastL)![1] / lastT;
+            findings.push(
+              `${config}: ${fast} vs ${exactMethod}: ${crossing ? `faster from L=${crossing[0]}` : 'never faster in the measured range'}; at L=${lastL} ${ratio.toFixed(1)}× ${ratio >= 1 ? 'faster' : 'slower'}.`,
+            );
+          }
+        }
+        plots.push({
+          name: `d${d}-${adaptation}`,
+          svg: linePlot({
+            title: `Time to every LoRA gradient vs L (d=${d}, ${adaptation}: ${ADAPTED[adaptation].join(', ')}; Γ=${GAMMA})`,
+            xLabel: 'sequence length L',
+            yLabel: 'seconds (median)',
+            logX: true,
+            logY: true,
+            series: [...series].map(([name, points]) => ({ name, points, dashed: !name.startsWith('almora fast') })),
+          }),
+        });
+      }
+    }
+    context.progress.finish();
+    findings.unshift(...goals(rows));
+    return {
+      suite: 'scaling',
+      title: scalingSuite.title,
+      parameters: { lengths, dims, adaptations, gamma: GAMMA, rank: RANK, repeats: context.repeats, budgetSeconds: context.budgetSeconds, seed: context.seed },
+      rows,
+      rawTimings,
+      findings,
+      notes: [
+        `Single head, β = 1/√d, r = ${RANK}, α = 2r, X scaled so that Γ = ${GAMMA} exactly; almora in float64 on one thread, tfjs in float32. Almora methods are interleaved repeat by repeat; each tfjs backend is timed right after them at the same L. relativeGradientError is max|Ĝ − G|/max|G| over every adapter gradient against almora exact at the same L.`,
+        ...notes,
+      ],
+      plots,
+    };
+  },
+};
