@@ -19,3 +19,4 @@ export {
 } from './harness.js';
 export { median, logLogSlope } from './stats.js';
 export { linePlot, type PlotSpec, type Series, type Marker } from './svg.js';
+export { Progress } from './progress.js';

@@ -95,10 +95,12 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
   const range = certifiedRange(q, k, options.beta, options.centerKeys ?? false);
   let polynomial: ExpPolynomial | undefined;
   let bound: ErrorBound | undefined;
-  if (options.degree !== undefined) {
+  // When the norms are so large that R overflowed, nothing can be certified at any degree.
+  const finite = range.range < Number.POSITIVE_INFINITY;
+  if (finite && options.degree !== undefined) {
     polynomial = expPolynomial(method, options.degree, range.range);
     bound = certifyPolynomial(polynomial, range.range);
-  } else {
+  } else if (finite) {
     const choice = chooseDegree(range.range, epsilon, method, options.maxDegree ?? DEFAULT_MAX_DEGREE);
     polynomial = choice?.polynomial;
     bound = choice?.bound;

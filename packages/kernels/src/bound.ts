@@ -49,6 +49,7 @@ export const DEFAULT_MAX_DEGREE = 24;
 export function chooseDegree(range: number, epsilon: number, method: PolynomialMethod, maxDegree = DEFAULT_MAX_DEGREE): DegreeChoice | undefined {
   if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
   if (!Number.isInteger(maxDegree) || maxDegree < 0) throw new InvalidArgumentError(`maxDegree must be a non-negative integer, got ${maxDegree}`);
+  if (range === Number.POSITIVE_INFINITY) return undefined;
   for (let degree = 0; degree <= maxDegree; degree++) {
     const polynomial = expPolynomial(method, degree, range);
     const bound = certifyPolynomial(polynomial, range);

@@ -22,8 +22,8 @@ function checkDegree(degree: number): void {
 }
 
 function checkRange(range: number): void {
-  if (!Number.isFinite(range) || range < 0) {
-    throw new InvalidArgumentError(`range must be finite and ≥ 0, got ${range}`);
+  if (Number.isNaN(range) || range < 0) {
+    throw new InvalidArgumentError(`range must be ≥ 0, got ${range}`);
   }
 }
 
@@ -47,6 +47,7 @@ export function taylorExp(degree: number): ExpPolynomial {
 export function chebyshevExp(degree: number, range: number): ExpPolynomial {
   checkDegree(degree);
   checkRange(range);
+  if (range === Number.POSITIVE_INFINITY) throw new InvalidArgumentError('chebyshevExp needs a finite range');
   if (range === 0) return { method: 'chebyshev', coefficients: [1, ...new Array<number>(degree).fill(0)], degree, range };
   const n = degree + 1;
   // Chebyshev coefficients a_j of exp(range·x) on x ∈ [−1, 1] from samples at first-kind nodes.
@@ -111,6 +112,7 @@ const UNIT_ROUNDOFF = 2 ** -53;
  */
 export function relativeErrorBound(coefficients: readonly number[], range: number): number {
   checkRange(range);
+  if (range === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
   if (coefficients.length === 0) return 1;
   for (const c of coefficients) if (!Number.isFinite(c)) throw new NonFiniteError(`polynomial coefficient ${c} is not finite`);
   const g = coefficients.length - 1;

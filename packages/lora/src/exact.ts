@@ -1,8 +1,45 @@
-import { addInto, block, matmul, sliceRows, zeros } from '@almora/tensor';
+import { addInto, block, matmul, type Matrix, sliceRows, zeros } from '@almora/tensor';
 import type { HeadInput, HeadResult } from './head.js';
 
 /** Query rows per block of the exact path: memory is O(block·L), never L×L. */
 export const DEFAULT_BLOCK_SIZE = 128;
+
+/**
+ * f = D⁻¹exp(β·Q_b·Kᵀ) for one block of query rows starting at row `start`: the row maximum is
+ * subtracted first so exp never overflows (it cancels in D⁻¹); causal masking zeroes keys j > i.
+ */
+function softmaxBlock(qb: Matrix, kb: Matrix, beta: number, causal: boolean, start: number): Matrix {
+  const f = matmul(qb, kb, { transposeB: true });
+  const keys = kb.rows;
+  for (let r = 0; r < qb.rows; r++) {
+    const base = r * keys;
+    const allowed = causal ? start + r + 1 : keys;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let j = 0; j < allowed; j++) max = Math.max(max, beta * f.data[base + j]);
+    let sum = 0;
+    for (let j = 0; j < allowed; j++) {
+      const e = Math.exp(beta * f.data[base + j] - max);
+      f.data[base + j] = e;
+      sum += e;
+    }
+    const inverse = 1 / sum;
+    for (let j = 0; j < allowed; j++) f.data[base + j] *= inverse;
+    for (let j = allowed; j < keys; j++) f.data[base + j] = 0;
+  }
+  return f;
+}
+
+/** O = f·V for one head, blocked like {@link exactHead} but with no backward pass. */
+export function exactForwardHead(q: Matrix, k: Matrix, v: Matrix, beta: number, causal: boolean, blockSize = DEFAULT_BLOCK_SIZE): Matrix {
+  const output = zeros(q.rows, v.cols, { dtype: q.dtype });
+  for (let start = 0; start < q.rows; start += blockSize) {
+    const end = Math.min(start + blockSize, q.rows);
+    const keys = causal ? end : k.rows;
+    const f = softmaxBlock(sliceRows(q, start, end), sliceRows(k, 0, keys), beta, causal, start);
+    addInto(sliceRows(output, start, end), matmul(f, sliceRows(v, 0, keys)));
+  }
+  return output;
+}
 
 /**
  * Exact loss, output and gradients of one head — the paper's Theorem F.1 — in Θ(L²·d) time and
@@ -32,23 +69,8 @@ export function exactHead(input: HeadInput, blockSize = DEFAULT_BLOCK_SIZE): Hea
     const qb = sliceRows(q, start, end);
     const kb = sliceRows(k, 0, keys);
     const vb = sliceRows(v, 0, keys);
-    const f = matmul(qb, kb, { transposeB: true });
+    const f = softmaxBlock(qb, kb, beta, causal, start);
     const rows = end - start;
-    for (let r = 0; r < rows; r++) {
-      const base = r * keys;
-      const allowed = causal ? start + r + 1 : keys;
-      let max = Number.NEGATIVE_INFINITY;
-      for (let j = 0; j < allowed; j++) max = Math.max(max, beta * f.data[base + j]);
-      let sum = 0;
-      for (let j = 0; j < allowed; j++) {
-        const e = Math.exp(beta * f.data[base + j] - max);
-        f.data[base + j] = e;
-        sum += e;
-      }
-      const inverse = 1 / sum;
-      for (let j = 0; j < allowed; j++) f.data[base + j] *= inverse;
-      for (let j = allowed; j < keys; j++) f.data[base + j] = 0;
-    }
     const ob = matmul(f, vb);
     const c = zeros(rows, dh, { dtype });
     const rowDot = new Float64Array(rows);

@@ -19,7 +19,8 @@ export {
   type NormalizedProblem,
   type Sequence,
 } from './problem.js';
-export { exactHead, DEFAULT_BLOCK_SIZE } from './exact.js';
+export { exactHead, exactForwardHead, DEFAULT_BLOCK_SIZE } from './exact.js';
+export { attentionForward, type ForwardOptions } from './forward.js';
 export { chainedHead, cTerm, p1Term, p2Diagonal } from './chained.js';
 export { autodiffHead } from './autodiff.js';
 export { chainedGradientBound, type HeadBound } from './bound.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { toDType, type Matrix } from '@almora/tensor';
-import { loraGradients, type LoraProblem, type Target } from '../src/index.js';
+import { add, matmul, scale, toDType, type Matrix } from '@almora/tensor';
+import { attentionForward, loraGradients, type LoraProblem, type Target } from '../src/index.js';
 import { denseProblem, maxDifference, nudged, randomProblem, relativeError, type ProblemShape } from './reference.js';
 
 const cases: [string, ProblemShape][] = [
@@ -72,5 +72,19 @@ describe('exact LoRA gradients', () => {
     expect(r32.grads.q!.a.dtype).toBe('float32');
     for (const t of ['q', 'k', 'v'] as const) expect(relativeError(r32.grads[t]!.b, r64.grads[t]!.b)).toBeLessThan(1e-4);
     expect(maxDifference(r32.output as Matrix, r64.output as Matrix)).toBeLessThan(1e-4);
+  });
+});
+
+describe('attentionForward', () => {
+  it('equals the output of the exact gradient pass, multi-head and causal', () => {
+    const problem = randomProblem({ length: 30, dIn: 4, dOut: 6, r: 2, heads: 3, targets: ['q', 'v'], causal: true }, 15);
+    const withAdapters = loraGradients(problem, { method: 'exact' });
+    const s = problem.alpha / 2;
+    const w = (t: 'q' | 'k' | 'v') => {
+      const ad = problem.adapters[t];
+      return ad ? add(problem.weights[t], scale(matmul(ad.b, ad.a), s)) : problem.weights[t];
+    };
+    const out = attentionForward(problem.x as Matrix, { q: w('q'), k: w('k'), v: w('v') }, { heads: 3, causal: true });
+    expect(maxDifference(out, withAdapters.output as Matrix)).toBeLessThan(1e-14);
   });
 });

@@ -1,0 +1,82 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Adapter, Target } from '@almora/lora';
+import { fromFlat, InvalidArgumentError, transpose } from '@almora/tensor';
+import { writeFileAtomic } from './checkpoint.js';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsDType, type SafetensorsTensor } from './safetensors.js';
+
+/** LoRA adapters with their hyper-parameters, as PEFT stores them. */
+export interface PeftAdapters {
+  adapters: Partial<Record<Target, Adapter>>;
+  rank: number;
+  alpha: number;
+}
+
+const MODULE: Record<Target, string> = { q: 'q_proj', k: 'k_proj', v: 'v_proj' };
+const PREFIX = 'base_model.model.attention';
+
+function key(target: Target, which: 'lora_A' | 'lora_B'): string {
+  return `${PREFIX}.${MODULE[target]}.${which}.weight`;
+}
+
+/**
+ * Writes `adapter_config.json` and `adapter_model.safetensors` in PEFT's layout. PEFT's nn.Linear
+ * computes x·(W₀ + s·B_p·A_p)ᵀ with A_p ∈ R^{r×d_in}, B_p ∈ R^{d_out×r}; the paper's
+ * W = W* + s·B·A has B ∈ R^{d_in×r}, A ∈ R^{r×d_out}; so lora_A = Bᵀ and lora_B = Aᵀ.
+ */
+export async function exportPeft(dir: string, peft: PeftAdapters, dtype: SafetensorsDType = 'F32'): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tensors: Record<string, SafetensorsTensor> = {};
+  const targets = (Object.keys(peft.adapters) as Target[]).sort();
+  for (const t of targets) {
+    const { a, b } = peft.adapters[t]!;
+    const data = (m: ReturnType<typeof transpose>) => (dtype === 'F32' ? Float32Array.from(m.toFlat()) : Float64Array.from(m.toFlat()));
+    tensors[key(t, 'lora_A')] = { dtype, shape: [b.cols, b.rows], data: data(transpose(b)) };
+    tensors[key(t, 'lora_B')] = { dtype, shape: [a.cols, a.rows], data: data(transpose(a)) };
+  }
+  const config = {
+    peft_type: 'LORA',
+    task_type: null,
+    base_model_name_or_path: null,
+    r: peft.rank,
+    lora_alpha: peft.alpha,
+    target_modules: targets.map((t) => MODULE[t]),
+    lora_dropout: 0,
+    bias: 'none',
+    fan_in_fan_out: false,
+    use_rslora: false,
+    inference_mode: true,
+  };
+  await writeFileAtomic(path.join(dir, 'adapter_config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  await writeFileAtomic(path.join(dir, 'adapter_model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));
+}
+
+/** Reads adapters written by {@link exportPeft} or by PEFT itself (for these module names). */
+export async function importPeft(dir: string): Promise<PeftAdapters> {
+  const config = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  if (config.peft_type !== 'LORA') throw new InvalidArgumentError(`adapter_config.json: peft_type is ${JSON.stringify(config.peft_type)}, expected "LORA"`);
+  if (config.use_rslora === true) throw new InvalidArgumentError('adapter_config.json: use_rslora scales by α/√r, which almora does not use');
+  const rank = config.r;
+  const alpha = config.lora_alpha;
+  if (!Number.isInteger(rank) || (rank as number) <= 0) throw new InvalidArgumentError(`adapter_config.json: r must be a positive integer, got ${JSON.stringify(rank)}`);
+  if (typeof alpha !== 'number' || !(alpha > 0)) throw new InvalidArgumentError(`adapter_config.json: lora_alpha must be a positive number, got ${JSON.stringify(alpha)}`);
+  const modules = config.target_modules;
+  if (!Array.isArray(modules)) throw new InvalidArgumentError('adapter_config.json: target_modules must be a list');
+  const file = decodeSafetensors(new Uint8Array(await readFile(path.join(dir, 'adapter_model.safetensors'))));
+  const adapters: Partial<Record<Target, Adapter>> = {};
+  for (const module of modules) {
+    const target = (Object.keys(MODULE) as Target[]).find((t) => MODULE[t] === module);
+    if (!target) throw new InvalidArgumentError(`adapter_config.json: target module "${String(module)}" is not one of q_proj, k_proj, v_proj`);
+    const loraA = file.tensors[key(target, 'lora_A')];
+    const loraB = file.tensors[key(target, 'lora_B')];
+    if (!loraA || !loraB) throw new InvalidArgumentError(`adapter_model.safetensors has no ${key(target, loraA ? 'lora_B' : 'lora_A')}`);
+    if (loraA.shape.length !== 2 || loraB.shape.length !== 2 || loraA.shape[0] !== rank || loraB.shape[1] !== rank) {
+      throw new InvalidArgumentError(`${MODULE[target]}: lora_A is [${loraA.shape}] and lora_B is [${loraB.shape}]; expected [${rank}, d_in] and [d_out, ${rank}]`);
+    }
+    adapters[target] = {
+      b: transpose(fromFlat(loraA.shape[0], loraA.shape[1], Float64Array.from(loraA.data))),
+      a: transpose(fromFlat(loraB.shape[0], loraB.shape[1], Float64Array.from(loraB.data))),
+    };
+  }
+  return { adapters, rank: rank as number, alpha };
+}

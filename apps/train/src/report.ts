@@ -1,0 +1,79 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { linePlot } from '@almora/bench';
+import type { TrainConfig } from './config.js';
+import type { RunResult } from './trainer.js';
+
+function pathCounts(run: RunResult): string {
+  const fast = run.records.filter((r) => r.method === 'fast').length;
+  return `${fast} fast, ${run.records.length - fast} exact`;
+}
+
+function gammaRange(run: RunResult): string {
+  const g = run.records.map((r) => r.gamma);
+  return g.length === 0 ? '—' : `${Math.min(...g).toFixed(3)} … ${Math.max(...g).toFixed(3)}`;
+}
+
+function summaryRow(name: string, run: RunResult): string {
+  const last = run.records[run.records.length - 1];
+  const errors = Object.entries(run.deltaErrors)
+    .map(([t, e]) => `${t}: ${e!.toFixed(3)}`)
+    .join(', ');
+  const stepTime = run.records.reduce((s, r) => s + r.seconds, 0) / Math.max(1, run.records.length);
+  return `| ${name} | ${run.initialLoss.toPrecision(4)} → ${last ? last.loss.toPrecision(4) : '—'} | ${errors} | ${stepTime.toFixed(3)} s | ${pathCounts(run)} | ${gammaRange(run)} |`;
+}
+
+/**
+ * Writes the run folder's `loss.svg` (every run's loss per step) and `report.md`: config, final
+ * loss, the relative error of each learned (α/r)·BA against the hidden ΔW, time per step, the path
+ * each step took and why, Γ, and — with a side-by-side exact run — how the two compare.
+ */
+export async function writeReport(runDir: string, config: TrainConfig, main: RunResult, reference: RunResult | undefined): Promise<string> {
+  const runs: [string, RunResult][] = [[`${main.method}${config.gammaBound > 0 ? ` + norm control (Γ ≤ ${config.gammaBound})` : ''}`, main]];
+  if (reference) runs.push(['exact (side by side)', reference]);
+  await writeFile(
+    path.join(runDir, 'loss.svg'),
+    linePlot({
+      title: 'Training loss per step',
+      xLabel: 'step',
+      yLabel: '½‖O − Y‖² per sequence',
+      logY: true,
+      series: runs.map(([name, run]) => ({ name, points: run.records.map((r) => [r.step + 1, r.loss] as [number, number]) })),
+    }),
+  );
+  const reasons = new Map<string, number>();
+  for (const r of main.records) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+  const lines = [
+    '# almora training report',
+    '',
+    `Task: the paper's setting (Definition 1.2) — a teacher head with frozen W* plus a hidden rank-${config.rank} ΔW on ${config.targets.join(', ')}; ${config.sequences} sequences of L = ${config.length}, d = ${config.dim}, ${config.heads} head(s)${config.causal ? ', causal' : ''}. The student starts from W* and learns A, B.`,
+    '',
+    '| run | loss (first → last step) | ‖(α/r)BA − ΔW‖/‖ΔW‖ | time per step | paths | Γ per step |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...runs.map(([name, run]) => summaryRow(name, run)),
+    '',
+  ];
+  if (reference) {
+    const mainStep = main.records.reduce((s, r) => s + r.seconds, 0) / Math.max(1, main.records.length);
+    const refStep = reference.records.reduce((s, r) => s + r.seconds, 0) / Math.max(1, reference.records.length);
+    const worst = Math.max(...Object.keys(main.deltaErrors).map((t) => Math.abs(main.deltaErrors[t as 'q']! - reference.deltaErrors[t as 'q']!)));
+    lines.push(
+      `Side by side on the same seed: ${main.method} took ${mainStep.toFixed(3)} s per step and exact ${refStep.toFixed(3)} s (${(refStep / mainStep).toFixed(2)}× ${refStep >= mainStep ? 'faster' : 'slower'}); the learned updates' relative errors differ by at most ${worst.toFixed(4)}.`,
+      '',
+    );
+  }
+  lines.push('## Why each step took its path', '', ...[...reasons].map(([reason, count]) => `- ${count} step(s): ${reason}`), '');
+  if (config.gammaBound > 0) {
+    const rescaled = main.records.filter((r) => r.rescaled).length;
+    lines.push(
+      '## Norm control',
+      '',
+      `Γ of the adapted Q and K was kept ≤ ${config.gammaBound} by rescaling B after a step: it fired on ${rescaled} of ${main.records.length} steps. Γ over the data after each step: ${Math.min(...main.records.map((r) => r.gammaAfter)).toFixed(3)} … ${Math.max(...main.records.map((r) => r.gammaAfter)).toFixed(3)}.${main.records.some((r) => r.gammaAfter > config.gammaBound * (1 + 1e-12)) ? ' Where Γ stayed above the bound, the frozen W* part alone exceeds it: the control can only shrink the adapters; pre-normalise X (normalizeInputs) to lower it.' : ''}${reference ? ' The exact run beside it has no norm control, so the table above shows what the constraint cost in quality.' : ''}`,
+      '',
+    );
+  }
+  lines.push('## Config', '', '```json', JSON.stringify(config, null, 2), '```', '', '![loss](loss.svg)', '', 'Adapters (PEFT format): `adapters/` of each run; metrics: `metrics.jsonl`.', '');
+  const file = path.join(runDir, 'report.md');
+  await writeFile(file, lines.join('\n'));
+  return file;
+}

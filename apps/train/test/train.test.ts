@@ -1,0 +1,133 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CheckpointError, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
+
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
+const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), 'almora-train-'));
+}
+
+function runCli(args: string[]) {
+  return spawnSync(process.execPath, [cli, 'train', ...args], { encoding: 'utf8' });
+}
+
+describe('almora train', () => {
+  it('resumes a run killed mid-way and ends with exactly the adapters of an uninterrupted run', async () => {
+    const whole = await tempDir();
+    const killed = await tempDir();
+    const args = [...small, '--steps', '150', '--checkpoint-every', '5'];
+    expect(runCli([...args, '--run-dir', whole]).status).toBe(0);
+    const child = spawn(process.execPath, [cli, 'train', ...args, '--run-dir', killed], { stdio: 'ignore' });
+    const checkpoints = path.join(killed, 'exact', 'checkpoints');
+    let killedAt = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(async () => {
+        const files = await listCheckpoints(checkpoints);
+        const newest = files.at(-1);
+        if (newest && Number(/step-(\d+)/.exec(newest)![1]) >= 20) {
+          child.kill('SIGKILL');
+          clearInterval(timer);
+        }
+      }, 5);
+      child.on('exit', (_code, signal) => {
+        clearInterval(timer);
+        killedAt = signal === 'SIGKILL' ? 1 : 0;
+        resolve();
+      });
+    });
+    expect(killedAt).toBe(1);
+    const interrupted = await latestCheckpoint(checkpoints);
+    expect(interrupted!.state.step).toBeLessThan(150);
+    const resumed = runCli([...args, '--run-dir', killed, '--resume']);
+    expect(resumed.status).toBe(0);
+    expect(resumed.stdout).toMatch(/resumed from step \d+/);
+    const a = await latestCheckpoint(path.join(whole, 'exact', 'checkpoints'));
+    const b = await latestCheckpoint(checkpoints);
+    expect(b!.state.step).toBe(150);
+    expect(b!.state.params).toEqual(a!.state.params);
+    expect(b!.state.optimizer).toEqual(a!.state.optimizer);
+    const metrics = (await readFile(path.join(killed, 'exact', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    const reference = (await readFile(path.join(whole, 'exact', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    expect(metrics.map((m) => m.step)).toEqual(reference.map((m) => m.step));
+    expect(metrics.map((m) => m.loss)).toEqual(reference.map((m) => m.loss));
+  }, 120_000);
+
+  it('detects a truncated checkpoint with a clear error and keeps the previous good one', async () => {
+    const dir = await tempDir();
+    expect(runCli([...small, '--steps', '20', '--checkpoint-every', '10', '--run-dir', dir]).status).toBe(0);
+    const checkpoints = path.join(dir, 'exact', 'checkpoints');
+    const [older, newest] = await listCheckpoints(checkpoints);
+    const text = await readFile(newest, 'utf8');
+    await writeFile(newest, text.slice(0, text.length / 2));
+    await expect(loadCheckpoint(newest)).rejects.toThrow(CheckpointError);
+    const resumed = runCli([...small, '--steps', '20', '--checkpoint-every', '10', '--run-dir', dir, '--resume']);
+    expect(resumed.status).toBe(1);
+    expect(resumed.stderr).toMatch(/step-0000020\.ckpt is truncated or corrupt/);
+    expect(resumed.stderr).toContain(`previous checkpoint ${older} is intact`);
+    expect((await loadCheckpoint(older)).step).toBe(10);
+  });
+
+  it('stops on divergence saying what diverged, with the last good checkpoint intact', async () => {
+    const dir = await tempDir();
+    const config = resolveConfig({ length: 64, dim: 4, sequences: 2, batchSize: 1, steps: 30, method: 'exact', optimizer: 'sgd', learningRate: 1e300, clipNorm: 0, warmupSteps: 0, checkpointEvery: 1, compareExact: false });
+    const task = teacherTask(config);
+    let error: unknown;
+    try {
+      await trainRun(config, task, dir);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TrainingDivergedError);
+    expect(String((error as Error).message)).toMatch(/diverged at step \d+: .*non-finite|diverged at step \d+: the (loss|gradient norm) is/);
+    const good = await latestCheckpoint(path.join(dir, 'checkpoints'));
+    if (good) expect((error as Error).message).toContain(good.file);
+    if (good) expect(Object.values(good.state.params).every((p) => p.data.every(Number.isFinite))).toBe(true);
+  });
+
+  it('rejects unknown flags and bad values naming them', () => {
+    const unknown = runCli(['--stepz', '3']);
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/stepz/);
+    const bad = runCli(['--steps', 'ten']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/flags: "steps" must be an integer > 0, got "ten"/);
+  });
+
+  it('runs auto and exact side by side to the same quality, and writes report, metrics, plot and PEFT adapters', async () => {
+    const dir = await tempDir();
+    const run = runCli(['--length', '1024', '--dim', '4', '--sequences', '4', '--batch-size', '1', '--steps', '30', '--quiet', '--run-dir', dir]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/auto: loss .* 30\/30 steps fast/);
+    const report = await readFile(path.join(dir, 'report.md'), 'utf8');
+    expect(report).toMatch(/\| auto \| .* \| 30 fast, 0 exact \|/);
+    expect(report).toMatch(/\| exact \(side by side\) \| .* \| 0 fast, 30 exact \|/);
+    const difference = Number(/differ by at most (\d+\.\d+)/.exec(report)![1]);
+    expect(difference).toBeLessThan(0.01);
+    for (const file of ['loss.svg', 'auto/metrics.jsonl', 'auto/adapters/adapter_config.json', 'auto/adapters/adapter_model.safetensors', 'exact/metrics.jsonl']) {
+      await expect(readFile(path.join(dir, file))).resolves.toBeTruthy();
+    }
+  }, 120_000);
+
+  it('norm control keeps Γ of the adapted Q and K under the bound and says so in the report', async () => {
+    const base = resolveConfig({ length: 256, dim: 4, sequences: 2, batchSize: 1, steps: 15, method: 'auto', normalizeInputs: 0, inputScale: 0.4, compareExact: false, checkpointEvery: 0 });
+    const task = teacherTask(base);
+    const free = await trainRun(base, task, await tempDir());
+    const gammas = free.records.map((r) => r.gammaAfter);
+    // A bound between Γ at the start (frozen parts only, A = 0) and the largest Γ training reaches.
+    const bound = (gammas[0] + Math.max(...gammas)) / 2;
+    expect(Math.max(...gammas)).toBeGreaterThan(bound);
+    const config = { ...base, gammaBound: bound };
+    const dir = await tempDir();
+    const result = await trainRun(config, task, dir);
+    expect(result.records.some((r) => r.rescaled)).toBe(true);
+    for (const r of result.records) expect(r.gammaAfter).toBeLessThanOrEqual(bound * (1 + 1e-12));
+    const file = await writeReport(dir, config, result, undefined);
+    expect(await readFile(file, 'utf8')).toMatch(/by rescaling B after a step: it fired on \d+ of 15 steps/);
+  });
+});
