@@ -1,11 +1,3 @@
-import { defineConfig } from 'tsup';
+import { almoraTsup } from '@almora/tsup-config';
 
-export default defineConfig({
-  entry: ['src/cli.ts', 'src/index.ts'],
-  format: ['esm'],
-  dts: { entry: 'src/index.ts' },
-  sourcemap: true,
-  clean: true,
-  target: 'es2022',
-  banner: { js: '' },
-});
+export default almoraTsup(['src/cli.ts', 'src/index.ts']);

@@ -77,20 +77,11 @@ export function lowRankApply(a: RowFactor, b: RowFactor, m: Matrix, causal: bool
  * Σ_{i>block} A_iᵀM_i so that row j sees only i ≥ j.
  */
 export function lowRankApplyTransposed(a: RowFactor, b: RowFactor, m: Matrix, causal: boolean): Matrix {
+  // Without a mask, (A·Bᵀ)ᵀ·M = (B·Aᵀ)·M.
+  if (!causal) return lowRankApply(b, a, m, false);
   const length = b.rows;
   const out = zeros(length, m.cols, { dtype: m.dtype });
   const state = zeros(a.cols, m.cols, { dtype: m.dtype });
-  if (!causal) {
-    for (let s = 0; s < a.rows; s += FULL_BLOCK) {
-      const e = Math.min(s + FULL_BLOCK, a.rows);
-      addInto(state, matmul(a.block(s, e), sliceRows(m, s, e), { transposeA: true }));
-    }
-    for (let s = 0; s < length; s += FULL_BLOCK) {
-      const e = Math.min(s + FULL_BLOCK, length);
-      addInto(sliceRows(out, s, e), matmul(b.block(s, e), state));
-    }
-    return out;
-  }
   const last = Math.floor((length - 1) / CAUSAL_BLOCK) * CAUSAL_BLOCK;
   for (let s = last; s >= 0; s -= CAUSAL_BLOCK) {
     const e = Math.min(s + CAUSAL_BLOCK, length);
