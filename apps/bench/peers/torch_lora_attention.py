@@ -6,6 +6,7 @@ median and raw times per length, and the torch version and thread count. Inputs 
 same shapes and scale as almora's; timing does not depend on their values.
 """
 import json
+import os
 import sys
 import time
 
@@ -19,7 +20,13 @@ def main() -> None:
     targets = ["q", "v"] if spec["adaptation"] == "partial" else ["q", "k", "v"]
     scaling, beta = 2.0, d ** -0.5
     results = {}
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for length in spec["lengths"]:
+        # Autograd here keeps about six L×L float32 matrices alive; stay under half the machine.
+        needed = 6 * 4 * length * length
+        if needed > memory / 2:
+            results[str(length)] = {"error": f"skipped: needs ~{needed / 2**30:.0f} GiB of {memory / 2**30:.0f} GiB"}
+            break
         x = torch.randn(length, d, dtype=torch.float32) * 0.3
         y = torch.randn(length, d, dtype=torch.float32)
         frozen = {t: torch.randn(d, d, dtype=torch.float32) / d ** 0.5 for t in "qkv"}

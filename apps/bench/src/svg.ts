@@ -97,11 +97,12 @@ export function linePlot(spec: PlotSpec): string {
   }
   parts.push(`<text x="${(left + width - right) / 2}" y="${height - 14}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`);
   parts.push(`<text transform="translate(16 ${(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(spec.yLabel)}</text>`);
-  for (const marker of spec.markers ?? []) {
-    if (!keep(marker.x, spec.logX) || marker.x < x0 || marker.x > x1) continue;
+  (spec.markers ?? []).forEach((marker, k) => {
+    if (!keep(marker.x, spec.logX) || marker.x < x0 || marker.x > x1) return;
     parts.push(`<line x1="${px(marker.x)}" y1="${top}" x2="${px(marker.x)}" y2="${height - bottom}" stroke="#000" stroke-dasharray="2 3"/>`);
-    parts.push(`<text x="${px(marker.x) + 4}" y="${top + 14}">${escapeXml(marker.label)}</text>`);
-  }
+    // Labels step down so that markers close together stay readable.
+    parts.push(`<text x="${px(marker.x) + 4}" y="${top + 14 + 14 * k}" font-size="11">${escapeXml(marker.label)}</text>`);
+  });
   series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length];
     const path = s.points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');

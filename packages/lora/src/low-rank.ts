@@ -97,3 +97,26 @@ export function lowRankApplyTransposed(a: RowFactor, b: RowFactor, m: Matrix, ca
   }
   return out;
 }
+
+/**
+ * (A⊘C)·(B⊘V)ᵀ·M — or, with `transposed`, ((A⊘C)·(B⊘V)ᵀ)ᵀ·M; lower-triangular when causal — for
+ * A, B of k columns and C, V of d columns. Without a mask the L×(k·d) face-splitting factors are
+ * never formed: with T_l = Bᵀ·diag(V_{:,l})·M (k×n), row i is Σ_l C_il·(A·T_l)_i — the same
+ * O(L·k·d·n) work as the factored product, as 2d well-shaped matmuls. With a mask it goes block by
+ * block through {@link lowRankApply}.
+ */
+export function faceSplitApply(left: [Matrix, Matrix], right: [Matrix, Matrix], m: Matrix, causal: boolean, transposed: boolean): Matrix {
+  const [a, c] = transposed ? right : left;
+  const [b, v] = transposed ? left : right;
+  if (causal) {
+    const factors: [RowFactor, RowFactor] = [faceSplitFactor(left[0], left[1]), faceSplitFactor(right[0], right[1])];
+    return transposed ? lowRankApplyTransposed(...factors, m, true) : lowRankApply(...factors, m, true);
+  }
+  const out = zeros(a.rows, m.cols, { dtype: m.dtype });
+  const column = (x: Matrix, l: number) => Float64Array.from({ length: x.rows }, (_, i) => x.data[x.offset + i * x.stride + l]);
+  for (let l = 0; l < c.cols; l++) {
+    const t = matmul(b, scaleRows(m, column(v, l)), { transposeA: true });
+    addInto(out, scaleRows(matmul(a, t), column(c, l)));
+  }
+  return out;
+}
