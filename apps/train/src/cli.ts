@@ -5,19 +5,22 @@ import { parseArgs } from 'node:util';
 import { Progress } from '@almora/bench';
 import { CONFIG_KEYS, flagValue, parseConfig, resolveConfig, type TrainConfig } from './config.js';
 import { writeReport } from './report.js';
-import { teacherTask } from './task.js';
+import { decodeSafetensors } from './safetensors.js';
+import { taskFromSafetensors, teacherTask, type TrainingTask } from './task.js';
 import { trainRun, type RunResult } from './trainer.js';
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-const usage = `usage: almora train [--config file.json] [--run-dir dir] [--resume] [--quiet] [--<key> value …]
+const usage = `usage: almora train [--config file.json] [--data file.safetensors] [--run-dir dir] [--resume] [--quiet] [--<key> value …]
 keys (also valid in the config file, camelCase there): ${CONFIG_KEYS.map(kebab).join(', ')}
-With no options it trains the embedded default task: auto and exact side by side, about a minute.`;
+With no options it trains the embedded default task: auto and exact side by side, about a minute.
+--data reads w_q, w_k, w_v (dim×dim) and sequences x.0, y.0, x.1, y.1, … (L×dim) instead.`;
 
 async function train(argv: string[]): Promise<void> {
   const options: Record<string, { type: 'string' | 'boolean' }> = {
     config: { type: 'string' },
     'run-dir': { type: 'string' },
+    data: { type: 'string' },
     resume: { type: 'boolean' },
     quiet: { type: 'boolean' },
     help: { type: 'boolean' },
@@ -37,7 +40,7 @@ async function train(argv: string[]): Promise<void> {
   const config: TrainConfig = resolveConfig(fromFile, parseConfig(flags, 'flags'));
   const runDir = path.resolve(typeof values['run-dir'] === 'string' ? values['run-dir'] : 'runs/default');
   const quiet = values.quiet === true;
-  const task = teacherTask(config);
+  const task: TrainingTask = typeof values.data === 'string' ? taskFromSafetensors(decodeSafetensors(new Uint8Array(await readFile(values.data)))) : teacherTask(config);
   const run = async (label: string, dir: string, method: TrainConfig['method'], normControl: boolean): Promise<RunResult> => {
     const progress = new Progress(quiet);
     progress.start(label, config.steps);
@@ -60,7 +63,8 @@ async function train(argv: string[]): Promise<void> {
     const errors = Object.entries(r.deltaErrors)
       .map(([t, e]) => `${t} ${e!.toFixed(3)}`)
       .join(', ');
-    console.log(`${name}: loss ${r.initialLoss.toPrecision(4)} → ${last.loss.toPrecision(4)}; ‖(α/r)BA − ΔW‖/‖ΔW‖: ${errors}; ${r.seconds.toFixed(1)} s; ${fast}/${r.records.length} steps fast`);
+    const recovery = errors ? `; ‖(α/r)BA − ΔW‖/‖ΔW‖: ${errors}` : '';
+    console.log(`${name}: loss ${r.initialLoss.toPrecision(4)} → ${last.loss.toPrecision(4)}${recovery}; ${r.seconds.toFixed(1)} s; ${fast}/${r.records.length} steps fast`);
   }
   console.log(`report: ${report}`);
 }

@@ -1,5 +1,5 @@
 export { DEFAULT_CONFIG, parseConfig, resolveConfig, flagValue, CONFIG_KEYS, type TrainConfig } from './config.js';
-export { teacherTask, normalizeRows, type TeacherTask } from './task.js';
+export { teacherTask, normalizeRows, checkTask, taskFromSafetensors, type TeacherTask, type TrainingTask } from './task.js';
 export { trainRun, configHash, TrainingDivergedError, type RunOptions, type RunResult, type StepRecord } from './trainer.js';
 export { createOptimizer, learningRate, globalNorm, applyUpdate, type OptimizerState } from './optim.js';
 export {

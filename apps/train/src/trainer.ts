@@ -7,7 +7,7 @@ import { latestCheckpoint, saveCheckpoint, type CheckpointState } from './checkp
 import type { TrainConfig } from './config.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
 import { exportPeft } from './peft.js';
-import type { TeacherTask } from './task.js';
+import { checkTask, type TrainingTask } from './task.js';
 
 /** What one step did. */
 export interface StepRecord {
@@ -55,7 +55,7 @@ export interface RunResult {
   records: StepRecord[];
   /** Loss of the student before training (at W*), on the first batch. */
   initialLoss: number;
-  /** ‖(α/r)·B_μ·A_μ − ΔW_μ‖_F / ‖ΔW_μ‖_F per adapted target. */
+  /** ‖(α/r)·B_μ·A_μ − ΔW_μ‖_F / ‖ΔW_μ‖_F per adapted target, when the task knows ΔW. */
   deltaErrors: Partial<Record<Target, number>>;
   /** Wall time of the steps run in this process. */
   seconds: number;
@@ -87,7 +87,7 @@ function initialAdapters(config: TrainConfig): Partial<Record<Target, Adapter>> 
 }
 
 /** Γ parts of the adapted Q and K over the dataset: √β·‖X·W*‖∞ and √β·(α/r)·‖X·B·A‖∞. */
-function gammaParts(config: TrainConfig, task: TeacherTask, adapters: Partial<Record<Target, Adapter>>, target: 'q' | 'k'): { frozen: number; adapter: number; total: number } {
+function gammaParts(config: TrainConfig, task: TrainingTask, adapters: Partial<Record<Target, Adapter>>, target: 'q' | 'k'): { frozen: number; adapter: number; total: number } {
   const rootBeta = Math.sqrt(1 / Math.sqrt(config.dim / config.heads));
   const s = config.alpha / config.rank;
   let frozen = 0;
@@ -113,7 +113,7 @@ function gammaParts(config: TrainConfig, task: TeacherTask, adapters: Partial<Re
  * adapter's B so that frozen part + adapter part ≤ bound (a sufficient condition by the triangle
  * inequality). Returns Γ over the dataset afterwards and whether anything was rescaled.
  */
-function enforceGammaBound(bound: number, config: TrainConfig, task: TeacherTask, adapters: Partial<Record<Target, Adapter>>): { gamma: number; rescaled: boolean } {
+function enforceGammaBound(bound: number, config: TrainConfig, task: TrainingTask, adapters: Partial<Record<Target, Adapter>>): { gamma: number; rescaled: boolean } {
   let rescaled = false;
   let gamma = 0;
   for (const target of ['q', 'k'] as const) {
@@ -148,7 +148,8 @@ function drawBatch(rng: Rng, n: number, count: number): number[] {
  * {@link TrainingDivergedError} — the last good checkpoint intact — if the loss or a gradient is
  * not finite.
  */
-export async function trainRun(config: TrainConfig, task: TeacherTask, runDir: string, options: RunOptions = {}): Promise<RunResult> {
+export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: string, options: RunOptions = {}): Promise<RunResult> {
+  checkTask(task, config);
   const method = options.method ?? config.method;
   const normControl = options.normControl ?? true;
   const checkpoints = path.join(runDir, 'checkpoints');
@@ -243,9 +244,9 @@ export async function trainRun(config: TrainConfig, task: TeacherTask, runDir: s
     if ((config.checkpointEvery > 0 && done % config.checkpointEvery === 0) || done === config.steps) lastCheckpoint = await checkpoint(done);
   }
   const deltaErrors: Partial<Record<Target, number>> = {};
-  for (const t of config.targets) {
+  for (const t of config.targets.filter((target) => task.hidden?.[target])) {
     const learned = scale(matmul(adapters[t]!.b, adapters[t]!.a), config.alpha / config.rank);
-    deltaErrors[t] = frobeniusNorm(sub(learned, task.hidden[t]!)) / frobeniusNorm(task.hidden[t]!);
+    deltaErrors[t] = frobeniusNorm(sub(learned, task.hidden![t]!)) / frobeniusNorm(task.hidden![t]!);
   }
   await exportPeft(path.join(runDir, 'adapters'), { adapters, rank: config.rank, alpha: config.alpha });
   return {

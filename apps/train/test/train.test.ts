@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
+import { type Matrix, randomNormal, Rng } from '@almora/tensor';
+import { CheckpointError, encodeSafetensors, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
@@ -129,5 +130,31 @@ describe('almora train', () => {
     for (const r of result.records) expect(r.gammaAfter).toBeLessThanOrEqual(bound * (1 + 1e-12));
     const file = await writeReport(dir, config, result, undefined);
     expect(await readFile(file, 'utf8')).toMatch(/by rescaling B after a step: it fired on \d+ of 15 steps/);
+  });
+
+  it('trains on a dataset file, and names the sequence whose shapes disagree', async () => {
+    const dir = await tempDir();
+    const rng = new Rng(3);
+    const tensor = (m: Matrix) => ({ dtype: 'F64' as const, shape: [m.rows, m.cols], data: Float64Array.from(m.toFlat()) });
+    const tensors: Record<string, ReturnType<typeof tensor>> = {
+      w_q: tensor(randomNormal(4, 4, rng)),
+      w_k: tensor(randomNormal(4, 4, rng)),
+      w_v: tensor(randomNormal(4, 4, rng)),
+      'x.0': tensor(randomNormal(64, 4, rng, { std: 0.2 })),
+      'y.0': tensor(randomNormal(64, 4, rng)),
+      'x.1': tensor(randomNormal(48, 4, rng, { std: 0.2 })),
+      'y.1': tensor(randomNormal(48, 4, rng)),
+    };
+    const good = path.join(dir, 'data.safetensors');
+    await writeFile(good, encodeSafetensors({ tensors, metadata: {} }));
+    const run = runCli(['--data', good, '--dim', '4', '--batch-size', '1', '--steps', '3', '--method', 'exact', '--compare-exact', 'false', '--quiet', '--run-dir', path.join(dir, 'run')]);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(await readFile(path.join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Task: a user dataset/);
+    const bad = path.join(dir, 'bad.safetensors');
+    await writeFile(bad, encodeSafetensors({ tensors: { ...tensors, 'y.1': tensor(randomNormal(47, 4, rng)) }, metadata: {} }));
+    const refused = runCli(['--data', bad, '--dim', '4', '--batch-size', '1', '--steps', '3', '--quiet', '--run-dir', path.join(dir, 'bad')]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/sequence 1: X is 48×4 but Y is 47×4; Y must be 48×4/);
   });
 });
