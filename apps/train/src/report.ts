@@ -39,11 +39,15 @@ export async function writeReport(runDir: string, config: TrainConfig, main: Run
       xLabel: 'step',
       yLabel: '½‖O − Y‖² per sequence',
       logY: true,
-      series: runs.map(([name, run]) => ({ name, points: run.records.map((r) => [r.step + 1, r.loss] as [number, number]) })),
+      series: runs.map(([name, run], k) => ({ name, points: run.records.map((r) => [r.step + 1, r.loss] as [number, number]), dashed: k > 0 })),
     }),
   );
-  const reasons = new Map<string, number>();
-  for (const r of main.records) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+  // Reasons differ only in their numbers from step to step: group by the wording, show the extremes.
+  const reasons = new Map<string, string[]>();
+  for (const r of main.records) {
+    const wording = r.reason.replace(/[\d.]+(e-?\d+)?/g, '#');
+    reasons.set(wording, [...(reasons.get(wording) ?? []), r.reason]);
+  }
   const lines = [
     '# almora training report',
     '',
@@ -69,7 +73,12 @@ export async function writeReport(runDir: string, config: TrainConfig, main: Run
       '',
     );
   }
-  lines.push('## Why each step took its path', '', ...[...reasons].map(([reason, count]) => `- ${count} step(s): ${reason}`), '');
+  lines.push(
+    '## Why each step took its path',
+    '',
+    ...[...reasons.values()].map((all) => `- ${all.length} step(s), e.g. step ${main.records.findIndex((r) => r.reason === all[0]) + 1}: ${all[0]}${all.length > 1 ? `; last: ${all[all.length - 1]}` : ''}`),
+    '',
+  );
   if (config.gammaBound > 0) {
     const rescaled = main.records.filter((r) => r.rescaled).length;
     lines.push(

@@ -9,6 +9,11 @@ export interface MatmulOptions {
   transposeA?: boolean;
   /** Use Bᵀ in place of B (read transposed, never materialised). */
   transposeB?: boolean;
+  /**
+   * Write the result into this contiguous matrix of the result's shape and dtype (overwriting it)
+   * instead of allocating one: loops that multiply many same-sized blocks reuse one buffer.
+   */
+  out?: Matrix;
 }
 
 // Cache blocking: a KC×4 panel of B (8 KiB) stays in L1 while the MC×KC block of A (128 KiB)
@@ -43,7 +48,13 @@ export function matmul(a: Matrix, b: Matrix, options: MatmulOptions = {}): Matri
       `matmul: ${nameA} is ${m}×${k} and ${nameB} is ${kB}×${n}; inner dimensions ${k} and ${kB} differ`,
     );
   }
-  const out = zeros(m, n, { dtype: a.dtype });
+  const out = options.out ?? zeros(m, n, { dtype: a.dtype });
+  if (options.out) {
+    if (out.rows !== m || out.cols !== n || out.dtype !== a.dtype || !out.isContiguous) {
+      throw new ShapeError(`matmul: out is ${out.describe()}${out.isContiguous ? '' : ' (strided)'} but the result is a contiguous ${m}×${n} ${a.dtype}`);
+    }
+    out.data.fill(0, out.offset, out.offset + m * n);
+  }
   if (m === 0 || n === 0 || k === 0) return out;
 
   // Element (i, p) of op(A) is at a.offset + i·aRowStep + p·aColStep; likewise for op(B).
@@ -68,7 +79,7 @@ export function matmul(a: Matrix, b: Matrix, options: MatmulOptions = {}): Matri
           const bPanel = jr * kc;
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = Math.min(MR, mc - ir);
-            microKernel(packedA, ir * kc, packedB, bPanel, kc, c, (ic + ir) * n + jc + jr, n, mr, nr);
+            microKernel(packedA, ir * kc, packedB, bPanel, kc, c, out.offset + (ic + ir) * n + jc + jr, n, mr, nr);
           }
         }
       }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DTypeError, matmul, randomNormal, Rng, ShapeError, sliceCols, sliceRows, block, toDType, transpose } from '../src/index.js';
+import { block, DTypeError, matmul, Matrix, randomNormal, Rng, ShapeError, sliceCols, sliceRows, toDType, transpose, zeros } from '../src/index.js';
 import { maxDiff, randn, referenceMatmul } from './helpers.js';
 
 const forms: [boolean, boolean][] = [
@@ -91,5 +91,21 @@ describe('matmul', () => {
 
   it('refuses to mix dtypes', () => {
     expect(() => matmul(randn(2, 2, 1), toDType(randn(2, 2, 2), 'float32'))).toThrow(DTypeError);
+  });
+});
+
+describe('matmul into a given buffer', () => {
+  it('overwrites out, including a view at an offset, and checks its shape', () => {
+    const a = randn(5, 7, 1);
+    const b = randn(7, 3, 2);
+    const buffer = new Float64Array(40).fill(9);
+    const out = new Matrix(5, 3, buffer, 10, 3);
+    const c = matmul(a, b, { out });
+    expect(c).toBe(out);
+    expect(maxDiff(out.toArray(), referenceMatmul(a, b))).toBeLessThan(1e-12);
+    expect(buffer[9]).toBe(9);
+    expect(buffer[25]).toBe(9);
+    expect(() => matmul(a, b, { out: zeros(5, 4) })).toThrow(/out is 5×4 float64 but the result is a contiguous 5×3 float64/);
+    expect(() => matmul(a, b, { out: sliceCols(zeros(5, 6), 0, 3) })).toThrow(/strided/);
   });
 });
