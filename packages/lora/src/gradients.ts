@@ -167,7 +167,10 @@ function runHeads(
     const dtype = s.q.dtype;
     const full = (rows: number) => zeros(rows, p.outputDim, { dtype });
     const [o, gq, gk, gv] = [full(s.q.rows), full(s.q.rows), full(s.k.rows), full(s.k.rows)];
-    const [bq, bk, bv] = [full(s.q.rows), full(s.k.rows), full(s.k.rows)];
+    // Bound matrices only when the path provides bounds (the chained fast path).
+    let bq: Matrix | undefined;
+    let bk: Matrix | undefined;
+    let bv: Matrix | undefined;
     for (let h = 0; h < p.heads; h++) {
       const from = h * p.headDim;
       const to = from + p.headDim;
@@ -178,6 +181,9 @@ function runHeads(
       addInto(sliceCols(gk, from, to), r.dk);
       addInto(sliceCols(gv, from, to), r.dv);
       if (r.bound) {
+        bq ??= full(s.q.rows);
+        bk ??= full(s.k.rows);
+        bv ??= full(s.k.rows);
         addInto(sliceCols(bq, from, to), r.bound.dq);
         addInto(sliceCols(bk, from, to), r.bound.dk);
         addInto(sliceCols(bv, from, to), r.bound.dv);
@@ -187,9 +193,11 @@ function runHeads(
     dq.push(gq);
     dk.push(gk);
     dv.push(gv);
-    bounds.dq.push(bq);
-    bounds.dk.push(bk);
-    bounds.dv.push(bv);
+    if (bq && bk && bv) {
+      bounds.dq.push(bq);
+      bounds.dk.push(bk);
+      bounds.dv.push(bv);
+    }
   });
   return { loss, outputs, dq, dk, dv, bound: bounded ? bounds : undefined };
 }
@@ -257,7 +265,6 @@ export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): 
         const input = headInput(p, s, h);
         return planHead(input.q, input.k, {
           beta: p.beta,
-          causal: p.causal,
           epsilon: o.epsilon,
           method: o.polynomial,
           degree,

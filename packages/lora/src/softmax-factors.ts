@@ -28,7 +28,6 @@ export interface LowRankSoftmax {
 /** Options for building {@link LowRankSoftmax}. */
 export interface SoftmaxFactorOptions {
   beta: number;
-  causal: boolean;
   epsilon: number;
   method: PolynomialMethod;
   degree?: number;

@@ -24,7 +24,7 @@ function headCase(c: HeadCase, seed: number): { input: HeadInput; options: Param
   const beta = 1 / Math.sqrt(c.d);
   return {
     input: { q, k, v, y, beta, causal: c.causal },
-    options: { beta, causal: c.causal, epsilon: 1e-3, method: c.method, degree: c.degree, centerKeys: c.centerKeys },
+    options: { beta, epsilon: 1e-3, method: c.method, degree: c.degree, centerKeys: c.centerKeys },
   };
 }
 
