@@ -9,11 +9,11 @@ export class Progress {
     this.enabled = !quiet && process.stderr.isTTY === true;
   }
 
-  /** Starts a new bar of `total` steps. */
-  start(label: string, total: number): void {
+  /** Starts a new bar of `total` steps, `done` of them already behind (a resumed run). */
+  start(label: string, total: number, done = 0): void {
     this.label = label;
     this.total = Math.max(total, 1);
-    this.done = 0;
+    this.done = Math.min(done, this.total);
     this.draw('');
   }
 

@@ -43,12 +43,17 @@ async function train(argv: string[]): Promise<void> {
   const task: TrainingTask = typeof values.data === 'string' ? taskFromSafetensors(decodeSafetensors(new Uint8Array(await readFile(values.data)))) : teacherTask(config);
   const run = async (label: string, dir: string, method: TrainConfig['method'], normControl: boolean): Promise<RunResult> => {
     const progress = new Progress(quiet);
-    progress.start(label, config.steps);
+    let started = false;
     const result = await trainRun(config, task, dir, {
       resume: values.resume === true,
       method,
       normControl,
-      onStep: (r) => progress.tick(`loss ${r.loss.toPrecision(4)} · ${(r.seconds * 1000).toFixed(0)} ms · ${r.method}`),
+      onStep: (r) => {
+        // Started at the first step run, so a resumed run's bar begins where it left off.
+        if (!started) progress.start(label, config.steps, r.step);
+        started = true;
+        progress.tick(`loss ${r.loss.toPrecision(4)} · ${(r.seconds * 1000).toFixed(0)} ms · ${r.method}`);
+      },
     });
     progress.finish();
     if (result.resumedFrom !== undefined) console.log(`${label}: resumed from step ${result.resumedFrom}`);
