@@ -101,9 +101,10 @@ export function lowRankApplyTransposed(a: RowFactor, b: RowFactor, m: Matrix, ca
 /**
  * (A⊘C)·(B⊘V)ᵀ·M — or, with `transposed`, ((A⊘C)·(B⊘V)ᵀ)ᵀ·M; lower-triangular when causal — for
  * A, B of k columns and C, V of d columns. Without a mask the L×(k·d) face-splitting factors are
- * never formed: with T_l = Bᵀ·diag(V_{:,l})·M (k×n), row i is Σ_l C_il·(A·T_l)_i — the same
- * O(L·k·d·n) work as the factored product, as 2d well-shaped matmuls. With a mask it goes block by
- * block through {@link lowRankApply}.
+ * never formed: with T_l = Bᵀ·diag(V_{:,l})·M (k×n), row i is Σ_l C_il·(A·T_l)_i. All d blocks go
+ * through two matmuls, Bᵀ·[diag(V_{:,l})·M]_l and A·[T_l]_l, so A and B are packed once — the same
+ * O(L·k·d·n) work as the factored product. With a mask it goes block by block through
+ * {@link lowRankApply}.
  */
 export function faceSplitApply(left: [Matrix, Matrix], right: [Matrix, Matrix], m: Matrix, causal: boolean, transposed: boolean): Matrix {
   const [a, c] = transposed ? right : left;
@@ -112,11 +113,24 @@ export function faceSplitApply(left: [Matrix, Matrix], right: [Matrix, Matrix], 
     const factors: [RowFactor, RowFactor] = [faceSplitFactor(left[0], left[1]), faceSplitFactor(right[0], right[1])];
     return transposed ? lowRankApplyTransposed(...factors, m, true) : lowRankApply(...factors, m, true);
   }
-  const out = zeros(a.rows, m.cols, { dtype: m.dtype });
-  const column = (x: Matrix, l: number) => Float64Array.from({ length: x.rows }, (_, i) => x.data[x.offset + i * x.stride + l]);
-  for (let l = 0; l < c.cols; l++) {
-    const t = matmul(b, scaleRows(m, column(v, l)), { transposeA: true });
-    addInto(out, scaleRows(matmul(a, t), column(c, l)));
+  const d = c.cols;
+  const n = m.cols;
+  const at = (x: Matrix, i: number, j: number) => x.data[x.offset + i * x.stride + j];
+  // [diag(V_{:,0})·M | … | diag(V_{:,d−1})·M], L×(d·n)
+  const weighted = zeros(b.rows, d * n, { dtype: m.dtype });
+  for (let i = 0; i < b.rows; i++) {
+    for (let l = 0; l < d; l++) {
+      const scaleBy = at(v, i, l);
+      for (let j = 0; j < n; j++) weighted.data[i * d * n + l * n + j] = scaleBy * at(m, i, j);
+    }
+  }
+  const blocks = matmul(a, matmul(b, weighted, { transposeA: true }));
+  const out = zeros(a.rows, n, { dtype: m.dtype });
+  for (let i = 0; i < a.rows; i++) {
+    for (let l = 0; l < d; l++) {
+      const weight = at(c, i, l);
+      for (let j = 0; j < n; j++) out.data[i * n + j] += weight * blocks.data[i * d * n + l * n + j];
+    }
   }
   return out;
 }
