@@ -81,6 +81,14 @@ function buildOrSkip(input: HeadInput, plan: ReturnType<typeof planHead>) {
   return undefined;
 }
 
+/** A random head case with its plan and f̂, or undefined when f̂ is skipped (δ ≥ 1). */
+function builtHead(c: HeadCase, seed: number) {
+  const { input, options } = headCase(c, seed);
+  const plan = planHead(input.q, input.k, options);
+  const f = buildOrSkip(input, plan);
+  return f ? { input, options, plan, f } : undefined;
+}
+
 const headCases = fc.record({
   length: fc.integer({ min: 1, max: 150 }),
   d: fc.integer({ min: 1, max: 3 }),
@@ -95,10 +103,9 @@ describe('fast gradients against dense evaluations of the same approximation', (
   it('chained variant: the paper chain equals the textbook gradient with f̂ in place of f, to 1e-12 (property)', () => {
     fc.assert(
       fc.property(headCases, fc.integer(), (c, seed) => {
-        const { input, options } = headCase(c, seed);
-        const plan = planHead(input.q, input.k, options);
-        const f = buildOrSkip(input, plan);
-        if (!f) return;
+        const built = builtHead(c, seed);
+        if (!built) return;
+        const { input, options, f } = built;
         const fast = chainedHead(input, f);
         const dense = denseHeadFromSoftmax(denseApproximateSoftmax(input, options), input.q, input.k, input.v, input.y, input.beta);
         expect(Math.abs(fast.loss - dense.loss)).toBeLessThan(1e-12 * Math.max(1, dense.loss));
@@ -111,10 +118,9 @@ describe('fast gradients against dense evaluations of the same approximation', (
   it('autodiff variant: equals dense reverse mode through the approximation, to 1e-12 (property)', () => {
     fc.assert(
       fc.property(headCases, fc.integer(), (c, seed) => {
-        const { input, options } = headCase(c, seed);
-        const plan = planHead(input.q, input.k, options);
-        const f = buildOrSkip(input, plan);
-        if (!f) return;
+        const built = builtHead(c, seed);
+        if (!built) return;
+        const { input, options, plan, f } = built;
         const fast = autodiffHead(input, f);
         // Dense: Â = UVᵀ (masked), D̂ = Â1, Ô = D̂⁻¹ÂV; ∂Â_ij = (c_i·v_j − c_i·Ô_i)/D̂_i.
         const u = f.u;
