@@ -17,6 +17,6 @@ export {
   type MachineInfo,
   type WrittenReport,
 } from './harness.js';
-export { median, logLogSlope } from './stats.js';
+export { median, logLogSlope, crossoverLength } from './stats.js';
 export { linePlot, type PlotSpec, type Series, type Marker } from './svg.js';
 export { Progress } from './progress.js';

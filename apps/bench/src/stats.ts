@@ -21,3 +21,14 @@ export function logLogSlope(points: readonly (readonly [number, number])[]): num
   }
   return num / den;
 }
+
+/**
+ * The smallest measured length from which a method stays faster than another at every larger
+ * measured length (a crossover that a single lucky timing cannot fake), or undefined if none.
+ * @param speedups - [length, otherSeconds / methodSeconds] pairs, sorted by length
+ */
+export function crossoverLength(speedups: readonly (readonly [number, number])[]): number | undefined {
+  let first = speedups.length;
+  while (first > 0 && speedups[first - 1][1] > 1) first--;
+  return first < speedups.length ? speedups[first][0] : undefined;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { linePlot, logLogSlope, median, timeInterleaved, toCsv, toMarkdownTable, type Row } from '../src/index.js';
+import { crossoverLength, linePlot, logLogSlope, median, timeInterleaved, toCsv, toMarkdownTable, type Row } from '../src/index.js';
 
 describe('harness pieces', () => {
   it('median and log-log slope are right on known data', () => {
@@ -8,6 +8,13 @@ describe('harness pieces', () => {
     expect(() => median([])).toThrow();
     const quadratic = [256, 512, 1024, 2048].map((x) => [x, 3e-9 * x * x] as [number, number]);
     expect(logLogSlope(quadratic)).toBeCloseTo(2, 10);
+  });
+
+  it('a crossover needs the method to stay faster at every larger length', () => {
+    expect(crossoverLength([[128, 1.1], [256, 0.5]])).toBeUndefined();
+    expect(crossoverLength([[128, 1.1], [256, 0.5], [512, 2], [1024, 3]])).toBe(512);
+    expect(crossoverLength([[128, 1.1], [256, 1.5]])).toBe(128);
+    expect(crossoverLength([])).toBeUndefined();
   });
 
   it('interleaves methods and counts every repeat', () => {

@@ -4,7 +4,7 @@ import type { Cell, Row, Suite, SuiteContext, SuiteReport } from '../harness.js'
 import { ADAPTED, benchProblem, relativeGradientError, type Adaptation } from '../problems.js';
 import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
 import { runTorchPeer } from '../peers/torch.js';
-import { logLogSlope, median } from '../stats.js';
+import { crossoverLength, logLogSlope, median } from '../stats.js';
 import { linePlot } from '../svg.js';
 
 const GAMMA = 0.5;
@@ -162,16 +162,15 @@ export const scalingSuite: Suite = {
             const f = series.get(fast);
             const e = series.get(exactMethod);
             if (!f || !e) continue;
-            const crossing = f.find(([l, t]) => {
+            const speedups = f.flatMap(([l, t]) => {
               const other = e.find(([le]) => le === l);
-              return other !== undefined && t < other[1];
+              return other ? [[l, other[1] / t] as const] : [];
             });
-            const common = f.filter(([l]) => e.some(([le]) => le === l));
-            if (common.length === 0) continue;
-            const [lastL, lastT] = common[common.length - 1];
-            const ratio = e.find(([le]) => le === lastL)![1] / lastT;
+            if (speedups.length === 0) continue;
+            const crossing = crossoverLength(speedups);
+            const [lastL, ratio] = speedups[speedups.length - 1];
             findings.push(
-              `${config}: ${fast} vs ${exactMethod}: ${crossing ? `faster from L=${crossing[0]}` : 'never faster in the measured range'}; at L=${lastL} ${ratio.toFixed(1)}× ${ratio >= 1 ? 'faster' : 'slower'}.`,
+              `${config}: ${fast} vs ${exactMethod}: ${crossing !== undefined ? `faster from L=${crossing}` : 'never faster in the measured range'}; at L=${lastL} ${ratio.toFixed(1)}× ${ratio > 1 ? 'faster' : 'slower'}.`,
             );
           }
         }
