@@ -1,4 +1,4 @@
-import { assertFinite, InvalidArgumentError, Matrix, NonFiniteError, ShapeError, zeros } from '@almora/tensor';
+import { assertFinite, cpuBackend, InvalidArgumentError, type Matrix, NonFiniteError, type ProductTree } from '@almora/tensor';
 import type { ExpPolynomial } from './polynomial.js';
 
 /**
@@ -69,28 +69,35 @@ export function monomialTable(dimension: number, degree: number): MonomialTable 
 export type FeatureSide = 'query' | 'key';
 
 /**
- * Polynomial features φ with ⟨φ_query(q), φ_key(k)⟩ = p(β·q·k) for every pair, from
- * p(β q·k) = Σ_j c_j β^j Σ_{|a|=j} (j!/a!) q^a k^a. Each monomial's weight w_a = c_j β^j j!/a! is
- * split as sign(w_a)·√|w_a| on the query side and √|w_a| on the key side, so U and V have the same
- * scale and negative coefficients (Chebyshev) are allowed. Returns the L×C(d+g, g) matrix whose row
- * i is φ(x_i).
- *
- * Built one feature column at a time from its parent column, in a feature-major scratch buffer, so
- * the inner loop is a contiguous multiply over the L rows.
+ * The product tree of the polynomial features φ with ⟨φ_query(q), φ_key(k)⟩ = p(β·q·k) for every
+ * pair, from p(β q·k) = Σ_j c_j β^j Σ_{|a|=j} (j!/a!) q^a k^a. Each monomial's weight
+ * w_a = c_j β^j j!/a! is split as sign(w_a)·√|w_a| on the query side and √|w_a| on the key side, so
+ * U and V have the same scale and negative coefficients (Chebyshev) are allowed. Any
+ * {@link Backend} builds the features from it with `productFeatures`.
+ */
+export function featureTree(dimension: number, polynomial: ExpPolynomial, beta: number, side: FeatureSide): ProductTree {
+  if (!Number.isFinite(beta) || beta <= 0) throw new InvalidArgumentError(`beta must be finite and > 0, got ${beta}`);
+  const table = monomialTable(dimension, polynomial.degree);
+  const weights = new Float64Array(table.size);
+  for (let a = 0; a < table.size; a++) {
+    const j = table.degrees[a];
+    const w = polynomial.coefficients[j] * beta ** j * table.multinomials[a];
+    const root = Math.sqrt(Math.abs(w));
+    weights[a] = side === 'query' && w < 0 ? -root : root;
+  }
+  return { parents: table.parents, variables: table.variables, weights };
+}
+
+/**
+ * Polynomial features on the CPU: the L×C(d+g, g) matrix whose row i is φ(x_i) (see
+ * {@link featureTree}). Throws {@link NonFiniteError} if they overflow.
  */
 export function polynomialFeatures(x: Matrix, polynomial: ExpPolynomial, beta: number, side: FeatureSide): Matrix {
-  const { table, monomials, weights } = featureColumns(x, polynomial, beta, side);
-  const rows = x.rows;
-  const k = table.size;
-  const features = zeros(rows, k, { dtype: x.dtype });
-  const out = features.data;
-  for (let a = 0; a < k; a++) {
-    const w = weights[a];
-    const col = a * rows;
-    for (let i = 0; i < rows; i++) out[i * k + a] = w * monomials[col + i];
-  }
-  for (let t = 0; t < out.length; t++) {
-    if (!Number.isFinite(out[t])) {
+  assertFinite(x, side === 'query' ? 'Q' : 'K');
+  const features = cpuBackend.productFeatures(x, featureTree(x.cols, polynomial, beta, side));
+  const k = features.cols;
+  for (let t = 0; t < features.data.length; t++) {
+    if (!Number.isFinite(features.data[t])) {
       throw new NonFiniteError(`polynomial features overflowed at row ${Math.floor(t / k)}: the inputs are far too large for degree ${polynomial.degree}`);
     }
   }
@@ -98,9 +105,8 @@ export function polynomialFeatures(x: Matrix, polynomial: ExpPolynomial, beta: n
 }
 
 /**
- * The vector-Jacobian product of {@link polynomialFeatures}: given ∂ℓ/∂Φ (L×k) for Φ = φ(X),
- * returns ∂ℓ/∂X (L×d). Reverse mode over the monomial table — each feature is its parent times one
- * variable, so ∂ℓ/∂parent += ∂ℓ/∂m·x_v and ∂ℓ/∂x_v += ∂ℓ/∂m·parent — in O(L·k).
+ * The vector-Jacobian product of {@link polynomialFeatures} on the CPU: given ∂ℓ/∂Φ (L×k) for
+ * Φ = φ(X), returns ∂ℓ/∂X (L×d), by reverse mode over the monomial tree in O(L·k).
  */
 export function polynomialFeaturesBackward(
   x: Matrix,
@@ -109,67 +115,6 @@ export function polynomialFeaturesBackward(
   side: FeatureSide,
   featureGradient: Matrix,
 ): Matrix {
-  const { table, monomials, variableColumns, weights } = featureColumns(x, polynomial, beta, side);
-  const rows = x.rows;
-  const k = table.size;
-  if (featureGradient.rows !== rows || featureGradient.cols !== k) {
-    throw new ShapeError(`feature gradient must be ${rows}×${k}, got ${featureGradient.rows}×${featureGradient.cols}`);
-  }
-  const monomialGradient = new Float64Array(k * rows);
-  for (let i = 0; i < rows; i++) {
-    const base = featureGradient.offset + i * featureGradient.stride;
-    for (let a = 0; a < k; a++) monomialGradient[a * rows + i] = weights[a] * featureGradient.data[base + a];
-  }
-  const variableGradient = new Float64Array(x.cols * rows);
-  for (let a = k - 1; a >= 1; a--) {
-    const own = a * rows;
-    const parent = table.parents[a] * rows;
-    const variable = table.variables[a] * rows;
-    for (let i = 0; i < rows; i++) {
-      const g = monomialGradient[own + i];
-      monomialGradient[parent + i] += g * variableColumns[variable + i];
-      variableGradient[variable + i] += g * monomials[parent + i];
-    }
-  }
-  const out = zeros(rows, x.cols, { dtype: x.dtype });
-  for (let i = 0; i < rows; i++) for (let v = 0; v < x.cols; v++) out.data[i * x.cols + v] = variableGradient[v * rows + i];
-  return out;
-}
-
-interface FeatureColumns {
-  table: MonomialTable;
-  /** Unweighted monomials, feature-major: monomial a of row i at a·L + i. */
-  monomials: Float64Array;
-  /** The inputs, variable-major. */
-  variableColumns: Float64Array;
-  /** Signed square-root weights of the query or key side. */
-  weights: Float64Array;
-}
-
-function featureColumns(x: Matrix, polynomial: ExpPolynomial, beta: number, side: FeatureSide): FeatureColumns {
   assertFinite(x, side === 'query' ? 'Q' : 'K');
-  if (!Number.isFinite(beta) || beta <= 0) throw new InvalidArgumentError(`beta must be finite and > 0, got ${beta}`);
-  const table = monomialTable(x.cols, polynomial.degree);
-  const rows = x.rows;
-  const monomials = new Float64Array(table.size * rows);
-  monomials.fill(1, 0, rows);
-  const variableColumns = new Float64Array(x.cols * rows);
-  for (let i = 0; i < rows; i++) {
-    const base = x.offset + i * x.stride;
-    for (let v = 0; v < x.cols; v++) variableColumns[v * rows + i] = x.data[base + v];
-  }
-  for (let a = 1; a < table.size; a++) {
-    const out = a * rows;
-    const parent = table.parents[a] * rows;
-    const variable = table.variables[a] * rows;
-    for (let i = 0; i < rows; i++) monomials[out + i] = monomials[parent + i] * variableColumns[variable + i];
-  }
-  const weights = new Float64Array(table.size);
-  for (let a = 0; a < table.size; a++) {
-    const j = table.degrees[a];
-    const w = polynomial.coefficients[j] * beta ** j * table.multinomials[a];
-    const root = Math.sqrt(Math.abs(w));
-    weights[a] = side === 'query' && w < 0 ? -root : root;
-  }
-  return { table, monomials, variableColumns, weights };
+  return cpuBackend.productFeaturesBackward(x, featureTree(x.cols, polynomial, beta, side), featureGradient);
 }

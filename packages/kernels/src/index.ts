@@ -13,6 +13,7 @@ export {
   monomialTable,
   polynomialFeatures,
   polynomialFeaturesBackward,
+  featureTree,
   type MonomialTable,
   type FeatureSide,
 } from './features.js';

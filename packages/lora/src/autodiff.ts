@@ -1,19 +1,8 @@
-import { polynomialFeaturesBackward } from '@almora/kernels';
-import { colSums, copy, type Matrix, sliceCols, sub, zeros } from '@almora/tensor';
-import type { HeadInput, HeadResult } from './head.js';
+import { featureTree } from '@almora/kernels';
+import { type Backend, type DeviceMatrix, scoped } from '@almora/tensor';
+import { type HeadInput, type HeadResult, onesColumn } from './head.js';
 import { lowRankApply, lowRankApplyTransposed, stored } from './low-rank.js';
-import type { LowRankSoftmax } from './softmax-factors.js';
-
-/** [M, 1]: M with a column of ones appended, so numerator and row sums come out of one product. */
-function withOnes(m: Matrix): Matrix {
-  const out = zeros(m.rows, m.cols + 1, { dtype: m.dtype });
-  for (let i = 0; i < m.rows; i++) {
-    const base = m.offset + i * m.stride;
-    for (let j = 0; j < m.cols; j++) out.data[i * (m.cols + 1) + j] = m.data[base + j];
-    out.data[i * (m.cols + 1) + m.cols] = 1;
-  }
-  return out;
-}
+import { applyF, type LowRankSoftmax } from './softmax-factors.js';
 
 /**
  * One head's gradients as the exact reverse-mode derivative of the approximated forward pass
@@ -22,44 +11,35 @@ function withOnes(m: Matrix): Matrix {
  * the polynomial approximates exp), so at the same degree it is less accurate, and it carries no
  * certified bound.
  *
- * With M = [V, 1] and N' = tril?(U₁V₁ᵀ)M = [N, D̂]: Ô = D̂⁻¹N, c = Ô − Y,
- * ∂N = D̂⁻¹c, ∂D̂ = −(c∘Ô)·1/D̂, ∂N' = [∂N, ∂D̂], then
- * ∂U₁ = tril?(∂N'·Mᵀ)·V₁, ∂V₁ = tril?(∂N'·Mᵀ)ᵀ·U₁, ∂M = tril?(U₁V₁ᵀ)ᵀ·∂N',
- * and ∂Q, ∂K̃ through the feature maps; centering projects ∂K = (I − 11ᵀ/L)·∂K̃.
+ * With N = tril?(U₁V₁ᵀ)·V and D̂ = tril?(U₁V₁ᵀ)·1: Ô = D̂⁻¹N, c = Ô − Y, ∂N = D̂⁻¹c,
+ * ∂D̂ = −(c∘Ô)·1/D̂; then with G = ∂N·Vᵀ + ∂D̂·1ᵀ (never formed):
+ * ∂U₁ = tril?(G)·V₁, ∂V₁ = tril?(G)ᵀ·U₁, ∂V = tril?(U₁V₁ᵀ)ᵀ·∂N, and ∂Q, ∂K̃ through the feature
+ * maps; centering projects ∂K = (I − 11ᵀ/L)·∂K̃.
  */
-export function autodiffHead(input: HeadInput, f: LowRankSoftmax): HeadResult {
+export function autodiffHead<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput<T>, f: LowRankSoftmax<T>): HeadResult<T> {
   const { q, v, y, beta, causal } = input;
-  const d = v.cols;
-  const augmented = withOnes(v);
-  const numerator = lowRankApply(stored(f.u), stored(f.v), augmented, causal);
-  const dtype = q.dtype;
-  const output = zeros(q.rows, d, { dtype });
-  const dAugmented = zeros(q.rows, d + 1, { dtype });
-  let loss = 0;
-  for (let i = 0; i < q.rows; i++) {
-    const inverse = f.inverseRowSums[i];
-    let dot = 0;
-    for (let l = 0; l < d; l++) {
-      const o = numerator.data[i * (d + 1) + l] * inverse;
-      const c = o - y.data[y.offset + i * y.stride + l];
-      output.data[i * d + l] = o;
-      loss += 0.5 * c * c;
-      dot += c * o;
-      dAugmented.data[i * (d + 1) + l] = c * inverse;
-    }
-    dAugmented.data[i * (d + 1) + d] = -dot * inverse;
-  }
-  const du = lowRankApply(stored(dAugmented), stored(augmented), f.v, causal);
-  const dFeaturesK = lowRankApplyTransposed(stored(dAugmented), stored(augmented), f.u, causal);
-  const dv = sliceCols(lowRankApplyTransposed(stored(f.u), stored(f.v), dAugmented, causal), 0, d);
+  const scope = scoped(backend);
+  const output = applyF(scope, f, v);
+  const c = scope.sub(output, y);
+  const dN = scope.scaleRows(c, f.inverseRowSums);
+  const dD = scope.affine(scope.scaleRows(scope.rowSums(scope.hadamard(c, output)), f.inverseRowSums), -1);
+  const ones = onesColumn(scope, v.rows, v);
+  const du = scope.add(
+    lowRankApply(scope, stored(dN), stored(v), f.v, causal),
+    lowRankApply(scope, stored(dD), stored(ones), f.v, causal),
+  );
+  const dFeaturesK = scope.add(
+    lowRankApplyTransposed(scope, stored(dN), stored(v), f.u, causal),
+    lowRankApplyTransposed(scope, stored(dD), stored(ones), f.u, causal),
+  );
+  const dv = lowRankApplyTransposed(scope, stored(f.u), stored(f.v), dN, causal);
   const polynomial = f.plan.polynomial!;
-  const dq = polynomialFeaturesBackward(q, polynomial, beta, 'query', du);
-  let dk = polynomialFeaturesBackward(f.keys, polynomial, beta, 'key', dFeaturesK);
+  const dq = scope.productFeaturesBackward(q, featureTree(q.cols, polynomial, beta, 'query'), du);
+  let dk = scope.productFeaturesBackward(f.keys, featureTree(q.cols, polynomial, beta, 'key'), dFeaturesK);
   if (f.plan.range.centered) {
-    const mean = Float64Array.from(colSums(dk), (s) => s / dk.rows);
-    const rowOfMeans = zeros(dk.rows, dk.cols, { dtype });
-    for (let i = 0; i < dk.rows; i++) rowOfMeans.data.set(mean, i * dk.cols);
-    dk = sub(dk, rowOfMeans);
+    const mean = scope.affine(scope.colSums(dk), 1 / dk.rows);
+    dk = scope.sub(dk, scope.matmul(onesColumn(scope, dk.rows, dk), mean));
   }
-  return { loss, output, dq, dk, dv: copy(dv) };
+  scope.releaseAll([output, dq, dk, dv]);
+  return { output, dq, dk, dv };
 }

@@ -1,5 +1,5 @@
-import { map, type Matrix, scaleRows, zeros } from '@almora/tensor';
-import type { HeadInput } from './head.js';
+import { type Backend, type DeviceMatrix, map, type Matrix, scaleRows, scoped, zeros } from '@almora/tensor';
+import { type HeadInput, readNow } from './head.js';
 import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
 /** Entrywise upper bounds on |∂̂ − ∂| for one head's ∂Q, ∂K, ∂V. */
@@ -30,7 +30,13 @@ function rowNorms(m: Matrix): Float64Array {
  * and |∂V̂ − ∂V| ≤ η/(1−η)·f̂ᵀ(|ĉ| + a). Float rounding of the fast path (~1e-15 relative) is not
  * included; it is far below any η the chooser picks.
  */
-export function chainedGradientBound(input: HeadInput, f: LowRankSoftmax, c: Matrix, eta: number): HeadBound {
+export function chainedGradientBound<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  input: HeadInput,
+  f: LowRankSoftmax<T>,
+  c: Matrix,
+  eta: number,
+): HeadBound {
   const { q, k, v, beta } = input;
   if (!(eta < 1)) {
     // The softmax certificate is void (δ ≥ 1): nothing can be said about the gradients.
@@ -46,9 +52,12 @@ export function chainedGradientBound(input: HeadInput, f: LowRankSoftmax, c: Mat
   }
   const dq = zeros(q.rows, q.cols, { dtype: 'float64' });
   for (let i = 0; i < q.rows; i++) for (let l = 0; l < q.cols; l++) dq.data[i * q.cols + l] = beta * rho[i] * keyColumnMax[l];
-  const absQ = map(q, Math.abs);
   const inflate = 1 / (1 - eta);
-  const dk = map(applyFTransposed(f, scaleRows(absQ, rho)), (x) => beta * inflate * x);
-  const dv = map(applyFTransposed(f, map(c, (x) => Math.abs(x) + a)), (x) => eta * inflate * x);
+  // f̂ lives on the backend; the O(L·d) factors it multiplies are made here and uploaded.
+  const scope = scoped(backend);
+  const applied = (m: Matrix, factor: number) => map(readNow(backend, applyFTransposed(scope, f, scope.upload(m))), (x) => factor * x);
+  const dk = applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
+  const dv = applied(map(c, (x) => Math.abs(x) + a), eta * inflate);
+  scope.releaseAll();
   return { dq, dk, dv };
 }

@@ -1,5 +1,6 @@
-import { addInto, InvalidArgumentError, matmul, type Matrix, ShapeError, sliceCols, zeros } from '@almora/tensor';
+import { addInto, type Backend, cpuBackend, InvalidArgumentError, matmul, type Matrix, ShapeError, sliceCols, zeros } from '@almora/tensor';
 import { exactForwardHead } from './exact.js';
+import { readNow } from './head.js';
 import type { CrossInput, SequenceInput } from './problem.js';
 
 /** Options of {@link attentionForward}. */
@@ -10,6 +11,8 @@ export interface ForwardOptions {
   beta?: number;
   /** Causal masking; default false. */
   causal?: boolean;
+  /** Where each head's attention runs; default the CPU. */
+  backend?: Backend;
 }
 
 /**
@@ -32,9 +35,13 @@ export function attentionForward(x: SequenceInput, weights: { q: Matrix; k: Matr
   const k = matmul(xk, weights.k);
   const v = matmul(xv, weights.v);
   const out = zeros(q.rows, dOut, { dtype: q.dtype });
+  const backend = options.backend ?? cpuBackend;
   for (let h = 0; h < heads; h++) {
     const cols = (m: Matrix) => sliceCols(m, h * dh, (h + 1) * dh);
-    addInto(cols(out), exactForwardHead(cols(q), cols(k), cols(v), beta, causal));
+    const device = { q: backend.upload(cols(q)), k: backend.upload(cols(k)), v: backend.upload(cols(v)), beta, causal };
+    const head = exactForwardHead(backend, device);
+    addInto(cols(out), readNow(backend, head));
+    for (const handle of [device.q, device.k, device.v, head]) backend.dispose(handle);
   }
   return out;
 }

@@ -1,6 +1,10 @@
 import { DEFAULT_MAX_DEGREE, featureRank, type ApproximationPlan, type PolynomialMethod } from '@almora/kernels';
 import {
   addInto,
+  assertFinite,
+  type Backend,
+  cpuBackend,
+  type DeviceMatrix,
   InvalidArgumentError,
   map,
   matmul,
@@ -8,16 +12,17 @@ import {
   maxAbs,
   scale,
   sliceCols,
+  sub,
   zeros,
 } from '@almora/tensor';
 import { autodiffHead } from './autodiff.js';
 import { chainedGradientBound, type HeadBound } from './bound.js';
 import { chainedHead } from './chained.js';
 import { DEFAULT_BLOCK_SIZE, exactHead } from './exact.js';
-import type { HeadInput, HeadResult } from './head.js';
+import { type HeadInput, type HeadResult, readNow } from './head.js';
 import { normalizeProblem, type LoraProblem, type NormalizedProblem, type Target } from './problem.js';
 import { fmt, normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
-import { buildSoftmax, planHead } from './softmax-factors.js';
+import { buildSoftmax, disposeSoftmax, planHead } from './softmax-factors.js';
 
 /** How gradients are computed: exactly, by the low-rank chain, or chosen by the regime check. */
 export type GradientMethod = 'exact' | 'fast' | 'auto';
@@ -50,6 +55,11 @@ export interface LoraOptions {
   weightGradients?: boolean;
   /** Query rows per block of the exact path; default 128. */
   blockSize?: number;
+  /**
+   * Where the per-head work (softmax factors, the chain, the exact blocks) runs; default the CPU.
+   * Projections, planning and the adapter chain rule stay on the host: they are O(L·d²).
+   */
+  backend?: Backend;
 }
 
 /** Gradients of one adapter. */
@@ -93,6 +103,8 @@ export interface GradientReport {
   rawRange: number;
   /** Whether centering was used in any head. */
   centered: boolean;
+  /** The backend the per-head work ran on, e.g. 'cpu'. */
+  backend: string;
   /** Polynomial degree and rank k = C(d_h+g, g) of the fast path, when it was planned. */
   degree: number | undefined;
   rank: number | undefined;
@@ -174,8 +186,9 @@ function runHeads(
     for (let h = 0; h < p.heads; h++) {
       const from = h * p.headDim;
       const to = from + p.headDim;
-      const r = perHead(headInput(p, s, h), n, h);
-      loss += r.loss;
+      const input = headInput(p, s, h);
+      const r = perHead(input, n, h);
+      loss += 0.5 * squaredNorm(sub(r.output, input.y));
       addInto(sliceCols(o, from, to), r.output);
       addInto(sliceCols(gq, from, to), r.dq);
       addInto(sliceCols(gk, from, to), r.dk);
@@ -202,6 +215,31 @@ function runHeads(
   return { loss, outputs, dq, dk, dv, bound: bounded ? bounds : undefined };
 }
 
+function squaredNorm(m: Matrix): number {
+  let s = 0;
+  for (let t = 0; t < m.data.length; t++) s += m.data[t] * m.data[t];
+  return s;
+}
+
+/**
+ * Runs one head's computation on `backend`: uploads the host inputs, reads back the output and
+ * gradients (checked finite: a float32 device can overflow where float64 does not) and releases
+ * everything else.
+ */
+function onBackend<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput, compute: (device: HeadInput<T>) => HeadResult<T>): HeadResult {
+  const device: HeadInput<T> = { ...input, q: backend.upload(input.q), k: backend.upload(input.k), v: backend.upload(input.v), y: backend.upload(input.y) };
+  const result = compute(device);
+  const host: HeadResult = {
+    output: readNow(backend, result.output),
+    dq: readNow(backend, result.dq),
+    dk: readNow(backend, result.dk),
+    dv: readNow(backend, result.dv),
+  };
+  for (const handle of [device.q, device.k, device.v, device.y, result.output, result.dq, result.dk, result.dv]) backend.dispose(handle);
+  for (const [name, m] of Object.entries(host)) assertFinite(m, `the ${backend.name} backend's ${name}`);
+  return host;
+}
+
 /** ∂loss/∂W_μ = Σ_sequences X_μᵀ·∂μ. */
 function weightGradient(p: NormalizedProblem, target: Target, per: Matrix[], absolute = false): Matrix {
   const total = zeros(p.inputDim, p.outputDim, { dtype: per[0].dtype });
@@ -218,7 +256,7 @@ function relativeBound(absolute: number, estimate: Matrix): GradientErrorBound {
   return { absolute, relative: floor > 0 ? absolute / floor : Number.POSITIVE_INFINITY };
 }
 
-function checkOptions(options: LoraOptions): Required<Pick<LoraOptions, 'method' | 'epsilon' | 'polynomial' | 'variant' | 'centerKeys' | 'weightGradients' | 'blockSize' | 'maxDegree'>> {
+function checkOptions(options: LoraOptions): Required<Pick<LoraOptions, 'method' | 'epsilon' | 'polynomial' | 'variant' | 'centerKeys' | 'weightGradients' | 'blockSize' | 'maxDegree' | 'backend'>> {
   const method = options.method ?? 'auto';
   if (!['exact', 'fast', 'auto'].includes(method)) throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got "${String(method)}"`);
   const epsilon = options.epsilon ?? 1e-3;
@@ -233,7 +271,8 @@ function checkOptions(options: LoraOptions): Required<Pick<LoraOptions, 'method'
   if (options.degree !== undefined && (!Number.isInteger(options.degree) || options.degree < 0)) {
     throw new InvalidArgumentError(`degree must be a non-negative integer, got ${options.degree}`);
   }
-  return { method, epsilon, variant, polynomial, blockSize, maxDegree, centerKeys: options.centerKeys ?? false, weightGradients: options.weightGradients ?? false };
+  const backend = options.backend ?? cpuBackend;
+  return { method, epsilon, variant, polynomial, blockSize, maxDegree, backend, centerKeys: options.centerKeys ?? false, weightGradients: options.weightGradients ?? false };
 }
 
 /**
@@ -288,13 +327,21 @@ export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): 
     return { exact, fast };
   };
 
-  const runExact = () => runHeads(p, projected, (input) => exactHead(input, o.blockSize));
+  const backend = o.backend;
+  // A float32 computation's rounding (~1e-7 relative) is not in the certified bound, which would
+  // then claim more than it can.
+  const certifiable = backend.precision !== 'float32' && projected.every((s) => s.q.dtype === 'float64');
+  const runExact = () => runHeads(p, projected, (input) => onBackend(backend, input, (device) => exactHead(backend, device, o.blockSize)));
   const runFast = (variant: FastVariant) =>
     runHeads(p, projected, (input, n, h) => {
-      const f = buildSoftmax(input.q, input.k, plans[n][h], p.beta, p.causal);
-      if (variant === 'autodiff') return autodiffHead(input, f);
-      const r = chainedHead(input, f);
-      return { ...r, bound: chainedGradientBound(input, f, r.c, plans[n][h].bound!.softmaxRelative) };
+      const f = buildSoftmax(backend, input.q, input.k, plans[n][h], p.beta, p.causal);
+      try {
+        const r = onBackend(backend, input, (device) => (variant === 'autodiff' ? autodiffHead : chainedHead)(backend, device, f));
+        if (variant === 'autodiff' || !certifiable) return r;
+        return { ...r, bound: chainedGradientBound(backend, input, f, sub(r.output, input.y), plans[n][h].bound!.softmaxRelative) };
+      } finally {
+        disposeSoftmax(backend, f);
+      }
     });
 
   const certify = (result: PathResult, grads: Partial<Record<Target, AdapterGradient>>) => {
@@ -358,7 +405,10 @@ export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): 
   if (chosen === 'exact') result = runExact();
   const final = result!;
   const grads = assemble(p, final, o.weightGradients);
-  if (chosen === 'fast' && variant === 'chained') gradientBound = certify(final, grads);
+  if (chosen === 'fast' && variant === 'chained') {
+    gradientBound = certify(final, grads);
+    if (!certifiable) steps.push('no certified gradient bound: the computation ran in float32, whose rounding the bound does not cover');
+  }
   const planned = flat();
   const report: GradientReport = {
     requested: o.method,
@@ -375,6 +425,7 @@ export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): 
     centered: planned.some((plan) => plan.range.centered),
     degree: maxDefined(planned.map((plan) => plan.degree)),
     rank: maxDefined(planned.map((plan) => plan.rank)),
+    backend: backend.name,
     polynomial: o.polynomial,
     softmaxBound: maxDefined(planned.map((plan) => plan.bound?.softmaxRelative)),
     gradientBound,

@@ -1,25 +1,36 @@
-import type { Matrix } from '@almora/tensor';
+import { BackendError, type Backend, type DeviceMatrix, type Matrix } from '@almora/tensor';
 
-/** Loss, output and gradients of one attention head on one sequence: what both paths compute. */
-export interface HeadResult {
-  /** ½‖O − Y‖²_F for this head's columns. */
-  loss: number;
-  /** O = f·V (L_q×d_h). */
-  output: Matrix;
-  /** ∂loss/∂Q (L_q×d_h). */
-  dq: Matrix;
-  /** ∂loss/∂K (L_k×d_h). */
-  dk: Matrix;
-  /** ∂loss/∂V (L_k×d_h). */
-  dv: Matrix;
-}
-
-/** One head's projected inputs. */
-export interface HeadInput {
-  q: Matrix;
-  k: Matrix;
-  v: Matrix;
-  y: Matrix;
+/** One head's projected inputs, as handles of the backend that computes it. */
+export interface HeadInput<T extends DeviceMatrix = Matrix> {
+  q: T;
+  k: T;
+  v: T;
+  y: T;
   beta: number;
   causal: boolean;
+}
+
+/** Output and gradients of one attention head on one sequence: what every path computes. */
+export interface HeadResult<T extends DeviceMatrix = Matrix> {
+  /** O = f·V (L_q×d_h). */
+  output: T;
+  /** ∂loss/∂Q (L_q×d_h). */
+  dq: T;
+  /** ∂loss/∂K (L_k×d_h). */
+  dk: T;
+  /** ∂loss/∂V (L_k×d_h). */
+  dv: T;
+}
+
+/** Reads a handle back now; the synchronous entry points need a backend that can. */
+export function readNow<T extends DeviceMatrix>(backend: Backend<T>, m: T): Matrix {
+  if (!backend.readSync) {
+    throw new BackendError(`the ${backend.name} backend reads back only asynchronously; loraGradients needs one with readSync`);
+  }
+  return backend.readSync(m);
+}
+
+/** A rows×1 column of ones in the precision of `like`. */
+export function onesColumn<T extends DeviceMatrix>(backend: Backend<T>, rows: number, like: T): T {
+  return backend.affine(backend.zeros(rows, 1, like), 0, 1);
 }

@@ -24,7 +24,7 @@ export { attentionForward, type ForwardOptions } from './forward.js';
 export { chainedHead, cTerm, p1Term, applyP1, p2Diagonal, type P1 } from './chained.js';
 export { autodiffHead } from './autodiff.js';
 export { chainedGradientBound, type HeadBound } from './bound.js';
-export { buildSoftmax, planHead, applyF, applyFTransposed, type LowRankSoftmax, type SoftmaxFactorOptions } from './softmax-factors.js';
+export { buildSoftmax, disposeSoftmax, planHead, applyF, applyFTransposed, type LowRankSoftmax, type SoftmaxFactorOptions } from './softmax-factors.js';
 export { lowRankApply, lowRankApplyTransposed, faceSplitApply, faceSplitFactor, stored, type RowFactor } from './low-rank.js';
 export { normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
 export type { HeadInput, HeadResult } from './head.js';

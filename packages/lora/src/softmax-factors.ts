@@ -1,26 +1,27 @@
 import {
   centeredKeys,
+  featureTree,
   planSoftmaxApproximation,
-  polynomialFeatures,
   type ApproximationPlan,
   type PolynomialMethod,
 } from '@almora/kernels';
-import { type Matrix, ones, OutOfRegimeError, scaleRows } from '@almora/tensor';
+import { type Backend, type DeviceMatrix, fromFlat, type Matrix, OutOfRegimeError, scoped } from '@almora/tensor';
+import { onesColumn, readNow } from './head.js';
 import { lowRankApply, lowRankApplyTransposed, stored } from './low-rank.js';
 
 /**
  * The paper's f(x) = D⁻¹exp(β·QKᵀ), approximated as f̂ = D̂⁻¹·U₁V₁ᵀ (masked to j ≤ i when causal)
- * and kept as its factors: it is applied, never formed.
+ * and kept as its factors on a backend: it is applied, never formed.
  */
-export interface LowRankSoftmax {
+export interface LowRankSoftmax<T extends DeviceMatrix = Matrix> {
   /** U₁ = φ_query(Q) (L_q×k). */
-  u: Matrix;
+  u: T;
   /** V₁ = φ_key(K̃) (L_k×k), K̃ the keys, centered when the plan says so. */
-  v: Matrix;
+  v: T;
   /** K̃ itself. */
-  keys: Matrix;
-  /** 1/D̂_i. */
-  inverseRowSums: Float64Array;
+  keys: T;
+  /** 1/D̂_i, a column. */
+  inverseRowSums: T;
   causal: boolean;
   plan: ApproximationPlan;
 }
@@ -35,7 +36,7 @@ export interface SoftmaxFactorOptions {
   centerKeys: boolean;
 }
 
-/** Plans the approximation of one head (degree, rank, bound, regime) in O(L·d). */
+/** Plans the approximation of one head (degree, rank, bound, regime) in O(L·d), on the host. */
 export function planHead(q: Matrix, k: Matrix, options: SoftmaxFactorOptions): ApproximationPlan {
   return planSoftmaxApproximation(q, k, {
     beta: options.beta,
@@ -48,35 +49,60 @@ export function planHead(q: Matrix, k: Matrix, options: SoftmaxFactorOptions): A
 }
 
 /**
- * Builds f̂ for a plan that has a degree: features U₁, V₁ and the row sums D̂ = tril?(U₁V₁ᵀ)·1,
- * checked positive. Throws {@link OutOfRegimeError} if any row sum is ≤ 0 (a polynomial that goes
- * negative on this range), since D̂⁻¹ would then be meaningless.
+ * Builds f̂ on `backend` for a plan that has a degree: features U₁, V₁ and the row sums
+ * D̂ = tril?(U₁V₁ᵀ)·1, checked positive on the host. Throws {@link OutOfRegimeError} if any row sum
+ * is ≤ 0 (a polynomial that goes negative on this range), since D̂⁻¹ would then be meaningless.
+ * `q` and `k` are the host matrices the plan was made from.
  */
-export function buildSoftmax(q: Matrix, k: Matrix, plan: ApproximationPlan, beta: number, causal: boolean): LowRankSoftmax {
+export function buildSoftmax<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  q: Matrix,
+  k: Matrix,
+  plan: ApproximationPlan,
+  beta: number,
+  causal: boolean,
+): LowRankSoftmax<T> {
   if (!plan.polynomial) throw new OutOfRegimeError(plan.outOfRegime?.message ?? 'no polynomial degree was chosen');
-  const keys = centeredKeys(k, plan.range);
-  const u = polynomialFeatures(q, plan.polynomial, beta, 'query');
-  const v = polynomialFeatures(keys, plan.polynomial, beta, 'key');
-  const sums = lowRankApply(stored(u), stored(v), ones(k.rows, 1, { dtype: q.dtype }), causal);
-  const inverseRowSums = new Float64Array(q.rows);
+  const scope = scoped(backend);
+  const queries = scope.upload(q);
+  const keys = backend.upload(centeredKeys(k, plan.range));
+  const u = backend.productFeatures(queries, featureTree(q.cols, plan.polynomial, beta, 'query'));
+  const v = backend.productFeatures(keys, featureTree(k.cols, plan.polynomial, beta, 'key'));
+  const sums = readNow(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, k.rows, keys), causal));
+  const inverse = new Float64Array(q.rows);
   for (let i = 0; i < q.rows; i++) {
     const s = sums.data[i];
     if (!(s > 0)) {
+      scope.releaseAll();
+      for (const handle of [keys, u, v]) backend.dispose(handle);
       throw new OutOfRegimeError(
         `row ${i} of the approximate softmax sums to ${s} ≤ 0 at degree ${plan.polynomial.degree} on R = ${plan.range.range.toPrecision(4)} (Γ = ${plan.range.gamma.toPrecision(3)}): the norms are outside the regime where this polynomial is positive; use method 'exact' or 'auto'`,
       );
     }
-    inverseRowSums[i] = 1 / s;
+    inverse[i] = 1 / s;
   }
+  scope.releaseAll();
+  const inverseRowSums = backend.upload(fromFlat(q.rows, 1, inverse, { dtype: q.dtype }));
   return { u, v, keys, inverseRowSums, causal, plan };
 }
 
+/** Releases the device memory of f̂. */
+export function disposeSoftmax<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>): void {
+  for (const handle of [f.u, f.v, f.keys, f.inverseRowSums]) backend.dispose(handle);
+}
+
 /** f̂·M = D̂⁻¹·tril?(U₁V₁ᵀ)·M, in O(L·k·m). */
-export function applyF(f: LowRankSoftmax, m: Matrix): Matrix {
-  return scaleRows(lowRankApply(stored(f.u), stored(f.v), m, f.causal), f.inverseRowSums);
+export function applyF<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, m: T): T {
+  const unscaled = lowRankApply(backend, stored(f.u), stored(f.v), m, f.causal);
+  const out = backend.scaleRows(unscaled, f.inverseRowSums);
+  backend.dispose(unscaled);
+  return out;
 }
 
 /** f̂ᵀ·M = tril?(U₁V₁ᵀ)ᵀ·D̂⁻¹·M, in O(L·k·m). */
-export function applyFTransposed(f: LowRankSoftmax, m: Matrix): Matrix {
-  return lowRankApplyTransposed(stored(f.u), stored(f.v), scaleRows(m, f.inverseRowSums), f.causal);
+export function applyFTransposed<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, m: T): T {
+  const scaled = backend.scaleRows(m, f.inverseRowSums);
+  const out = lowRankApplyTransposed(backend, stored(f.u), stored(f.v), scaled, f.causal);
+  backend.dispose(scaled);
+  return out;
 }

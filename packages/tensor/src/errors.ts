@@ -4,7 +4,8 @@ export type AlmoraErrorCode =
   | 'DTYPE'
   | 'NON_FINITE'
   | 'INVALID_ARGUMENT'
-  | 'OUT_OF_REGIME';
+  | 'OUT_OF_REGIME'
+  | 'BACKEND';
 
 /** Base class of every error almora throws on bad input. `code` says which kind it is. */
 export class AlmoraError extends Error {
@@ -52,5 +53,15 @@ export class InvalidArgumentError extends AlmoraError {
 export class OutOfRegimeError extends AlmoraError {
   constructor(message: string) {
     super('OUT_OF_REGIME', message);
+  }
+}
+
+/**
+ * A compute backend cannot do what was asked: no GPU mode is available, a matrix exceeds the
+ * device's limits, or a synchronous read was asked of a device that only reads back asynchronously.
+ */
+export class BackendError extends AlmoraError {
+  constructor(message: string) {
+    super('BACKEND', message);
   }
 }

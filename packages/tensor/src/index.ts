@@ -5,6 +5,7 @@ export {
   NonFiniteError,
   InvalidArgumentError,
   OutOfRegimeError,
+  BackendError,
   type AlmoraErrorCode,
 } from './errors.js';
 export {
@@ -39,3 +40,5 @@ export {
 } from './elementwise.js';
 export { transpose, vec, mat, kron, faceSplit } from './products.js';
 export { assertSameDType, assertSameShape, assertShape, assertFinite } from './validate.js';
+export { scoped, type Backend, type DeviceMatrix, type ProductTree, type ScopedBackend, type TransposeForms } from './backend.js';
+export { cpuBackend } from './cpu-backend.js';
