@@ -55,7 +55,7 @@ export function chainedGradientBound<T extends DeviceMatrix>(
   const inflate = 1 / (1 - eta);
   // f̂ lives on the backend; the O(L·d) factors it multiplies are made here and uploaded.
   const scope = scoped(backend);
-  const applied = (m: Matrix, factor: number) => map(readNow(backend, applyFTransposed(scope, f, scope.upload(m))), (x) => factor * x);
+  const applied = (m: Matrix, factor: number) => map(readNow(backend, applyFTransposed(scope, f, scope.upload(m)), m.dtype), (x) => factor * x);
   const dk = applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
   const dv = applied(map(c, (x) => Math.abs(x) + a), eta * inflate);
   scope.releaseAll();

@@ -40,7 +40,7 @@ export function attentionForward(x: SequenceInput, weights: { q: Matrix; k: Matr
     const cols = (m: Matrix) => sliceCols(m, h * dh, (h + 1) * dh);
     const device = { q: backend.upload(cols(q)), k: backend.upload(cols(k)), v: backend.upload(cols(v)), beta, causal };
     const head = exactForwardHead(backend, device);
-    addInto(cols(out), readNow(backend, head));
+    addInto(cols(out), readNow(backend, head, q.dtype));
     for (const handle of [device.q, device.k, device.v, head]) backend.dispose(handle);
   }
   return out;

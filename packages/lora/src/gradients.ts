@@ -230,10 +230,10 @@ function onBackend<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput
   const device: HeadInput<T> = { ...input, q: backend.upload(input.q), k: backend.upload(input.k), v: backend.upload(input.v), y: backend.upload(input.y) };
   const result = compute(device);
   const host: HeadResult = {
-    output: readNow(backend, result.output),
-    dq: readNow(backend, result.dq),
-    dk: readNow(backend, result.dk),
-    dv: readNow(backend, result.dv),
+    output: readNow(backend, result.output, input.q.dtype),
+    dq: readNow(backend, result.dq, input.q.dtype),
+    dk: readNow(backend, result.dk, input.q.dtype),
+    dv: readNow(backend, result.dv, input.q.dtype),
   };
   for (const handle of [device.q, device.k, device.v, device.y, result.output, result.dq, result.dk, result.dv]) backend.dispose(handle);
   for (const [name, m] of Object.entries(host)) assertFinite(m, `the ${backend.name} backend's ${name}`);

@@ -1,4 +1,4 @@
-import { BackendError, type Backend, type DeviceMatrix, type Matrix } from '@almora/tensor';
+import { BackendError, type Backend, type DeviceMatrix, type DType, type Matrix, toDType } from '@almora/tensor';
 
 /** One head's projected inputs, as handles of the backend that computes it. */
 export interface HeadInput<T extends DeviceMatrix = Matrix> {
@@ -22,12 +22,16 @@ export interface HeadResult<T extends DeviceMatrix = Matrix> {
   dv: T;
 }
 
-/** Reads a handle back now; the synchronous entry points need a backend that can. */
-export function readNow<T extends DeviceMatrix>(backend: Backend<T>, m: T): Matrix {
+/**
+ * Reads a handle back now, in the host's dtype (a float32 device's results are widened); the
+ * synchronous entry points need a backend that can.
+ */
+export function readNow<T extends DeviceMatrix>(backend: Backend<T>, m: T, dtype: DType): Matrix {
   if (!backend.readSync) {
     throw new BackendError(`the ${backend.name} backend reads back only asynchronously; loraGradients needs one with readSync`);
   }
-  return backend.readSync(m);
+  const host = backend.readSync(m);
+  return host.dtype === dtype ? host : toDType(host, dtype);
 }
 
 /** A rows×1 column of ones in the precision of `like`. */

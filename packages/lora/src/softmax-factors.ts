@@ -68,7 +68,7 @@ export function buildSoftmax<T extends DeviceMatrix>(
   const keys = backend.upload(centeredKeys(k, plan.range));
   const u = backend.productFeatures(queries, featureTree(q.cols, plan.polynomial, beta, 'query'));
   const v = backend.productFeatures(keys, featureTree(k.cols, plan.polynomial, beta, 'key'));
-  const sums = readNow(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, k.rows, keys), causal));
+  const sums = readNow(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, k.rows, keys), causal), 'float64');
   const inverse = new Float64Array(q.rows);
   for (let i = 0; i < q.rows; i++) {
     const s = sums.data[i];

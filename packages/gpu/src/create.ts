@@ -1,0 +1,57 @@
+import { GPU } from 'gpu.js';
+import { BackendError } from '@almora/tensor';
+import { GpuBackend, type GpuMode } from './gpu-backend.js';
+
+/** GPU modes, best first. */
+const GPU_MODES = ['webgl2', 'webgl', 'headlessgl'] as const satisfies readonly GpuMode[];
+/** gpu.js's CPU fallbacks, best first. */
+const FALLBACK_MODES = ['webasm', 'cpu'] as const satisfies readonly GpuMode[];
+
+/** Options of {@link createGpuBackend}. */
+export interface GpuBackendOptions {
+  /**
+   * A gpu.js mode; 'gpu' (default) takes the best GPU mode and throws {@link BackendError} if
+   * there is none; 'best' falls back to webasm, then cpu, and says so in the backend's name.
+   */
+  mode?: GpuMode | 'gpu' | 'best';
+}
+
+/** The gpu.js modes that can run here, GPU modes first. */
+export function availableGpuModes(): GpuMode[] {
+  const supported: Record<GpuMode, boolean> = {
+    webgl2: GPU.isWebGL2Supported,
+    webgl: GPU.isWebGLSupported,
+    headlessgl: GPU.isHeadlessGLSupported,
+    webasm: GPU.isWebAssemblySupported,
+    cpu: true,
+  };
+  return [...GPU_MODES, ...FALLBACK_MODES].filter((mode) => supported[mode]);
+}
+
+/**
+ * A {@link GpuBackend}: the primitives of `Backend` as gpu.js kernels, float32, chained through
+ * textures without reading back between steps. Pass it as `backend` to `loraGradients`.
+ */
+export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
+  const requested = options.mode ?? 'gpu';
+  const available = availableGpuModes();
+  const gpuModes = available.filter((mode) => (GPU_MODES as readonly GpuMode[]).includes(mode));
+  let mode: GpuMode | undefined;
+  if (requested === 'gpu') mode = gpuModes[0];
+  else if (requested === 'best') mode = available[0];
+  else mode = available.includes(requested) ? requested : undefined;
+  if (!mode) {
+    const what = requested === 'gpu' ? 'no GPU mode (webgl2, webgl, headlessgl)' : `gpu.js mode '${requested}'`;
+    throw new BackendError(
+      `${what} is available here (available: ${available.join(', ')}); in Node, headlessgl needs the optional 'gl' package built and an X display; use { mode: 'best' } to fall back to webasm or cpu`,
+    );
+  }
+  const gpu = new GPU({ mode });
+  const limit = mode === 'cpu' || mode === 'webasm' ? Number.POSITIVE_INFINITY : maxTextureSize(gpu);
+  return new GpuBackend(mode, gpu, limit);
+}
+
+function maxTextureSize(gpu: GPU): number {
+  const context = (gpu as unknown as { context?: { getParameter(name: number): number; MAX_TEXTURE_SIZE: number } }).context;
+  return context ? context.getParameter(context.MAX_TEXTURE_SIZE) : 4096;
+}

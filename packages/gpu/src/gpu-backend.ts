@@ -1,0 +1,252 @@
+import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
+import {
+  type Backend,
+  BackendError,
+  type DeviceMatrix,
+  fromFlat,
+  type Matrix,
+  type ProductTree,
+  ShapeError,
+  type TransposeForms,
+} from '@almora/tensor';
+import { KERNELS, type KernelName } from './kernels.js';
+
+/** The gpu.js modes this backend runs in: GPU modes first, then gpu.js's own CPU fallbacks. */
+export type GpuMode = 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
+
+/** A matrix held by gpu.js: a texture in the GL modes, a Float32Array in cpu and webasm. */
+export interface GpuMatrix extends DeviceMatrix {
+  /** Where the values live; replaced by `accumulate`, emptied by `dispose`. */
+  data: Texture | Float32Array | undefined;
+}
+
+// Flat indices are float in the shaders; beyond 2²⁴ consecutive integers are no longer exact.
+const MAX_ELEMENTS = 1 << 24;
+// gpu.js caps loops whose bound is an argument at loopMaxIterations (1,000 by default).
+const MAX_LOOP = 1 << 24;
+
+function isTexture(data: GpuMatrix['data']): data is Texture {
+  return data !== undefined && !(data instanceof Float32Array);
+}
+
+/** The {@link Backend} over gpu.js in one mode, float32 throughout. Made by `createGpuBackend`. */
+export class GpuBackend implements Backend<GpuMatrix> {
+  readonly name: string;
+  readonly precision = 'float32' as const;
+  /** The gpu.js mode the kernels run in. */
+  readonly mode: GpuMode;
+  private readonly gpu: GPU;
+  private readonly kernels = new Map<KernelName, IKernelRunShortcut>();
+  private readonly textureLimit: number;
+
+  constructor(mode: GpuMode, gpu: GPU, textureLimit: number) {
+    this.mode = mode;
+    this.gpu = gpu;
+    this.name = `gpu.js ${mode}`;
+    this.textureLimit = textureLimit;
+  }
+
+  private run(name: KernelName, rows: number, cols: number, args: (GpuMatrix | number)[]): GpuMatrix {
+    const size = rows * cols;
+    if (size > MAX_ELEMENTS || size > this.textureLimit ** 2) {
+      throw new BackendError(`a ${rows}×${cols} matrix exceeds what the ${this.name} backend holds (${Math.min(MAX_ELEMENTS, this.textureLimit ** 2)} elements)`);
+    }
+    if (size === 0) return { rows, cols, data: new Float32Array(0) };
+    let kernel = this.kernels.get(name);
+    if (!kernel) {
+      kernel = this.gpu.createKernel(KERNELS[name], {
+        output: [1],
+        dynamicOutput: true,
+        dynamicArguments: true,
+        pipeline: true,
+        immutable: true,
+        precision: 'single',
+        tactic: 'precision',
+        loopMaxIterations: MAX_LOOP,
+      } as Parameters<GPU['createKernel']>[1]);
+      this.kernels.set(name, kernel);
+    }
+    kernel.setOutput([size]);
+    const values = args.map((a) => {
+      if (typeof a === 'number') return a;
+      if (a.data === undefined) throw new BackendError(`${this.name}: a matrix was used after dispose`);
+      // An empty operand of a non-empty result (a zero inner dimension) reads nothing.
+      return a.rows * a.cols === 0 ? new Float32Array(1) : a.data;
+    });
+    const data = kernel(...(values as Parameters<IKernelRunShortcut>)) as Texture | Float32Array;
+    return { rows, cols, data };
+  }
+
+  upload(m: Matrix): GpuMatrix {
+    const flat = new Float32Array(m.rows * m.cols);
+    for (let i = 0; i < m.rows; i++) {
+      for (let j = 0; j < m.cols; j++) flat[i * m.cols + j] = m.data[m.offset + i * m.stride + j];
+    }
+    const host: GpuMatrix = { rows: m.rows, cols: m.cols, data: flat };
+    // In the GL modes every operand is a texture, so each kernel sees one argument type.
+    return this.mode === 'cpu' || this.mode === 'webasm' ? host : this.run('upload', m.rows, m.cols, [host]);
+  }
+
+  zeros(rows: number, cols: number): GpuMatrix {
+    return this.run('fill', rows, cols, [0]);
+  }
+
+  readSync(m: GpuMatrix): Matrix {
+    if (m.data === undefined) throw new BackendError(`${this.name}: a matrix was read after dispose`);
+    const values = isTexture(m.data) ? (m.data.toArray() as Float32Array) : m.data;
+    return fromFlat(m.rows, m.cols, Float32Array.from(values.subarray(0, m.rows * m.cols)), { dtype: 'float32' });
+  }
+
+  read(m: GpuMatrix): Promise<Matrix> {
+    return Promise.resolve().then(() => this.readSync(m));
+  }
+
+  dispose(m: GpuMatrix): void {
+    if (isTexture(m.data)) m.data.delete();
+    m.data = undefined;
+  }
+
+  sliceRows(m: GpuMatrix, start: number, end: number): GpuMatrix {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > m.rows) {
+      throw new ShapeError(`row range [${start}, ${end}) is outside [0, ${m.rows})`);
+    }
+    return this.run('copy', end - start, m.cols, [m, start * m.cols]);
+  }
+
+  matmul(a: GpuMatrix, b: GpuMatrix, forms: TransposeForms = {}): GpuMatrix {
+    const [m, k] = forms.transposeA ? [a.cols, a.rows] : [a.rows, a.cols];
+    const [kB, n] = forms.transposeB ? [b.cols, b.rows] : [b.rows, b.cols];
+    if (k !== kB) throw new ShapeError(`matmul: op(A) is ${m}×${k} and op(B) is ${kB}×${n}; inner dimensions differ`);
+    const [aRowStep, aInnerStep] = forms.transposeA ? [1, a.cols] : [a.cols, 1];
+    const [bInnerStep, bColStep] = forms.transposeB ? [1, b.cols] : [b.cols, 1];
+    if (k === 0) return this.zeros(m, n);
+    return this.run('matmul', m, n, [a, b, k, n, aRowStep, aInnerStep, bInnerStep, bColStep]);
+  }
+
+  private elementwise(name: 'add' | 'sub' | 'hadamard', a: GpuMatrix, b: GpuMatrix): GpuMatrix {
+    sameShape(a, b, name);
+    return this.run(name, a.rows, a.cols, [a, b]);
+  }
+
+  add(a: GpuMatrix, b: GpuMatrix): GpuMatrix {
+    return this.elementwise('add', a, b);
+  }
+
+  sub(a: GpuMatrix, b: GpuMatrix): GpuMatrix {
+    return this.elementwise('sub', a, b);
+  }
+
+  hadamard(a: GpuMatrix, b: GpuMatrix): GpuMatrix {
+    return this.elementwise('hadamard', a, b);
+  }
+
+  affine(a: GpuMatrix, factor: number, shift = 0): GpuMatrix {
+    return this.run('affine', a.rows, a.cols, [a, factor, shift]);
+  }
+
+  abs(a: GpuMatrix): GpuMatrix {
+    return this.run('abs', a.rows, a.cols, [a]);
+  }
+
+  scaleRows(a: GpuMatrix, s: GpuMatrix): GpuMatrix {
+    isColumn(s, a.rows, 'scaleRows');
+    return this.run('scaleRows', a.rows, a.cols, [a, s, a.cols]);
+  }
+
+  rowSums(a: GpuMatrix): GpuMatrix {
+    return a.cols === 0 ? this.zeros(a.rows, 1) : this.run('rowSums', a.rows, 1, [a, a.cols]);
+  }
+
+  colSums(a: GpuMatrix): GpuMatrix {
+    return a.rows === 0 ? this.zeros(1, a.cols) : this.run('colSums', 1, a.cols, [a, a.rows, a.cols]);
+  }
+
+  faceSplit(a: GpuMatrix, b: GpuMatrix): GpuMatrix {
+    if (a.rows !== b.rows) throw new ShapeError(`faceSplit: A is ${a.rows}×${a.cols} and B is ${b.rows}×${b.cols}; row counts must agree`);
+    return this.run('faceSplit', a.rows, a.cols * b.cols, [a, b, a.cols, b.cols]);
+  }
+
+  faceSplitReduce(weights: GpuMatrix, blocks: GpuMatrix): GpuMatrix {
+    const d = weights.cols;
+    if (blocks.rows !== weights.rows || d === 0 || blocks.cols % d !== 0) {
+      throw new ShapeError(`faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`);
+    }
+    const n = blocks.cols / d;
+    return this.run('faceSplitReduce', weights.rows, n, [weights, blocks, d, n]);
+  }
+
+  productFeatures(x: GpuMatrix, tree: ProductTree): GpuMatrix {
+    const k = tree.parents.length;
+    const [exponents, weights] = this.treeTables(tree, x.cols);
+    const out = this.run('productFeatures', x.rows, k, [x, exponents, weights, x.cols, k]);
+    this.dispose(exponents);
+    this.dispose(weights);
+    return out;
+  }
+
+  productFeaturesBackward(x: GpuMatrix, tree: ProductTree, featureGradient: GpuMatrix): GpuMatrix {
+    const k = tree.parents.length;
+    if (featureGradient.rows !== x.rows || featureGradient.cols !== k) {
+      throw new ShapeError(`feature gradient must be ${x.rows}×${k}, got ${featureGradient.rows}×${featureGradient.cols}`);
+    }
+    const [exponents, weights] = this.treeTables(tree, x.cols);
+    const out = this.run('productFeaturesBackward', x.rows, x.cols, [x, featureGradient, exponents, weights, k, x.cols]);
+    this.dispose(exponents);
+    this.dispose(weights);
+    return out;
+  }
+
+  /**
+   * The tree as tables a shader can read without recursion: the exponent vector of every monomial
+   * (k×d), so each thread multiplies its own powers, and the weights.
+   */
+  private treeTables(tree: ProductTree, d: number): [GpuMatrix, GpuMatrix] {
+    const k = tree.parents.length;
+    const exponents = new Float64Array(k * d);
+    for (let a = 1; a < k; a++) {
+      exponents.set(exponents.subarray(tree.parents[a] * d, tree.parents[a] * d + d), a * d);
+      exponents[a * d + tree.variables[a]] += 1;
+    }
+    return [this.upload(fromFlat(k, d, exponents)), this.upload(fromFlat(k, 1, tree.weights))];
+  }
+
+  attentionProbabilities(queries: GpuMatrix, keys: GpuMatrix, beta: number, causalStart?: number): GpuMatrix {
+    if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries are ${queries.rows}×${queries.cols} and keys ${keys.rows}×${keys.cols}`);
+    const causal = causalStart ?? -1;
+    const stats = this.run('attentionRowStats', queries.rows, 2, [queries, keys, beta, keys.rows, keys.cols, causal]);
+    const out = this.run('attentionProbabilities', queries.rows, keys.rows, [queries, keys, stats, beta, keys.rows, keys.cols, causal]);
+    this.dispose(stats);
+    return out;
+  }
+
+  attentionScoresGradient(probabilities: GpuMatrix, outputGradient: GpuMatrix, values: GpuMatrix, rowDots: GpuMatrix): GpuMatrix {
+    if (outputGradient.rows !== probabilities.rows || values.rows !== probabilities.cols || values.cols !== outputGradient.cols) {
+      throw new ShapeError(`attentionScoresGradient: P is ${probabilities.rows}×${probabilities.cols}, C ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols}`);
+    }
+    isColumn(rowDots, probabilities.rows, 'attentionScoresGradient');
+    return this.run('attentionScoresGradient', probabilities.rows, probabilities.cols, [probabilities, outputGradient, values, rowDots, probabilities.cols, values.cols]);
+  }
+
+  triangle(a: GpuMatrix, keep: 'lower' | 'upper'): GpuMatrix {
+    return this.run('triangle', a.rows, a.cols, [a, a.cols, keep === 'lower' ? 1 : 0]);
+  }
+
+  accumulate(target: GpuMatrix, source: GpuMatrix, rowOffset = 0): void {
+    if (source.cols !== target.cols || rowOffset < 0 || rowOffset + source.rows > target.rows) {
+      throw new ShapeError(`accumulate: a ${source.rows}×${source.cols} block at row ${rowOffset} does not fit a ${target.rows}×${target.cols} matrix`);
+    }
+    if (source.rows * source.cols === 0) return;
+    const start = rowOffset * target.cols;
+    const sum = this.run('accumulate', target.rows, target.cols, [target, source, start, start + source.rows * source.cols]);
+    this.dispose(target);
+    target.data = sum.data;
+  }
+}
+
+function sameShape(a: GpuMatrix, b: GpuMatrix, op: string): void {
+  if (a.rows !== b.rows || a.cols !== b.cols) throw new ShapeError(`${op}: shapes ${a.rows}×${a.cols} and ${b.rows}×${b.cols} differ`);
+}
+
+function isColumn(s: GpuMatrix, rows: number, op: string): void {
+  if (s.rows !== rows || s.cols !== 1) throw new ShapeError(`${op}: expected a ${rows}×1 column, got ${s.rows}×${s.cols}`);
+}

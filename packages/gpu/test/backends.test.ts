@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { cpuBackend } from '@almora/tensor';
+import { availableGpuModes, createGpuBackend } from '../src/index.js';
+import { gradientChecks, primitiveChecks } from './conformance.js';
+
+describe.each(['float64', 'float32'] as const)('the CPU backend in %s agrees with the definitions', (dtype) => {
+  it.each(primitiveChecks(cpuBackend, dtype).map((c) => [c.name, c] as const))('%s', (_name, check) => {
+    expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
+  });
+});
+
+describe.each((['cpu', 'webasm'] as const).map((mode) => ({ mode })))('the gpu.js backend in $mode mode', ({ mode }) => {
+  const backend = createGpuBackend({ mode });
+  it.each(primitiveChecks(backend).map((c) => [c.name, c] as const))('%s agrees with its definition', (_name, check) => {
+    expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
+  });
+  it.each(gradientChecks(backend).map((c) => [c.name, c] as const))('%s agrees with the CPU in float64', (_name, check) => {
+    expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
+  });
+});
+
+describe('choosing a gpu.js mode', () => {
+  it('lists the modes that run here, cpu always', () => {
+    expect(availableGpuModes()).toContain('cpu');
+  });
+
+  it('refuses a GPU mode that is not available, with a typed error that says what to do', () => {
+    if (availableGpuModes().includes('headlessgl')) return;
+    expect(() => createGpuBackend({ mode: 'gpu' })).toThrow(/no GPU mode.*\{ mode: 'best' \}/);
+    expect(() => createGpuBackend({ mode: 'headlessgl' })).toThrowError(expect.objectContaining({ code: 'BACKEND' }));
+  });
+
+  it("'best' falls back and says which mode it took", () => {
+    const backend = createGpuBackend({ mode: 'best' });
+    expect(backend.name).toBe(`gpu.js ${availableGpuModes()[0]}`);
+  });
+});
