@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loraGradients, type Adapter, type GradientMethod, type Target } from '@almora/lora';
-import { AlmoraError, fromFlat, frobeniusNorm, matmul, type Matrix, maxAbs, Rng, scale, sub, zeros, randomUniform } from '@almora/tensor';
+import { AlmoraError, fromFlat, NonFiniteError, frobeniusNorm, matmul, type Matrix, maxAbs, Rng, scale, sub, zeros, randomUniform } from '@almora/tensor';
 import { latestCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
@@ -194,25 +194,34 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
   for (let step = start; step < config.steps; step++) {
     const t0 = performance.now();
     const batch = drawBatch(rng, task.data.length, config.batchSize);
-    const result = loraGradients(
-      {
-        x: batch.map((i) => task.data[i].x),
-        target: batch.map((i) => task.data[i].y),
-        weights: task.frozen,
-        adapters,
-        alpha: config.alpha,
-        heads: config.heads,
-        causal: config.causal,
-      },
-      { method, epsilon: config.epsilon },
-    );
+    const diverged = (what: string) =>
+      new TrainingDivergedError(
+        `training diverged at step ${step + 1}: ${what} (learning rate ${learningRate(config, step).toPrecision(3)}; try a smaller one). ${lastCheckpoint ? `The last good checkpoint, ${lastCheckpoint}, is intact.` : 'No checkpoint was written yet.'}`,
+      );
+    let result: ReturnType<typeof loraGradients>;
+    try {
+      result = loraGradients(
+        {
+          x: batch.map((i) => task.data[i].x),
+          target: batch.map((i) => task.data[i].y),
+          weights: task.frozen,
+          adapters,
+          alpha: config.alpha,
+          heads: config.heads,
+          causal: config.causal,
+        },
+        { method, epsilon: config.epsilon },
+      );
+    } catch (error) {
+      // Adapters grown so large that attention overflows: the run has diverged, not the input.
+      if (error instanceof NonFiniteError) throw diverged(`attention became non-finite (${error.message})`);
+      throw error;
+    }
     const loss = result.loss / config.batchSize;
     const grads = config.targets.flatMap((t) => [result.grads[t]!.a, result.grads[t]!.b]);
     const gradNorm = globalNorm(grads) / config.batchSize;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      throw new TrainingDivergedError(
-        `training diverged at step ${step + 1}: ${!Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`} (learning rate ${learningRate(config, step).toPrecision(3)}; try a smaller one). ${lastCheckpoint ? `The last good checkpoint, ${lastCheckpoint}, is intact.` : 'No checkpoint was written yet.'}`,
-      );
+      throw diverged(!Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`);
     }
     if (step === 0) initialLoss = loss;
     const clip = config.clipNorm > 0 && gradNorm > config.clipNorm ? config.clipNorm / gradNorm : 1;
