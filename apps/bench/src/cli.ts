@@ -2,9 +2,11 @@
 import { parseArgs } from 'node:util';
 import { runBench } from './run.js';
 import { suites } from './suites/index.js';
+import { BACKEND_NAMES } from './backends/select.js';
 
-const usage = `usage: almora-bench <suite…|all> [--quick] [--out dir] [--seed n] [--repeats n] [--budget seconds] [--quiet]
-suites: ${[...suites.keys()].join(', ')}`;
+const usage = `usage: almora-bench <suite…|all> [--quick] [--out dir] [--seed n] [--repeats n] [--budget seconds] [--backend name] [--browser-flags "…"] [--quiet]
+suites: ${[...suites.keys()].join(', ')}
+backends (--backend, where almora's methods run in scaling and phase): ${BACKEND_NAMES.join(', ')}`;
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -22,6 +24,8 @@ async function main(): Promise<void> {
       seed: { type: 'string' },
       repeats: { type: 'string' },
       budget: { type: 'string' },
+      backend: { type: 'string' },
+      'browser-flags': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -38,6 +42,8 @@ async function main(): Promise<void> {
     repeats: positiveNumber(values.repeats, '--repeats'),
     budgetSeconds: positiveNumber(values.budget, '--budget'),
     quiet: values.quiet,
+    backend: values.backend,
+    browserFlags: values['browser-flags']?.split(/\s+/).filter(Boolean),
   });
   for (const { report, files } of results) {
     console.log(`\n## ${report.title}`);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { median } from './stats.js';
 import type { Progress } from './progress.js';
+import type { Backend } from '@almora/tensor';
 
 /** A table cell: numbers are written as they are to JSON and CSV, and formatted for Markdown. */
 export type Cell = number | string | boolean | null;
@@ -23,6 +24,10 @@ export interface SuiteContext {
   budgetSeconds: number;
   /** The progress bar to advance. */
   progress: Progress;
+  /** Where almora's own methods run (`--backend`); the CPU unless asked. */
+  backend: Backend;
+  /** Extra Chromium flags for the browser backends (`--browser-flags`), e.g. to reach a real GPU. */
+  browserFlags: string[];
 }
 
 /** One SVG plot a suite produced. */

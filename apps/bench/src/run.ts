@@ -1,6 +1,7 @@
 import { machineInfo, writeReport, type SuiteReport, type WrittenReport } from './harness.js';
 import { Progress } from './progress.js';
 import { suites } from './suites/index.js';
+import { backendByName } from './backends/select.js';
 
 /** Options of one bench run; the command line maps onto these one to one. */
 export interface BenchOptions {
@@ -18,6 +19,10 @@ export interface BenchOptions {
   budgetSeconds?: number;
   /** No progress bar. */
   quiet?: boolean;
+  /** Where almora's methods run in the scaling and phase suites: `cpu` (default) or `gpu.js:<mode>`. */
+  backend?: string;
+  /** Extra Chromium flags for the backends suite's browser measurements. */
+  browserFlags?: string[];
 }
 
 /** One suite's report and the files it was written to. */
@@ -39,13 +44,22 @@ export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
     repeats: options.repeats ?? (quick ? 3 : 5),
     budgetSeconds: options.budgetSeconds ?? (quick ? 5 : 60),
     progress: new Progress(options.quiet),
+    backend: backendByName(options.backend ?? 'cpu'),
+    browserFlags: options.browserFlags ?? [],
   };
   const machine = await machineInfo();
   const out = options.out ?? 'out';
   const results: BenchResult[] = [];
   for (const name of names) {
     const report = await suites.get(name)!.run(context);
-    const flags = [quick ? ' --quick' : '', ` --seed ${context.seed}`, options.repeats ? ` --repeats ${context.repeats}` : '', options.budgetSeconds ? ` --budget ${context.budgetSeconds}` : ''];
+    const flags = [
+      quick ? ' --quick' : '',
+      ` --seed ${context.seed}`,
+      options.repeats ? ` --repeats ${context.repeats}` : '',
+      options.budgetSeconds ? ` --budget ${context.budgetSeconds}` : '',
+      options.backend && options.backend !== 'cpu' ? ` --backend ${options.backend}` : '',
+      context.browserFlags.length > 0 ? ` --browser-flags "${context.browserFlags.join(' ')}"` : '',
+    ];
     const command = `pnpm bench ${name}${flags.join('')}`;
     results.push({ report, files: await writeReport(out, report, machine, command) });
   }

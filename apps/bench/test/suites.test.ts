@@ -1,17 +1,19 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBench } from '../src/index.js';
 
-async function runQuick(suite: string) {
+async function runQuick(suite: string, backend?: string) {
   const out = await mkdtemp(path.join(os.tmpdir(), `almora-bench-${suite}-`));
-  const [result] = await runBench({ suites: [suite], quick: true, out, repeats: 1, quiet: true });
+  const [result] = await runBench({ suites: [suite], quick: true, out, repeats: 1, quiet: true, backend });
   const json = JSON.parse(await readFile(result.files.json, 'utf8')) as {
     machine: { node: string };
     rows: Record<string, unknown>[];
     rawTimings: Record<string, number[]>;
     findings: string[];
+    notes: string[];
   };
   const csv = await readFile(result.files.csv, 'utf8');
   const md = await readFile(result.files.markdown, 'utf8');
@@ -63,7 +65,9 @@ describe('bench suites in quick mode', () => {
     const low = errors.find((r) => r.gamma === 0.25 && r.degree === 8)!.measuredError as number;
     const high = errors.find((r) => r.gamma === 3 && r.degree === 8)!.measuredError as number;
     expect(low).toBeLessThan(high);
-    expect(md).toContain(`in all ${errors.length} cases`);
+    const finite = errors.filter((r) => typeof r.certifiedGradientBound === 'number' && Number.isFinite(r.certifiedGradientBound)).length;
+    expect(finite).toBeGreaterThan(0);
+    expect(md).toContain(`in all ${finite} cases where it was finite`);
     expect(json.rows.filter((r) => r.table === 'variants')).toHaveLength(3 * 4);
     expect(svgs).toHaveLength(3);
   });
@@ -75,5 +79,28 @@ describe('bench suites in quick mode', () => {
     expect(poly.map((r) => r.rank)).toEqual(favor.map((r) => r.rank));
     const rank15 = poly.find((r) => r.rank === 15)!;
     expect(md).toContain(`rank 15: polynomial error ${(rank15.outputError as number).toExponential(2)}`);
+  });
+
+  it('backends runs the same work on every backend here and finds float32-level deviations', async () => {
+    const { json, md } = await runQuick('backends');
+    const backends = new Set(json.rows.map((r) => r.backend));
+    for (const b of ['almora cpu float64', 'almora cpu float32', 'gpu.js cpu (Node)', 'gpu.js webasm (Node)']) expect(backends.has(b)).toBe(true);
+    if (existsSync('/usr/bin/chromium')) expect(backends.has('gpu.js webgl2 (Chromium)')).toBe(true);
+    else expect(json.notes.join('\n')).toMatch(/no Chromium/);
+    expect(new Set(json.rows.map((r) => r.work)).size).toBe(6);
+    for (const row of json.rows) {
+      expect(row.seconds as number).toBeGreaterThan(0);
+      expect(row.deviation as number).toBeLessThan(row.backend === 'almora cpu float64' ? 1e-15 : 1e-5);
+    }
+    const seconds = (backend: string) => json.rows.find((r) => r.backend === backend && String(r.work).startsWith('matmul'))!.seconds as number;
+    expect(md).toContain(`gpu.js webasm (Node) ${(seconds('almora cpu float64') / seconds('gpu.js webasm (Node)')).toFixed(2)}×`);
+  });
+
+  it("--backend runs almora's methods on gpu.js and says so", async () => {
+    const { json } = await runQuick('phase', 'gpu.js:webasm');
+    expect(json.notes[0]).toContain('gpu.js webasm backend');
+    expect(json.findings.join('\n')).toContain('No certified gradient bound was available (float32 backend)');
+    const low = json.rows.find((r) => r.table === 'error' && r.gamma === 0.25 && r.degree === 8)!.measuredError as number;
+    expect(low).toBeLessThan(1e-4);
   });
 });

@@ -71,7 +71,7 @@ export const scalingSuite: Suite = {
     const adaptations: Adaptation[] = ['partial', 'full'];
     const rows: Row[] = [];
     const rawTimings: Record<string, number[]> = {};
-    const notes: string[] = [];
+    const notes: string[] = context.backend.name === 'cpu' ? [] : [`almora's methods ran on the ${context.backend.name} backend (float32; gradients compared after widening to float64).`];
     const findings: string[] = [];
     const plots = [];
     context.progress.start('scaling', dims.length * adaptations.length * lengths.length);
@@ -101,12 +101,12 @@ export const scalingSuite: Suite = {
           const active = ALMORA.filter((m) => !overBudget(m.name, length));
           const times = new Map<string, number[]>(active.map((m) => [m.name, []]));
           const grads = new Map<string, ReturnType<typeof loraGradients>['grads']>();
-          for (const m of active) if (predict(series.get(m.name) ?? [], length) < 1) loraGradients(problem, m.options);
+          for (const m of active) if (predict(series.get(m.name) ?? [], length) < 1) loraGradients(problem, { ...m.options, backend: context.backend });
           const repeats = active.some((m) => predict(series.get(m.name) ?? [], length) > 5) ? 1 : context.repeats;
           for (let r = 0; r < repeats; r++) {
             for (const m of active) {
               const t0 = performance.now();
-              const result = loraGradients(problem, m.options);
+              const result = loraGradients(problem, { ...m.options, backend: context.backend });
               times.get(m.name)!.push((performance.now() - t0) / 1000);
               grads.set(m.name, result.grads);
             }
