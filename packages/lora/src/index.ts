@@ -28,3 +28,4 @@ export { buildSoftmax, disposeSoftmax, planHead, applyF, applyFTransposed, type 
 export { lowRankApply, lowRankApplyTransposed, faceSplitApply, faceSplitFactor, stored, type RowFactor } from './low-rank.js';
 export { normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
 export type { HeadInput, HeadResult } from './head.js';
+export { syntheticProblem, relativeGradientError, type SyntheticProblemSpec } from './synthetic.js';

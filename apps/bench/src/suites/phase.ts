@@ -1,8 +1,8 @@
 import { chooseDegree, featureRank, type PolynomialMethod } from '@almora/kernels';
-import { loraGradients, type LoraGradients } from '@almora/lora';
+import { loraGradients, relativeGradientError, type LoraGradients } from '@almora/lora';
 import { OutOfRegimeError, Rng } from '@almora/tensor';
 import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
-import { benchProblem, relativeGradientError } from '../problems.js';
+import { benchProblem } from '../problems.js';
 import { linePlot } from '../svg.js';
 
 const D = 4;

@@ -1,7 +1,7 @@
-import { loraGradients, type LoraOptions } from '@almora/lora';
+import { loraGradients, relativeGradientError, type LoraOptions } from '@almora/lora';
 import { Rng } from '@almora/tensor';
 import type { Cell, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
-import { ADAPTED, benchProblem, relativeGradientError, type Adaptation } from '../problems.js';
+import { ADAPTED, benchProblem, type Adaptation } from '../problems.js';
 import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
 import { runTorchPeer } from '../peers/torch.js';
 import { crossoverLength, logLogSlope, median } from '../stats.js';
