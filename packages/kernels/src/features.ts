@@ -73,7 +73,7 @@ export type FeatureSide = 'query' | 'key';
  * pair, from p(β q·k) = Σ_j c_j β^j Σ_{|a|=j} (j!/a!) q^a k^a. Each monomial's weight
  * w_a = c_j β^j j!/a! is split as sign(w_a)·√|w_a| on the query side and √|w_a| on the key side, so
  * U and V have the same scale and negative coefficients (Chebyshev) are allowed. Any
- * {@link Backend} builds the features from it with `productFeatures`.
+ * `Backend` of @almora/tensor builds the features from it with `productFeatures`.
  */
 export function featureTree(dimension: number, polynomial: ExpPolynomial, beta: number, side: FeatureSide): ProductTree {
   if (!Number.isFinite(beta) || beta <= 0) throw new InvalidArgumentError(`beta must be finite and > 0, got ${beta}`);

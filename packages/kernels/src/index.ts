@@ -1,3 +1,9 @@
+/**
+ * Certified low-rank approximation of the softmax kernel exp(β·QKᵀ): polynomial features (Taylor, Chebyshev) with a computable error bound and the regime check; FAVOR+ for comparison.
+ *
+ * @packageDocumentation
+ * @module @almora/kernels
+ */
 export {
   taylorExp,
   chebyshevExp,

@@ -1,3 +1,9 @@
+/**
+ * Exact and almost-linear LoRA gradients of attention (partial and full adaptation), with the regime check that picks between them and a certified error bound.
+ *
+ * @packageDocumentation
+ * @module @almora/lora
+ */
 export {
   loraGradients,
   type LoraOptions,

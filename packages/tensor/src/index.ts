@@ -1,3 +1,9 @@
+/**
+ * Dense row-major float64/float32 matrices: fast packed matmul, Kronecker and face-splitting products, seeded RNG.
+ *
+ * @packageDocumentation
+ * @module @almora/tensor
+ */
 export {
   AlmoraError,
   ShapeError,

@@ -1,0 +1,141 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveStatic } from '../scripts/static-server.mjs';
+import { explore, type ExplorerParams } from '../src/explorer/compute.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.join(here, '..', 'dist');
+const artifacts = path.join(here, '..', 'test-artifacts');
+const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader'];
+
+if (!existsSync(CHROMIUM)) console.warn(`skipping the docs site's browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+
+describe.runIf(existsSync(CHROMIUM))('the built docs site in headless Chromium', () => {
+  let site: { url: string; close: () => Promise<void> };
+  let browser: BrowserContext;
+  let profile: string;
+
+  beforeAll(async () => {
+    if (!existsSync(path.join(dist, 'index.html'))) throw new Error('dist/ is missing: build the site first (pnpm --filter @almora/docs build)');
+    site = await serveStatic(dist);
+    profile = await mkdtemp(path.join(os.tmpdir(), 'almora-docs-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
+    await mkdir(artifacts, { recursive: true });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await site?.close();
+    if (profile) await rm(profile, { recursive: true, force: true });
+  });
+
+  async function open(at: string, errors: string[], page?: Page): Promise<Page> {
+    const p = page ?? (await browser.newPage());
+    p.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`${at}: ${m.text()}`);
+    });
+    p.on('pageerror', (e) => errors.push(`${at}: ${e.message}`));
+    p.on('response', (r) => {
+      if (r.status() >= 400) errors.push(`${r.url()}: HTTP ${r.status()} (from ${p.url()})`);
+    });
+    const response = await p.goto(new URL(at, site.url).href, { waitUntil: 'load' });
+    if (!response || response.status() !== 200) errors.push(`${at}: HTTP ${response?.status()}`);
+    return p;
+  }
+
+  it('every page loads without console errors and every internal link and asset resolves', async () => {
+    const errors: string[] = [];
+    const seen = new Set<string>(['index.html']);
+    const queue = ['index.html'];
+    const page = await browser.newPage();
+    let firstVisit = true;
+    while (queue.length > 0) {
+      const at = queue.shift()!;
+      if (firstVisit) {
+        await open(at, errors, page);
+        firstVisit = false;
+      } else {
+        const response = await page.goto(new URL(at, site.url).href, { waitUntil: 'load' });
+        if (!response || response.status() !== 200) errors.push(`${at}: HTTP ${response?.status()}`);
+      }
+      const refs = await page.evaluate(() =>
+        [...document.querySelectorAll<HTMLElement>('a[href], img[src], link[href], script[src]')].map((e) => e.getAttribute('href') ?? e.getAttribute('src') ?? ''),
+      );
+      for (const ref of refs) {
+        const target = new URL(ref, new URL(at, site.url));
+        if (target.origin !== new URL(site.url).origin) continue;
+        const relative = target.pathname.slice(1);
+        if (seen.has(relative)) continue;
+        seen.add(relative);
+        if (relative.endsWith('.html') || relative === '') queue.push(relative || 'index.html');
+        else {
+          const asset = await page.request.get(target.href);
+          if (asset.status() !== 200) errors.push(`${at}: ${ref} is HTTP ${asset.status()}`);
+        }
+      }
+    }
+    await page.close();
+    expect(errors).toEqual([]);
+    expect([...seen].filter((p) => p.endsWith('.html')).length).toBeGreaterThan(50);
+    for (const required of ['concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraGradients.html']) expect(seen.has(required)).toBe(true);
+  });
+
+  it('the explorer computes in a worker, shows progress, and agrees with the same case in Node', async () => {
+    const errors: string[] = [];
+    const page = await open('explorer.html', errors);
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('Ready'), undefined, { timeout: 60_000 });
+    const ready = (await page.textContent('#status'))!;
+    const params: ExplorerParams = { length: 256, d: 4, gamma: 0.5, degree: 2, epsilon: 1e-3, adaptation: 'partial' };
+    await page.selectOption('select[name=length]', String(params.length));
+    await page.selectOption('select[name=d]', String(params.d));
+    await page.fill('input[name=gamma]', String(params.gamma));
+    await page.selectOption('select[name=degree]', String(params.degree));
+    await page.selectOption('select[name=epsilon]', '1e-3');
+    await page.click('button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('Done'), undefined, { timeout: 120_000 });
+    const shown = await page.evaluate(() =>
+      Object.fromEntries([...document.querySelectorAll<HTMLTableRowElement>('#results tr')].map((r) => [r.dataset.key!, r.dataset.value === undefined ? r.cells[1].textContent! : Number(r.dataset.value)])),
+    );
+    await page.screenshot({ path: path.join(artifacts, 'explorer.png'), fullPage: true });
+    expect(errors).toEqual([]);
+
+    const node = explore(params);
+    const onGpu = ready.includes('GPU');
+    expect(shown.backend).toBe(onGpu ? 'gpu.js webgl2' : 'cpu');
+    // float32 on the GPU, float64 on the CPU.
+    const close = (value: unknown, expected: number, relative: number) => expect(Math.abs((value as number) - expected)).toBeLessThanOrEqual(relative * Math.abs(expected) + 1e-12);
+    close(shown.gamma, node.gamma, 1e-12);
+    close(shown.threshold, node.threshold, 1e-12);
+    close(shown.exactLoss, node.exactLoss, onGpu ? 1e-5 : 1e-12);
+    if ('refused' in node.fast) throw new Error('the chosen case should not be refused');
+    expect(shown.degree).toBe(node.fast.degree);
+    expect(shown.rank).toBe(node.fast.rank);
+    close(shown.softmaxBound, node.fast.softmaxBound, 1e-12);
+    close(shown.relativeError, node.fast.relativeError, onGpu ? 0.05 : 1e-9);
+    const verdict = await page.textContent('tr[data-key=autoChosen] td');
+    expect(verdict).toBe(node.auto.chosen);
+  });
+
+  it('mobile width and dark mode keep every page inside the screen', async () => {
+    const page = await browser.newPage();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    for (const at of ['index.html', 'concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html']) {
+      await page.goto(new URL(at, site.url).href, { waitUntil: 'load' });
+      const layout = await page.evaluate(() => ({
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        background: getComputedStyle(document.body).backgroundColor,
+      }));
+      expect(layout.overflow, at).toBeLessThanOrEqual(1);
+      expect(layout.background, at).toBe('rgb(20, 23, 26)');
+      if (at === 'explorer.html') await page.screenshot({ path: path.join(artifacts, 'explorer-mobile-dark.png'), fullPage: true });
+    }
+    await page.close();
+  });
+});
