@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cpuBackend } from '@almora/tensor';
 import { availableGpuModes, createGpuBackend } from '../src/index.js';
-import { gradientChecks, primitiveChecks } from './conformance.js';
+import { gradientChecks, primitiveChecks, tallChecks } from './conformance.js';
 
 describe.each(['float64', 'float32'] as const)('the CPU backend in %s agrees with the definitions', (dtype) => {
   it.each(primitiveChecks(cpuBackend, dtype).map((c) => [c.name, c] as const))('%s', (_name, check) => {
@@ -9,9 +9,13 @@ describe.each(['float64', 'float32'] as const)('the CPU backend in %s agrees wit
   });
 });
 
-describe.each((['cpu', 'webasm'] as const).map((mode) => ({ mode })))('the gpu.js backend in $mode mode', ({ mode }) => {
+// headlessgl runs where the optional 'gl' package is built and an X display exists (xvfb-run).
+const nodeModes = (['headlessgl', 'webasm', 'cpu'] as const).filter((mode) => availableGpuModes().includes(mode));
+if (!nodeModes.includes('headlessgl')) console.warn("gpu.js headlessgl not tested here: the optional 'gl' package is not built or there is no X display");
+
+describe.each(nodeModes.map((mode) => ({ mode })))('the gpu.js backend in $mode mode', ({ mode }) => {
   const backend = createGpuBackend({ mode });
-  it.each(primitiveChecks(backend).map((c) => [c.name, c] as const))('%s agrees with its definition', (_name, check) => {
+  it.each([...primitiveChecks(backend), ...tallChecks(backend)].map((c) => [c.name, c] as const))('%s agrees with its definition', (_name, check) => {
     expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
   });
   it.each(gradientChecks(backend).map((c) => [c.name, c] as const))('%s agrees with the CPU in float64', (_name, check) => {

@@ -36,33 +36,19 @@ const CAUSAL_BLOCK = 64;
  * sees only j ≤ i.
  */
 export function lowRankApply<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, m: T, causal: boolean): T {
+  if (causal) return causalApply(backend, a, b, m, 'lower');
   const length = a.rows;
   const out = backend.zeros(length, m.cols, m);
   const state = backend.zeros(b.cols, m.cols, m);
   const scope = scoped(backend);
-  if (!causal) {
-    for (let s = 0; s < b.rows; s += FULL_BLOCK) {
-      const e = Math.min(s + FULL_BLOCK, b.rows);
-      backend.accumulate(state, scope.matmul(b.block(scope, s, e), scope.sliceRows(m, s, e), { transposeA: true }));
-      scope.releaseAll();
-    }
-    for (let s = 0; s < length; s += FULL_BLOCK) {
-      const e = Math.min(s + FULL_BLOCK, length);
-      backend.accumulate(out, scope.matmul(a.block(scope, s, e), state), s);
-      scope.releaseAll();
-    }
-    backend.dispose(state);
-    return out;
+  for (let s = 0; s < b.rows; s += FULL_BLOCK) {
+    const e = Math.min(s + FULL_BLOCK, b.rows);
+    backend.accumulate(state, scope.matmul(b.block(scope, s, e), scope.sliceRows(m, s, e), { transposeA: true }));
+    scope.releaseAll();
   }
-  for (let s = 0; s < length; s += CAUSAL_BLOCK) {
-    const e = Math.min(s + CAUSAL_BLOCK, length);
-    const ab = a.block(scope, s, e);
-    const bb = b.block(scope, s, e);
-    const mb = scope.sliceRows(m, s, e);
-    const local = scope.triangle(scope.matmul(ab, bb, { transposeB: true }), 'lower');
-    backend.accumulate(out, scope.matmul(ab, state), s);
-    backend.accumulate(out, scope.matmul(local, mb), s);
-    backend.accumulate(state, scope.matmul(bb, mb, { transposeA: true }));
+  for (let s = 0; s < length; s += FULL_BLOCK) {
+    const e = Math.min(s + FULL_BLOCK, length);
+    backend.accumulate(out, scope.matmul(a.block(scope, s, e), state), s);
     scope.releaseAll();
   }
   backend.dispose(state);
@@ -75,21 +61,30 @@ export function lowRankApply<T extends DeviceMatrix>(backend: Backend<T>, a: Row
  */
 export function lowRankApplyTransposed<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, m: T, causal: boolean): T {
   // Without a mask, (A·Bᵀ)ᵀ·M = (B·Aᵀ)·M.
-  if (!causal) return lowRankApply(backend, b, a, m, false);
-  const length = b.rows;
+  return causal ? causalApply(backend, b, a, m, 'upper') : lowRankApply(backend, b, a, m, false);
+}
+
+/**
+ * tril(L·Rᵀ)·M (keep 'lower', blocks in order, a prefix state) or triu(L·Rᵀ)·M (keep 'upper',
+ * blocks in reverse, a suffix state): each block adds L_b·state plus its own masked L_b·R_bᵀ·M_b,
+ * then folds R_bᵀ·M_b into the state. O(L·m·n) plus O(L·block·n) for the in-block triangles.
+ */
+function causalApply<T extends DeviceMatrix>(backend: Backend<T>, left: RowFactor<T>, right: RowFactor<T>, m: T, keep: 'lower' | 'upper'): T {
+  const length = left.rows;
   const out = backend.zeros(length, m.cols, m);
-  const state = backend.zeros(a.cols, m.cols, m);
+  const state = backend.zeros(right.cols, m.cols, m);
   const scope = scoped(backend);
-  const last = Math.floor((length - 1) / CAUSAL_BLOCK) * CAUSAL_BLOCK;
-  for (let s = last; s >= 0; s -= CAUSAL_BLOCK) {
+  const starts = Array.from({ length: Math.ceil(length / CAUSAL_BLOCK) }, (_, i) => i * CAUSAL_BLOCK);
+  if (keep === 'upper') starts.reverse();
+  for (const s of starts) {
     const e = Math.min(s + CAUSAL_BLOCK, length);
-    const ab = a.block(scope, s, e);
-    const bb = b.block(scope, s, e);
+    const lb = left.block(scope, s, e);
+    const rb = right.block(scope, s, e);
     const mb = scope.sliceRows(m, s, e);
-    const local = scope.triangle(scope.matmul(bb, ab, { transposeB: true }), 'upper');
-    backend.accumulate(out, scope.matmul(bb, state), s);
+    const local = scope.triangle(scope.matmul(lb, rb, { transposeB: true }), keep);
+    backend.accumulate(out, scope.matmul(lb, state), s);
     backend.accumulate(out, scope.matmul(local, mb), s);
-    backend.accumulate(state, scope.matmul(ab, mb, { transposeA: true }));
+    backend.accumulate(state, scope.matmul(rb, mb, { transposeA: true }));
     scope.releaseAll();
   }
   backend.dispose(state);
