@@ -25,8 +25,22 @@ prepare() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxi-dev libx11-dev libxext-dev pkg-config >/dev/null
   (cd "$carry" && npm install --no-save --ignore-scripts --no-audit --no-fund --omit=dev gl@8.1.6 >/dev/null)
   (cd "$carry/node_modules/gl" && npx -y node-gyp@11 rebuild >/dev/null 2>&1)
-  rm -rf "$carry/node_modules/gl/angle" "$carry/node_modules/gl/deps" "$carry/node_modules/gl/build/Release/obj.target" \
-    "$carry/node_modules/node-gyp" "$carry/node_modules/prebuild-install" "$carry/node_modules/node-abi"
+  # Keep what gl needs at run time: its addon and the JavaScript it requires, nothing of the build.
+  (cd "$carry" && node -e "
+    const fs = require('fs'), path = require('path');
+    const keep = new Set(), buildOnly = new Set(['nan', 'node-gyp', 'node-abi', 'prebuild-install']);
+    const visit = (name) => {
+      if (keep.has(name) || buildOnly.has(name)) return;
+      keep.add(name);
+      const pkg = JSON.parse(fs.readFileSync(path.join('node_modules', name, 'package.json'), 'utf8'));
+      Object.keys(pkg.dependencies ?? {}).forEach(visit);
+    };
+    visit('gl');
+    for (const entry of fs.readdirSync('node_modules')) {
+      const names = entry.startsWith('@') ? fs.readdirSync(path.join('node_modules', entry)).map((n) => entry + '/' + n) : [entry];
+      for (const name of names) if (!keep.has(name) && !name.startsWith('.')) fs.rmSync(path.join('node_modules', name), { recursive: true, force: true });
+    }")
+  rm -rf "$carry/node_modules/gl/angle" "$carry/node_modules/gl/deps" "$carry/node_modules/gl/build/Release/obj.target"
   find "$carry/node_modules/gl/build" -name '*.a' -delete
   # Xvfb and the GL loaders, amd64, without touching this machine's package state.
   local lists=/tmp/almora-amd64-lists

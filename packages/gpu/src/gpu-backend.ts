@@ -22,8 +22,10 @@ export interface GpuMatrix extends DeviceMatrix {
 
 // Flat indices are float in the shaders; beyond 2²⁴ consecutive integers are no longer exact.
 const MAX_ELEMENTS = 1 << 24;
-// gpu.js caps loops whose bound is an argument at loopMaxIterations (1,000 by default).
+// gpu.js caps loops whose bound is an argument at loopMaxIterations (1,000 by default); the
+// kernels themselves never loop over more than MAX_TERMS terms (see kernels.ts).
 const MAX_LOOP = 1 << 24;
+const MAX_TERMS = 8192;
 
 function isTexture(data: GpuMatrix['data']): data is Texture {
   return data !== undefined && !(data instanceof Float32Array);
@@ -77,6 +79,23 @@ export class GpuBackend implements Backend<GpuMatrix> {
     return { rows, cols, data };
   }
 
+  /**
+   * A reduction over `total` terms of `perTerm` loop steps each, in chunks short enough for any
+   * driver: `partial(start, count)` reduces one chunk, `combine` merges two partial results.
+   */
+  private chunked(total: number, perTerm: number, partial: (start: number, count: number) => GpuMatrix, combine: 'add' | 'maximum'): GpuMatrix {
+    const size = Math.max(1, Math.floor(MAX_TERMS / perTerm));
+    let result = partial(0, Math.min(size, total));
+    for (let start = size; start < total; start += size) {
+      const next = partial(start, Math.min(size, total - start));
+      const merged = this.run(combine, result.rows, result.cols, [result, next]);
+      this.dispose(result);
+      this.dispose(next);
+      result = merged;
+    }
+    return result;
+  }
+
   upload(m: Matrix): GpuMatrix {
     const flat = new Float32Array(m.rows * m.cols);
     for (let i = 0; i < m.rows; i++) {
@@ -120,7 +139,7 @@ export class GpuBackend implements Backend<GpuMatrix> {
     const [aRowStep, aInnerStep] = forms.transposeA ? [1, a.cols] : [a.cols, 1];
     const [bInnerStep, bColStep] = forms.transposeB ? [1, b.cols] : [b.cols, 1];
     if (k === 0) return this.zeros(m, n);
-    return this.run('matmul', m, n, [a, b, k, n, aRowStep, aInnerStep, bInnerStep, bColStep]);
+    return this.chunked(k, 1, (start, count) => this.run('matmul', m, n, [a, b, start, count, n, aRowStep, aInnerStep, bInnerStep, bColStep]), 'add');
   }
 
   private elementwise(name: 'add' | 'sub' | 'hadamard', a: GpuMatrix, b: GpuMatrix): GpuMatrix {
@@ -154,11 +173,13 @@ export class GpuBackend implements Backend<GpuMatrix> {
   }
 
   rowSums(a: GpuMatrix): GpuMatrix {
-    return a.cols === 0 ? this.zeros(a.rows, 1) : this.run('rowSums', a.rows, 1, [a, a.cols]);
+    if (a.cols === 0) return this.zeros(a.rows, 1);
+    return this.chunked(a.cols, 1, (start, count) => this.run('rowSums', a.rows, 1, [a, a.cols, start, count]), 'add');
   }
 
   colSums(a: GpuMatrix): GpuMatrix {
-    return a.rows === 0 ? this.zeros(1, a.cols) : this.run('colSums', 1, a.cols, [a, a.rows, a.cols]);
+    if (a.rows === 0) return this.zeros(1, a.cols);
+    return this.chunked(a.rows, 1, (start, count) => this.run('colSums', 1, a.cols, [a, a.cols, start, count]), 'add');
   }
 
   faceSplit(a: GpuMatrix, b: GpuMatrix): GpuMatrix {
@@ -190,7 +211,10 @@ export class GpuBackend implements Backend<GpuMatrix> {
       throw new ShapeError(`feature gradient must be ${x.rows}×${k}, got ${featureGradient.rows}×${featureGradient.cols}`);
     }
     const [exponents, weights] = this.treeTables(tree, x.cols);
-    const out = this.run('productFeaturesBackward', x.rows, x.cols, [x, featureGradient, exponents, weights, k, x.cols]);
+    // Each monomial costs a loop over the d variables and the powers of each: at most d + degree + 1 steps.
+    let degree = 0;
+    for (let a = 1, depth = new Int32Array(k); a < k; a++) degree = Math.max(degree, (depth[a] = depth[tree.parents[a]] + 1));
+    const out = this.chunked(k, x.cols + degree + 1, (start, count) => this.run('productFeaturesBackward', x.rows, x.cols, [x, featureGradient, exponents, weights, k, x.cols, start, count]), 'add');
     this.dispose(exponents);
     this.dispose(weights);
     return out;
@@ -213,9 +237,12 @@ export class GpuBackend implements Backend<GpuMatrix> {
   attentionProbabilities(queries: GpuMatrix, keys: GpuMatrix, beta: number, causalStart?: number): GpuMatrix {
     if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries are ${queries.rows}×${queries.cols} and keys ${keys.rows}×${keys.cols}`);
     const causal = causalStart ?? -1;
-    const stats = this.run('attentionRowStats', queries.rows, 2, [queries, keys, beta, keys.rows, keys.cols, causal]);
-    const out = this.run('attentionProbabilities', queries.rows, keys.rows, [queries, keys, stats, beta, keys.rows, keys.cols, causal]);
-    this.dispose(stats);
+    const [rows, cols] = [queries.rows, keys.rows];
+    const scores = this.matmul(queries, keys, { transposeB: true });
+    const rowMax = this.chunked(cols, 1, (start, count) => this.run('rowMax', rows, 1, [scores, cols, start, count, beta, causal]), 'maximum');
+    const rowSum = this.chunked(cols, 1, (start, count) => this.run('rowSumExp', rows, 1, [scores, rowMax, cols, start, count, beta, causal]), 'add');
+    const out = this.run('softmaxFromStats', rows, cols, [scores, rowMax, rowSum, cols, beta, causal]);
+    for (const m of [scores, rowMax, rowSum]) this.dispose(m);
     return out;
   }
 

@@ -5,6 +5,10 @@
  * at limit². Kept as source text: gpu.js parses kernels from their source, which a bundler must
  * not rewrite.
  *
+ * No kernel loops over more than MAX_TERMS terms: GL drivers stop long loops early (headless-gl
+ * under Mesa summed only ~65,536 terms of a row), so long reductions are split into chunks whose
+ * partial results are combined by a second kernel.
+ *
  * Flat index t becomes (i, j) by a float division that a GPU may round either way, so
  * `rowOf`/`colOf` correct it by one step; exact while t < 2²⁴, checked by the backend.
  */
@@ -19,12 +23,16 @@ export const KERNELS = {
   fill: `function (value) { return value; }`,
   upload: `function (a) { return a[this.thread.x]; }`,
   copy: `function (a, offset) { return a[this.thread.x + offset]; }`,
-  matmul: `function (a, b, inner, cols, aRowStep, aInnerStep, bInnerStep, bColStep) {
+  matmul: `function (a, b, innerStart, innerCount, cols, aRowStep, aInnerStep, bInnerStep, bColStep) {
     const t = this.thread.x;${ROW_COL}
     let sum = 0;
-    for (let p = 0; p < inner; p++) sum += a[i * aRowStep + p * aInnerStep] * b[p * bInnerStep + j * bColStep];
+    for (let p = 0; p < innerCount; p++) {
+      const q = p + innerStart;
+      sum += a[i * aRowStep + q * aInnerStep] * b[q * bInnerStep + j * bColStep];
+    }
     return sum;
   }`,
+  maximum: `function (a, b) { return Math.max(a[this.thread.x], b[this.thread.x]); }`,
   add: `function (a, b) { return a[this.thread.x] + b[this.thread.x]; }`,
   sub: `function (a, b) { return a[this.thread.x] - b[this.thread.x]; }`,
   hadamard: `function (a, b) { return a[this.thread.x] * b[this.thread.x]; }`,
@@ -34,14 +42,14 @@ export const KERNELS = {
     const t = this.thread.x;${ROW_COL}
     return a[t] * s[i];
   }`,
-  rowSums: `function (a, cols) {
+  rowSums: `function (a, cols, start, count) {
     let sum = 0;
-    for (let j = 0; j < cols; j++) sum += a[this.thread.x * cols + j];
+    for (let j = 0; j < count; j++) sum += a[this.thread.x * cols + start + j];
     return sum;
   }`,
-  colSums: `function (a, rows, cols) {
+  colSums: `function (a, cols, start, count) {
     let sum = 0;
-    for (let i = 0; i < rows; i++) sum += a[i * cols + this.thread.x];
+    for (let i = 0; i < count; i++) sum += a[(start + i) * cols + this.thread.x];
     return sum;
   }`,
   faceSplit: `function (a, b, aCols, bCols) {
@@ -69,11 +77,12 @@ export const KERNELS = {
     }
     return m;
   }`,
-  productFeaturesBackward: `function (x, g, exponents, weights, k, cols) {
+  productFeaturesBackward: `function (x, g, exponents, weights, k, cols, start, count) {
     const t = this.thread.x;${ROW_COL}
     const d = cols;
     let sum = 0;
-    for (let a = 0; a < k; a++) {
+    for (let n = 0; n < count; n++) {
+      const a = start + n;
       const ev = exponents[a * d + j];
       if (ev > 0) {
         let m = weights[a] * g[i * k + a] * ev;
@@ -87,35 +96,32 @@ export const KERNELS = {
     }
     return sum;
   }`,
-  // (Loop variables are unique per kernel: gpu.js rejects a name declared twice in one function.)
-  // Row r's maximum of β·q_r·k_j over the allowed keys (output 2r) and Σ_j exp(β·q_r·k_j − max)
-  // (output 2r + 1); allowed is every key, or j ≤ causalStart + r when causalStart ≥ 0.
-  attentionRowStats: `function (q, k, beta, keys, dh, causalStart) {
-    const r = Math.floor(this.thread.x / 2 + 0.25);
-    const which = this.thread.x - 2 * r;
-    let allowed = keys;
-    if (causalStart >= 0) allowed = Math.min(keys, causalStart + r + 1);
-    let max = -3.0e38;
-    for (let j1 = 0; j1 < allowed; j1++) {
-      let s1 = 0;
-      for (let l1 = 0; l1 < dh; l1++) s1 += q[r * dh + l1] * k[j1 * dh + l1];
-      max = Math.max(max, beta * s1);
+  // Row statistics of the softmax of β·S over the columns [start, start + count) that row r may
+  // see (all, or j ≤ causalStart + r when causalStart ≥ 0): the maximum, then Σ exp(β·s − max).
+  rowMax: `function (s, cols, start, count, beta, causalStart) {
+    const r = this.thread.x;
+    let end = start + count;
+    if (causalStart >= 0) end = Math.min(end, causalStart + r + 1);
+    let best = -3.0e38;
+    for (let n = 0; n < count; n++) {
+      if (start + n < end) best = Math.max(best, beta * s[r * cols + start + n]);
     }
-    if (which === 0) return max;
+    return best;
+  }`,
+  rowSumExp: `function (s, rowMax, cols, start, count, beta, causalStart) {
+    const r = this.thread.x;
+    let end = start + count;
+    if (causalStart >= 0) end = Math.min(end, causalStart + r + 1);
     let sum = 0;
-    for (let j2 = 0; j2 < allowed; j2++) {
-      let s2 = 0;
-      for (let l2 = 0; l2 < dh; l2++) s2 += q[r * dh + l2] * k[j2 * dh + l2];
-      sum += Math.exp(beta * s2 - max);
+    for (let n = 0; n < count; n++) {
+      if (start + n < end) sum += Math.exp(beta * s[r * cols + start + n] - rowMax[r]);
     }
     return sum;
   }`,
-  attentionProbabilities: `function (q, k, stats, beta, cols, dh, causalStart) {
+  softmaxFromStats: `function (s, rowMax, rowSum, cols, beta, causalStart) {
     const t = this.thread.x;${ROW_COL}
     if (causalStart >= 0 && j > causalStart + i) return 0;
-    let s = 0;
-    for (let l = 0; l < dh; l++) s += q[i * dh + l] * k[j * dh + l];
-    return Math.exp(beta * s - stats[2 * i]) / stats[2 * i + 1];
+    return Math.exp(beta * s[t] - rowMax[i]) / rowSum[i];
   }`,
   attentionScoresGradient: `function (p, c, v, dots, cols, dh) {
     const t = this.thread.x;${ROW_COL}

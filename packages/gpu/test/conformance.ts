@@ -78,12 +78,12 @@ const reference = {
   softmax(q: Matrix, k: Matrix, beta: number, causalStart?: number): Matrix {
     const s = reference.matmul(q, k, { transposeB: true });
     const allowed = (i: number, j: number) => causalStart === undefined || j <= causalStart + i;
-    return build(s.rows, s.cols, (i, j) => {
-      if (!allowed(i, j)) return 0;
+    const sums = Array.from({ length: s.rows }, (_, i) => {
       let sum = 0;
       for (let l = 0; l < s.cols; l++) if (allowed(i, l)) sum += Math.exp(beta * s.get(i, l));
-      return Math.exp(beta * s.get(i, j)) / sum;
+      return sum;
     });
+    return build(s.rows, s.cols, (i, j) => (allowed(i, j) ? Math.exp(beta * s.get(i, j)) / sums[i] : 0));
   },
 };
 
@@ -222,7 +222,9 @@ export function gradientChecks(backend: Backend, length = 70, seed = 3): Check[]
 
 /**
  * Matrices longer than a texture side (16,384 under headless-gl, 8,192 in headless Chromium): the
- * flat layout must pack them into near-square textures and index them exactly.
+ * flat layout must pack them into near-square textures and index them exactly. And reductions
+ * longer than a GL driver runs in one loop (headless-gl under Mesa stopped near 65,536 terms):
+ * rows of 70,000 summed, and a softmax over 70,000 keys.
  */
 export function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, rows = 20_000, seed = 5): Check[] {
   const rng = new Rng(seed);
@@ -244,5 +246,21 @@ export function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, rows = 2
     return { name: `${rows}-row ${name}`, deviation: deviation(backend.readSync!(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), name === 'product' ? rows : 3, maxAbsOf(want)) };
   });
   for (const h of [ha, hb, hblock, product, sums, tail]) backend.dispose(h);
+  const long = 70_000;
+  const wide = randomNormal(2, long, rng);
+  const queries = scale(randomNormal(3, 4, rng), 0.5);
+  const keys = scale(randomNormal(long, 4, rng), 0.5);
+  const [hw, hq, hk] = [wide, queries, keys].map((m) => backend.upload(m));
+  const wideSums = build(2, 1, (i) => Array.from({ length: long }, (_, j) => wide.get(i, j)).reduce((t, u) => t + u, 0));
+  const longRows = [
+    { name: `rowSums over ${long} columns`, handle: backend.rowSums(hw), want: wideSums, terms: long },
+    { name: `attention over ${long} keys`, handle: backend.attentionProbabilities(hq, hk, 0.7), want: reference.softmax(queries, keys, 0.7), terms: 4 * long },
+    { name: `causal attention over ${long} keys`, handle: backend.attentionProbabilities(hq, hk, 0.7, long - 5), want: reference.softmax(queries, keys, 0.7, long - 5), terms: 4 * long },
+  ];
+  for (const { name, handle, want, terms } of longRows) {
+    checks.push({ name, deviation: deviation(backend.readSync!(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), terms, maxAbsOf(want)) });
+    backend.dispose(handle);
+  }
+  for (const h of [hw, hq, hk]) backend.dispose(h);
   return checks;
 }
