@@ -23,7 +23,11 @@ export const backendsSuite: Suite = {
       { label: 'almora cpu float32', backend: cpuBackend, dtype: 'float32' },
       ...nodeGpuModes().map((mode) => ({ label: `gpu.js ${mode} (Node)`, backend: backendByName(`gpu.js:${mode}`), dtype: 'float64' as const })),
     ];
-    if (!nodeGpuModes().includes('headlessgl')) notes.push("gpu.js headlessgl: not available in Node here (the optional 'gl' package is not built, or there is no X display)");
+    notes.push(
+      nodeGpuModes().includes('headlessgl')
+        ? "gpu.js headlessgl ran: the optional 'gl' package was built and an X display was present (e.g. under xvfb-run)"
+        : "gpu.js headlessgl: not available in Node here (the optional 'gl' package is not built, or there is no X display)",
+    );
     context.progress.start('backends', 7);
     const measured: BackendMeasurement[] = measureBackends(cases, sizes, context.repeats, context.seed, (w) => context.progress.tick(`Node: ${w}`));
     const browser = await measureInChromium(sizes, context.repeats, context.seed, context.browserFlags);
