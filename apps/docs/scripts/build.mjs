@@ -139,13 +139,13 @@ async function apiReference() {
     favicon: path.join(root, 'static', 'favicon.svg'),
     logLevel: 'Warn',
     validation: { notExported: true, invalidLink: true, notDocumented: true },
-    requiredToBeDocumented: ['Function', 'Class', 'Interface', 'TypeAlias', 'Variable', 'Enum'],
     packagesRequiringDocumentation: packages.map((p) => `@almora/${p}`),
     treatWarningsAsErrors: true,
   });
   const project = await app.convert();
   if (!project) throw new Error('TypeDoc could not convert the packages');
-  // Every export documented, every {@link} resolving: the API pages cannot silently thin out.
+  // Every export and every property documented, every {@link} resolving: the API pages cannot
+  // silently thin out.
   app.validate(project);
   if (app.logger.hasErrors() || app.logger.hasWarnings()) throw new Error('TypeDoc validation failed (see the messages above)');
   await app.generateDocs(project, path.join(dist, 'api'));

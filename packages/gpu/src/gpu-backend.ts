@@ -16,6 +16,10 @@ export type GpuMode = 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
 
 /** A matrix held by gpu.js: a texture in the GL modes, a Float32Array in cpu and webasm. */
 export interface GpuMatrix extends DeviceMatrix {
+  /** Number of rows. */
+  readonly rows: number;
+  /** Number of columns. */
+  readonly cols: number;
   /** Where the values live; replaced by `accumulate`, emptied by `dispose`. */
   data: Texture | Float32Array | undefined;
 }

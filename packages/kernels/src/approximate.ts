@@ -44,9 +44,21 @@ export interface ApproximationPlan {
   /** R, Γ, √(log L), centering. */
   range: RangeReport;
   /** Multiply-adds of one low-rank attention product, L·k·d (and of the exact one, L_q·L_k·d). */
-  predictedCost: { fast: number | undefined; exact: number };
+  predictedCost: {
+    /** Multiply-adds of the low-rank path (undefined without a degree). */
+    fast: number | undefined;
+    /** Multiply-adds of exact attention. */
+    exact: number;
+  };
   /** undefined when in the efficient regime; otherwise why not. */
-  outOfRegime: { reason: OutOfRegimeReason; message: string } | undefined;
+  outOfRegime:
+    | {
+        /** Which limit was hit. */
+        reason: OutOfRegimeReason;
+        /** One sentence with the numbers. */
+        message: string;
+      }
+    | undefined;
 }
 
 /**
@@ -76,8 +88,24 @@ export interface KernelApproximation {
 
 /** The result of {@link approximateSoftmaxKernel}: the factors, or why they were not built. */
 export type ApproximationResult =
-  | { status: 'approximated'; plan: ApproximationPlan; approximation: KernelApproximation }
-  | { status: 'out-of-regime'; plan: ApproximationPlan; reason: OutOfRegimeReason; message: string };
+  | {
+      /** The kernel was approximated. */
+      status: 'approximated';
+      /** The plan it followed. */
+      plan: ApproximationPlan;
+      /** The factors. */
+      approximation: KernelApproximation;
+    }
+  | {
+      /** The norms are outside the efficient regime: nothing was built. */
+      status: 'out-of-regime';
+      /** The plan that refused. */
+      plan: ApproximationPlan;
+      /** Which limit was hit. */
+      reason: OutOfRegimeReason;
+      /** One sentence with the numbers. */
+      message: string;
+    };
 
 const GiB = 2 ** 30;
 

@@ -34,8 +34,11 @@ export function certifyPolynomial(polynomial: ExpPolynomial, range: number): Err
 
 /** The smallest adequate degree, its polynomial and bound. */
 export interface DegreeChoice {
+  /** The polynomial degree g. */
   degree: number;
+  /** The polynomial of that degree. */
   polynomial: ExpPolynomial;
+  /** Its certified error on the range. */
   bound: ErrorBound;
 }
 

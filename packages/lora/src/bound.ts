@@ -4,8 +4,11 @@ import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
 /** Entrywise upper bounds on |∂̂ − ∂| for one head's ∂Q, ∂K, ∂V. */
 export interface HeadBound {
+  /** Bound on |∂̂Q − ∂Q|. */
   dq: Matrix;
+  /** Bound on |∂̂K − ∂K|. */
   dk: Matrix;
+  /** Bound on |∂̂V − ∂V|. */
   dv: Matrix;
 }
 

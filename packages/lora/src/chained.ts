@@ -3,8 +3,16 @@ import type { HeadInput, HeadResult } from './head.js';
 import { faceSplitApply } from './low-rank.js';
 import { applyF, applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
+/** What {@link cTerm} returns. */
+export interface CTerm<T extends DeviceMatrix> {
+  /** Ô = f̂·V. */
+  output: T;
+  /** c = Ô − Y. */
+  c: T;
+}
+
 /** The paper's c(x) = f·V − Y (L×d), with f ≈ f̂. Returns O = f̂·V too. */
-export function cTerm<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, v: T, y: T): { output: T; c: T } {
+export function cTerm<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, v: T, y: T): CTerm<T> {
   const output = applyF(backend, f, v);
   return { output, c: backend.sub(output, y) };
 }
@@ -15,8 +23,11 @@ export function cTerm<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSof
  * Held as the pairs whose face-splitting products are its factors.
  */
 export interface P1<T extends DeviceMatrix> {
+  /** The pair (D̂⁻¹U₁, c), whose face-splitting product is p₁'s left factor. */
   left: [T, T];
+  /** The pair (V₁, V), whose face-splitting product is p₁'s right factor. */
   right: [T, T];
+  /** Whether p₁ is masked to j ≤ i. */
   causal: boolean;
 }
 

@@ -21,7 +21,7 @@ import { chainedHead } from './chained.js';
 import { DEFAULT_BLOCK_SIZE, exactHead } from './exact.js';
 import { type HeadInput, type HeadResult, readNow } from './head.js';
 import { normalizeProblem, type LoraProblem, type NormalizedProblem, type Target } from './problem.js';
-import { fmt, normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
+import { fmt, type HeadCost, normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
 import { buildSoftmax, disposeSoftmax, planHead } from './softmax-factors.js';
 
 /** How gradients are computed: exactly, by the low-rank chain, or chosen by the regime check. */
@@ -80,9 +80,21 @@ export interface GradientErrorBound {
   relative: number;
 }
 
+/** Certified bounds on one adapter's gradient errors. */
+export interface AdapterErrorBound {
+  /** Bound on ∂A's error. */
+  a: GradientErrorBound;
+  /** Bound on ∂B's error. */
+  b: GradientErrorBound;
+  /** Bound on ∂W's error, when weight gradients were asked for. */
+  w?: GradientErrorBound;
+}
+
 /** What was decided and why, in numbers. */
 export interface GradientReport {
+  /** The method asked for. */
   requested: GradientMethod;
+  /** The path that ran. */
   chosen: 'exact' | 'fast';
   /** Fast variant used, when chosen is 'fast'. */
   variant: FastVariant | undefined;
@@ -90,6 +102,7 @@ export interface GradientReport {
   reason: string;
   /** Every step 'auto' took (plans, retries, fallbacks). */
   steps: string[];
+  /** The ε asked for (certified attention error target). */
   epsilon: number;
   /** Γ = max over heads and sequences of max(‖√β·Q‖∞, ‖√β·K‖∞). */
   gamma: number;
@@ -105,9 +118,11 @@ export interface GradientReport {
   centered: boolean;
   /** The backend the per-head work ran on, e.g. 'cpu'. */
   backend: string;
-  /** Polynomial degree and rank k = C(d_h+g, g) of the fast path, when it was planned. */
+  /** Polynomial degree g of the fast path, when it was planned. */
   degree: number | undefined;
+  /** Its rank k = C(d_h+g, g). */
   rank: number | undefined;
+  /** Polynomial family of the fast path. */
   polynomial: PolynomialMethod;
   /** Certified entrywise relative error of the softmax (largest over heads), when planned. */
   softmaxBound: number | undefined;
@@ -115,11 +130,11 @@ export interface GradientReport {
    * Certified bounds on each adapter gradient's error (chained fast path only). Rigorous but
    * worst-case: on random problems the measured error sits 10³–10⁶× below it.
    */
-  gradientBound: Partial<Record<Target, { a: GradientErrorBound; b: GradientErrorBound; w?: GradientErrorBound }>> | undefined;
+  gradientBound: Partial<Record<Target, AdapterErrorBound>> | undefined;
   /** Whether the attention matrix is certified within ε (always true for exact). */
   meetsEpsilon: boolean;
   /** Predicted multiply-adds of each path. */
-  predictedCost: { exact: number; fast: number | undefined };
+  predictedCost: HeadCost;
 }
 
 /** Result of {@link loraGradients}. */
@@ -130,6 +145,7 @@ export interface LoraGradients {
   output: Matrix | Matrix[];
   /** Gradients of every adapter given. */
   grads: Partial<Record<Target, AdapterGradient>>;
+  /** What was decided and why, in numbers. */
   report: GradientReport;
 }
 

@@ -2,11 +2,17 @@ import { BackendError, type Backend, type DeviceMatrix, type DType, type Matrix,
 
 /** One head's projected inputs, as handles of the backend that computes it. */
 export interface HeadInput<T extends DeviceMatrix = Matrix> {
+  /** Queries Q (L_q×d_h). */
   q: T;
+  /** Keys K (L_k×d_h). */
   k: T;
+  /** Values V (L_k×d_h). */
   v: T;
+  /** Target Y (L_q×d_h). */
   y: T;
+  /** Softmax temperature β. */
   beta: number;
+  /** Mask keys j > i. */
   causal: boolean;
 }
 

@@ -11,6 +11,7 @@ export {
   type AdapterGradient,
   type GradientReport,
   type GradientErrorBound,
+  type AdapterErrorBound,
   type GradientMethod,
   type FastVariant,
 } from './gradients.js';
@@ -27,11 +28,11 @@ export {
 } from './problem.js';
 export { exactHead, exactForwardHead, DEFAULT_BLOCK_SIZE } from './exact.js';
 export { attentionForward, type ForwardOptions } from './forward.js';
-export { chainedHead, cTerm, p1Term, applyP1, p2Diagonal, type P1 } from './chained.js';
+export { chainedHead, cTerm, p1Term, applyP1, p2Diagonal, type P1, type CTerm } from './chained.js';
 export { autodiffHead } from './autodiff.js';
 export { chainedGradientBound, type HeadBound } from './bound.js';
 export { buildSoftmax, disposeSoftmax, planHead, applyF, applyFTransposed, type LowRankSoftmax, type SoftmaxFactorOptions } from './softmax-factors.js';
 export { lowRankApply, lowRankApplyTransposed, faceSplitApply, faceSplitFactor, stored, type RowFactor } from './low-rank.js';
-export { normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
+export { normQuantities, predictedHeadCost, type NormQuantity, type HeadCost } from './regime.js';
 export type { HeadInput, HeadResult } from './head.js';
 export { syntheticProblem, relativeGradientError, type SyntheticProblemSpec } from './synthetic.js';

@@ -6,7 +6,9 @@ import { scoped } from '@almora/tensor';
  * hold at long L — so it is produced block by block and never stored whole.
  */
 export interface RowFactor<T extends DeviceMatrix> {
+  /** Number of rows L. */
   rows: number;
+  /** Number of columns m. */
   cols: number;
   /** Rows [start, end), made through `backend` (the caller releases them). */
   block(backend: Backend<T>, start: number, end: number): T;

@@ -27,8 +27,11 @@ export interface Adapter {
 
 /** Separate inputs for queries, keys and values (the paper's X_Q, X_K, X_V; cross-attention). */
 export interface CrossInput {
+  /** X_Q, the rows queries are projected from (L_q×d_in). */
   q: Matrix;
+  /** X_K, the rows keys are projected from (L_k×d_in). */
   k: Matrix;
+  /** X_V, the rows values are projected from (L_k×d_in). */
   v: Matrix;
 }
 
@@ -42,7 +45,14 @@ export interface LoraProblem {
   /** Target Y per sequence, L_q×d_out. */
   target: Matrix | readonly Matrix[];
   /** Frozen weights W*_q, W*_k, W*_v, each d_in×d_out. */
-  weights: { q: Matrix; k: Matrix; v: Matrix };
+  weights: {
+    /** W*_Q. */
+    q: Matrix;
+    /** W*_K. */
+    k: Matrix;
+    /** W*_V. */
+    v: Matrix;
+  };
   /** The adapters being trained: {q, v} is the paper's partial adaptation, {q, k, v} its full one. */
   adapters: Partial<Record<Target, Adapter>>;
   /** LoRA α; the adapter is scaled by α/r. */
@@ -57,27 +67,43 @@ export interface LoraProblem {
 
 /** One validated sequence. */
 export interface Sequence {
+  /** X_Q. */
   xq: Matrix;
+  /** X_K. */
   xk: Matrix;
+  /** X_V. */
   xv: Matrix;
+  /** Target Y. */
   y: Matrix;
 }
 
 /** A problem after validation, with the adapted weights W_μ = W*_μ + (α/r)·B_μ·A_μ formed. */
 export interface NormalizedProblem {
+  /** Every sequence of the batch, validated. */
   sequences: Sequence[];
+  /** The frozen W*_μ. */
   frozen: Record<Target, Matrix>;
+  /** The adapted W_μ = W*_μ + (α/r)·B_μ·A_μ (W*_μ where not adapted). */
   effective: Record<Target, Matrix>;
+  /** The adapters given. */
   adapters: Partial<Record<Target, Adapter>>;
+  /** Which weights are adapted, in q, k, v order. */
   adapted: Target[];
   /** α/r. */
   scaling: number;
+  /** LoRA rank r. */
   rank: number;
+  /** Softmax temperature β. */
   beta: number;
+  /** Number of heads H. */
   heads: number;
+  /** Head dimension d_out/H. */
   headDim: number;
+  /** d_in. */
   inputDim: number;
+  /** d_out. */
   outputDim: number;
+  /** Causal masking. */
   causal: boolean;
   /** True when the problem was given as a single sequence (results are then not arrays). */
   single: boolean;

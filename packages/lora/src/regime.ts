@@ -34,6 +34,14 @@ export function normQuantities(p: NormalizedProblem): NormQuantity[] {
   return out;
 }
 
+/** Predicted multiply-adds of one head on each path. */
+export interface HeadCost {
+  /** Exact attention forward and backward. */
+  exact: number;
+  /** The fast path (undefined without a rank). */
+  fast: number | undefined;
+}
+
 /** Predicted multiply-adds of one head on one sequence, per path (the 'auto' cost model). */
 export function predictedHeadCost(
   queries: number,
@@ -42,7 +50,7 @@ export function predictedHeadCost(
   rank: number | undefined,
   variant: 'chained' | 'autodiff',
   causal: boolean,
-): { exact: number; fast: number | undefined } {
+): HeadCost {
   // Six L×L×d products plus one exp per score (counted as ~8 multiply-adds).
   const exact = queries * keys * (6 * headDim + 8) * (causal ? 0.5 : 1);
   if (rank === undefined) return { exact, fast: undefined };

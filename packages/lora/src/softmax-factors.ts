@@ -22,17 +22,25 @@ export interface LowRankSoftmax<T extends DeviceMatrix = Matrix> {
   keys: T;
   /** 1/D̂_i, a column. */
   inverseRowSums: T;
+  /** Whether f̂ is masked to j ≤ i. */
   causal: boolean;
+  /** The plan it was built from (degree, range, certified bound). */
   plan: ApproximationPlan;
 }
 
 /** Options for building {@link LowRankSoftmax}. */
 export interface SoftmaxFactorOptions {
+  /** Softmax temperature β. */
   beta: number;
+  /** Target certified entrywise relative error of f̂. */
   epsilon: number;
+  /** Polynomial family. */
   method: PolynomialMethod;
+  /** A forced degree, instead of the smallest that certifies ε. */
   degree?: number;
+  /** Largest degree the chooser may pick. */
   maxDegree?: number;
+  /** Subtract the mean key when that shrinks the range. */
   centerKeys: boolean;
 }
 

@@ -2,13 +2,17 @@ import type { DType, Matrix } from './matrix.js';
 
 /** A matrix held by a {@link Backend}: only its shape is visible to the caller. */
 export interface DeviceMatrix {
+  /** Number of rows. */
   readonly rows: number;
+  /** Number of columns. */
   readonly cols: number;
 }
 
 /** Which operands {@link Backend.matmul} reads transposed. */
 export interface TransposeForms {
+  /** Use Aᵀ in place of A. */
   transposeA?: boolean;
+  /** Use Bᵀ in place of B. */
   transposeB?: boolean;
 }
 
@@ -18,8 +22,11 @@ export interface TransposeForms {
  * column 0 is the constant (parents[0] = variables[0] = −1).
  */
 export interface ProductTree {
+  /** Index of each monomial's parent (−1 for the constant). */
   parents: Int32Array;
+  /** The variable the parent is multiplied by (−1 for the constant). */
   variables: Int32Array;
+  /** The weight each column is scaled by. */
   weights: Float64Array;
 }
 
