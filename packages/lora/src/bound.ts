@@ -1,5 +1,5 @@
 import { type Backend, type DeviceMatrix, map, type Matrix, scaleRows, scoped, zeros } from '@almora/tensor';
-import { type HeadInput, readNow } from './head.js';
+import { type HeadInput, readBack, type Reading, runNow } from './head.js';
 import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
 /** Entrywise upper bounds on |∂̂ − ∂| for one head's ∂Q, ∂K, ∂V. */
@@ -40,6 +40,17 @@ export function chainedGradientBound<T extends DeviceMatrix>(
   c: Matrix,
   eta: number,
 ): HeadBound {
+  return runNow(gradientBound(backend, input, f, c, eta));
+}
+
+/** {@link chainedGradientBound} as a {@link Reading}. */
+export function* gradientBound<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  input: HeadInput,
+  f: LowRankSoftmax<T>,
+  c: Matrix,
+  eta: number,
+): Reading<HeadBound> {
   const { q, k, v, beta } = input;
   if (!(eta < 1)) {
     // The softmax certificate is void (δ ≥ 1): nothing can be said about the gradients.
@@ -58,9 +69,11 @@ export function chainedGradientBound<T extends DeviceMatrix>(
   const inflate = 1 / (1 - eta);
   // f̂ lives on the backend; the O(L·d) factors it multiplies are made here and uploaded.
   const scope = scoped(backend);
-  const applied = (m: Matrix, factor: number) => map(readNow(backend, applyFTransposed(scope, f, scope.upload(m)), m.dtype), (x) => factor * x);
-  const dk = applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
-  const dv = applied(map(c, (x) => Math.abs(x) + a), eta * inflate);
+  const applied = function* (m: Matrix, factor: number) {
+    return map(yield* readBack(backend, applyFTransposed(scope, f, scope.upload(m)), m.dtype), (x) => factor * x);
+  };
+  const dk = yield* applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
+  const dv = yield* applied(map(c, (x) => Math.abs(x) + a), eta * inflate);
   scope.releaseAll();
   return { dq, dk, dv };
 }

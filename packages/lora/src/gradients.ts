@@ -16,13 +16,13 @@ import {
   zeros,
 } from '@almora/tensor';
 import { autodiffHead } from './autodiff.js';
-import { chainedGradientBound, type HeadBound } from './bound.js';
+import { gradientBound as headGradientBound, type HeadBound } from './bound.js';
 import { chainedHead } from './chained.js';
 import { DEFAULT_BLOCK_SIZE, exactHead } from './exact.js';
-import { type HeadInput, type HeadResult, readNow } from './head.js';
+import { type HeadInput, type HeadResult, readBack, type Reading, runLater, runNow } from './head.js';
 import { normalizeProblem, type LoraProblem, type NormalizedProblem, type Target } from './problem.js';
 import { fmt, type HeadCost, normQuantities, predictedHeadCost, type NormQuantity } from './regime.js';
-import { buildSoftmax, disposeSoftmax, planHead } from './softmax-factors.js';
+import { disposeSoftmax, planHead, softmaxFactors } from './softmax-factors.js';
 
 /** How gradients are computed: exactly, by the low-rank chain, or chosen by the regime check. */
 export type GradientMethod = 'exact' | 'fast' | 'auto';
@@ -179,11 +179,11 @@ function headInput(p: NormalizedProblem, s: Projected, h: number): HeadInput {
 }
 
 /** Runs `perHead` on every head of every sequence and assembles full-width results. */
-function runHeads(
+function* runHeads(
   p: NormalizedProblem,
   projected: Projected[],
-  perHead: (input: HeadInput, sequence: number, head: number) => HeadResult & { bound?: HeadBound },
-): PathResult {
+  perHead: (input: HeadInput, sequence: number, head: number) => Reading<HeadResult & { bound?: HeadBound }>,
+): Reading<PathResult> {
   let loss = 0;
   const outputs: Matrix[] = [];
   const dq: Matrix[] = [];
@@ -191,7 +191,7 @@ function runHeads(
   const dv: Matrix[] = [];
   const bounds: PathResult['bound'] = { dq: [], dk: [], dv: [] };
   let bounded = true;
-  projected.forEach((s, n) => {
+  for (const [n, s] of projected.entries()) {
     const dtype = s.q.dtype;
     const full = (rows: number) => zeros(rows, p.outputDim, { dtype });
     const [o, gq, gk, gv] = [full(s.q.rows), full(s.q.rows), full(s.k.rows), full(s.k.rows)];
@@ -203,7 +203,7 @@ function runHeads(
       const from = h * p.headDim;
       const to = from + p.headDim;
       const input = headInput(p, s, h);
-      const r = perHead(input, n, h);
+      const r = yield* perHead(input, n, h);
       loss += 0.5 * squaredNorm(sub(r.output, input.y));
       addInto(sliceCols(o, from, to), r.output);
       addInto(sliceCols(gq, from, to), r.dq);
@@ -227,7 +227,7 @@ function runHeads(
       bounds.dk.push(bk);
       bounds.dv.push(bv);
     }
-  });
+  }
   return { loss, outputs, dq, dk, dv, bound: bounded ? bounds : undefined };
 }
 
@@ -242,14 +242,15 @@ function squaredNorm(m: Matrix): number {
  * gradients (checked finite: a float32 device can overflow where float64 does not) and releases
  * everything else.
  */
-function onBackend<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput, compute: (device: HeadInput<T>) => HeadResult<T>): HeadResult {
+function* onBackend<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput, compute: (device: HeadInput<T>) => HeadResult<T>): Reading<HeadResult> {
   const device: HeadInput<T> = { ...input, q: backend.upload(input.q), k: backend.upload(input.k), v: backend.upload(input.v), y: backend.upload(input.y) };
   const result = compute(device);
+  const dtype = input.q.dtype;
   const host: HeadResult = {
-    output: readNow(backend, result.output, input.q.dtype),
-    dq: readNow(backend, result.dq, input.q.dtype),
-    dk: readNow(backend, result.dk, input.q.dtype),
-    dv: readNow(backend, result.dv, input.q.dtype),
+    output: yield* readBack(backend, result.output, dtype),
+    dq: yield* readBack(backend, result.dq, dtype),
+    dk: yield* readBack(backend, result.dk, dtype),
+    dv: yield* readBack(backend, result.dv, dtype),
   };
   for (const handle of [device.q, device.k, device.v, device.y, result.output, result.dq, result.dk, result.dv]) backend.dispose(handle);
   for (const [name, m] of Object.entries(host)) assertFinite(m, `the ${backend.name} backend's ${name}`);
@@ -302,6 +303,18 @@ function checkOptions(options: LoraOptions): Required<Pick<LoraOptions, 'method'
  * then carries a certified attention error ≤ ε and a certified (worst-case) gradient error bound.
  */
 export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): LoraGradients {
+  return runNow(gradients(problem, options));
+}
+
+/**
+ * {@link loraGradients} for any backend, asynchronous devices (WebGPU) included: the same
+ * algorithm, with every read-back awaited instead of taken at once.
+ */
+export function loraGradientsAsync(problem: LoraProblem, options: LoraOptions = {}): Promise<LoraGradients> {
+  return runLater(gradients(problem, options));
+}
+
+function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGradients> {
   const p = normalizeProblem(problem);
   const o = checkOptions(options);
   const projected: Projected[] = p.sequences.map((s) => ({
@@ -349,12 +362,12 @@ export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): 
   const certifiable = backend.precision !== 'float32' && projected.every((s) => s.q.dtype === 'float64');
   const runExact = () => runHeads(p, projected, (input) => onBackend(backend, input, (device) => exactHead(backend, device, o.blockSize)));
   const runFast = (variant: FastVariant) =>
-    runHeads(p, projected, (input, n, h) => {
-      const f = buildSoftmax(backend, input.q, input.k, plans[n][h], p.beta, p.causal);
+    runHeads(p, projected, function* (input, n, h) {
+      const f = yield* softmaxFactors(backend, input.q, input.k, plans[n][h], p.beta, p.causal);
       try {
-        const r = onBackend(backend, input, (device) => (variant === 'autodiff' ? autodiffHead : chainedHead)(backend, device, f));
+        const r = yield* onBackend(backend, input, (device) => (variant === 'autodiff' ? autodiffHead : chainedHead)(backend, device, f));
         if (variant === 'autodiff' || !certifiable) return r;
-        return { ...r, bound: chainedGradientBound(backend, input, f, sub(r.output, input.y), plans[n][h].bound!.softmaxRelative) };
+        return { ...r, bound: yield* headGradientBound(backend, input, f, sub(r.output, input.y), plans[n][h].bound!.softmaxRelative) };
       } finally {
         disposeSoftmax(backend, f);
       }
@@ -398,7 +411,7 @@ export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): 
     }
     steps.push(`plan: ${describePlan()}`);
     variant = o.variant;
-    result = runFast(variant);
+    result = yield* runFast(variant);
     chosen = 'fast';
     const worst = Math.max(...flat().map((plan) => plan.bound!.softmaxRelative));
     reason = `fast gradients were requested (${variant}); certified attention error ${fmt(worst)} ${worst <= o.epsilon ? '≤' : '>'} ε = ${o.epsilon}`;
@@ -413,12 +426,12 @@ export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): 
     } else {
       chosen = 'fast';
       variant = 'chained';
-      result = runFast(variant);
+      result = yield* runFast(variant);
       const worst = Math.max(...flat().map((plan) => plan.bound!.softmaxRelative));
       reason = `fast: certified attention error ${fmt(worst)} ≤ ε = ${o.epsilon} and predicted ${fmt(cost.exact / cost.fast)}× cheaper than exact`;
     }
   }
-  if (chosen === 'exact') result = runExact();
+  if (chosen === 'exact') result = yield* runExact();
   const final = result!;
   const grads = assemble(p, final, o.weightGradients);
   if (chosen === 'fast' && variant === 'chained') {

@@ -28,16 +28,52 @@ export interface HeadResult<T extends DeviceMatrix = Matrix> {
   dv: T;
 }
 
+/** A read-back an algorithm waits for: a handle, its backend, and the host dtype wanted. */
+export interface ReadRequest {
+  backend: Backend;
+  handle: DeviceMatrix;
+  dtype: DType;
+}
+
 /**
- * Reads a handle back now, in the host's dtype (a float32 device's results are widened); the
- * synchronous entry points need a backend that can.
+ * An algorithm written once for synchronous and asynchronous devices: a generator that yields
+ * each {@link ReadRequest} and is resumed with the host matrix. {@link runNow} answers at once
+ * (the CPU, gpu.js's sync modes), {@link runLater} awaits (WebGPU).
  */
+export type Reading<R> = Generator<ReadRequest, R, Matrix>;
+
+/** Reads `m` back in `dtype` (a float32 device's results are widened), whenever the driver can. */
+export function* readBack<T extends DeviceMatrix>(backend: Backend<T>, m: T, dtype: DType): Reading<Matrix> {
+  return yield { backend: backend as unknown as Backend, handle: m, dtype };
+}
+
+function widened(host: Matrix, dtype: DType): Matrix {
+  return host.dtype === dtype ? host : toDType(host, dtype);
+}
+
+/** Reads a handle back now; the synchronous entry points need a backend that can. */
 export function readNow<T extends DeviceMatrix>(backend: Backend<T>, m: T, dtype: DType): Matrix {
   if (!backend.readSync) {
-    throw new BackendError(`the ${backend.name} backend reads back only asynchronously; loraGradients needs one with readSync`);
+    throw new BackendError(`the ${backend.name} backend reads back only asynchronously: use loraGradientsAsync`);
   }
-  const host = backend.readSync(m);
-  return host.dtype === dtype ? host : toDType(host, dtype);
+  return widened(backend.readSync(m), dtype);
+}
+
+/** Drives a {@link Reading} to its result, answering every read synchronously. */
+export function runNow<R>(reading: Reading<R>): R {
+  let step = reading.next();
+  while (!step.done) step = reading.next(readNow(step.value.backend, step.value.handle, step.value.dtype));
+  return step.value;
+}
+
+/** Drives a {@link Reading} to its result, awaiting every read. */
+export async function runLater<R>(reading: Reading<R>): Promise<R> {
+  let step = reading.next();
+  while (!step.done) {
+    const { backend, handle, dtype } = step.value;
+    step = reading.next(widened(await backend.read(handle), dtype));
+  }
+  return step.value;
 }
 
 /** A rows×1 column of ones in the precision of `like`. */

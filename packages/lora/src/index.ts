@@ -6,6 +6,7 @@
  */
 export {
   loraGradients,
+  loraGradientsAsync,
   type LoraOptions,
   type LoraGradients,
   type AdapterGradient,

@@ -6,7 +6,7 @@ import {
   type PolynomialMethod,
 } from '@almora/kernels';
 import { type Backend, type DeviceMatrix, fromFlat, type Matrix, OutOfRegimeError, scoped } from '@almora/tensor';
-import { onesColumn, readNow } from './head.js';
+import { onesColumn, readBack, type Reading, runNow } from './head.js';
 import { lowRankApply, lowRankApplyTransposed, stored } from './low-rank.js';
 
 /**
@@ -70,13 +70,25 @@ export function buildSoftmax<T extends DeviceMatrix>(
   beta: number,
   causal: boolean,
 ): LowRankSoftmax<T> {
+  return runNow(softmaxFactors(backend, q, k, plan, beta, causal));
+}
+
+/** {@link buildSoftmax} as a {@link Reading}, for drivers of synchronous and asynchronous devices. */
+export function* softmaxFactors<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  q: Matrix,
+  k: Matrix,
+  plan: ApproximationPlan,
+  beta: number,
+  causal: boolean,
+): Reading<LowRankSoftmax<T>> {
   if (!plan.polynomial) throw new OutOfRegimeError(plan.outOfRegime?.message ?? 'no polynomial degree was chosen');
   const scope = scoped(backend);
   const queries = scope.upload(q);
   const keys = backend.upload(centeredKeys(k, plan.range));
   const u = backend.productFeatures(queries, featureTree(q.cols, plan.polynomial, beta, 'query'));
   const v = backend.productFeatures(keys, featureTree(k.cols, plan.polynomial, beta, 'key'));
-  const sums = readNow(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, k.rows, keys), causal), 'float64');
+  const sums = yield* readBack(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, k.rows, keys), causal), 'float64');
   const inverse = new Float64Array(q.rows);
   for (let i = 0; i < q.rows; i++) {
     const s = sums.data[i];
