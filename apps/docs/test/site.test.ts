@@ -12,7 +12,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, '..', 'dist');
 const artifacts = path.join(here, '..', 'test-artifacts');
-const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader'];
+// WebGPU is behind a flag in Chromium on Linux; with it the explorer computes on WebGPU.
+const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu'];
 
 if (!existsSync(CHROMIUM)) console.warn(`skipping the docs site's browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
@@ -105,9 +106,9 @@ describe.runIf(existsSync(CHROMIUM))('the built docs site in headless Chromium',
     await page.screenshot({ path: path.join(artifacts, 'explorer.png'), fullPage: true });
     expect(errors).toEqual([]);
 
-    const node = explore(params);
+    const node = await explore(params);
     const onGpu = ready.includes('GPU');
-    expect(shown.backend).toBe(onGpu ? 'gpu.js webgl2' : 'cpu');
+    expect(shown.backend).toBe(onGpu ? 'gpu.js webgpu' : 'cpu');
     // float32 on the GPU, float64 on the CPU.
     const close = (value: unknown, expected: number, relative: number) => expect(Math.abs((value as number) - expected)).toBeLessThanOrEqual(relative * Math.abs(expected) + 1e-12);
     close(shown.gamma, node.gamma, 1e-12);

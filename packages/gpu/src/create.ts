@@ -2,7 +2,7 @@ import { GPU } from 'gpu.js';
 import { BackendError } from '@almora/tensor';
 import { GpuBackend, type GpuMode } from './gpu-backend.js';
 
-/** GPU modes, best first. */
+/** GPU modes with synchronous read-back, best first: what 'gpu' and 'best' choose from. */
 const GPU_MODES = ['webgl2', 'webgl', 'headlessgl'] as const satisfies readonly GpuMode[];
 /** gpu.js's CPU fallbacks, best first. */
 const FALLBACK_MODES = ['webasm', 'cpu'] as const satisfies readonly GpuMode[];
@@ -10,22 +10,28 @@ const FALLBACK_MODES = ['webasm', 'cpu'] as const satisfies readonly GpuMode[];
 /** Options of {@link createGpuBackend}. */
 export interface GpuBackendOptions {
   /**
-   * A gpu.js mode; 'gpu' (default) takes the best GPU mode and throws {@link BackendError} if
-   * there is none; 'best' falls back to webasm, then cpu, and says so in the backend's name.
+   * A gpu.js mode; 'gpu' (default) takes the best GPU mode with synchronous read-back and throws
+   * {@link BackendError} if there is none; 'best' falls back to webasm, then cpu, and says so in
+   * the backend's name. 'webgpu' is never chosen for you: it reads back only asynchronously, so it
+   * serves `loraGradientsAsync`, not `loraGradients`.
    */
   mode?: GpuMode | 'gpu' | 'best';
 }
 
-/** The gpu.js modes that can run here, GPU modes first. */
+/**
+ * The gpu.js modes that can run here, GPU modes first. 'webgpu' is listed where the API exists
+ * (`navigator.gpu`); whether an adapter answers shows at the first kernel.
+ */
 export function availableGpuModes(): GpuMode[] {
   const supported: Record<GpuMode, boolean> = {
+    webgpu: GPU.isWebGPUSupported,
     webgl2: GPU.isWebGL2Supported,
     webgl: GPU.isWebGLSupported,
     headlessgl: GPU.isHeadlessGLSupported,
     webasm: GPU.isWebAssemblySupported,
     cpu: true,
   };
-  return [...GPU_MODES, ...FALLBACK_MODES].filter((mode) => supported[mode]);
+  return (['webgpu', ...GPU_MODES, ...FALLBACK_MODES] as const).filter((mode) => supported[mode]);
 }
 
 /**
@@ -47,11 +53,21 @@ export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
     );
   }
   const gpu = new GPU({ mode });
-  const limit = mode === 'cpu' || mode === 'webasm' ? Number.POSITIVE_INFINITY : maxTextureSize(gpu);
+  // Matrices live in textures only in the GL modes.
+  const limit = mode === 'webgl2' || mode === 'webgl' || mode === 'headlessgl' ? maxTextureSize(gpu) : Number.POSITIVE_INFINITY;
   return new GpuBackend(mode, gpu, limit);
 }
 
 function maxTextureSize(gpu: GPU): number {
   const context = (gpu as unknown as { context?: { getParameter(name: number): number; MAX_TEXTURE_SIZE: number } }).context;
   return context ? context.getParameter(context.MAX_TEXTURE_SIZE) : 4096;
+}
+
+/** Whether a WebGPU adapter actually answers here (the API can exist without one). */
+export async function webgpuAvailable(): Promise<boolean> {
+  try {
+    return GPU.isWebGPUSupported && (await GPU.isWebGPUAvailable());
+  } catch {
+    return false;
+  }
 }

@@ -11,8 +11,11 @@ import {
 } from '@almora/tensor';
 import { KERNELS, type KernelName } from './kernels.js';
 
-/** The gpu.js modes this backend runs in: GPU modes first, then gpu.js's own CPU fallbacks. */
-export type GpuMode = 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
+/**
+ * The gpu.js modes this backend runs in: GPU modes first, then gpu.js's own CPU fallbacks.
+ * 'webgpu' reads back only asynchronously: use it with `loraGradientsAsync`.
+ */
+export type GpuMode = 'webgpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
 
 /** A matrix held by gpu.js: a texture in the GL modes, a Float32Array in cpu and webasm. */
 export interface GpuMatrix extends DeviceMatrix {
@@ -20,8 +23,11 @@ export interface GpuMatrix extends DeviceMatrix {
   readonly rows: number;
   /** Number of columns. */
   readonly cols: number;
-  /** Where the values live; replaced by `accumulate`, emptied by `dispose`. */
-  data: Texture | Float32Array | undefined;
+  /**
+   * Where the values live (a texture in the GL modes, an array in cpu and webasm, the promise of a
+   * device buffer in webgpu); replaced by `accumulate`, emptied by `dispose`.
+   */
+  data: Texture | Float32Array | Promise<unknown> | undefined;
 }
 
 // Flat indices are float in the shaders; beyond 2²⁴ consecutive integers are no longer exact.
@@ -31,8 +37,14 @@ const MAX_ELEMENTS = 1 << 24;
 const MAX_LOOP = 1 << 24;
 const MAX_TERMS = 8192;
 
-function isTexture(data: GpuMatrix['data']): data is Texture {
-  return data !== undefined && !(data instanceof Float32Array);
+/** A device buffer or texture: something gpu.js lets us read and delete. */
+interface DeviceValues {
+  toArray(): unknown;
+  delete(): void;
+}
+
+function isDeviceValues(data: unknown): data is DeviceValues {
+  return typeof data === 'object' && data !== null && 'toArray' in data && 'delete' in data;
 }
 
 /** The {@link Backend} over gpu.js in one mode, float32 throughout. Made by `createGpuBackend`. */
@@ -44,12 +56,26 @@ export class GpuBackend implements Backend<GpuMatrix> {
   private readonly gpu: GPU;
   private readonly kernels = new Map<KernelName, IKernelRunShortcut>();
   private readonly textureLimit: number;
+  /** WebGPU: every kernel call returns a promise, chained here without waiting. */
+  private readonly asynchronous: boolean;
+  /** Kernel calls not yet finished (asynchronous mode): a disposed input waits for them. */
+  private readonly inflight = new Set<Promise<unknown>>();
+  /**
+   * The last call of each kernel (asynchronous mode). A kernel's calls run one after another: a
+   * WebGPU kernel is built during its first call, and a second call resizing it meanwhile (the
+   * output size is per call here) gave wrong results.
+   */
+  private readonly lastCall = new Map<KernelName, Promise<unknown>>();
+  /** Synchronous read-back, in every mode but webgpu. */
+  readonly readSync?: (m: GpuMatrix) => Matrix;
 
   constructor(mode: GpuMode, gpu: GPU, textureLimit: number) {
     this.mode = mode;
     this.gpu = gpu;
     this.name = `gpu.js ${mode}`;
     this.textureLimit = textureLimit;
+    this.asynchronous = mode === 'webgpu';
+    if (!this.asynchronous) this.readSync = (m) => this.toHost(m, this.values(m));
   }
 
   private run(name: KernelName, rows: number, cols: number, args: (GpuMatrix | number)[]): GpuMatrix {
@@ -75,12 +101,32 @@ export class GpuBackend implements Backend<GpuMatrix> {
     kernel.setOutput([size]);
     const values = args.map((a) => {
       if (typeof a === 'number') return a;
-      if (a.data === undefined) throw new BackendError(`${this.name}: a matrix was used after dispose`);
       // An empty operand of a non-empty result (a zero inner dimension) reads nothing.
-      return a.rows * a.cols === 0 ? new Float32Array(1) : a.data;
+      return a.rows * a.cols === 0 ? new Float32Array(1) : this.values(a);
     });
-    const data = kernel(...(values as Parameters<IKernelRunShortcut>)) as Texture | Float32Array;
+    const call = (resolved: unknown[]) => {
+      kernel.setOutput([size]);
+      return kernel(...(resolved as Parameters<IKernelRunShortcut>)) as GpuMatrix['data'];
+    };
+    if (!this.asynchronous) return { rows, cols, data: call(values) };
+    const previous = this.lastCall.get(name) ?? Promise.resolve();
+    const data = Promise.all([...values, previous.catch(() => undefined)]).then((resolved) => call(resolved.slice(0, values.length)));
+    this.lastCall.set(name, data);
+    this.inflight.add(data);
+    const settle = () => this.inflight.delete(data);
+    data.then(settle, settle);
     return { rows, cols, data };
+  }
+
+  private values(m: GpuMatrix): NonNullable<GpuMatrix['data']> {
+    if (m.data === undefined) throw new BackendError(`${this.name}: a matrix was used after dispose`);
+    return m.data;
+  }
+
+  private toHost(m: GpuMatrix, values: unknown): Matrix {
+    const flat = isDeviceValues(values) ? values.toArray() : values;
+    if (!(flat instanceof Float32Array)) throw new BackendError(`${this.name}: read back something other than a Float32Array`);
+    return fromFlat(m.rows, m.cols, Float32Array.from(flat.subarray(0, m.rows * m.cols)), { dtype: 'float32' });
   }
 
   /**
@@ -114,19 +160,22 @@ export class GpuBackend implements Backend<GpuMatrix> {
     return this.run('fill', rows, cols, [0]);
   }
 
-  readSync(m: GpuMatrix): Matrix {
-    if (m.data === undefined) throw new BackendError(`${this.name}: a matrix was read after dispose`);
-    const values = isTexture(m.data) ? (m.data.toArray() as Float32Array) : m.data;
-    return fromFlat(m.rows, m.cols, Float32Array.from(values.subarray(0, m.rows * m.cols)), { dtype: 'float32' });
-  }
-
-  read(m: GpuMatrix): Promise<Matrix> {
-    return Promise.resolve().then(() => this.readSync(m));
+  async read(m: GpuMatrix): Promise<Matrix> {
+    const values = await this.values(m);
+    if (values instanceof Float32Array) return this.toHost(m, values);
+    if (!isDeviceValues(values)) throw new BackendError(`${this.name}: a kernel returned no device values`);
+    // WebGPU buffers read back through a promise; GL textures at once.
+    return this.toHost(m, await values.toArray());
   }
 
   dispose(m: GpuMatrix): void {
-    if (isTexture(m.data)) m.data.delete();
+    const data = m.data;
     m.data = undefined;
+    if (data instanceof Promise) {
+      // Kernels already queued may still read it: release it once they have run.
+      const release = () => data.then((values) => (isDeviceValues(values) ? values.delete() : undefined)).catch(() => undefined);
+      void Promise.allSettled([...this.inflight]).then(release);
+    } else if (isDeviceValues(data)) data.delete();
   }
 
   sliceRows(m: GpuMatrix, start: number, end: number): GpuMatrix {

@@ -5,4 +5,4 @@
  * @module @almora/gpu
  */
 export { GpuBackend, type GpuMatrix, type GpuMode } from './gpu-backend.js';
-export { createGpuBackend, availableGpuModes, type GpuBackendOptions } from './create.js';
+export { createGpuBackend, availableGpuModes, webgpuAvailable, type GpuBackendOptions } from './create.js';

@@ -13,11 +13,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 // Debian's chromium is installed by .ci/run; without it this suite is skipped, and says so.
 if (!existsSync(CHROMIUM)) console.warn(`skipping the WebGL2 backend tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
-describe.runIf(existsSync(CHROMIUM))('the gpu.js backend in webgl2 mode in headless Chromium', () => {
+describe.runIf(existsSync(CHROMIUM)).each(['webgl2', 'webgpu'] as const)('the gpu.js backend in %s mode in headless Chromium', (mode) => {
   let browser: BrowserContext;
   let server: Server;
   let profile: string;
-  let result: { backend: string; onTextures: boolean; checks: { name: string; deviation: number; tolerance: number }[] };
+  let result: { backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] };
   const errors: string[] = [];
 
   beforeAll(async () => {
@@ -33,7 +33,8 @@ describe.runIf(existsSync(CHROMIUM))('the gpu.js backend in webgl2 mode in headl
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader'],
+      // WebGPU is behind a flag in Chromium on Linux; SwiftShader serves both WebGL2 and WebGPU here.
+      args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu'],
     });
     const page = await browser.newPage();
     page.on('console', (message) => {
@@ -42,7 +43,7 @@ describe.runIf(existsSync(CHROMIUM))('the gpu.js backend in webgl2 mode in headl
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction(() => typeof window.runConformance === 'function');
-    result = await page.evaluate(() => window.runConformance());
+    result = await page.evaluate((m) => window.runConformance(m), mode);
   }, 240_000);
 
   afterAll(async () => {
@@ -51,9 +52,9 @@ describe.runIf(existsSync(CHROMIUM))('the gpu.js backend in webgl2 mode in headl
     if (profile) await rm(profile, { recursive: true, force: true });
   });
 
-  it('ran on WebGL2, without console errors', () => {
-    expect(result.backend).toBe('gpu.js webgl2');
-    expect(result.onTextures).toBe(true);
+  it(`ran on ${mode}, without console errors`, () => {
+    expect(result.backend).toBe(`gpu.js ${mode}`);
+    expect(result.onDevice).toBe(true);
     expect(errors).toEqual([]);
   });
 
@@ -62,6 +63,6 @@ describe.runIf(existsSync(CHROMIUM))('the gpu.js backend in webgl2 mode in headl
     expect(failed).toEqual([]);
     expect(result.checks.length).toBeGreaterThan(40);
     const worst = [...result.checks].sort((a, b) => b.deviation / b.tolerance - a.deviation / a.tolerance).slice(0, 3);
-    console.log(`webgl2 closest to tolerance: ${worst.map((c) => `${c.name} ${c.deviation.toExponential(1)} / ${c.tolerance.toExponential(1)}`).join('; ')}`);
+    console.log(`${mode} closest to tolerance: ${worst.map((c) => `${c.name} ${c.deviation.toExponential(1)} / ${c.tolerance.toExponential(1)}`).join('; ')}`);
   });
 });

@@ -2,7 +2,7 @@
 // in float64. Plain functions, no test framework, so the same file runs under vitest in Node and
 // in a page in headless Chromium.
 import { featureTree, taylorExp } from '@almora/kernels';
-import { loraGradients, type LoraProblem } from '@almora/lora';
+import { loraGradients, loraGradientsAsync, type LoraProblem } from '@almora/lora';
 import { type Backend, type DeviceMatrix, type DType, fromFlat, type Matrix, type ProductTree, randomNormal, Rng, scale, toDType, type TransposeForms } from '@almora/tensor';
 
 /** One comparison: the largest deviation from the float64 CPU result and what it may be. */
@@ -106,11 +106,13 @@ function featureVjp(x: Matrix, tree: ProductTree, featureGradient: Matrix): Matr
  * Runs every primitive on `backend`, with inputs in `dtype`, against its definition evaluated in
  * float64. `rows` sets the long dimension; pass one above the texture limit to check tiling.
  */
-export function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T>, dtype: DType = 'float64', rows = 37, seed = 1): Check[] {
+export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T>, dtype: DType = 'float64', rows = 37, seed = 1): Promise<Check[]> {
   const rng = new Rng(seed);
   const normal = (r: number, c: number) => randomNormal(r, c, rng);
   const checks: Check[] = [];
-  const compare = (name: string, run: (b: Backend<T>, up: (m: Matrix) => T) => T, expected: Matrix, terms: number) => {
+  const pending: Promise<void>[] = [];
+  const compare = (name: string, run: (b: Backend<T>, up: (m: Matrix) => T) => T, expected: Matrix, terms: number) => pending.push(compareOne(name, run, expected, terms));
+  const compareOne = async (name: string, run: (b: Backend<T>, up: (m: Matrix) => T) => T, expected: Matrix, terms: number) => {
     const handles: T[] = [];
     const up = (m: Matrix) => {
       const h = backend.upload(toDType(m, dtype));
@@ -118,7 +120,7 @@ export function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T>, dty
       return h;
     };
     const result = run(backend, up);
-    const host = backend.readSync!(result);
+    const host = await backend.read(result);
     for (const h of [...handles, result]) backend.dispose(h);
     checks.push({ name, deviation: deviation(host, expected), tolerance: tolerance(precisionOf(backend, dtype), terms, maxAbsOf(expected)) });
   };
@@ -174,7 +176,8 @@ export function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T>, dty
     be.accumulate(t, up(block), 6);
     return t;
   }, accumulated, 2);
-  return checks;
+  await Promise.all(pending);
+  return checks.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 function problem(length: number, causal: boolean, seed: number): LoraProblem {
@@ -199,14 +202,15 @@ function problem(length: number, causal: boolean, seed: number): LoraProblem {
  * and finite differences in @almora/lora), full adaptation with two heads, for the
  * exact path and both fast variants, unmasked and causal.
  */
-export function gradientChecks(backend: Backend, length = 70, seed = 3): Check[] {
+export async function gradientChecks(backend: Backend, length = 150, seed = 3): Promise<Check[]> {
   const precision = precisionOf(backend, 'float64');
   const checks: Check[] = [];
   for (const causal of [false, true]) {
     const p = problem(length, causal, seed);
     for (const options of [{ method: 'exact' }, { method: 'fast', degree: 3, variant: 'chained' }, { method: 'fast', degree: 3, variant: 'autodiff' }] as const) {
       const reference = loraGradients(p, options);
-      const result = loraGradients(p, { ...options, backend });
+      // Backends that can read synchronously take the synchronous entry point; WebGPU the other.
+      const result = backend.readSync ? loraGradients(p, { ...options, backend }) : await loraGradientsAsync(p, { ...options, backend });
       const label = `${options.method}${'variant' in options ? ` ${options.variant}` : ''}${causal ? ' causal' : ''}`;
       for (const t of ['q', 'k', 'v'] as const) {
         for (const g of ['a', 'b'] as const) {
@@ -226,7 +230,7 @@ export function gradientChecks(backend: Backend, length = 70, seed = 3): Check[]
  * longer than a GL driver runs in one loop (headless-gl under Mesa stopped near 65,536 terms):
  * rows of 70,000 summed, and a softmax over 70,000 keys.
  */
-export function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, rows = 20_000, seed = 5): Check[] {
+export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, rows = 20_000, seed = 5): Promise<Check[]> {
   const rng = new Rng(seed);
   const a = randomNormal(rows, 4, rng);
   const b = randomNormal(rows, 3, rng);
@@ -241,10 +245,11 @@ export function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, rows = 2
     sums: build(rows, 1, (i) => b.get(i, 0) + b.get(i, 1) + b.get(i, 2)),
     tail: build(100, 3, (i, j) => b.get(rows - 100 + i, j) + block.get(i, j)),
   };
-  const checks = (Object.entries({ product, sums, tail }) as [keyof typeof expected, T][]).map(([name, handle]) => {
+  const checks: Check[] = [];
+  for (const [name, handle] of Object.entries({ product, sums, tail }) as [keyof typeof expected, T][]) {
     const want = expected[name];
-    return { name: `${rows}-row ${name}`, deviation: deviation(backend.readSync!(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), name === 'product' ? rows : 3, maxAbsOf(want)) };
-  });
+    checks.push({ name: `${rows}-row ${name}`, deviation: deviation(await backend.read(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), name === 'product' ? rows : 3, maxAbsOf(want)) });
+  }
   for (const h of [ha, hb, hblock, product, sums, tail]) backend.dispose(h);
   const long = 70_000;
   const wide = randomNormal(2, long, rng);
@@ -258,7 +263,7 @@ export function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, rows = 2
     { name: `causal attention over ${long} keys`, handle: backend.attentionProbabilities(hq, hk, 0.7, long - 5), want: reference.softmax(queries, keys, 0.7, long - 5), terms: 4 * long },
   ];
   for (const { name, handle, want, terms } of longRows) {
-    checks.push({ name, deviation: deviation(backend.readSync!(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), terms, maxAbsOf(want)) });
+    checks.push({ name, deviation: deviation(await backend.read(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), terms, maxAbsOf(want)) });
     backend.dispose(handle);
   }
   for (const h of [hw, hq, hk]) backend.dispose(h);

@@ -43,6 +43,8 @@ export interface ProductTree {
  * only reading back may be asynchronous. {@link Backend.read} is the portable read; backends that
  * can also read synchronously (the CPU, gpu.js in its cpu, webasm and WebGL modes) provide
  * {@link Backend.readSync}, which the synchronous entry points use, and at no cost on the CPU.
+ * Algorithms are written once as generators that yield their read-backs; `loraGradients` answers
+ * them at once, `loraGradientsAsync` awaits them (gpu.js's WebGPU mode).
  */
 export interface Backend<T extends DeviceMatrix = DeviceMatrix> {
   /** e.g. 'cpu' or 'gpu.js webgl2'. */

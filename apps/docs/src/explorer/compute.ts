@@ -1,6 +1,6 @@
 // What the explorer computes for one choice of parameters: the same function runs in the page's
 // Web Worker and in the end-to-end test in Node, so the page's numbers can be checked.
-import { loraGradients, relativeGradientError, syntheticProblem, type LoraOptions } from '@almora/lora';
+import { loraGradientsAsync, relativeGradientError, syntheticProblem, type LoraOptions } from '@almora/lora';
 import { type Backend, cpuBackend, OutOfRegimeError, Rng } from '@almora/tensor';
 
 /** The reader's choices. */
@@ -42,8 +42,11 @@ export const STAGES = ['problem', 'exact', 'fast', 'auto'] as const;
 /** Seed of every explorer problem. */
 export const EXPLORER_SEED = 1;
 
-/** Runs the exact, fast and auto paths on the chosen problem, reporting each stage as it starts. */
-export function explore(params: ExplorerParams, backend: Backend = cpuBackend, onStage: (stage: (typeof STAGES)[number]) => void = () => {}): ExplorerResult {
+/**
+ * Runs the exact, fast and auto paths on the chosen problem, reporting each stage as it starts.
+ * Asynchronous so that WebGPU, which reads back only through promises, can serve it too.
+ */
+export async function explore(params: ExplorerParams, backend: Backend = cpuBackend, onStage: (stage: (typeof STAGES)[number]) => void = () => {}): Promise<ExplorerResult> {
   onStage('problem');
   const problem = syntheticProblem(
     { length: params.length, d: params.d, rank: 2, targets: params.adaptation === 'full' ? ['q', 'k', 'v'] : ['q', 'v'], gamma: params.gamma },
@@ -52,13 +55,13 @@ export function explore(params: ExplorerParams, backend: Backend = cpuBackend, o
   const common: LoraOptions = { epsilon: params.epsilon, backend };
   onStage('exact');
   let t0 = performance.now();
-  const exact = loraGradients(problem, { ...common, method: 'exact' });
+  const exact = await loraGradientsAsync(problem, { ...common, method: 'exact' });
   const exactSeconds = (performance.now() - t0) / 1000;
   onStage('fast');
   let fast: ExplorerResult['fast'];
   try {
     t0 = performance.now();
-    const result = loraGradients(problem, { ...common, method: 'fast', degree: params.degree });
+    const result = await loraGradientsAsync(problem, { ...common, method: 'fast', degree: params.degree });
     const seconds = (performance.now() - t0) / 1000;
     const bounds = result.report.gradientBound;
     fast = {
@@ -75,7 +78,7 @@ export function explore(params: ExplorerParams, backend: Backend = cpuBackend, o
     fast = { refused: error.message };
   }
   onStage('auto');
-  const auto = loraGradients(problem, { ...common, method: 'auto' }).report;
+  const auto = (await loraGradientsAsync(problem, { ...common, method: 'auto' })).report;
   return {
     backend: backend.name,
     gamma: exact.report.gamma,

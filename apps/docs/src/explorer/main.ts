@@ -68,7 +68,7 @@ worker.onmessage = (event: MessageEvent<ExploreMessage>) => {
   const message = event.data;
   if (message.type === 'ready') {
     gpuName = message.gpu;
-    status.textContent = gpuName ? `Ready: computing on the GPU (${gpuName}, float32) in a Web Worker.` : 'Ready: no WebGL2 here, computing on the CPU (float64) in a Web Worker.';
+    status.textContent = gpuName ? `Ready: computing on the GPU (${gpuName}, float32) in a Web Worker.` : 'Ready: no WebGPU or WebGL2 here, computing on the CPU (float64) in a Web Worker.';
     button.disabled = false;
   } else if (message.type === 'stage') {
     progress.value = message.index;

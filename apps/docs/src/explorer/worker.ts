@@ -1,5 +1,5 @@
 // The explorer's Web Worker: long computations here never freeze the page.
-import { createGpuBackend } from '@almora/gpu';
+import { createGpuBackend, webgpuAvailable } from '@almora/gpu';
 import { type Backend, cpuBackend } from '@almora/tensor';
 import { explore, type ExplorerParams, STAGES } from './compute.js';
 
@@ -13,12 +13,14 @@ export interface ExploreRequest {
 export type ExploreMessage =
   | { type: 'ready'; gpu: string | undefined }
   | { type: 'stage'; stage: string; index: number }
-  | { type: 'result'; result: ReturnType<typeof explore> }
+  | { type: 'result'; result: Awaited<ReturnType<typeof explore>> }
   | { type: 'error'; message: string };
 
-const scope = self as unknown as { postMessage(message: ExploreMessage): void; onmessage: ((event: MessageEvent<ExploreRequest>) => void) | null };
+const scope = self as unknown as { postMessage(message: ExploreMessage): void; onmessage: ((event: MessageEvent<ExploreRequest>) => Promise<void>) | null };
 
-function gpuBackend(): Backend | undefined {
+/** The best GPU this browser offers: WebGPU, else WebGL2/WebGL, else none. */
+async function gpuBackend(): Promise<Backend | undefined> {
+  if (await webgpuAvailable()) return createGpuBackend({ mode: 'webgpu' });
   try {
     return createGpuBackend({ mode: 'gpu' });
   } catch {
@@ -27,12 +29,13 @@ function gpuBackend(): Backend | undefined {
 }
 
 const gpu = gpuBackend();
-scope.postMessage({ type: 'ready', gpu: gpu?.name });
+void gpu.then((found) => scope.postMessage({ type: 'ready', gpu: found?.name }));
 
-scope.onmessage = (event) => {
+scope.onmessage = async (event) => {
   const { params, backend } = event.data;
   try {
-    const result = explore(params, backend === 'auto' && gpu ? gpu : cpuBackend, (stage) => scope.postMessage({ type: 'stage', stage, index: STAGES.indexOf(stage) }));
+    const device = backend === 'auto' ? ((await gpu) ?? cpuBackend) : cpuBackend;
+    const result = await explore(params, device, (stage) => scope.postMessage({ type: 'stage', stage, index: STAGES.indexOf(stage) }));
     scope.postMessage({ type: 'result', result });
   } catch (error) {
     scope.postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) });

@@ -1,18 +1,22 @@
-// Runs in headless Chromium: the conformance checks on gpu.js's webgl2 mode.
+// Runs in headless Chromium: the conformance checks on gpu.js's webgl2 and webgpu modes.
 import { fromFlat } from '@almora/tensor';
 import { createGpuBackend } from '../../src/index.js';
 import { gradientChecks, primitiveChecks, tallChecks } from '../conformance.js';
 
 declare global {
   interface Window {
-    runConformance(): { backend: string; onTextures: boolean; checks: { name: string; deviation: number; tolerance: number }[] };
+    runConformance(mode: 'webgl2' | 'webgpu'): Promise<{ backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] }>;
   }
 }
 
-window.runConformance = () => {
-  const backend = createGpuBackend({ mode: 'webgl2' });
-  // gpu.js degrades to its CPU kernels on some failures; on the GPU, results are textures.
+window.runConformance = async (mode) => {
+  const backend = createGpuBackend({ mode });
+  // Whole gradients first, on fresh kernels: WebGPU once went wrong when a kernel's first call
+  // (which builds it) overlapped a call of another size.
+  const gradients = await gradientChecks(backend);
+  // gpu.js degrades to its CPU kernels on some failures; on the device, results are textures or
+  // buffers, never plain arrays.
   const probe = backend.affine(backend.upload(fromFlat(1, 2, [1, 2])), 2);
-  const onTextures = !(probe.data instanceof Float32Array);
-  return { backend: backend.name, onTextures, checks: [...primitiveChecks(backend), ...tallChecks(backend), ...gradientChecks(backend)] };
+  const onDevice = !((await probe.data) instanceof Float32Array);
+  return { backend: backend.name, onDevice, checks: [...gradients, ...(await primitiveChecks(backend)), ...(await tallChecks(backend))] };
 };
