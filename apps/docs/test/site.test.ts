@@ -85,7 +85,8 @@ describe.runIf(existsSync(CHROMIUM))('the built docs site in headless Chromium',
     expect(errors).toEqual([]);
     expect([...seen].filter((p) => p.endsWith('.html')).length).toBeGreaterThan(50);
     for (const required of ['concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraGradients.html']) expect(seen.has(required)).toBe(true);
-  });
+    // ~200 pages one after another: about a minute here, so give a slow machine room.
+  }, 600_000);
 
   it('the explorer computes in a worker, shows progress, and agrees with the same case in Node', async () => {
     const errors: string[] = [];
