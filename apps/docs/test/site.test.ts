@@ -122,6 +122,7 @@ describe.runIf(existsSync(CHROMIUM))('the built docs site in headless Chromium',
     close(shown.relativeError, node.fast.relativeError, onGpu ? 0.05 : 1e-9);
     const verdict = await page.textContent('tr[data-key=autoChosen] td');
     expect(verdict).toBe(node.auto.chosen);
+    expect(shown.autoDegree).toBe(node.auto.degree);
   });
 
   it('mobile width and dark mode keep every page inside the screen', async () => {

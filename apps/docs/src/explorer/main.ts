@@ -43,7 +43,9 @@ function render(result: ExplorerResult): void {
       f.gradientBound === undefined ? row('Certified gradient bound', 'gradientBound', 'not certified (float32)') : row('Certified gradient bound (relative)', 'gradientBound', f.gradientBound),
     );
   }
-  rows.push(row("'auto' would use", 'autoChosen', result.auto.chosen, `<span class="verdict-${result.auto.chosen}">${result.auto.chosen}</span>`), row('Why', 'autoReason', result.auto.reason));
+  rows.push(row("'auto' would use", 'autoChosen', result.auto.chosen, `<span class="verdict-${result.auto.chosen}">${result.auto.chosen}</span>`));
+  if (result.auto.degree !== undefined) rows.push(row("'auto' planned degree (rank)", 'autoDegree', result.auto.degree, `${result.auto.degree} (${result.auto.rank})`));
+  rows.push(row('Why', 'autoReason', result.auto.reason));
   table.tBodies[0].innerHTML = rows.join('');
   table.hidden = false;
 }
