@@ -13,7 +13,7 @@ import type { PageResult } from './page.js';
 export const CHROMIUM = '/usr/bin/chromium';
 
 /** The flags every almora run of Chromium uses: no sandbox (root), no network chatter. */
-export const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader'];
+export const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu'];
 
 function pageSource(): string {
   // The bench runs from dist/ inside the repository; the page is bundled from its source.

@@ -1,7 +1,7 @@
 // The backends suite's measurements, free of Node APIs: the same code runs in Node and in a page
 // in headless Chromium, so every backend is timed and checked by one function.
 import { featureTree, taylorExp } from '@almora/kernels';
-import { faceSplitApply, loraGradients, type LoraProblem } from '@almora/lora';
+import { faceSplitApply, loraGradientsAsync, type LoraProblem } from '@almora/lora';
 import { type Backend, cpuBackend, type DeviceMatrix, type DType, type Matrix, randomNormal, Rng, scale, toDType } from '@almora/tensor';
 import { benchProblem } from '../problems.js';
 
@@ -30,7 +30,7 @@ export interface BackendMeasurement {
 interface Work {
   name: string;
   /** Runs the work on `backend` with inputs in `dtype` and reads the result back as float64. */
-  prepare<T extends DeviceMatrix>(backend: Backend<T>, dtype: DType): () => Matrix;
+  prepare<T extends DeviceMatrix>(backend: Backend<T>, dtype: DType): () => Promise<Matrix>;
 }
 
 const QUERY_BLOCK = 128;
@@ -63,14 +63,15 @@ function works(sizes: BackendSizes, seed: number): Work[] {
   const w = scale(randomNormal(length, k, rng), 0.1);
   const values = randomNormal(length, d, rng);
   const problem = benchProblem({ length: sizes.gradientLength, d, rank: 4, adaptation: 'partial', gamma: 0.5 }, rng);
-  const read = <T extends DeviceMatrix>(backend: Backend<T>, handle: T) => {
-    const host = backend.readSync!(handle);
+  // Reads are awaited on every backend (WebGPU has no other way); on the others it resolves at once.
+  const read = async <T extends DeviceMatrix>(backend: Backend<T>, handle: T) => {
+    const host = await backend.read(handle);
     backend.dispose(handle);
     return toDType(host, 'float64');
   };
   const gradient = (method: 'exact' | 'fast') => (backend: Backend, dtype: DType) => {
     const input = problemIn(problem, dtype);
-    return () => toDType(loraGradients(input, { method, degree: 2, backend }).grads.q!.a, 'float64');
+    return async () => toDType((await loraGradientsAsync(input, { method, degree: 2, backend })).grads.q!.a, 'float64');
   };
   return [
     {
@@ -129,18 +130,19 @@ export interface BackendCase {
  * kernels, then `repeats` timed runs, interleaved across cases) and measures each result's
  * deviation from the CPU backend in float64.
  */
-export function measureBackends(cases: readonly BackendCase[], sizes: BackendSizes, repeats: number, seed: number, onWork: (label: string) => void = () => {}): BackendMeasurement[] {
+export async function measureBackends(cases: readonly BackendCase[], sizes: BackendSizes, repeats: number, seed: number, onWork: (label: string) => void = () => {}): Promise<BackendMeasurement[]> {
   const out: BackendMeasurement[] = [];
   for (const work of works(sizes, seed)) {
-    const reference = work.prepare(cpuBackend, 'float64')();
+    const reference = await work.prepare(cpuBackend, 'float64')();
     const runs = cases.map((c) => ({ c, run: work.prepare(c.backend, c.dtype) }));
-    const results = runs.map(({ c, run }) => ({ label: c.label, seconds: [] as number[], deviation: relativeDeviation(run(), reference) }));
+    const results: { label: string; seconds: number[]; deviation: number }[] = [];
+    for (const { c, run } of runs) results.push({ label: c.label, seconds: [], deviation: relativeDeviation(await run(), reference) });
     for (let r = 0; r < repeats; r++) {
-      runs.forEach(({ run }, i) => {
+      for (const [i, { run }] of runs.entries()) {
         const t0 = performance.now();
-        run();
+        await run();
         results[i].seconds.push((performance.now() - t0) / 1000);
-      });
+      }
     }
     for (const r of results) out.push({ backend: r.label, work: work.name, seconds: r.seconds, deviation: r.deviation });
     onWork(work.name);

@@ -1,5 +1,5 @@
 // Bundled into a page that headless Chromium opens: measures gpu.js's browser modes there.
-import { availableGpuModes, createGpuBackend } from '@almora/gpu';
+import { availableGpuModes, createGpuBackend, type GpuMode, webgpuAvailable } from '@almora/gpu';
 import { type BackendMeasurement, type BackendSizes, measureBackends } from './measure.js';
 
 /** What the page reports back to the suite. */
@@ -11,7 +11,7 @@ export interface PageResult {
 
 declare global {
   interface Window {
-    measureInBrowser(sizes: BackendSizes, repeats: number, seed: number): PageResult;
+    measureInBrowser(sizes: BackendSizes, repeats: number, seed: number): Promise<PageResult>;
   }
 }
 
@@ -22,9 +22,11 @@ function renderer(): string {
   return String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
 }
 
-window.measureInBrowser = (sizes, repeats, seed) => {
-  const modes = availableGpuModes().filter((m) => m === 'webgl2' || m === 'webgl');
-  const skipped = (['webgl2', 'webgl'] as const).filter((m) => !modes.includes(m)).map((m) => `gpu.js ${m}: not available in this Chromium`);
+window.measureInBrowser = async (sizes, repeats, seed) => {
+  const candidates: GpuMode[] = ['webgpu', 'webgl2', 'webgl'];
+  const hasWebGpu = await webgpuAvailable();
+  const modes = candidates.filter((m) => (m === 'webgpu' ? hasWebGpu : availableGpuModes().includes(m)));
+  const skipped = candidates.filter((m) => !modes.includes(m)).map((m) => `gpu.js ${m}: not available in this Chromium`);
   const cases = modes.map((mode) => ({ label: `gpu.js ${mode} (Chromium)`, backend: createGpuBackend({ mode }), dtype: 'float64' as const }));
-  return { renderer: renderer(), measurements: measureBackends(cases, sizes, repeats, seed), skipped };
+  return { renderer: renderer(), measurements: await measureBackends(cases, sizes, repeats, seed), skipped };
 };

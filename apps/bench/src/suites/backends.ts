@@ -10,7 +10,7 @@ const CPU64 = 'almora cpu float64';
 /**
  * The same kernels and full gradients on every backend that runs here: the CPU backend in float64
  * and float32, gpu.js in each mode Node offers (cpu, webasm, headlessgl where built) and in
- * WebGL2/WebGL inside headless Chromium; time (compute + read-back) and deviation from float64.
+ * WebGPU/WebGL2/WebGL inside headless Chromium; time (compute + read-back) and deviation from float64.
  */
 export const backendsSuite: Suite = {
   name: 'backends',
@@ -29,7 +29,7 @@ export const backendsSuite: Suite = {
         : "gpu.js headlessgl: not available in Node here (the optional 'gl' package is not built, or there is no X display)",
     );
     context.progress.start('backends', 7);
-    const measured: BackendMeasurement[] = measureBackends(cases, sizes, context.repeats, context.seed, (w) => context.progress.tick(`Node: ${w}`));
+    const measured: BackendMeasurement[] = await measureBackends(cases, sizes, context.repeats, context.seed, (w) => context.progress.tick(`Node: ${w}`));
     const browser = await measureInChromium(sizes, context.repeats, context.seed, context.browserFlags);
     if (typeof browser === 'string') notes.push(browser);
     else {
