@@ -108,8 +108,10 @@ describe.runIf(existsSync(CHROMIUM))('the built docs site in headless Chromium',
     expect(errors).toEqual([]);
 
     const node = await explore(params);
-    const onGpu = ready.includes('GPU');
-    expect(shown.backend).toBe(onGpu ? 'gpu.js webgpu' : 'cpu');
+    // The page names the backend it found (WebGPU here with the flag; WebGL2 or the CPU elsewhere).
+    const found = /computing on the GPU \((gpu\.js \w+), float32\)/.exec(ready)?.[1];
+    const onGpu = found !== undefined;
+    expect(shown.backend).toBe(found ?? 'cpu');
     // float32 on the GPU, float64 on the CPU.
     const close = (value: unknown, expected: number, relative: number) => expect(Math.abs((value as number) - expected)).toBeLessThanOrEqual(relative * Math.abs(expected) + 1e-12);
     close(shown.gamma, node.gamma, 1e-12);

@@ -1,15 +1,16 @@
 // Runs in headless Chromium: the conformance checks on gpu.js's webgl2 and webgpu modes.
 import { fromFlat } from '@almora/tensor';
-import { createGpuBackend } from '../../src/index.js';
+import { createGpuBackend, webgpuAvailable } from '../../src/index.js';
 import { gradientChecks, primitiveChecks, tallChecks } from '../conformance.js';
 
 declare global {
   interface Window {
-    runConformance(mode: 'webgl2' | 'webgpu'): Promise<{ backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] }>;
+    runConformance(mode: 'webgl2' | 'webgpu'): Promise<{ backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] } | { unavailable: string }>;
   }
 }
 
 window.runConformance = async (mode) => {
+  if (mode === 'webgpu' && !(await webgpuAvailable())) return { unavailable: 'no WebGPU adapter in this Chromium' };
   const backend = createGpuBackend({ mode });
   // Whole gradients first, on fresh kernels: WebGPU once went wrong when a kernel's first call
   // (which builds it) overlapped a call of another size.
