@@ -1,39 +1,36 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM, chromiumInstalled, launchChromium } from '@almora/chromium';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveStatic } from '../scripts/static-server.mjs';
 import { explore, type ExplorerParams } from '../src/explorer/compute.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, '..', 'dist');
 const artifacts = path.join(here, '..', 'test-artifacts');
-// WebGPU is behind a flag in Chromium on Linux; with it the explorer computes on WebGPU.
-const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu'];
 
-if (!existsSync(CHROMIUM)) console.warn(`skipping the docs site's browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+if (!chromiumInstalled()) console.warn(`skipping the docs site's browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
-describe.runIf(existsSync(CHROMIUM))('the built docs site in headless Chromium', () => {
+describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', () => {
   let site: { url: string; close: () => Promise<void> };
+  let chromium: Awaited<ReturnType<typeof launchChromium>>;
   let browser: BrowserContext;
-  let profile: string;
 
   beforeAll(async () => {
     if (!existsSync(path.join(dist, 'index.html'))) throw new Error('dist/ is missing: build the site first (pnpm --filter @almora/docs build)');
     site = await serveStatic(dist);
-    profile = await mkdtemp(path.join(os.tmpdir(), 'almora-docs-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
+    // With WebGPU available (the launcher's flags), the explorer computes on it.
+    chromium = await launchChromium();
+    browser = chromium.context;
     await mkdir(artifacts, { recursive: true });
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
+    await chromium?.close();
     await site?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   async function open(at: string, errors: string[], page?: Page): Promise<Page> {

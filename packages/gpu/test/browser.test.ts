@@ -1,55 +1,34 @@
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { CHROMIUM, chromiumInstalled, launchChromium, servePage } from '@almora/chromium';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const CHROMIUM = '/usr/bin/chromium';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 // Debian's chromium is installed by .ci/run; without it this suite is skipped, and says so.
-if (!existsSync(CHROMIUM)) console.warn(`skipping the WebGL2 backend tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
-describe.runIf(existsSync(CHROMIUM)).each(['webgl2', 'webgpu'] as const)('the gpu.js backend in %s mode in headless Chromium', (mode) => {
-  let browser: BrowserContext;
-  let server: Server;
-  let profile: string;
+if (!chromiumInstalled()) console.warn(`skipping the browser backend tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+describe.runIf(chromiumInstalled()).each(['webgl2', 'webgpu'] as const)('the gpu.js backend in %s mode in headless Chromium', (mode) => {
+  let browser: Awaited<ReturnType<typeof launchChromium>>;
+  let page: Awaited<ReturnType<typeof servePage>>;
   let result: { backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] } | { unavailable: string };
   const errors: string[] = [];
 
   beforeAll(async () => {
-    const bundle = await build({ entryPoints: [path.join(here, 'browser/entry.ts')], bundle: true, format: 'esm', platform: 'browser', write: false, logLevel: 'silent' });
-    const script = bundle.outputFiles[0].text;
-    server = createServer((request, response) => {
-      if (request.url === '/entry.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-      else response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/entry.js"></script>');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as { port: number };
-    profile = await mkdtemp(path.join(os.tmpdir(), 'almora-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      // WebGPU is behind a flag in Chromium on Linux; SwiftShader serves both WebGL2 and WebGPU here.
-      args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu'],
-    });
-    const page = await browser.newPage();
-    page.on('console', (message) => {
+    page = await servePage(path.join(here, 'browser/entry.ts'));
+    browser = await launchChromium();
+    const tab = await browser.context.newPage();
+    tab.on('console', (message) => {
       if (message.type() === 'error') errors.push(message.text());
     });
-    page.on('pageerror', (error) => errors.push(error.message));
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForFunction(() => typeof window.runConformance === 'function');
-    result = await page.evaluate((m) => window.runConformance(m), mode);
+    tab.on('pageerror', (error) => errors.push(error.message));
+    await tab.goto(page.url);
+    await tab.waitForFunction(() => typeof window.runConformance === 'function');
+    result = await tab.evaluate((m) => window.runConformance(m), mode);
   }, 240_000);
 
   afterAll(async () => {
     await browser?.close();
-    server?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
+    await page?.close();
   });
 
   it(`ran on ${mode}, without console errors`, (context) => {

@@ -3,17 +3,17 @@
 // against the CPU in float64 and writes the summary where it is asked to.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { availableGpuModes, createGpuBackend } from '@almora/gpu';
 import { cpuBackend } from '@almora/tensor';
 import { median } from '../stats.js';
 import { type BackendCase, measureBackends } from './measure.js';
-import { backendByName, nodeGpuModes } from './select.js';
 
 const out = process.argv[2] ?? '.';
 const quick = process.argv.includes('--quick');
-const modes = nodeGpuModes();
+const modes = availableGpuModes();
 const cases: BackendCase[] = [
   { label: 'almora cpu float64', backend: cpuBackend, dtype: 'float64' },
-  ...modes.filter((m) => m !== 'cpu').map((mode) => ({ label: `gpu.js ${mode}`, backend: backendByName(`gpu.js:${mode}`), dtype: 'float64' as const })),
+  ...modes.filter((m) => m !== 'cpu').map((mode) => ({ label: `gpu.js ${mode}`, backend: createGpuBackend({ mode }), dtype: 'float64' as const })),
 ];
 const sizes = quick ? { matmul: 256, length: 2048, gradientLength: 1024, d: 16 } : { matmul: 1024, length: 16384, gradientLength: 4096, d: 16 };
 async function main(): Promise<void> {

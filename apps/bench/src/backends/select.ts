@@ -1,4 +1,4 @@
-import { availableGpuModes, createGpuBackend, type GpuMode } from '@almora/gpu';
+import { createGpuBackend, type GpuMode } from '@almora/gpu';
 import { type Backend, cpuBackend } from '@almora/tensor';
 
 /** Backend names the bench accepts: `cpu`, or `gpu.js:<mode>` with a gpu.js mode, `gpu` or `best`. */
@@ -12,7 +12,3 @@ export function backendByName(name: string): Backend {
   return createGpuBackend({ mode: mode as GpuMode | 'gpu' | 'best' });
 }
 
-/** The gpu.js modes that run in this Node process. */
-export function nodeGpuModes(): GpuMode[] {
-  return availableGpuModes();
-}

@@ -1,7 +1,7 @@
+import { availableGpuModes, createGpuBackend } from '@almora/gpu';
 import { cpuBackend } from '@almora/tensor';
 import { measureInChromium } from '../backends/chromium.js';
 import { type BackendCase, type BackendMeasurement, type BackendSizes, measureBackends } from '../backends/measure.js';
-import { backendByName, nodeGpuModes } from '../backends/select.js';
 import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { median } from '../stats.js';
 
@@ -21,10 +21,10 @@ export const backendsSuite: Suite = {
     const cases: BackendCase[] = [
       { label: CPU64, backend: cpuBackend, dtype: 'float64' },
       { label: 'almora cpu float32', backend: cpuBackend, dtype: 'float32' },
-      ...nodeGpuModes().map((mode) => ({ label: `gpu.js ${mode} (Node)`, backend: backendByName(`gpu.js:${mode}`), dtype: 'float64' as const })),
+      ...availableGpuModes().map((mode) => ({ label: `gpu.js ${mode} (Node)`, backend: createGpuBackend({ mode }), dtype: 'float64' as const })),
     ];
     notes.push(
-      nodeGpuModes().includes('headlessgl')
+      availableGpuModes().includes('headlessgl')
         ? "gpu.js headlessgl ran: the optional 'gl' package was built and an X display was present (e.g. under xvfb-run)"
         : "gpu.js headlessgl: not available in Node here (the optional 'gl' package is not built, or there is no X display)",
     );

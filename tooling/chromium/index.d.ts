@@ -1,0 +1,12 @@
+import type { BrowserContext } from 'playwright-core';
+
+/** Debian's chromium (`apt-get install chromium`). */
+export const CHROMIUM: string;
+/** The flags every almora run of Chromium uses. */
+export const CHROMIUM_FLAGS: readonly string[];
+/** Whether Chromium is installed where the launcher looks. */
+export function chromiumInstalled(): boolean;
+/** Headless Chromium with a fresh profile; `close` also removes the profile. */
+export function launchChromium(extraFlags?: readonly string[]): Promise<{ context: BrowserContext; close: () => Promise<void> }>;
+/** Bundles `entry` for the browser and serves it as the module script of a blank page on 127.0.0.1. */
+export function servePage(entry: string): Promise<{ url: string; close: () => Promise<void> }>;

@@ -1,0 +1,58 @@
+/* global URL */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { build } from 'esbuild';
+import { chromium } from 'playwright-core';
+
+/** Debian's chromium (`apt-get install chromium`). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * No sandbox (CI runs as root), no network chatter (this machine's network is closed), SwiftShader
+ * for WebGL2 and WebGPU (which is behind a flag in Chromium on Linux).
+ */
+export const CHROMIUM_FLAGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--enable-unsafe-swiftshader',
+  '--enable-unsafe-webgpu',
+];
+
+/** Whether Chromium is installed where the launcher looks. */
+export function chromiumInstalled() {
+  return existsSync(CHROMIUM);
+}
+
+/** Headless Chromium with a fresh profile; `close` also removes the profile. */
+export async function launchChromium(extraFlags = []) {
+  const profile = await mkdtemp(path.join(os.tmpdir(), 'almora-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_FLAGS, ...extraFlags] });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Bundles `entry` for the browser and serves it as the module script of a blank page on 127.0.0.1. */
+export async function servePage(entry) {
+  const bundle = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'browser', write: false, logLevel: 'silent' });
+  const script = bundle.outputFiles[0].text;
+  const server = createServer((request, response) => {
+    if (new URL(request.url ?? '/', 'http://127.0.0.1').pathname === '/entry.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
+    else response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/entry.js"></script>');
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((resolve) => server.close(() => resolve(undefined))) };
+}
