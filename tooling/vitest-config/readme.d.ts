@@ -1,2 +1,2 @@
-/** Runs the first ```ts block of `<packageRoot>/<file>` (README.md by default) with Node and returns its output and status. */
-export function runReadmeExample(packageRoot: string, file?: string): { status: number | null; stdout: string; stderr: string };
+/** Runs the `which`-th (default the first) ```ts block of `<packageRoot>/<file>` (README.md by default) with Node and returns its output and status. */
+export function runReadmeExample(packageRoot: string, file?: string, which?: number): { status: number | null; stdout: string; stderr: string };

@@ -43,6 +43,17 @@ describe('bench suites in quick mode', () => {
     for (const m of ['almora exact', 'almora fast chained g2', 'almora fast chained g4', 'almora fast autodiff g2', 'almora fast autodiff g4', 'tfjs-wasm autograd', 'tfjs-cpu autograd']) {
       expect(methods.has(m)).toBe(true);
     }
+    // The layer API on the same problem gives the same gradients: exactly on the exact path, as closely as loraGradients on the fast ones.
+    for (const row of json.rows.filter((r) => r.method === 'almora layer exact')) expect(row.relativeGradientError as number).toBeLessThan(1e-12);
+    for (const [layer, paper] of [
+      ['almora layer fast chained g2', 'almora fast chained g2'],
+      ['almora layer fast autodiff g2', 'almora fast autodiff g2'],
+    ]) {
+      for (const row of json.rows.filter((r) => r.method === layer)) {
+        const twin = json.rows.find((r) => r.method === paper && r.L === row.L && r.adaptation === row.adaptation)!;
+        expect(Math.abs((row.relativeGradientError as number) - (twin.relativeGradientError as number))).toBeLessThan(1e-9);
+      }
+    }
     for (const row of json.rows) {
       expect(row.seconds as number).toBeGreaterThan(0);
       if (String(row.method).startsWith('almora fast')) expect(row.relativeGradientError as number).toBeLessThan(0.05);
@@ -53,6 +64,20 @@ describe('bench suites in quick mode', () => {
     expect(md).toContain(`at L=256 ${ratio.toFixed(1)}×`);
     expect(md).toMatch(/torch-cpu autograd: PyTorch|PyTorch peer skipped/);
     expect(svgs).toHaveLength(2);
+  });
+
+  it('memory measures every case in its own process and states the peak RSS goal', async () => {
+    const { json, md } = await runQuick('memory');
+    expect(json.notes.filter((n) => n.includes('failed'))).toEqual([]);
+    expect(json.rows.length).toBeGreaterThanOrEqual(6);
+    for (const row of json.rows) {
+      expect(row.peakRssMiB as number).toBeGreaterThan(20);
+      expect(row.seconds as number).toBeGreaterThan(0);
+    }
+    expect(json.rows.find((r) => r.L === 512 && r.method === 'layer exact (probabilities kept within 256 MiB)')!.keptProbabilities).toBe(true);
+    expect(json.rows.find((r) => r.L === 512 && r.method === 'layer exact (recompute: memoryBudget 0)')!.keptProbabilities).toBe(false);
+    expect(json.rows.find((r) => r.L === 2048 && r.method === 'layer fast chained g2')!.path).toBe('fast');
+    expect(md).toMatch(/Goal: the exact path at L=2,048, d_model=16, 2 heads ran forward \+ backward in [\d.]+ s with peak RSS [\d.]+ GiB/);
   });
 
   it('phase sweeps Γ and degree and never finds the certified bound below the measured error', async () => {

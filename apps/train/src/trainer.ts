@@ -18,7 +18,7 @@ export interface StepRecord {
   /** Global norm of the batch-mean gradient before clipping. */
   gradNorm: number;
   /** The path loraGradients took, and why. */
-  method: 'exact' | 'fast';
+  method: 'exact' | 'fast' | 'mixed';
   reason: string;
   /** Γ of this step's batch. */
   gamma: number;

@@ -2,7 +2,7 @@
 // in float64. Plain functions, no test framework, so the same file runs under vitest in Node and
 // in a page in headless Chromium.
 import { featureTree, taylorExp } from '@almora/kernels';
-import { loraGradients, loraGradientsAsync, type LoraProblem } from '@almora/lora';
+import { attention, attentionAsync, loraGradients, loraGradientsAsync, type AttentionCoreOptions, type LoraProblem } from '@almora/lora';
 import { type Backend, type DeviceMatrix, type DType, fromFlat, type Matrix, type ProductTree, randomNormal, Rng, scale, toDType, type TransposeForms } from '@almora/tensor';
 
 /** One comparison: the largest deviation from the float64 CPU result and what it may be. */
@@ -219,6 +219,38 @@ export async function gradientChecks(backend: Backend, length = 150, seed = 3): 
         }
       }
       checks.push({ name: `loraGradients ${label} loss`, deviation: Math.abs(result.loss - reference.loss), tolerance: tolerance(precision, length, reference.loss) });
+    }
+    checks.push(...(await layerCoreChecks(backend, length, causal, seed)));
+  }
+  return checks;
+}
+
+/**
+ * The attention core as a layer uses it — forward, then backward with an upstream gradient — on
+ * `backend` against the CPU in float64: the exact path keeping its probabilities and recomputing
+ * them, and both fast variants.
+ */
+async function layerCoreChecks(backend: Backend, length: number, causal: boolean, seed: number): Promise<Check[]> {
+  const precision = precisionOf(backend, 'float64');
+  const rng = new Rng(seed + 100);
+  const [q, k, v, upstream] = [scale(randomNormal(length, 8, rng), 0.5), scale(randomNormal(length, 8, rng), 0.5), randomNormal(length, 8, rng), randomNormal(length, 8, rng)];
+  const checks: Check[] = [];
+  const cases: [string, AttentionCoreOptions][] = [
+    ['exact kept', { method: 'exact' }],
+    ['exact recomputed', { method: 'exact', memoryBudget: 0 }],
+    ['fast chained', { method: 'fast', degree: 3, variant: 'chained' }],
+    ['fast autodiff', { method: 'fast', degree: 3, variant: 'autodiff' }],
+  ];
+  for (const [name, options] of cases) {
+    const shared = { ...options, heads: 2, causal };
+    const reference = attention(q, k, v, shared);
+    const referenceGrads = reference.backward(upstream);
+    const forward = backend.readSync ? attention(q, k, v, { ...shared, backend }) : await attentionAsync(q, k, v, { ...shared, backend });
+    const grads = await forward.backward(upstream);
+    const label = `attention core ${name}${causal ? ' causal' : ''}`;
+    checks.push({ name: `${label} output`, deviation: deviation(forward.output, reference.output), tolerance: tolerance(precision, length, maxAbsOf(reference.output)) });
+    for (const g of ['dq', 'dk', 'dv'] as const) {
+      checks.push({ name: `${label} ${g}`, deviation: deviation(grads[g], referenceGrads[g]), tolerance: tolerance(precision, 4 * length, maxAbsOf(referenceGrads[g])) });
     }
   }
   return checks;

@@ -1,16 +1,6 @@
 import { type Backend, type DeviceMatrix, map, type Matrix, scaleRows, scoped, zeros } from '@almora/tensor';
-import { type HeadInput, readBack, type Reading, runNow } from './head.js';
+import { type HeadGradients, type HeadInput, readBack, type Reading } from './head.js';
 import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
-
-/** Entrywise upper bounds on |∂̂ − ∂| for one head's ∂Q, ∂K, ∂V. */
-export interface HeadBound {
-  /** Bound on |∂̂Q − ∂Q|. */
-  dq: Matrix;
-  /** Bound on |∂̂K − ∂K|. */
-  dk: Matrix;
-  /** Bound on |∂̂V − ∂V|. */
-  dv: Matrix;
-}
 
 function rowNorms(m: Matrix): Float64Array {
   const out = new Float64Array(m.rows);
@@ -24,33 +14,25 @@ function rowNorms(m: Matrix): Float64Array {
 
 /**
  * A rigorous entrywise bound on the error of the chained gradients of one head, from the
- * certified softmax bound η (|f̂_ij − f_ij| ≤ η·f_ij, so ‖f̂_i − f_i‖₁ ≤ η) and data norms.
+ * certified softmax bound η (|f̂_ij − f_ij| ≤ η·f_ij, so ‖f̂_i − f_i‖₁ ≤ η), data norms, and a bound
+ * e on ‖ĉ_i − c_i‖₂, the error of the upstream gradient itself: 0 when ∂O is given, ηa when it is
+ * computed from the output (`upstreamFromOutput`; the paper's loss, where c = Ô − Y inherits Ô's error).
  *
- * With a = max_j‖v_j‖₂: ‖Ô_i − O_i‖ ≤ ηa and ‖ĉ_i − c_i‖ ≤ ηa. Writing p_ij = f_ij·c_i·(v_j − O_i)
- * (∂loss/∂S) and using ‖v_j − Ô_i‖ ≤ 2a (Ô_i is a convex combination of the v_j):
- *   |p̂_ij − p_ij| ≤ f_ij·ρ_i,  ρ_i = ηa(3‖ĉ_i‖ + (2+η)a).
+ * With a = max_j‖v_j‖₂: ‖Ô_i − O_i‖ ≤ ηa. Writing p_ij = f_ij·c_i·(v_j − O_i) (∂loss/∂S) and using
+ * ‖v_j − Ô_i‖ ≤ 2a (Ô_i is a convex combination of the v_j):
+ *   |p̂_ij − p_ij| ≤ f_ij·ρ_i,  ρ_i = 3ηa‖ĉ_i‖ + (2+η)a·e.
  * Hence |∂Q̂_il − ∂Q_il| ≤ β·ρ_i·max_j|K_jl|, |∂K̂ − ∂K| ≤ β/(1−η)·f̂ᵀ(diag(ρ)|Q|) (f ≤ f̂/(1−η)),
- * and |∂V̂ − ∂V| ≤ η/(1−η)·f̂ᵀ(|ĉ| + a). Float rounding of the fast path (~1e-15 relative) is not
+ * and |∂V̂ − ∂V| ≤ f̂ᵀ(η|ĉ| + e)/(1−η). Float rounding of the fast path (~1e-15 relative) is not
  * included; it is far below any η the chooser picks.
  */
-export function chainedGradientBound<T extends DeviceMatrix>(
-  backend: Backend<T>,
-  input: HeadInput,
-  f: LowRankSoftmax<T>,
-  c: Matrix,
-  eta: number,
-): HeadBound {
-  return runNow(gradientBound(backend, input, f, c, eta));
-}
-
-/** {@link chainedGradientBound} as a {@link Reading}. */
 export function* gradientBound<T extends DeviceMatrix>(
   backend: Backend<T>,
   input: HeadInput,
   f: LowRankSoftmax<T>,
   c: Matrix,
   eta: number,
-): Reading<HeadBound> {
+  upstreamFromOutput: boolean,
+): Reading<HeadGradients> {
   const { q, k, v, beta } = input;
   if (!(eta < 1)) {
     // The softmax certificate is void (δ ≥ 1): nothing can be said about the gradients.
@@ -58,8 +40,8 @@ export function* gradientBound<T extends DeviceMatrix>(
     return { dq: unbounded(q), dk: unbounded(k), dv: unbounded(v) };
   }
   const a = rowNorms(v).reduce((best, n) => Math.max(best, n), 0);
-  const cNorms = rowNorms(c);
-  const rho = cNorms.map((n) => eta * a * (3 * n + (2 + eta) * a));
+  const upstreamError = upstreamFromOutput ? eta * a : 0;
+  const rho = rowNorms(c).map((n) => 3 * eta * a * n + (2 + eta) * a * upstreamError);
   const keyColumnMax = new Float64Array(k.cols);
   for (let j = 0; j < k.rows; j++) {
     for (let l = 0; l < k.cols; l++) keyColumnMax[l] = Math.max(keyColumnMax[l], Math.abs(k.data[k.offset + j * k.stride + l]));
@@ -73,7 +55,7 @@ export function* gradientBound<T extends DeviceMatrix>(
     return map(yield* readBack(backend, applyFTransposed(scope, f, scope.upload(m)), m.dtype), (x) => factor * x);
   };
   const dk = yield* applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
-  const dv = yield* applied(map(c, (x) => Math.abs(x) + a), eta * inflate);
+  const dv = yield* applied(map(c, (x) => eta * Math.abs(x) + upstreamError), inflate);
   scope.releaseAll();
   return { dq, dk, dv };
 }

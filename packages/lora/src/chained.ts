@@ -1,21 +1,7 @@
 import { type Backend, type DeviceMatrix, scoped } from '@almora/tensor';
-import type { HeadInput, HeadResult } from './head.js';
+import type { HeadGradients, HeadInput } from './head.js';
 import { faceSplitApply } from './low-rank.js';
 import { applyF, applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
-
-/** What {@link cTerm} returns. */
-export interface CTerm<T extends DeviceMatrix> {
-  /** Ô = f̂·V. */
-  output: T;
-  /** c = Ô − Y. */
-  c: T;
-}
-
-/** The paper's c(x) = f·V − Y (L×d), with f ≈ f̂. Returns O = f̂·V too. */
-export function cTerm<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, v: T, y: T): CTerm<T> {
-  const output = applyF(backend, f, v);
-  return { output, c: backend.sub(output, y) };
-}
 
 /**
  * The paper's p₁(x) = f ∘ q with q = c·Vᵀ (rank d), kept low-rank by the face-splitting identity
@@ -31,7 +17,10 @@ export interface P1<T extends DeviceMatrix> {
   causal: boolean;
 }
 
-/** Builds {@link P1} from f̂, c and V. */
+/**
+ * Builds {@link P1} from f̂, c and V. The paper's c(x) = f·V − Y is ∂loss/∂O of its loss
+ * ½‖O − Y‖²; inside a model c is whatever upstream gradient ∂O arrives.
+ */
 export function p1Term<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, c: T, v: T): P1<T> {
   return { left: [backend.scaleRows(f.u, f.inverseRowSums), c], right: [f.v, v], causal: f.causal };
 }
@@ -53,16 +42,15 @@ export function p2Diagonal<T extends DeviceMatrix>(backend: Backend<T>, c: T, ou
 }
 
 /**
- * One head's output and gradients by the paper's chain (Theorem 3.1 for partial adaptation,
- * Theorem A.1 for full): f → c → q → p₁, p₂ → ∂Q = β(p₁ − p₂)K, ∂K = β(p₁ − p₂)ᵀQ, ∂V = fᵀc.
- * Never forms an L×L matrix; O(L·k·d²), since p₁ has rank k·d. It treats f̂ as the softmax of S in
- * the exact gradient formula, which is what makes the error bound of {@link chainedGradientBound}
- * provable.
+ * ∂Q, ∂K, ∂V of one head by the paper's chain (Theorem 3.1 for partial adaptation, Theorem A.1 for
+ * full), for any upstream gradient c = ∂loss/∂O: q = c·Vᵀ → p₁, p₂ → ∂Q = β(p₁ − p₂)K,
+ * ∂K = β(p₁ − p₂)ᵀQ, ∂V = f̂ᵀc. Never forms an L×L matrix; O(L·k·d²), since p₁ has rank k·d. It
+ * treats f̂ as the softmax of S in the exact gradient formula, which is what makes the error bound
+ * of {@link chainedGradientBound} provable. `output` is Ô = f̂·V from the forward pass.
  */
-export function chainedHead<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput<T>, f: LowRankSoftmax<T>): HeadResult<T> {
-  const { q, k, v, y, beta } = input;
+export function chainedBackward<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput<T>, f: LowRankSoftmax<T>, output: T, c: T): HeadGradients<T> {
+  const { q, k, v, beta } = input;
   const scope = scoped(backend);
-  const { output, c } = cTerm(scope, f, v, y);
   const p1 = p1Term(scope, f, c, v);
   const p2 = p2Diagonal(scope, c, output);
   // (p₁ − p₂)·K = p₁K − diag(p₁·1)·f̂K
@@ -70,6 +58,6 @@ export function chainedHead<T extends DeviceMatrix>(backend: Backend<T>, input: 
   // (p₁ − p₂)ᵀ·Q = p₁ᵀQ − f̂ᵀ·diag(p₁·1)·Q
   const dk = scope.affine(scope.sub(applyP1(scope, p1, q, true), applyFTransposed(scope, f, scope.scaleRows(q, p2))), beta);
   const dv = applyFTransposed(scope, f, c);
-  scope.releaseAll([output, dq, dk, dv]);
-  return { output, dq, dk, dv };
+  scope.releaseAll([dq, dk, dv]);
+  return { dq, dk, dv };
 }

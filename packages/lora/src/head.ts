@@ -6,25 +6,21 @@ export interface HeadInput<T extends DeviceMatrix = Matrix> {
   q: T;
   /** Keys K (L_k×d_h). */
   k: T;
-  /** Values V (L_k×d_h). */
+  /** Values V (L_k×d_v). */
   v: T;
-  /** Target Y (L_q×d_h). */
-  y: T;
   /** Softmax temperature β. */
   beta: number;
   /** Mask keys j > i. */
   causal: boolean;
 }
 
-/** Output and gradients of one attention head on one sequence: what every path computes. */
-export interface HeadResult<T extends DeviceMatrix = Matrix> {
-  /** O = f·V (L_q×d_h). */
-  output: T;
+/** What every backward path of one head computes from an upstream gradient ∂O. */
+export interface HeadGradients<T extends DeviceMatrix = Matrix> {
   /** ∂loss/∂Q (L_q×d_h). */
   dq: T;
   /** ∂loss/∂K (L_k×d_h). */
   dk: T;
-  /** ∂loss/∂V (L_k×d_h). */
+  /** ∂loss/∂V (L_k×d_v). */
   dv: T;
 }
 
@@ -54,7 +50,7 @@ function widened(host: Matrix, dtype: DType): Matrix {
 /** Reads a handle back now; the synchronous entry points need a backend that can. */
 export function readNow<T extends DeviceMatrix>(backend: Backend<T>, m: T, dtype: DType): Matrix {
   if (!backend.readSync) {
-    throw new BackendError(`the ${backend.name} backend reads back only asynchronously: use loraGradientsAsync`);
+    throw new BackendError(`the ${backend.name} backend reads back only asynchronously: use the async entry point (attentionAsync, loraAttentionAsync, loraGradientsAsync)`);
   }
   return widened(backend.readSync(m), dtype);
 }

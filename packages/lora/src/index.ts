@@ -5,6 +5,23 @@
  * @module @almora/lora
  */
 export {
+  loraAttention,
+  loraAttentionAsync,
+  MODULES,
+  type AttentionLayer,
+  type LoraConfig,
+  type ModuleName,
+  type LayerOptions,
+  type LayerGradients,
+  type LoraAttentionResult,
+  type AsyncLoraAttentionResult,
+} from './layer.js';
+export type { LoraWeights } from './adapters.js';
+export { attention, attentionAsync, type AttentionResult, type AsyncAttentionResult, type AttentionGradients } from './attention.js';
+export type { AttentionCoreOptions } from './plan.js';
+export type { AttentionReport, HeadReport } from './report.js';
+export { DEFAULT_EPSILON, DEFAULT_BLOCK_SIZE, DEFAULT_MEMORY_BUDGET, type AttentionOptions, type GradientMethod, type FastVariant } from './options.js';
+export {
   loraGradients,
   loraGradientsAsync,
   type LoraOptions,
@@ -13,27 +30,9 @@ export {
   type GradientReport,
   type GradientErrorBound,
   type AdapterErrorBound,
-  type GradientMethod,
-  type FastVariant,
 } from './gradients.js';
-export {
-  normalizeProblem,
-  TARGETS,
-  type LoraProblem,
-  type Adapter,
-  type CrossInput,
-  type SequenceInput,
-  type Target,
-  type NormalizedProblem,
-  type Sequence,
-} from './problem.js';
-export { exactHead, exactForwardHead, DEFAULT_BLOCK_SIZE } from './exact.js';
+export { TARGETS, type LoraProblem, type Adapter, type CrossInput, type SequenceInput, type Target } from './problem.js';
 export { attentionForward, type ForwardOptions } from './forward.js';
-export { chainedHead, cTerm, p1Term, applyP1, p2Diagonal, type P1, type CTerm } from './chained.js';
-export { autodiffHead } from './autodiff.js';
-export { chainedGradientBound, type HeadBound } from './bound.js';
-export { buildSoftmax, disposeSoftmax, planHead, applyF, applyFTransposed, type LowRankSoftmax, type SoftmaxFactorOptions } from './softmax-factors.js';
-export { lowRankApply, lowRankApplyTransposed, faceSplitApply, faceSplitFactor, stored, type RowFactor } from './low-rank.js';
-export { normQuantities, predictedHeadCost, type NormQuantity, type HeadCost } from './regime.js';
-export type { HeadInput, HeadResult } from './head.js';
+export type { NormQuantity, HeadCost } from './regime.js';
+export { faceSplitApply } from './low-rank.js';
 export { syntheticProblem, relativeGradientError, type SyntheticProblemSpec } from './synthetic.js';

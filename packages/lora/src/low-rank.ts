@@ -98,7 +98,7 @@ function causalApply<T extends DeviceMatrix>(backend: Backend<T>, left: RowFacto
  * A, B of k columns and C, V of d columns. Without a mask the L×(k·d) face-splitting factors are
  * never formed: with T_l = Bᵀ·diag(V_{:,l})·M (k×n), row i is Σ_l C_il·(A·T_l)_i. All d blocks go
  * through two matmuls, Bᵀ·(V⊘M) and A·[T_l]_l, so A and B are packed once — the same O(L·k·d·n)
- * work as the factored product. With a mask it goes block by block through {@link lowRankApply}.
+ * work as the factored product. With a mask it goes block by block through `lowRankApply`.
  */
 export function faceSplitApply<T extends DeviceMatrix>(
   backend: Backend<T>,

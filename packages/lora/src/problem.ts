@@ -7,6 +7,7 @@ import {
   scale,
   ShapeError,
 } from '@almora/tensor';
+import { loraScaling, resolveBeta } from './options.js';
 
 /** Which projection an adapter adapts. */
 export type Target = 'q' | 'k' | 'v';
@@ -155,13 +156,11 @@ export function normalizeProblem(problem: LoraProblem): NormalizedProblem {
     assertFinite(a, `A_${UPPER[t]}`);
     assertFinite(b, `B_${UPPER[t]}`);
   }
-  if (!Number.isFinite(problem.alpha) || problem.alpha <= 0) throw new InvalidArgumentError(`alpha must be finite and > 0, got ${problem.alpha}`);
   const heads = problem.heads ?? 1;
   if (!Number.isInteger(heads) || heads < 1) throw new InvalidArgumentError(`heads must be a positive integer, got ${heads}`);
   if (outputDim % heads !== 0) throw new ShapeError(`d_out = ${outputDim} is not a multiple of heads = ${heads}`);
   const headDim = outputDim / heads;
-  const beta = problem.beta ?? 1 / Math.sqrt(headDim);
-  if (!Number.isFinite(beta) || beta <= 0) throw new InvalidArgumentError(`beta must be finite and > 0, got ${beta}`);
+  const beta = resolveBeta(problem.beta, headDim);
   const causal = problem.causal ?? false;
 
   const single = !Array.isArray(problem.x);
@@ -196,7 +195,7 @@ export function normalizeProblem(problem: LoraProblem): NormalizedProblem {
     return { xq, xk, xv, y };
   });
 
-  const scaling = problem.alpha / rank;
+  const scaling = loraScaling(problem.alpha, rank);
   const effective = {} as Record<Target, Matrix>;
   for (const t of TARGETS) {
     const adapter = adapters[t];

@@ -1,6 +1,8 @@
 import { type Backend, cpuBackend, type Matrix } from '@almora/tensor';
 import { describe, expect, it } from 'vitest';
-import { loraGradients, loraGradientsAsync } from '../src/index.js';
+import { randomNormal, Rng } from '@almora/tensor';
+import { attention, attentionAsync, loraAttention, loraAttentionAsync, loraGradients, loraGradientsAsync } from '../src/index.js';
+import { randomLayer } from './layers.js';
 import { randomProblem } from './reference.js';
 
 /** The CPU backend as an asynchronous device would present it: reads only through a Promise. */
@@ -33,6 +35,34 @@ describe('asynchronous devices', () => {
       }
     });
   }
+
+  it('loraAttentionAsync and attentionAsync give what their sync twins give, awaiting every read', async () => {
+    const rng = new Rng(12);
+    const layer = randomLayer({ dModel: 6, heads: 2, headDim: 3, r: 2, adapted: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], causal: true }, rng);
+    const x = randomNormal(30, 6, rng);
+    const g = randomNormal(30, 6, rng);
+    for (const options of [{ method: 'exact' }, { method: 'exact', memoryBudget: 0 }, { method: 'fast', degree: 3 }, { method: 'fast', degree: 3, variant: 'autodiff' }] as const) {
+      const backend = asyncOnly();
+      const sync = loraAttention(layer, x, options);
+      const later = await loraAttentionAsync(layer, x, { ...options, backend });
+      expect(Array.from(later.output.data)).toEqual(Array.from(sync.output.data));
+      const [a, b] = [await later.backward(g), sync.backward(g)];
+      expect(backend.reads).toBeGreaterThan(0);
+      expect(Array.from(a.dx.data)).toEqual(Array.from(b.dx.data));
+      for (const module of ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const) expect(Array.from(a.grads[module]!.lora_A.data)).toEqual(Array.from(b.grads[module]!.lora_A.data));
+      const q = randomNormal(30, 4, rng);
+      const core = await attentionAsync(q, q, x, { ...options, heads: 2, backend: asyncOnly() });
+      const coreSync = attention(q, q, x, { ...options, heads: 2 });
+      const [c, d] = [await core.backward(g), coreSync.backward(g)];
+      expect(Array.from(c.dq.data)).toEqual(Array.from(d.dq.data));
+      expect(Array.from(c.dv.data)).toEqual(Array.from(d.dv.data));
+    }
+  });
+
+  it('the sync layer refuses an async-only backend, naming the async entry points', () => {
+    const layer = randomLayer({ dModel: 4, heads: 1, headDim: 2, r: 1, adapted: ['q_proj'] }, new Rng(13));
+    expect(() => loraAttention(layer, randomNormal(8, 4, new Rng(14)), { backend: asyncOnly() })).toThrowError(expect.objectContaining({ code: 'BACKEND', message: expect.stringContaining('loraAttentionAsync') }));
+  });
 
   it('loraGradients refuses a backend that cannot read synchronously, naming the async entry point', () => {
     const problem = randomProblem({ length: 16, dIn: 4, dOut: 4, r: 1, targets: ['q', 'v'] }, 3);

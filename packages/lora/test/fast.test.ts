@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { centeredKeys, polynomialFeatures, polynomialFeaturesBackward, type ExpPolynomial } from '@almora/kernels';
-import { add, cpuBackend, full, matmul, type Matrix, ones, OutOfRegimeError, randomNormal, Rng, scale, sub, zeros } from '@almora/tensor';
-import { autodiffHead, buildSoftmax, chainedHead, loraGradients, planHead, type HeadInput } from '../src/index.js';
+import { add, full, matmul, type Matrix, ones, OutOfRegimeError, randomNormal, Rng, scale, sub, zeros } from '@almora/tensor';
+import { loraGradients } from '../src/index.js';
+import { autodiffHead, buildSoftmax, chainedHead, planHead, type HeadInput } from './heads.js';
 import { denseHeadFromSoftmax, maxDifference, nudged, randomProblem, relativeError } from './reference.js';
 
 interface HeadCase {
@@ -72,9 +73,9 @@ function approximateLoss(input: HeadInput, polynomial: ExpPolynomial, centered: 
  */
 function buildOrSkip(input: HeadInput, plan: ReturnType<typeof planHead>) {
   // δ < 1 guarantees positive row sums, so the build must succeed.
-  if (plan.bound!.expRelative < 1) return buildSoftmax(cpuBackend, input.q, input.k, plan, input.beta, input.causal);
+  if (plan.bound!.expRelative < 1) return buildSoftmax(input.q, input.k, plan, input.beta, input.causal);
   try {
-    buildSoftmax(cpuBackend, input.q, input.k, plan, input.beta, input.causal);
+    buildSoftmax(input.q, input.k, plan, input.beta, input.causal);
   } catch (error) {
     expect(error).toBeInstanceOf(OutOfRegimeError);
   }
@@ -106,7 +107,7 @@ describe('fast gradients against dense evaluations of the same approximation', (
         const built = builtHead(c, seed);
         if (!built) return;
         const { input, options, f } = built;
-        const fast = chainedHead(cpuBackend, input, f);
+        const fast = chainedHead(input, f);
         const dense = denseHeadFromSoftmax(denseApproximateSoftmax(input, options), input.q, input.k, input.v, input.y, input.beta);
         let fastLoss = 0;
         for (const x of residual(fast.output, input.y).data) fastLoss += 0.5 * x * x;
@@ -123,7 +124,7 @@ describe('fast gradients against dense evaluations of the same approximation', (
         const built = builtHead(c, seed);
         if (!built) return;
         const { input, options, plan, f } = built;
-        const fast = autodiffHead(cpuBackend, input, f);
+        const fast = autodiffHead(input, f);
         // Dense: Â = UVᵀ (masked), D̂ = Â1, Ô = D̂⁻¹ÂV; ∂Â_ij = (c_i·v_j − c_i·Ô_i)/D̂_i.
         const u = f.u;
         const vf = f.v;
@@ -166,7 +167,7 @@ describe('fast gradients against dense evaluations of the same approximation', (
       const { input, options } = headCase(c, seed);
       const plan = planHead(input.q, input.k, options);
       expect(plan.range.centered).toBe(c.centerKeys);
-      const fast = autodiffHead(cpuBackend, input, buildSoftmax(cpuBackend, input.q, input.k, plan, input.beta, input.causal));
+      const fast = autodiffHead(input, buildSoftmax(input.q, input.k, plan, input.beta, input.causal));
       const h = 1e-6;
       for (const name of ['q', 'k', 'v'] as const) {
         const grad = name === 'q' ? fast.dq : name === 'k' ? fast.dk : fast.dv;

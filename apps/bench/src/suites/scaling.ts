@@ -1,7 +1,7 @@
 import { loraGradients, relativeGradientError, type LoraOptions } from '@almora/lora';
 import { Rng } from '@almora/tensor';
 import type { Cell, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
-import { ADAPTED, benchProblem, type Adaptation } from '../problems.js';
+import { ADAPTED, benchProblem, layerGradients, layerOf, type Adaptation } from '../problems.js';
 import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
 import { runTorchPeer } from '../peers/torch.js';
 import { crossoverLength, logLogSlope, median } from '../stats.js';
@@ -14,14 +14,28 @@ interface AlmoraMethod {
   name: string;
   options: LoraOptions;
   exact: boolean;
+  /** The problem through `loraGradients` (the paper's Problem 1), or through the layer API with ∂O = O − Y. */
+  api: 'loraGradients' | 'layer';
 }
 
+const EXACT: LoraOptions = { method: 'exact' };
+const CHAINED_G2: LoraOptions = { method: 'fast', degree: 2, variant: 'chained' };
+const AUTODIFF_G2: LoraOptions = { method: 'fast', degree: 2, variant: 'autodiff' };
 const ALMORA: AlmoraMethod[] = [
-  { name: 'almora exact', options: { method: 'exact' }, exact: true },
-  { name: 'almora fast chained g2', options: { method: 'fast', degree: 2, variant: 'chained' }, exact: false },
-  { name: 'almora fast chained g4', options: { method: 'fast', degree: 4, variant: 'chained' }, exact: false },
-  { name: 'almora fast autodiff g2', options: { method: 'fast', degree: 2, variant: 'autodiff' }, exact: false },
-  { name: 'almora fast autodiff g4', options: { method: 'fast', degree: 4, variant: 'autodiff' }, exact: false },
+  { name: 'almora exact', options: EXACT, exact: true, api: 'loraGradients' },
+  { name: 'almora fast chained g2', options: CHAINED_G2, exact: false, api: 'loraGradients' },
+  { name: 'almora fast chained g4', options: { method: 'fast', degree: 4, variant: 'chained' }, exact: false, api: 'loraGradients' },
+  { name: 'almora fast autodiff g2', options: AUTODIFF_G2, exact: false, api: 'loraGradients' },
+  { name: 'almora fast autodiff g4', options: { method: 'fast', degree: 4, variant: 'autodiff' }, exact: false, api: 'loraGradients' },
+  { name: 'almora layer exact', options: EXACT, exact: false, api: 'layer' },
+  { name: 'almora layer fast chained g2', options: CHAINED_G2, exact: false, api: 'layer' },
+  { name: 'almora layer fast autodiff g2', options: AUTODIFF_G2, exact: false, api: 'layer' },
+];
+/** Each layer row beside the loraGradients row of the same path. */
+const LAYER_PAIRS: [string, string][] = [
+  ['almora layer exact', 'almora exact'],
+  ['almora layer fast chained g2', 'almora fast chained g2'],
+  ['almora layer fast autodiff g2', 'almora fast autodiff g2'],
 ];
 const TFJS_WASM = 'tfjs-wasm autograd';
 const TFJS_CPU = 'tfjs-cpu autograd';
@@ -58,6 +72,10 @@ function goals(rows: Row[]): string[] {
   }
   const error = fast.relativeGradientError;
   lines.push(typeof error === 'number' ? `Goal: relative gradient error of fast chained g2 at L=16,384: ${error.toExponential(2)} (target ≤ 1e-3).` : 'Goal: gradient error at L=16,384 not measured (exact did not run).');
+  for (const [layer, paper] of LAYER_PAIRS) {
+    const [l, p] = [at(layer), at(paper)];
+    if (l && p) lines.push(`Goal: at L=16,384, d=16, the layer API (forward + backward with ∂O = O − Y) costs ${((l.seconds as number) / (p.seconds as number)).toFixed(2)}× loraGradients on the same problem (${layer} vs ${paper}; target ≤ 1).`);
+  }
   return lines;
 }
 
@@ -98,17 +116,20 @@ export const scalingSuite: Suite = {
         };
         for (const length of lengths) {
           const problem = benchProblem({ length, d, rank: RANK, adaptation, gamma: GAMMA }, new Rng(context.seed + length));
+          const layer = layerOf(problem);
+          const run = (m: AlmoraMethod) =>
+            m.api === 'layer' ? layerGradients(layer, problem, { ...m.options, backend: context.backend }) : loraGradients(problem, { ...m.options, backend: context.backend }).grads;
           const active = ALMORA.filter((m) => !overBudget(m.name, length));
           const times = new Map<string, number[]>(active.map((m) => [m.name, []]));
-          const grads = new Map<string, ReturnType<typeof loraGradients>['grads']>();
-          for (const m of active) if (predict(series.get(m.name) ?? [], length) < 1) loraGradients(problem, { ...m.options, backend: context.backend });
+          const grads = new Map<string, ReturnType<typeof run>>();
+          for (const m of active) if (predict(series.get(m.name) ?? [], length) < 1) run(m);
           const repeats = active.some((m) => predict(series.get(m.name) ?? [], length) > 5) ? 1 : context.repeats;
           for (let r = 0; r < repeats; r++) {
             for (const m of active) {
               const t0 = performance.now();
-              const result = loraGradients(problem, { ...m.options, backend: context.backend });
+              const result = run(m);
               times.get(m.name)!.push((performance.now() - t0) / 1000);
-              grads.set(m.name, result.grads);
+              grads.set(m.name, result);
             }
           }
           const exact = grads.get('almora exact');
@@ -198,6 +219,7 @@ export const scalingSuite: Suite = {
       findings,
       notes: [
         `Single head, β = 1/√d, r = ${RANK}, α = 2r, X scaled so that Γ = ${GAMMA} exactly; almora in float64 on one thread, tfjs in float32. Almora methods are interleaved repeat by repeat; each tfjs backend is timed right after them at the same L. relativeGradientError is max|Ĝ − G|/max|G| over every adapter gradient against almora exact at the same L.`,
+        'The "almora layer" rows run the same problem through the layer API: `loraAttention` on PEFT-shaped tensors (weights out×in, lora_A = Bᵀ, lora_B = Aᵀ, o_proj = I), then `backward(O − Y)` — forward and backward with an upstream gradient, as inside a model. Its exact path keeps the attention probabilities for the backward pass within `memoryBudget` (256 MiB: up to L ≈ 5,800 for one head) and recomputes them beyond it; `loraGradients` fuses forward and backward, since its c = O − Y is known block by block.',
         ...notes,
       ],
       plots,

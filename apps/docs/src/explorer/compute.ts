@@ -33,7 +33,7 @@ export interface ExplorerResult {
         gradientBound: number | undefined;
       }
     | { refused: string };
-  auto: { chosen: 'exact' | 'fast'; reason: string; degree: number | undefined; rank: number | undefined };
+  auto: { chosen: 'exact' | 'fast' | 'mixed'; reason: string; degree: number | undefined; rank: number | undefined };
 }
 
 /** Stages, for the progress bar. */

@@ -1,0 +1,131 @@
+import { DEFAULT_MAX_DEGREE, type PolynomialMethod } from '@almora/kernels';
+import { type Backend, cpuBackend, InvalidArgumentError } from '@almora/tensor';
+
+/** How gradients are computed: exactly, by the low-rank chain, or chosen by the regime check. */
+export type GradientMethod = 'exact' | 'fast' | 'auto';
+
+/** The two fast variants: the paper's chain (certified) or reverse mode through the features. */
+export type FastVariant = 'chained' | 'autodiff';
+
+/** Default target ε on the certified entrywise relative error of the attention matrix. */
+export const DEFAULT_EPSILON = 1e-3;
+
+/** Query rows per block of the exact path: memory is O(block·L), never L×L. */
+export const DEFAULT_BLOCK_SIZE = 128;
+
+/** Bytes of attention probabilities the exact path keeps between forward and backward by default: 256 MiB. */
+export const DEFAULT_MEMORY_BUDGET = 2 ** 28;
+
+const METHODS: readonly GradientMethod[] = ['exact', 'fast', 'auto'];
+const VARIANTS: readonly FastVariant[] = ['chained', 'autodiff'];
+const POLYNOMIALS: readonly PolynomialMethod[] = ['taylor', 'chebyshev'];
+
+/** How the attention core computes; names follow PEFT where it has them. */
+export interface AttentionOptions {
+  /** 'auto' (default) takes 'fast' for a head only when its certified bound meets ε and it is predicted faster. */
+  method?: GradientMethod;
+  /**
+   * Target on the certified entrywise relative error of the attention matrix, |f̂_ij − f_ij| ≤ ε·f_ij
+   * (the paper's approximation step). 'auto' uses the fast path for a head only when this is
+   * certified; 'fast' reports whether it is. Default {@link DEFAULT_EPSILON}.
+   */
+  epsilon?: number;
+  /** Force the polynomial degree of the fast path instead of choosing it. */
+  degree?: number;
+  /** Largest degree the chooser may pick; default 24. */
+  maxDegree?: number;
+  /** Polynomial family of the fast path; default 'taylor' (the paper's). */
+  polynomial?: PolynomialMethod;
+  /** Fast variant for method 'fast'; default 'chained'. Only 'chained' is certified, so 'auto' always uses it. */
+  variant?: FastVariant;
+  /** Subtract the mean key inside the approximation when that shrinks the range; default false. */
+  centerKeys?: boolean;
+  /** Query rows per block of the exact path; default {@link DEFAULT_BLOCK_SIZE}. */
+  blockSize?: number;
+  /** Where the per-head work runs; default the CPU. */
+  backend?: Backend;
+  /**
+   * Bytes of attention probabilities the exact path may keep from the forward pass for the
+   * backward pass, over all heads, instead of recomputing them (memory for time: the backward then
+   * skips Q·Kᵀ and exp). Default {@link DEFAULT_MEMORY_BUDGET}; 0 always recomputes (flash style).
+   */
+  memoryBudget?: number;
+}
+
+/** {@link AttentionOptions} checked, with every default filled in. */
+export interface ResolvedOptions {
+  /** The method asked for. */
+  method: GradientMethod;
+  /** ε. */
+  epsilon: number;
+  /** A forced degree, if any. */
+  degree: number | undefined;
+  /** Largest degree the chooser may pick. */
+  maxDegree: number;
+  /** Polynomial family. */
+  polynomial: PolynomialMethod;
+  /** Fast variant for method 'fast'. */
+  variant: FastVariant;
+  /** Center keys when that shrinks the range. */
+  centerKeys: boolean;
+  /** Query rows per exact block. */
+  blockSize: number;
+  /** Where the per-head work runs. */
+  backend: Backend;
+  /** Bytes of probabilities the exact path may keep between forward and backward. */
+  memoryBudget: number;
+}
+
+function oneOf<V extends string>(value: V | undefined, allowed: readonly V[], fallback: V, name: string): V {
+  const chosen = value ?? fallback;
+  if (!allowed.includes(chosen)) throw new InvalidArgumentError(`${name} must be ${allowed.map((a) => `'${a}'`).join(', ')}; got "${String(chosen)}"`);
+  return chosen;
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string, allowZero = false): number {
+  const chosen = value ?? fallback;
+  if (!Number.isInteger(chosen) || chosen < (allowZero ? 0 : 1)) throw new InvalidArgumentError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${chosen}`);
+  return chosen;
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  const chosen = value ?? fallback;
+  if (!(chosen >= 0)) throw new InvalidArgumentError(`${name} must be a number ≥ 0, got ${chosen}`);
+  return chosen;
+}
+
+/** Checks every option once, naming the bad one, and fills in the defaults. */
+export function resolveOptions(options: AttentionOptions): ResolvedOptions {
+  const epsilon = options.epsilon ?? DEFAULT_EPSILON;
+  if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
+  return {
+    method: oneOf(options.method, METHODS, 'auto', 'method'),
+    epsilon,
+    degree: options.degree === undefined ? undefined : positiveInteger(options.degree, 0, 'degree', true),
+    maxDegree: positiveInteger(options.maxDegree, DEFAULT_MAX_DEGREE, 'maxDegree'),
+    polynomial: oneOf(options.polynomial, POLYNOMIALS, 'taylor', 'polynomial'),
+    variant: oneOf(options.variant, VARIANTS, 'chained', 'variant'),
+    centerKeys: options.centerKeys ?? false,
+    blockSize: positiveInteger(options.blockSize, DEFAULT_BLOCK_SIZE, 'blockSize'),
+    backend: options.backend ?? cpuBackend,
+    memoryBudget: nonNegative(options.memoryBudget, DEFAULT_MEMORY_BUDGET, 'memoryBudget'),
+  };
+}
+
+/** The softmax temperature when none is given: β = 1/√d_head. */
+export function defaultBeta(headDim: number): number {
+  return 1 / Math.sqrt(headDim);
+}
+
+/** Checks a given β, or derives the default from the head dimension. */
+export function resolveBeta(beta: number | undefined, headDim: number): number {
+  const chosen = beta ?? defaultBeta(headDim);
+  if (!Number.isFinite(chosen) || chosen <= 0) throw new InvalidArgumentError(`beta must be finite and > 0, got ${chosen}`);
+  return chosen;
+}
+
+/** LoRA's scaling α/r, the factor on lora_B·lora_A (PEFT's `scaling`). */
+export function loraScaling(alpha: number, rank: number): number {
+  if (!Number.isFinite(alpha) || alpha <= 0) throw new InvalidArgumentError(`alpha must be finite and > 0, got ${alpha}`);
+  return alpha / rank;
+}

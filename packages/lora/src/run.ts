@@ -1,0 +1,231 @@
+import { addInto, assertFinite, type Backend, type DeviceMatrix, type Matrix, sliceCols, sub, zeros } from '@almora/tensor';
+import { autodiffBackward } from './autodiff.js';
+import { gradientBound } from './bound.js';
+import { chainedBackward } from './chained.js';
+import { exactBackwardHead, type ExactForward, exactForwardHead, exactLossHead } from './exact.js';
+import { type HeadGradients, type HeadInput, readBack, type Reading } from './head.js';
+import type { ResolvedOptions } from './options.js';
+import type { AttentionSequence, CorePlan, HeadLayout, HeadPlan } from './plan.js';
+import { applyF, disposeSoftmax, type LowRankSoftmax, softmaxFactors } from './softmax-factors.js';
+
+/** Gradients of every sequence at full width, as the drivers return them. */
+export interface CoreGradients {
+  /** ∂Q per sequence. */
+  dq: Matrix[];
+  /** ∂K per sequence. */
+  dk: Matrix[];
+  /** ∂V per sequence. */
+  dv: Matrix[];
+  /** Entrywise error bounds, when every fast head is certified. */
+  bound: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] } | undefined;
+}
+
+/** What the forward pass keeps of one head for its backward pass, on the backend. */
+export interface HeadState<T extends DeviceMatrix> {
+  /** The head's plan. */
+  plan: HeadPlan;
+  /** Q, K, V on the backend. */
+  device: HeadInput<T>;
+  /** f̂'s factors, on the fast path. */
+  factors: LowRankSoftmax<T> | undefined;
+  /** O and the probabilities kept, on the exact path. */
+  exact: ExactForward<T> | undefined;
+  /** O on the backend. */
+  output: T;
+  /** O on the host. */
+  hostOutput: Matrix;
+}
+
+/** Uploads one head's inputs. */
+function upload<T extends DeviceMatrix>(backend: Backend<T>, plan: HeadPlan, layout: HeadLayout): HeadInput<T> {
+  return { q: backend.upload(plan.q), k: backend.upload(plan.k), v: backend.upload(plan.v), beta: layout.beta, causal: layout.causal };
+}
+
+/** Reads a head's result back in the inputs' dtype, checked finite (a float32 device can overflow where float64 does not). */
+function* readChecked<T extends DeviceMatrix>(backend: Backend<T>, handle: T, like: Matrix, name: string): Reading<Matrix> {
+  const host = yield* readBack(backend, handle, like.dtype);
+  assertFinite(host, `the ${backend.name} backend's ${name}`);
+  return host;
+}
+
+/** One head's forward pass: Ô = f̂·V from the low-rank factors (kept), or the exact blocked O (with its probabilities when the plan keeps them). */
+function* headForward<T extends DeviceMatrix>(backend: Backend<T>, plan: HeadPlan, layout: HeadLayout, o: ResolvedOptions): Reading<HeadState<T>> {
+  const device = upload(backend, plan, layout);
+  let factors: LowRankSoftmax<T> | undefined;
+  try {
+    if (plan.path === 'fast') factors = yield* softmaxFactors(backend, device, plan.k, plan.approximation, layout.beta, layout.causal);
+    const exact = factors ? undefined : exactForwardHead(backend, device, o.blockSize, plan.keepsProbabilities);
+    const output = exact ? exact.output : applyF(backend, factors!, device.v);
+    return { plan, device, factors, exact, output, hostOutput: yield* readChecked(backend, output, plan.q, 'output') };
+  } catch (error) {
+    if (factors) disposeSoftmax(backend, factors);
+    for (const handle of [device.q, device.k, device.v]) backend.dispose(handle);
+    throw error;
+  }
+}
+
+function releaseHead<T extends DeviceMatrix>(backend: Backend<T>, state: HeadState<T>): void {
+  if (state.factors) disposeSoftmax(backend, state.factors);
+  for (const handle of [state.device.q, state.device.k, state.device.v, state.output, ...(state.exact?.probabilities ?? [])]) backend.dispose(handle);
+}
+
+/** Releases what the forward pass kept of every head, for a caller that will not run backward. */
+export function releaseHeads(core: CorePlan, states: readonly HeadState<DeviceMatrix>[]): void {
+  for (const state of states) releaseHead(core.options.backend, state);
+}
+
+/**
+ * One head's backward pass for the upstream gradient c (host, this head's columns), with the
+ * chained path's certified bound when it holds. Releases the head's state.
+ */
+function* headBackward<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  state: HeadState<T>,
+  c: Matrix,
+  o: ResolvedOptions,
+  upstreamFromOutput: boolean,
+): Reading<{ grads: HeadGradients; bound: HeadGradients | undefined }> {
+  const { plan, device, factors } = state;
+  const upstream = backend.upload(c);
+  try {
+    let grads: HeadGradients<T>;
+    if (state.exact) grads = exactBackwardHead(backend, device, state.exact, upstream, o.blockSize);
+    else grads = (plan.variant === 'autodiff' ? autodiffBackward : chainedBackward)(backend, device, factors!, state.output, upstream);
+    const host: HeadGradients = {
+      dq: yield* readChecked(backend, grads.dq, plan.q, 'dq'),
+      dk: yield* readChecked(backend, grads.dk, plan.q, 'dk'),
+      dv: yield* readChecked(backend, grads.dv, plan.q, 'dv'),
+    };
+    for (const handle of [grads.dq, grads.dk, grads.dv]) backend.dispose(handle);
+    let bound: HeadGradients | undefined;
+    if (factors && plan.variant === 'chained' && certifiable(backend, plan.q)) {
+      const input = { q: plan.q, k: plan.k, v: plan.v, beta: device.beta, causal: device.causal };
+      bound = yield* gradientBound(backend, input, factors, c, plan.approximation.bound!.softmaxRelative, upstreamFromOutput);
+    }
+    return { grads: host, bound };
+  } finally {
+    backend.dispose(upstream);
+    releaseHead(backend, state);
+  }
+}
+
+/** A float32 computation's rounding (~1e-7 relative) is not in the certified bound, which would then claim more than it can. */
+function certifiable(backend: Backend, like: Matrix): boolean {
+  return backend.precision !== 'float32' && like.dtype === 'float64';
+}
+
+/** Full-width matrices per sequence, and the columns of one head in them. */
+class Assembly {
+  readonly dq: Matrix[];
+  readonly dk: Matrix[];
+  readonly dv: Matrix[];
+  private readonly bounds: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] };
+  private bounded = true;
+
+  constructor(
+    private readonly core: CorePlan,
+  ) {
+    const like = (pick: (s: AttentionSequence) => Matrix) => core.sequences.map((s) => zeros(pick(s).rows, pick(s).cols, { dtype: pick(s).dtype }));
+    this.dq = like((s) => s.q);
+    this.dk = like((s) => s.k);
+    this.dv = like((s) => s.v);
+    this.bounds = { dq: like((s) => s.q), dk: like((s) => s.k), dv: like((s) => s.v) };
+  }
+
+  add(plan: HeadPlan, grads: HeadGradients, bound: HeadGradients | undefined): void {
+    const { headDim, valueDim } = this.core.layout;
+    const into = (m: Matrix, width: number, part: Matrix) => addInto(sliceCols(m, plan.head * width, (plan.head + 1) * width), part);
+    const n = plan.sequence;
+    into(this.dq[n], headDim, grads.dq);
+    into(this.dk[n], headDim, grads.dk);
+    into(this.dv[n], valueDim, grads.dv);
+    if (bound) {
+      into(this.bounds.dq[n], headDim, bound.dq);
+      into(this.bounds.dk[n], headDim, bound.dk);
+      into(this.bounds.dv[n], valueDim, bound.dv);
+    } else if (plan.path === 'fast') this.bounded = false;
+  }
+
+  result(): CoreGradients {
+    const anyFast = this.core.plans.some((p) => p.path === 'fast');
+    return { dq: this.dq, dk: this.dk, dv: this.dv, bound: anyFast && this.bounded ? this.bounds : undefined };
+  }
+}
+
+/** The forward pass of every head; its states wait for {@link coreBackward}. */
+export function* coreForward<T extends DeviceMatrix>(core: CorePlan): Reading<{ outputs: Matrix[]; states: HeadState<T>[] }> {
+  const backend = core.options.backend as Backend<T>;
+  const outputs = core.sequences.map((s) => zeros(s.q.rows, s.v.cols, { dtype: s.q.dtype }));
+  const states: HeadState<T>[] = [];
+  try {
+    for (const plan of core.plans) {
+      const state = yield* headForward(backend, plan, core.layout, core.options);
+      states.push(state);
+      const width = core.layout.valueDim;
+      addInto(sliceCols(outputs[plan.sequence], plan.head * width, (plan.head + 1) * width), state.hostOutput);
+    }
+  } catch (error) {
+    for (const state of states) releaseHead(backend, state);
+    throw error;
+  }
+  return { outputs, states };
+}
+
+/** The backward pass of every head for upstream gradients `upstream` (one per sequence, the output's shape). */
+export function* coreBackward<T extends DeviceMatrix>(core: CorePlan, states: HeadState<T>[], upstream: Matrix[], upstreamFromOutput: boolean): Reading<CoreGradients> {
+  const backend = core.options.backend as Backend<T>;
+  const assembly = new Assembly(core);
+  const pending = [...states];
+  try {
+    while (pending.length > 0) {
+      const state = pending.shift()!;
+      const { plan } = state;
+      const width = core.layout.valueDim;
+      const c = sliceCols(upstream[plan.sequence], plan.head * width, (plan.head + 1) * width);
+      const { grads, bound } = yield* headBackward(backend, state, c, core.options, upstreamFromOutput);
+      assembly.add(plan, grads, bound);
+    }
+  } finally {
+    for (const state of pending) releaseHead(backend, state);
+  }
+  return assembly.result();
+}
+
+/**
+ * Output and ∂Q, ∂K, ∂V of the paper's loss ½‖O − Y‖² in one go: exact heads run the fused
+ * single pass ({@link exactLossHead}); fast heads run forward, then backward with c = Ô − Y.
+ */
+export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matrix[]): Reading<{ outputs: Matrix[]; gradients: CoreGradients }> {
+  const backend = core.options.backend as Backend<T>;
+  const { layout, options } = core;
+  const outputs = core.sequences.map((s) => zeros(s.q.rows, s.v.cols, { dtype: s.q.dtype }));
+  const assembly = new Assembly(core);
+  for (const plan of core.plans) {
+    const columns = (m: Matrix) => sliceCols(m, plan.head * layout.valueDim, (plan.head + 1) * layout.valueDim);
+    const y = columns(targets[plan.sequence]);
+    let output: Matrix;
+    if (plan.path === 'exact') {
+      const device = upload(backend, plan, layout);
+      const target = backend.upload(y);
+      const result = exactLossHead(backend, device, target, options.blockSize);
+      try {
+        output = yield* readChecked(backend, result.output, plan.q, 'output');
+        assembly.add(plan, {
+          dq: yield* readChecked(backend, result.dq, plan.q, 'dq'),
+          dk: yield* readChecked(backend, result.dk, plan.q, 'dk'),
+          dv: yield* readChecked(backend, result.dv, plan.q, 'dv'),
+        }, undefined);
+      } finally {
+        for (const handle of [device.q, device.k, device.v, target, result.output, result.dq, result.dk, result.dv]) backend.dispose(handle);
+      }
+    } else {
+      const state = yield* headForward(backend, plan, layout, options);
+      output = state.hostOutput;
+      const { grads, bound } = yield* headBackward(backend, state, sub(output, y), options, true);
+      assembly.add(plan, grads, bound);
+    }
+    addInto(columns(outputs[plan.sequence]), output);
+  }
+  return { outputs, gradients: assembly.result() };
+}
+
