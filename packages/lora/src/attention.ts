@@ -13,8 +13,12 @@ export interface AttentionGradients<M> {
   /** ∂loss/∂V, the shape of V. */
   dv: M;
   /**
-   * Entrywise upper bounds on the error of dq, dk, dv, when every head ran the chained fast path
-   * in float64 (rigorous, worst-case); undefined otherwise. Exact heads contribute zeros.
+   * Entrywise upper bounds on the error of dq, dk, dv as the vector-Jacobian product for the given
+   * upstream gradient — that is, against the exact backward pass applied to the same ∂O — when
+   * every head that ran fast ran the chained path in float64 (rigorous, worst-case; exact heads
+   * contribute zeros); undefined otherwise. It does not cover error already in ∂O: in training ∂O
+   * is computed from the approximate output, whose own error is bounded by the certified attention
+   * error in the report.
    */
   bound:
     | {
@@ -123,8 +127,9 @@ function shapedGradients<M>(g: CoreGradients, single: boolean): AttentionGradien
  *
  * Each head is planned once — Γ and the certified range of the q and k that actually enter its
  * softmax, the degree and rank of the polynomial method, the predicted cost of each path — and
- * decided: 'exact' (blocked, flash style: the forward keeps only O, the backward recomputes the
- * blocks; never an L×L matrix), 'fast' (the low-rank softmax f̂ = D̂⁻¹U₁V₁ᵀ, kept as factors for the
+ * decided: 'exact' (blocked: the forward keeps each block's probabilities for the backward while
+ * they fit `memoryBudget`, and beyond it the backward recomputes them, flash style, so no L×L
+ * matrix is ever required), 'fast' (the low-rank softmax f̂ = D̂⁻¹U₁V₁ᵀ, kept as factors for the
  * backward; the paper's chain with c = ∂O), or 'auto' (fast for a head only where its certified
  * bound meets ε and it is predicted cheaper). Models that transform Q and K between projection and
  * attention (rotary embeddings, q_norm/k_norm) call this core after the transform.

@@ -54,8 +54,11 @@ export function* gradientBound<T extends DeviceMatrix>(
   const applied = function* (m: Matrix, factor: number) {
     return map(yield* readBack(backend, applyFTransposed(scope, f, scope.upload(m)), m.dtype), (x) => factor * x);
   };
-  const dk = yield* applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
-  const dv = yield* applied(map(c, (x) => eta * Math.abs(x) + upstreamError), inflate);
-  scope.releaseAll();
-  return { dq, dk, dv };
+  try {
+    const dk = yield* applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
+    const dv = yield* applied(map(c, (x) => eta * Math.abs(x) + upstreamError), inflate);
+    return { dq, dk, dv };
+  } finally {
+    scope.releaseAll();
+  }
 }

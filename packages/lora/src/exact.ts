@@ -73,7 +73,7 @@ function exactBlocks<T extends DeviceMatrix>(
     const qb = scope.sliceRows(q, start, end);
     const kb = scope.sliceRows(k, 0, keys);
     const vb = scope.sliceRows(v, 0, keys);
-    // A kept block is released with the block's temporaries: the backward pass owns it now.
+    // A kept block belongs to the backward pass now, which releases it once used.
     const f = kept ? kept[block] : scope.attentionProbabilities(qb, kb, beta, causal ? start : undefined);
     const { output: ob, c } = upstream(scope, f, vb, start, end);
     const p = scope.attentionScoresGradient(f, c, vb, scope.rowSums(scope.hadamard(c, ob)));

@@ -8,8 +8,8 @@ import type { AttentionOptions } from './options.js';
 import { normalizeProblem, type LoraProblem, type NormalizedProblem, type Target } from './problem.js';
 import { normQuantities, type NormQuantity } from './regime.js';
 
-/** Options of {@link loraGradients}: the attention core's, plus what to return. */
-export interface LoraOptions extends AttentionOptions {
+/** Options of {@link loraGradients}: the attention core's (but `memoryBudget`: exact heads run one fused pass and keep nothing), plus what to return. */
+export interface LoraOptions extends Omit<AttentionOptions, 'memoryBudget'> {
   /** Also return ∂loss/∂W_μ for each adapted μ; default false. */
   weightGradients?: boolean;
 }

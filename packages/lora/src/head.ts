@@ -55,19 +55,38 @@ export function readNow<T extends DeviceMatrix>(backend: Backend<T>, m: T, dtype
   return widened(backend.readSync(m), dtype);
 }
 
-/** Drives a {@link Reading} to its result, answering every read synchronously. */
+/**
+ * Drives a {@link Reading} to its result, answering every read synchronously. A failed read is
+ * thrown into the algorithm, so its cleanup (finally blocks) runs before the error reaches the caller.
+ */
 export function runNow<R>(reading: Reading<R>): R {
   let step = reading.next();
-  while (!step.done) step = reading.next(readNow(step.value.backend, step.value.handle, step.value.dtype));
+  while (!step.done) {
+    let host: Matrix;
+    try {
+      host = readNow(step.value.backend, step.value.handle, step.value.dtype);
+    } catch (error) {
+      step = reading.throw(error);
+      continue;
+    }
+    step = reading.next(host);
+  }
   return step.value;
 }
 
-/** Drives a {@link Reading} to its result, awaiting every read. */
+/** Drives a {@link Reading} to its result, awaiting every read; a failed read is thrown into the algorithm like {@link runNow}'s. */
 export async function runLater<R>(reading: Reading<R>): Promise<R> {
   let step = reading.next();
   while (!step.done) {
     const { backend, handle, dtype } = step.value;
-    step = reading.next(widened(await backend.read(handle), dtype));
+    let host: Matrix;
+    try {
+      host = widened(await backend.read(handle), dtype);
+    } catch (error) {
+      step = reading.throw(error);
+      continue;
+    }
+    step = reading.next(host);
   }
   return step.value;
 }

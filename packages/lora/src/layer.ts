@@ -57,9 +57,11 @@ export interface LayerGradients<M> {
   /** ∂loss/∂W of every module's effective weight (out×in), when `weightGradients` was asked for. */
   weightGrads: Record<ModuleName, Matrix> | undefined;
   /**
-   * Entrywise upper bounds on the error of the q_proj, k_proj and v_proj adapter gradients, when
-   * every head ran the certified chained fast path in float64 (from the attention core's bound);
-   * undefined otherwise. o_proj's gradients are exact for the output the layer returned.
+   * Entrywise upper bounds on the error of the q_proj, k_proj and v_proj adapter gradients, carried
+   * over from the attention core's bound (see {@link attention}: the error of the
+   * backward pass for the given upstream gradient, when every fast head ran the certified chained
+   * path in float64); undefined otherwise. o_proj has none: its gradient is exact for the output
+   * the layer returned, which itself carries the certified attention error.
    */
   bound: Partial<Record<ModuleName, LoraWeights>> | undefined;
 }
@@ -108,6 +110,7 @@ function knownModules(record: object, what: string): void {
 /** Checks every shape, dtype and value of the layer against x's width, and forms W + (alpha/r)·B·A. */
 function checkLayer(layer: AttentionLayer, inputDim: number, dtype: Matrix['dtype']): CheckedLayer {
   if (typeof layer !== 'object' || layer === null || typeof layer.weights !== 'object' || layer.weights === null) throw new InvalidArgumentError('layer.weights is missing');
+  if (!Number.isInteger(layer.heads) || layer.heads < 1) throw new InvalidArgumentError(`layer.heads must be a positive integer, got ${String(layer.heads)}`);
   knownModules(layer.weights, 'layer.weights');
   for (const name of MODULES) {
     const w = layer.weights[name];
@@ -231,6 +234,10 @@ function shapedLayerGradients<M>(g: LayerGradients<Matrix[]>, single: boolean): 
  * gradient of every lora_A and lora_B. The attention in between is {@link attention}'s core, so
  * each head takes the exact, fast or 'auto' path with its report. x is L×d_model (float64 or
  * float32) or an array of such (a batch).
+ *
+ * Orientation is checked by shape only: where a module is square (d_model = H·d_h, the usual
+ * case) a weight given in×out (GPT-2's Conv1D, or the paper's W) is accepted and silently wrong.
+ * Pass torch.nn.Linear weights and PEFT's lora_A/lora_B as PEFT stores them.
  *
  * @example
  * ```ts

@@ -10,7 +10,7 @@ export type FastVariant = 'chained' | 'autodiff';
 /** Default target ε on the certified entrywise relative error of the attention matrix. */
 export const DEFAULT_EPSILON = 1e-3;
 
-/** Query rows per block of the exact path: memory is O(block·L), never L×L. */
+/** Query rows per block of the exact path: what it holds beyond O(L·d) is O(block·L) when it recomputes the probabilities. */
 export const DEFAULT_BLOCK_SIZE = 128;
 
 /** Bytes of attention probabilities the exact path keeps between forward and backward by default: 256 MiB. */

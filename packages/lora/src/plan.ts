@@ -162,6 +162,7 @@ function checkSequence(s: AttentionSequence, where: string, heads: number, causa
     if (m.cols % heads !== 0) throw new ShapeError(`${name}${where} has ${m.cols} columns, not a multiple of heads = ${heads}`);
     assertFinite(m, `${name}${where}`);
   }
+  if (s.q.cols === 0 || s.v.cols === 0) throw new ShapeError(`Q${where} and V${where} need at least one column; they have ${s.q.cols} and ${s.v.cols}`);
   if (s.q.cols !== s.k.cols) throw new ShapeError(`Q${where} is ${s.q.rows}×${s.q.cols} and K${where} is ${s.k.rows}×${s.k.cols}: queries and keys need one width`);
   if (s.k.rows !== s.v.rows) throw new ShapeError(`K${where} has ${s.k.rows} rows and V${where} has ${s.v.rows}; keys and values must pair up`);
   if (s.k.rows === 0) throw new ShapeError(`K${where} has no rows: attention over zero keys is undefined`);

@@ -36,6 +36,9 @@ export interface HeadState<T extends DeviceMatrix> {
   hostOutput: Matrix;
 }
 
+/** A head's state while its forward pass is still being made (or was stopped half-way). */
+type PartialHeadState<T extends DeviceMatrix> = Omit<HeadState<T>, 'output' | 'hostOutput'> & { output?: T };
+
 /** Uploads one head's inputs. */
 function upload<T extends DeviceMatrix>(backend: Backend<T>, plan: HeadPlan, layout: HeadLayout): HeadInput<T> {
   return { q: backend.upload(plan.q), k: backend.upload(plan.k), v: backend.upload(plan.v), beta: layout.beta, causal: layout.causal };
@@ -50,23 +53,24 @@ function* readChecked<T extends DeviceMatrix>(backend: Backend<T>, handle: T, li
 
 /** One head's forward pass: Ô = f̂·V from the low-rank factors (kept), or the exact blocked O (with its probabilities when the plan keeps them). */
 function* headForward<T extends DeviceMatrix>(backend: Backend<T>, plan: HeadPlan, layout: HeadLayout, o: ResolvedOptions): Reading<HeadState<T>> {
-  const device = upload(backend, plan, layout);
-  let factors: LowRankSoftmax<T> | undefined;
+  const state: PartialHeadState<T> = { plan, device: upload(backend, plan, layout), factors: undefined, exact: undefined };
   try {
-    if (plan.path === 'fast') factors = yield* softmaxFactors(backend, device, plan.k, plan.approximation, layout.beta, layout.causal);
-    const exact = factors ? undefined : exactForwardHead(backend, device, o.blockSize, plan.keepsProbabilities);
-    const output = exact ? exact.output : applyF(backend, factors!, device.v);
-    return { plan, device, factors, exact, output, hostOutput: yield* readChecked(backend, output, plan.q, 'output') };
+    if (plan.path === 'fast') state.factors = yield* softmaxFactors(backend, state.device, plan.k, plan.approximation, layout.beta, layout.causal);
+    else state.exact = exactForwardHead(backend, state.device, o.blockSize, plan.keepsProbabilities);
+    const output = state.exact ? state.exact.output : applyF(backend, state.factors!, state.device.v);
+    state.output = output;
+    return { ...state, output, hostOutput: yield* readChecked(backend, output, plan.q, 'output') };
   } catch (error) {
-    if (factors) disposeSoftmax(backend, factors);
-    for (const handle of [device.q, device.k, device.v]) backend.dispose(handle);
+    releaseHead(backend, state);
     throw error;
   }
 }
 
-function releaseHead<T extends DeviceMatrix>(backend: Backend<T>, state: HeadState<T>): void {
+/** Releases what the forward pass of one head made (also when it stopped half-way). */
+function releaseHead<T extends DeviceMatrix>(backend: Backend<T>, state: PartialHeadState<T>): void {
   if (state.factors) disposeSoftmax(backend, state.factors);
-  for (const handle of [state.device.q, state.device.k, state.device.v, state.output, ...(state.exact?.probabilities ?? [])]) backend.dispose(handle);
+  const made = [state.device.q, state.device.k, state.device.v, ...(state.exact ? [state.exact.output, ...(state.exact.probabilities ?? [])] : []), ...(state.factors && state.output ? [state.output] : [])];
+  for (const handle of made) backend.dispose(handle);
 }
 
 /** Releases what the forward pass kept of every head, for a caller that will not run backward. */
@@ -87,16 +91,18 @@ function* headBackward<T extends DeviceMatrix>(
 ): Reading<{ grads: HeadGradients; bound: HeadGradients | undefined }> {
   const { plan, device, factors } = state;
   const upstream = backend.upload(c);
+  let grads: HeadGradients<T> | undefined;
   try {
-    let grads: HeadGradients<T>;
-    if (state.exact) grads = exactBackwardHead(backend, device, state.exact, upstream, o.blockSize);
-    else grads = (plan.variant === 'autodiff' ? autodiffBackward : chainedBackward)(backend, device, factors!, state.output, upstream);
+    if (state.exact) {
+      grads = exactBackwardHead(backend, device, state.exact, upstream, o.blockSize);
+      // exactBackwardHead released the kept probabilities as it went.
+      state.exact = { ...state.exact, probabilities: undefined };
+    } else grads = (plan.variant === 'autodiff' ? autodiffBackward : chainedBackward)(backend, device, factors!, state.output, upstream);
     const host: HeadGradients = {
       dq: yield* readChecked(backend, grads.dq, plan.q, 'dq'),
       dk: yield* readChecked(backend, grads.dk, plan.q, 'dk'),
       dv: yield* readChecked(backend, grads.dv, plan.q, 'dv'),
     };
-    for (const handle of [grads.dq, grads.dk, grads.dv]) backend.dispose(handle);
     let bound: HeadGradients | undefined;
     if (factors && plan.variant === 'chained' && certifiable(backend, plan.q)) {
       const input = { q: plan.q, k: plan.k, v: plan.v, beta: device.beta, causal: device.causal };
@@ -104,7 +110,7 @@ function* headBackward<T extends DeviceMatrix>(
     }
     return { grads: host, bound };
   } finally {
-    backend.dispose(upstream);
+    for (const handle of grads ? [upstream, grads.dq, grads.dk, grads.dv] : [upstream]) backend.dispose(handle);
     releaseHead(backend, state);
   }
 }
@@ -207,8 +213,10 @@ export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matri
     if (plan.path === 'exact') {
       const device = upload(backend, plan, layout);
       const target = backend.upload(y);
-      const result = exactLossHead(backend, device, target, options.blockSize);
+      const made: T[] = [device.q, device.k, device.v, target];
       try {
+        const result = exactLossHead(backend, device, target, options.blockSize);
+        made.push(result.output, result.dq, result.dk, result.dv);
         output = yield* readChecked(backend, result.output, plan.q, 'output');
         assembly.add(plan, {
           dq: yield* readChecked(backend, result.dq, plan.q, 'dq'),
@@ -216,7 +224,7 @@ export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matri
           dv: yield* readChecked(backend, result.dv, plan.q, 'dv'),
         }, undefined);
       } finally {
-        for (const handle of [device.q, device.k, device.v, target, result.output, result.dq, result.dk, result.dv]) backend.dispose(handle);
+        for (const handle of made) backend.dispose(handle);
       }
     } else {
       const state = yield* headForward(backend, plan, layout, options);

@@ -48,18 +48,23 @@ export function* softmaxFactors<T extends DeviceMatrix>(
   const trees = { query: featureTree(device.q.cols, plan.polynomial, beta, 'query'), key: featureTree(device.k.cols, plan.polynomial, beta, 'key') };
   const u = backend.productFeatures(device.q, trees.query);
   const v = backend.productFeatures(keys, trees.key);
-  const sums = yield* readBack(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, keys.rows, keys), causal), 'float64');
-  scope.releaseAll();
   const inverse = new Float64Array(device.q.rows);
-  for (let i = 0; i < device.q.rows; i++) {
-    const s = sums.data[i];
-    if (!(s > 0)) {
-      for (const handle of ownsKeys ? [keys, u, v] : [u, v]) backend.dispose(handle);
-      throw new OutOfRegimeError(
-        `row ${i} of the approximate softmax sums to ${s} ≤ 0 at degree ${plan.polynomial.degree} on R = ${plan.range.range.toPrecision(4)} (Γ = ${plan.range.gamma.toPrecision(3)}): the norms are outside the regime where this polynomial is positive; use method 'exact' or 'auto'`,
-      );
+  try {
+    const sums = yield* readBack(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, keys.rows, keys), causal), 'float64');
+    for (let i = 0; i < device.q.rows; i++) {
+      const s = sums.data[i];
+      if (!(s > 0)) {
+        throw new OutOfRegimeError(
+          `row ${i} of the approximate softmax sums to ${s} ≤ 0 at degree ${plan.polynomial.degree} on R = ${plan.range.range.toPrecision(4)} (Γ = ${plan.range.gamma.toPrecision(3)}): the norms are outside the regime where this polynomial is positive; use method 'exact' or 'auto'`,
+        );
+      }
+      inverse[i] = 1 / s;
     }
-    inverse[i] = 1 / s;
+  } catch (error) {
+    for (const handle of ownsKeys ? [keys, u, v] : [u, v]) backend.dispose(handle);
+    throw error;
+  } finally {
+    scope.releaseAll();
   }
   const inverseRowSums = backend.upload(fromFlat(device.q.rows, 1, inverse, { dtype: hostKeys.dtype }));
   return { u, v, keys, ownsKeys, trees, inverseRowSums, causal, plan };

@@ -16,23 +16,41 @@ const FD_TOLERANCE = 1e-7;
 describe('attention core: dq, dk, dv against finite differences (exact path)', () => {
   for (const causal of [false, true]) {
     for (const heads of [1, 2, 3, 4]) {
-      it(`${heads} head${heads > 1 ? 's' : ''}, ${causal ? 'causal' : 'not causal'}`, () => {
-        const rng = new Rng(100 + heads + (causal ? 10 : 0));
-        const L = 6;
-        const q = scale(randomNormal(L, 2 * heads, rng), 0.8);
-        const k = scale(randomNormal(L, 2 * heads, rng), 0.8);
-        const v = randomNormal(L, 3 * heads, rng);
-        const g = randomNormal(L, 3 * heads, rng);
-        const options = { heads, causal, method: 'exact' as const, blockSize: 4 };
-        const loss = () => projectedLoss(attention(q, k, v, options).output, g);
-        const grads = attention(q, k, v, options).backward(g);
-        expect(gradientMismatch(grads.dq, finiteDifference(q, loss))).toBeLessThan(FD_TOLERANCE);
-        expect(gradientMismatch(grads.dk, finiteDifference(k, loss))).toBeLessThan(FD_TOLERANCE);
-        expect(gradientMismatch(grads.dv, finiteDifference(v, loss))).toBeLessThan(FD_TOLERANCE);
-        expect(grads.bound).toBeUndefined();
-      });
+      for (const [kept, memoryBudget] of [
+        ['probabilities kept', undefined],
+        ['recomputed', 0],
+      ] as const) {
+        it(`${heads} head${heads > 1 ? 's' : ''}, ${causal ? 'causal' : 'not causal'}, ${kept}`, () => {
+          const rng = new Rng(100 + heads + (causal ? 10 : 0));
+          const L = 6;
+          const q = scale(randomNormal(L, 2 * heads, rng), 0.8);
+          const k = scale(randomNormal(L, 2 * heads, rng), 0.8);
+          const v = randomNormal(L, 3 * heads, rng);
+          const g = randomNormal(L, 3 * heads, rng);
+          const options = { heads, causal, method: 'exact' as const, blockSize: 4, memoryBudget };
+          const loss = () => projectedLoss(attention(q, k, v, options).output, g);
+          const forward = attention(q, k, v, options);
+          expect(forward.report.heads.every((h) => h.keepsProbabilities === (memoryBudget === undefined))).toBe(true);
+          const grads = forward.backward(g);
+          expect(gradientMismatch(grads.dq, finiteDifference(q, loss))).toBeLessThan(FD_TOLERANCE);
+          expect(gradientMismatch(grads.dk, finiteDifference(k, loss))).toBeLessThan(FD_TOLERANCE);
+          expect(gradientMismatch(grads.dv, finiteDifference(v, loss))).toBeLessThan(FD_TOLERANCE);
+          expect(grads.bound).toBeUndefined();
+        });
+      }
     }
   }
+
+  it('keeping the probabilities and recomputing them give the same numbers, and the budget is spent head by head', () => {
+    const rng = new Rng(150);
+    const [q, k, v, g] = [randomNormal(300, 8, rng), randomNormal(300, 8, rng), randomNormal(300, 8, rng), randomNormal(300, 8, rng)];
+    const oneHead = 300 * 300 * 8;
+    const partly = attention(q, k, v, { heads: 4, method: 'exact', memoryBudget: 2.5 * oneHead });
+    expect(partly.report.heads.map((h) => h.keepsProbabilities)).toEqual([true, true, false, false]);
+    const recomputed = attention(q, k, v, { heads: 4, method: 'exact', memoryBudget: 0 }).backward(g);
+    const mixed = partly.backward(g);
+    for (const name of ['dq', 'dk', 'dv'] as const) expect(Array.from(mixed[name].data)).toEqual(Array.from(recomputed[name].data));
+  });
 });
 
 describe('loraAttention: dx and every lora_A / lora_B gradient against finite differences', () => {
@@ -178,7 +196,13 @@ describe('loraAttention: float32, reports and errors', () => {
     expect(maxAbsDifference(thin.output, wide.output)).toBeLessThan(1e-5);
     const [a, b] = [thin.backward(narrow(g)), wide.backward(g)];
     expect(a.dx.dtype).toBe('float32');
-    expect(maxAbsDifference(a.grads.q_proj!.lora_A, b.grads.q_proj!.lora_A)).toBeLessThan(1e-4);
+    expect(maxAbsDifference(a.dx, b.dx)).toBeLessThan(1e-4);
+    for (const module of ['q_proj', 'v_proj'] as const) {
+      for (const which of ['lora_A', 'lora_B'] as const) {
+        expect(a.grads[module]![which].dtype).toBe('float32');
+        expect(maxAbsDifference(a.grads[module]![which], b.grads[module]![which])).toBeLessThan(1e-4 * Math.max(1, ...Array.from(b.grads[module]![which].data, Math.abs)));
+      }
+    }
   });
 
   it("'auto' decides per head and says why for each", () => {
@@ -203,6 +227,7 @@ describe('loraAttention: float32, reports and errors', () => {
   });
 
   it('rejects transposed adapters, unknown modules, wrong upstream shapes and a second backward with typed errors', () => {
+    // A transposed adapter is caught only where the module is not square (here 3×4): shapes are all there is to check.
     const rng = new Rng(900);
     const layer = randomLayer({ dModel: 4, heads: 1, headDim: 3, r: 2, adapted: ['q_proj'] }, rng);
     const x = randomNormal(5, 4, rng);
@@ -219,6 +244,7 @@ describe('loraAttention: float32, reports and errors', () => {
     const nan = randomNormal(5, 4, rng);
     nan.set(1, 1, Number.NaN);
     expect(() => loraAttention(layer, x).backward(nan)).toThrow(/not finite|non-finite|NaN/i);
+    expect(() => loraAttention({ ...layer, heads: undefined } as unknown as AttentionLayer, x)).toThrow(/layer.heads must be a positive integer/);
   });
 });
 

@@ -25,7 +25,8 @@ export function randomLayer(shape: LayerShape, rng: Rng): AttentionLayer {
     const [out, inp] = dims[name];
     adapters[name] = { lora_A: scale(randomNormal(shape.r, inp, rng, { dtype }), 0.3), lora_B: scale(randomNormal(out, shape.r, rng, { dtype }), 0.3) };
   }
-  const bias = shape.bias ? { q_proj: scale(randomNormal(1, inner, rng, { dtype }), 0.1), o_proj: scale(randomNormal(1, shape.dModel, rng, { dtype }), 0.1) } : undefined;
+  const row = (width: number) => scale(randomNormal(1, width, rng, { dtype }), 0.1);
+  const bias = shape.bias ? { q_proj: row(inner), k_proj: row(inner), v_proj: row(inner), o_proj: row(shape.dModel) } : undefined;
   return { heads: shape.heads, causal: shape.causal, weights, bias, lora: { r: shape.r, alpha: 2 * shape.r, adapters } };
 }
 

@@ -67,7 +67,7 @@ describe(`two stacked LoRA attention layers against PyTorch float64 autograd${mi
       const back1 = one.backward(back2.dx);
 
       const run = spawnSync(PYTHON, [SCRIPT], { input: JSON.stringify({ layers: [plainLayer(first), plainLayer(second)], x: plain(x), g: plain(g) }), encoding: 'utf8', maxBuffer: 1 << 26 });
-      expect(run.stderr).toBe('');
+      expect(run.status, run.stderr).toBe(0);
       const torch = JSON.parse(run.stdout) as { output: Plain; dx: Plain; grads: Record<string, { lora_A: Plain; lora_B: Plain }>[] };
       expect(mismatch(two.output, torch.output)).toBeLessThan(1e-10);
       expect(mismatch(back1.dx, torch.dx)).toBeLessThan(1e-10);
