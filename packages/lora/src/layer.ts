@@ -1,9 +1,9 @@
-import { addInto, assertFinite, InvalidArgumentError, matmul, type Matrix, ShapeError, zeros } from '@almora/tensor';
+import { addInto, assertFinite, type DeviceMatrix, InvalidArgumentError, matmul, type Matrix, ShapeError, zeros } from '@almora/tensor';
 import { adapterGradients, effectiveWeight, linearWeightGradient, type LoraWeights } from './adapters.js';
 import { asList, checkUpstream, once } from './attention.js';
 import { type CorePlan, planAttention } from './plan.js';
 import type { AttentionReport } from './report.js';
-import { coreBackward, coreForward, releaseHeads } from './run.js';
+import { coreBackward, coreForward, type HeadState, releaseHeads } from './run.js';
 import { type Reading, runLater, runNow } from './head.js';
 import { type AttentionOptions, loraScaling } from './options.js';
 
@@ -194,7 +194,7 @@ function planLayer(layer: AttentionLayer, x: Matrix | readonly Matrix[], options
   return { xs, single, checked, core };
 }
 
-function* layerBackward(forward: LayerForward, states: Parameters<typeof coreBackward>[1], outputGradient: Matrix[], options: LayerOptions): Reading<LayerGradients<Matrix[]>> {
+function* layerBackward(forward: LayerForward, states: HeadState<DeviceMatrix>[], outputGradient: Matrix[], options: LayerOptions): Reading<LayerGradients<Matrix[]>> {
   const { xs, layer, core, attended } = forward;
   const { effective, adapters, scaling } = layer;
   const upstream = outputGradient.map((g) => matmul(g, effective.o_proj));
@@ -210,6 +210,8 @@ function* layerBackward(forward: LayerForward, states: Parameters<typeof coreBac
   const weightGrads = {} as Record<ModuleName, Matrix>;
   const grads: LayerGradients<Matrix[]>['grads'] = {};
   const bound: NonNullable<LayerGradients<Matrix[]>['bound']> = {};
+  // o_proj has no bound: its gradient is exact for the output the layer returned.
+  const coreBounds: Partial<Record<ModuleName, Matrix[]>> = g.bound ? { q_proj: g.bound.dq, k_proj: g.bound.dk, v_proj: g.bound.dv } : {};
   for (const name of MODULES) {
     const adapter = adapters[name];
     if (!adapter && !options.weightGradients) continue;
@@ -217,7 +219,7 @@ function* layerBackward(forward: LayerForward, states: Parameters<typeof coreBac
     weightGrads[name] = linearWeightGradient(inputs, gradients);
     if (!adapter) continue;
     grads[name] = adapterGradients(weightGrads[name], adapter, scaling);
-    const coreBound = g.bound && { q_proj: g.bound.dq, k_proj: g.bound.dk, v_proj: g.bound.dv, o_proj: undefined }[name];
+    const coreBound = coreBounds[name];
     if (coreBound) bound[name] = adapterGradients(linearWeightGradient(xs, coreBound, true), adapter, scaling, true);
   }
   return { dx, grads, weightGrads: options.weightGradients ? weightGrads : undefined, bound: g.bound ? bound : undefined };

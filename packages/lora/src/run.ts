@@ -122,39 +122,39 @@ function certifiable(backend: Backend, like: Matrix): boolean {
 
 /** Full-width matrices per sequence, and the columns of one head in them. */
 class Assembly {
-  readonly dq: Matrix[];
-  readonly dk: Matrix[];
-  readonly dv: Matrix[];
-  private readonly bounds: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] };
+  private readonly grads: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] };
+  // Bound matrices only once a head brings a bound (the chained fast path).
+  private bounds: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] } | undefined;
   private bounded = true;
 
-  constructor(
-    private readonly core: CorePlan,
-  ) {
-    const like = (pick: (s: AttentionSequence) => Matrix) => core.sequences.map((s) => zeros(pick(s).rows, pick(s).cols, { dtype: pick(s).dtype }));
-    this.dq = like((s) => s.q);
-    this.dk = like((s) => s.k);
-    this.dv = like((s) => s.v);
-    this.bounds = { dq: like((s) => s.q), dk: like((s) => s.k), dv: like((s) => s.v) };
+  constructor(private readonly core: CorePlan) {
+    this.grads = this.zeros();
+  }
+
+  private zeros(): { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] } {
+    const like = (pick: (s: AttentionSequence) => Matrix) => this.core.sequences.map((s) => zeros(pick(s).rows, pick(s).cols, { dtype: pick(s).dtype }));
+    return { dq: like((s) => s.q), dk: like((s) => s.k), dv: like((s) => s.v) };
   }
 
   add(plan: HeadPlan, grads: HeadGradients, bound: HeadGradients | undefined): void {
     const { headDim, valueDim } = this.core.layout;
-    const into = (m: Matrix, width: number, part: Matrix) => addInto(sliceCols(m, plan.head * width, (plan.head + 1) * width), part);
     const n = plan.sequence;
-    into(this.dq[n], headDim, grads.dq);
-    into(this.dk[n], headDim, grads.dk);
-    into(this.dv[n], valueDim, grads.dv);
-    if (bound) {
-      into(this.bounds.dq[n], headDim, bound.dq);
-      into(this.bounds.dk[n], headDim, bound.dk);
-      into(this.bounds.dv[n], valueDim, bound.dv);
-    } else if (plan.path === 'fast') this.bounded = false;
+    const place = (into: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] }, part: HeadGradients) => {
+      for (const [name, width] of [
+        ['dq', headDim],
+        ['dk', headDim],
+        ['dv', valueDim],
+      ] as const) {
+        addInto(sliceCols(into[name][n], plan.head * width, (plan.head + 1) * width), part[name]);
+      }
+    };
+    place(this.grads, grads);
+    if (bound) place((this.bounds ??= this.zeros()), bound);
+    else if (plan.path === 'fast') this.bounded = false;
   }
 
   result(): CoreGradients {
-    const anyFast = this.core.plans.some((p) => p.path === 'fast');
-    return { dq: this.dq, dk: this.dk, dv: this.dv, bound: anyFast && this.bounded ? this.bounds : undefined };
+    return { ...this.grads, bound: this.bounded ? this.bounds : undefined };
   }
 }
 
