@@ -30,6 +30,7 @@ const BENCHMARKS = [
   ['backends', 'Backends'],
   ['matmul', 'Matmul'],
   ['approx', 'Approximation'],
+  ['memory', 'Memory'],
 ];
 
 function escapeHtml(text) {
