@@ -59,8 +59,15 @@ export interface AsyncAttentionResult<M> {
   dispose(): void;
 }
 
+/** The upstream gradient of a vjp as a list, checked against the outputs it belongs to. */
+export function upstreamOf(outputGradient: Matrix | readonly Matrix[], outputs: readonly Matrix[]): Matrix[] {
+  const upstream = asList(outputGradient, 'outputGradient').list;
+  checkUpstream(upstream, outputs, 'outputGradient');
+  return upstream;
+}
+
 /** Checks upstream gradients against the outputs they belong to. */
-export function checkUpstream(upstream: readonly Matrix[], outputs: readonly Matrix[], name: string): void {
+function checkUpstream(upstream: readonly Matrix[], outputs: readonly Matrix[], name: string): void {
   if (upstream.length !== outputs.length) throw new ShapeError(`${name} has ${upstream.length} sequences but the forward pass had ${outputs.length}`);
   upstream.forEach((g, n) => {
     const where = outputs.length === 1 ? '' : ` of sequence ${n}`;
@@ -146,8 +153,7 @@ export function attention<M extends Matrix | readonly Matrix[]>(q: M, k: M, v: M
     output: shaped(outputs, single),
     report: core.report,
     backward(outputGradient) {
-      const upstream = asList(outputGradient, 'outputGradient').list;
-      checkUpstream(upstream, outputs, 'outputGradient');
+      const upstream = upstreamOf(outputGradient, outputs);
       guard.take();
       return shapedGradients(runNow(coreBackward(core, states, upstream, false)), single);
     },
@@ -165,8 +171,7 @@ export async function attentionAsync<M extends Matrix | readonly Matrix[]>(q: M,
     output: shaped(outputs, single),
     report: core.report,
     async backward(outputGradient) {
-      const upstream = asList(outputGradient, 'outputGradient').list;
-      checkUpstream(upstream, outputs, 'outputGradient');
+      const upstream = upstreamOf(outputGradient, outputs);
       guard.take();
       return shapedGradients(await runLater(coreBackward(core, states, upstream, false)), single);
     },

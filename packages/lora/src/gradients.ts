@@ -1,4 +1,4 @@
-import { type Matrix, matmul, maxAbs, sub, transpose } from '@almora/tensor';
+import { type Matrix, matmul, maxAbs, transpose } from '@almora/tensor';
 import { adapterGradients, linearWeightGradient, type LoraWeights } from './adapters.js';
 import { planAttention } from './plan.js';
 import type { AttentionReport } from './report.js';
@@ -117,7 +117,8 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
   const { outputs, gradients: g } = yield* coreLoss(core, p.sequences.map((s) => s.y));
   let loss = 0;
   outputs.forEach((o, n) => {
-    for (const x of sub(o, p.sequences[n].y).data) loss += 0.5 * x * x;
+    const y = p.sequences[n].y;
+    for (let i = 0; i < o.rows; i++) for (let j = 0; j < o.cols; j++) loss += 0.5 * (o.get(i, j) - y.get(i, j)) ** 2;
   });
   const perTarget: Record<Target, Matrix[]> = { q: g.dq, k: g.dk, v: g.dv };
   const grads: Partial<Record<Target, AdapterGradient>> = {};

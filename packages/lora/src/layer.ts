@@ -1,6 +1,6 @@
 import { addInto, assertFinite, type DeviceMatrix, InvalidArgumentError, matmul, type Matrix, ShapeError, zeros } from '@almora/tensor';
 import { adapterGradients, effectiveWeight, linearWeightGradient, type LoraWeights } from './adapters.js';
-import { asList, checkUpstream, once } from './attention.js';
+import { asList, once, upstreamOf } from './attention.js';
 import { type CorePlan, planAttention } from './plan.js';
 import type { AttentionReport } from './report.js';
 import { coreBackward, coreForward, type HeadState, releaseHeads } from './run.js';
@@ -257,7 +257,7 @@ export function loraAttention<M extends Matrix | readonly Matrix[]>(layer: Atten
     output: (forward.single ? forward.outputs[0] : forward.outputs) as Out,
     report: planned.core.report,
     backward(outputGradient) {
-      const upstream = checkedUpstream(outputGradient, forward.outputs);
+      const upstream = upstreamOf(outputGradient, forward.outputs);
       guard.take();
       return shapedLayerGradients<Out>(runNow(layerBackward(forward, states, upstream, options)), forward.single);
     },
@@ -280,7 +280,7 @@ export async function loraAttentionAsync<M extends Matrix | readonly Matrix[]>(
     output: (forward.single ? forward.outputs[0] : forward.outputs) as Out,
     report: planned.core.report,
     async backward(outputGradient) {
-      const upstream = checkedUpstream(outputGradient, forward.outputs);
+      const upstream = upstreamOf(outputGradient, forward.outputs);
       guard.take();
       return shapedLayerGradients<Out>(await runLater(layerBackward(forward, states, upstream, options)), forward.single);
     },
@@ -292,10 +292,4 @@ function finish(planned: ReturnType<typeof planLayer>, attended: Matrix[]): Laye
   const { effective, bias } = planned.checked;
   const outputs = attended.map((a) => linear(a, effective.o_proj, bias.o_proj));
   return { xs: planned.xs, single: planned.single, layer: planned.checked, core: planned.core, attended, outputs };
-}
-
-function checkedUpstream(outputGradient: Matrix | readonly Matrix[], outputs: Matrix[]): Matrix[] {
-  const upstream = asList(outputGradient, 'outputGradient').list;
-  checkUpstream(upstream, outputs, 'outputGradient');
-  return upstream;
 }
