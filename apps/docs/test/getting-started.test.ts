@@ -9,7 +9,7 @@ it("the getting-started page's Node example runs as written", () => {
   const run = runReadmeExample(root, 'content/index.md');
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);
-  expect(run.stdout).toMatch(/(fast|exact) (fast|exact): /);
+  expect(run.stdout).toMatch(/(fast|exact) (fast|exact)( \(|: )/);
 });
 
 it("the getting-started page's layer example runs as written, with PEFT's shapes", () => {

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, matmul, Matrix, ones, scaleRows, sub } from '@almora/tensor';
-import { certifyPolynomial, chooseDegree, DEFAULT_MAX_DEGREE, type ErrorBound } from './bound.js';
+import { type CertifiedFactor, certifiedError, certifyPolynomial, chooseDegree, DEFAULT_MAX_DEGREE, type DegreeChoice, type ErrorBound, meetsEpsilon as certified } from './bound.js';
 import { featureRank, polynomialFeatures } from './features.js';
 import { expPolynomial, type ExpPolynomial, type PolynomialMethod } from './polynomial.js';
 import { certifiedRange, type RangeReport } from './range.js';
@@ -10,8 +10,12 @@ export interface ApproximationOptions {
   beta: number;
   /** Target entrywise relative error of the softmax f̂ against f; default 1e-3. */
   epsilon?: number;
-  /** Polynomial family; default 'taylor' (the paper's). */
-  method?: PolynomialMethod;
+  /** Polynomial family: 'taylor' (the paper's), 'chebyshev', or 'auto' (default): Chebyshev only where it certifies ε at a lower degree than Taylor. */
+  method?: PolynomialChoice;
+  /** What the degree must certify: the softmax (default), or with 'softmax-and-derivative' also p′, for reverse mode through the features. */
+  factor?: CertifiedFactor;
+  /** The range of these Q and K, when it was already computed ({@link certifiedRange} with the same β and centering). */
+  range?: RangeReport;
   /** Use exactly this degree instead of choosing one from epsilon (the bound is still reported). */
   degree?: number;
   /** Largest degree the chooser may pick; default 24. */
@@ -22,15 +26,38 @@ export interface ApproximationOptions {
   memoryBudgetBytes?: number;
 }
 
+/** A polynomial family, or 'auto': per call, whichever family certifies ε at the lower degree. */
+export type PolynomialChoice = PolynomialMethod | 'auto';
+
+const FAMILIES: readonly PolynomialMethod[] = ['taylor', 'chebyshev'];
+
+/**
+ * The family that needs the lower degree. On a tie the first listed (Taylor) stays: both meet ε,
+ * and Taylor's error is concentrated at the ends of the range, where few scores fall, while
+ * Chebyshev's equioscillates across it — on the bench's headline problem, Chebyshev at degree 2 has
+ * ~10× Taylor's gradient error at degree 2 (apps/bench/results/phase.md). With a forced degree
+ * (no ε to meet) the smaller certified error wins.
+ */
+function bestChoice(choices: (DegreeChoice | undefined)[], factor: CertifiedFactor, forced: boolean): DegreeChoice | undefined {
+  let best: DegreeChoice | undefined;
+  for (const c of choices) {
+    if (!c) continue;
+    if (!best || c.degree < best.degree || (forced && certifiedError(c.bound, factor) < certifiedError(best.bound, factor))) best = c;
+  }
+  return best;
+}
+
 /** Why an approximation is not worth building (the paper's phase transition, in the user's terms). */
 export type OutOfRegimeReason = 'precision' | 'no-speedup' | 'memory' | 'non-positive-row-sums';
 
-/** Everything decided before any feature is built, in O(L·d) time. */
+/** Everything decided before any feature is built, in O(L·d² + 64·L·d) time. */
 export interface ApproximationPlan {
-  /** Polynomial family. */
+  /** Polynomial family chosen. */
   method: PolynomialMethod;
   /** Target ε on the softmax. */
   epsilon: number;
+  /** What the degree was chosen to certify. */
+  factor: CertifiedFactor;
   /** Degree chosen (or forced); undefined when no degree ≤ maxDegree meets ε. */
   degree: number | undefined;
   /** The polynomial, when a degree is set. */
@@ -39,7 +66,7 @@ export interface ApproximationPlan {
   rank: number | undefined;
   /** Certified error of that degree on the range, when a degree is set. */
   bound: ErrorBound | undefined;
-  /** Whether the bound meets ε. */
+  /** Whether the bound meets ε (for `factor`). */
   meetsEpsilon: boolean;
   /** R, Γ, √(log L), centering. */
   range: RangeReport;
@@ -116,30 +143,44 @@ const GiB = 2 ** 30;
  */
 export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: ApproximationOptions): ApproximationPlan {
   const epsilon = options.epsilon ?? 1e-3;
-  const method = options.method ?? 'taylor';
+  const choice = options.method ?? 'auto';
+  const factor = options.factor ?? 'softmax';
   const budget = options.memoryBudgetBytes ?? GiB;
   if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
   if (!(budget > 0)) throw new InvalidArgumentError(`memoryBudgetBytes must be > 0, got ${budget}`);
-  const range = certifiedRange(q, k, options.beta, options.centerKeys ?? false);
-  let polynomial: ExpPolynomial | undefined;
-  let bound: ErrorBound | undefined;
+  if (choice !== 'auto' && !FAMILIES.includes(choice)) throw new InvalidArgumentError(`unknown polynomial method "${String(choice)}"; use 'taylor', 'chebyshev' or 'auto'`);
+  const families = choice === 'auto' ? FAMILIES : [choice];
+  const range = options.range ?? certifiedRange(q, k, options.beta, options.centerKeys ?? false);
+  let picked: DegreeChoice | undefined;
   // When the norms are so large that R overflowed, nothing can be certified at any degree.
-  const finite = range.range < Number.POSITIVE_INFINITY;
-  if (finite && options.degree !== undefined) {
-    polynomial = expPolynomial(method, options.degree, range.range);
-    bound = certifyPolynomial(polynomial, range.range);
-  } else if (finite) {
-    const choice = chooseDegree(range.range, epsilon, method, options.maxDegree ?? DEFAULT_MAX_DEGREE);
-    polynomial = choice?.polynomial;
-    bound = choice?.bound;
+  if (range.range < Number.POSITIVE_INFINITY) {
+    picked =
+      options.degree !== undefined
+        ? bestChoice(
+            families.map((family) => {
+              const polynomial = expPolynomial(family, options.degree!, range.range);
+              if (choice === 'auto' && !polynomial.coefficients.every(Number.isFinite)) return undefined;
+              return { degree: options.degree!, polynomial, bound: certifyPolynomial(polynomial, range.range) };
+            }),
+            factor,
+            true,
+          )
+        : bestChoice(
+            families.map((family) => chooseDegree(range.range, epsilon, family, options.maxDegree ?? DEFAULT_MAX_DEGREE, factor)),
+            factor,
+            false,
+          );
   }
+  const polynomial: ExpPolynomial | undefined = picked?.polynomial;
+  const bound: ErrorBound | undefined = picked?.bound;
+  const method = polynomial?.method ?? families[0];
   const degree = polynomial?.degree;
   const d = q.cols;
   const rank = degree === undefined ? undefined : featureRank(d, degree);
   const length = Math.max(q.rows, k.rows);
   const exact = q.rows * k.rows * d;
   const fast = rank === undefined ? undefined : (q.rows + k.rows) * rank * d;
-  const meetsEpsilon = bound !== undefined && bound.softmaxRelative <= epsilon;
+  const meetsEpsilon = bound !== undefined && certified(bound, epsilon, factor);
   let outOfRegime: ApproximationPlan['outOfRegime'];
   if (rank === undefined || !meetsEpsilon) {
     outOfRegime = {
@@ -147,7 +188,7 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
       message:
         rank === undefined
           ? `no polynomial of degree ≤ ${options.maxDegree ?? DEFAULT_MAX_DEGREE} reaches ε = ${epsilon} on the range R = ${range.range.toPrecision(4)} (Γ = ${range.gamma.toPrecision(3)} vs √log L = ${range.threshold.toPrecision(3)}): the norms are past the efficient regime`
-          : `degree ${degree} certifies only ${bound!.softmaxRelative.toPrecision(3)} > ε = ${epsilon} on R = ${range.range.toPrecision(4)}`,
+          : `degree ${degree} certifies only ${certifiedError(bound!, factor).toPrecision(3)} > ε = ${epsilon} on R = ${range.range.toPrecision(4)}`,
     };
   } else if (rank * d >= length) {
     outOfRegime = {
@@ -160,7 +201,7 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
       message: `U and V would take ${((16 * rank * (q.rows + k.rows)) / GiB).toFixed(2)} GiB, over the ${(budget / GiB).toFixed(2)} GiB budget`,
     };
   }
-  return { method, epsilon, degree, polynomial, rank, bound, meetsEpsilon, range, predictedCost: { fast, exact }, outOfRegime };
+  return { method, epsilon, factor, degree, polynomial, rank, bound, meetsEpsilon, range, predictedCost: { fast, exact }, outOfRegime };
 }
 
 /** K with the plan's mean key subtracted from every row (K itself when not centered). */

@@ -1,35 +1,64 @@
 import { InvalidArgumentError } from '@almora/tensor';
-import { expPolynomial, relativeErrorBound, type ExpPolynomial, type PolynomialMethod } from './polynomial.js';
+import { derivativePolynomial, expPolynomial, relativeErrorEnclosure, type ExpPolynomial, type PolynomialMethod, type RelativeErrorEnclosure } from './polynomial.js';
 
 /**
- * What an approximation certifies, derived from δ = sup_{|t|≤R} |p(t)e^{−t} − 1|.
+ * What an approximation certifies on [−R, R], from the enclosure h(t) = p(t)e^{−t} − 1 ∈ [h₋, h₊].
  *
- * If every entry satisfies |Â_ij − A_ij| ≤ δ·A_ij (A = exp(β·QKᵀ), Â = U₁V₁ᵀ), then row sums obey
- * (1−δ)D_i ≤ D̂_i ≤ (1+δ)D_i, so f̂_ij = Â_ij/D̂_i lies in [f_ij(1−δ)/(1+δ), f_ij(1+δ)/(1−δ)]:
- * |f̂_ij − f_ij| ≤ f_ij·2δ/(1−δ). Summed over a row, ‖f̂_i − f_i‖₁ ≤ 2δ/(1−δ), so the attention
- * output is off by at most 2δ/(1−δ)·max_j|V_jc| in every entry.
+ * Every entry then has Â_ij = A_ij(1 + h_ij) (A = exp(β·QKᵀ), Â = U₁V₁ᵀ), and the row sum
+ * D̂_i = D_i(1 + h̄_i) with h̄_i an average of the h_ij, so h̄_i ∈ [h₋, h₊] too. Hence
+ * f̂_ij/f_ij = (1 + h_ij)/(1 + h̄_i) lies in [(1+h₋)/(1+h₊), (1+h₊)/(1+h₋)]:
+ * |f̂_ij − f_ij| ≤ f_ij·(h₊ − h₋)/(1 + h₋). Scaling p changes nothing here, which is why the spread
+ * h₊ − h₋ counts and not 2·max|h|. Summed over a row, ‖f̂_i − f_i‖₁ ≤ the same, so the attention
+ * output is off by at most that times max_j|V_jc| in every entry.
  */
 export interface ErrorBound {
-  /** δ: relative error of p against exp on the certified range. */
+  /** δ = max(|h₋|, |h₊|): relative error of p against exp on the certified range. */
   expRelative: number;
-  /** 2δ/(1−δ): entrywise relative error of the softmax f̂ against f (Infinity when δ ≥ 1). */
+  /** h₋: a lower bound on p(t)e^{−t} − 1 over the range. */
+  expLower: number;
+  /** h₊: an upper bound on p(t)e^{−t} − 1 over the range. */
+  expUpper: number;
+  /** (h₊ − h₋)/(1 + h₋): entrywise relative error of the softmax f̂ against f (Infinity when h₋ ≤ −1). */
   softmaxRelative: number;
+  /**
+   * Entrywise relative error of p′(β·q_i·k_j)/D̂_i against f_ij: what reverse mode through the
+   * features (the autodiff fast path) multiplies by where exact attention's backward has f. It is
+   * governed by p′, one degree less accurate than p (Infinity when h₋ ≤ −1).
+   */
+  autodiffRelative: number;
   /** δ·e^R: entrywise absolute error of U₁V₁ᵀ against the exponential matrix it stands for. */
   kernelAbsolute: number;
 }
 
-/** Turns δ on a range R into the bounds of {@link ErrorBound}. */
-export function errorBoundFromDelta(delta: number, range: number): ErrorBound {
-  return {
-    expRelative: delta,
-    softmaxRelative: delta < 1 ? (2 * delta) / (1 - delta) : Number.POSITIVE_INFINITY,
-    kernelAbsolute: delta * Math.exp(range),
-  };
+function spread(forward: RelativeErrorEnclosure): number {
+  return forward.lower > -1 ? (forward.upper - forward.lower) / (1 + forward.lower) : Number.POSITIVE_INFINITY;
 }
 
-/** The certified bound of a given polynomial on [−range, range]. */
+/**
+ * p′(s_ij)/D̂_i = f_ij·(1 + k_ij)/(1 + h̄_i) with k_ij ∈ [k₋, k₊] the relative error of p′ and h̄_i ∈
+ * [h₋, h₊], 1 + h̄_i > 0; the quotient is linear in k and monotone in h̄ (either way, as 1 + k may
+ * be negative), so the largest |quotient − 1| is at a corner of the box.
+ */
+function autodiffSpread(forward: RelativeErrorEnclosure, derivative: RelativeErrorEnclosure): number {
+  if (!(forward.lower > -1)) return Number.POSITIVE_INFINITY;
+  let worst = 0;
+  for (const k of [derivative.lower, derivative.upper]) for (const h of [forward.lower, forward.upper]) worst = Math.max(worst, Math.abs((1 + k) / (1 + h) - 1));
+  return worst;
+}
+
+/** The certified bound of a given polynomial (and of its derivative, for the autodiff path) on [−range, range]. */
 export function certifyPolynomial(polynomial: ExpPolynomial, range: number): ErrorBound {
-  return errorBoundFromDelta(relativeErrorBound(polynomial.coefficients, range), range);
+  const forward = relativeErrorEnclosure(polynomial.coefficients, range);
+  const derivative = relativeErrorEnclosure(derivativePolynomial(polynomial).coefficients, range);
+  const expRelative = Math.max(Math.abs(forward.lower), Math.abs(forward.upper));
+  return {
+    expRelative,
+    expLower: forward.lower,
+    expUpper: forward.upper,
+    softmaxRelative: spread(forward),
+    autodiffRelative: autodiffSpread(forward, derivative),
+    kernelAbsolute: expRelative * Math.exp(range),
+  };
 }
 
 /** The smallest adequate degree, its polynomial and bound. */
@@ -45,18 +74,34 @@ export interface DegreeChoice {
 /** Largest degree the chooser tries by default. */
 export const DEFAULT_MAX_DEGREE = 24;
 
+/** Which of a bound's errors a degree must bring within ε. */
+export type CertifiedFactor = 'softmax' | 'softmax-and-derivative';
+
+/** The certified error that counts for `factor`: the softmax's, or the larger of it and the autodiff factor's. */
+export function certifiedError(bound: ErrorBound, factor: CertifiedFactor = 'softmax'): number {
+  return factor === 'softmax' ? bound.softmaxRelative : Math.max(bound.softmaxRelative, bound.autodiffRelative);
+}
+
+/** Whether `bound` meets ε for `factor`. */
+export function meetsEpsilon(bound: ErrorBound, epsilon: number, factor: CertifiedFactor = 'softmax'): boolean {
+  return certifiedError(bound, factor) <= epsilon;
+}
+
 /**
- * The smallest degree g ≤ maxDegree whose certified softmax bound 2δ/(1−δ) on [−range, range] is at
- * most `epsilon`, or undefined when none is: past the paper's phase transition, no degree is cheap.
+ * The smallest degree g ≤ maxDegree whose certified softmax bound on [−range, range] is at most
+ * `epsilon` — and, with `factor` 'softmax-and-derivative', whose autodiff factor bound is too —
+ * or undefined when none is: past the paper's phase transition, no degree is cheap.
  */
-export function chooseDegree(range: number, epsilon: number, method: PolynomialMethod, maxDegree = DEFAULT_MAX_DEGREE): DegreeChoice | undefined {
+export function chooseDegree(range: number, epsilon: number, method: PolynomialMethod, maxDegree = DEFAULT_MAX_DEGREE, factor: CertifiedFactor = 'softmax'): DegreeChoice | undefined {
   if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
   if (!Number.isInteger(maxDegree) || maxDegree < 0) throw new InvalidArgumentError(`maxDegree must be a non-negative integer, got ${maxDegree}`);
   if (range === Number.POSITIVE_INFINITY) return undefined;
   for (let degree = 0; degree <= maxDegree; degree++) {
     const polynomial = expPolynomial(method, degree, range);
+    // A Chebyshev fit on a range so wide that exp overflows has no finite coefficients: nothing to certify.
+    if (!polynomial.coefficients.every(Number.isFinite)) return undefined;
     const bound = certifyPolynomial(polynomial, range);
-    if (bound.softmaxRelative <= epsilon) return { degree, polynomial, bound };
+    if (meetsEpsilon(bound, epsilon, factor)) return { degree, polynomial, bound };
   }
   return undefined;
 }

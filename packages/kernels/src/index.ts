@@ -10,7 +10,10 @@ export {
   expPolynomial,
   evaluatePolynomial,
   relativeErrorBound,
+  relativeErrorEnclosure,
+  derivativePolynomial,
   taylorRelativeErrorBound,
+  type RelativeErrorEnclosure,
   type ExpPolynomial,
   type PolynomialMethod,
 } from './polynomial.js';
@@ -25,9 +28,11 @@ export {
 } from './features.js';
 export { certifiedRange, checkQueryKey, type RangeReport } from './range.js';
 export {
-  errorBoundFromDelta,
   certifyPolynomial,
   chooseDegree,
+  meetsEpsilon,
+  certifiedError,
+  type CertifiedFactor,
   DEFAULT_MAX_DEGREE,
   type ErrorBound,
   type DegreeChoice,
@@ -41,10 +46,11 @@ export {
   centeredKeys,
   lowRankRowSums,
   type ApproximationOptions,
+  type PolynomialChoice,
   type ApproximationPlan,
   type ApproximationResult,
   type KernelApproximation,
   type OutOfRegimeReason,
 } from './approximate.js';
 export { positiveRandomFeatures, type RandomFeatureOptions } from './random-features.js';
-export { exactKernel, exactSoftmax } from './reference.js';
+export { exactKernel, exactSoftmax, sampledSoftmaxError } from './reference.js';

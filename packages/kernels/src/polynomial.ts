@@ -99,28 +99,38 @@ export function taylorRelativeErrorBound(degree: number, range: number): number 
 
 const UNIT_ROUNDOFF = 2 ** -53;
 
+/** Where h(t) = p(t)·e^{−t} − 1, the relative error of p as a stand-in for exp, lies on [−R, R]. */
+export interface RelativeErrorEnclosure {
+  /** A rigorous lower bound on inf h. */
+  lower: number;
+  /** A rigorous upper bound on sup h. */
+  upper: number;
+}
+
 /**
- * A rigorous upper bound on δ = sup_{|t|≤R} |p(t)·e^{−t} − 1|, the relative error of p as a
- * stand-in for exp on [−R, R], computed from the coefficients and R alone (before any data is seen).
+ * A rigorous enclosure [lower, upper] ∋ h(t) = p(t)·e^{−t} − 1 for every |t| ≤ R, computed from the
+ * coefficients and R alone (before any data is seen). Its sign matters: softmax is unchanged when
+ * p is scaled, so what a softmax certificate needs is the spread upper − lower, not 2·max|h|
+ * (Taylor polynomials of odd degree never exceed exp, so their h ≤ 0 and the spread is max|h|).
  *
- * h(t) = p(t)e^{−t} − 1 is sampled on a uniform grid of spacing Δ. On a cell [t_i, t_i + Δ],
- * |h| ≤ max(|h(t_i)|, |h(t_i + Δ)|) + (Δ/2)·max|h′|, and h′(t) = r(t)·e^{−t} with r = p′ − p, a
- * polynomial of degree g. Markov's inequality (max|r′| ≤ g²/R·max|r| on [−R, R]) turns the sampled
- * maximum of r into a bound on its supremum: sup|r| ≤ max_grid|r| / (1 − Δg²/(2R)). The grid is
- * refined until the derivative term is under 2% of the sampled maximum of |h|; a floating-point
- * slack for evaluating p is added.
+ * h is sampled on a uniform grid of spacing Δ. On a cell [t_i, t_i + Δ], h lies within
+ * (Δ/2)·max|h′| of an endpoint value, and h′(t) = r(t)·e^{−t} with r = p′ − p, a polynomial of
+ * degree g. Markov's inequality (max|r′| ≤ g²/R·max|r| on [−R, R]) turns the sampled maximum of r
+ * into a bound on its supremum: sup|r| ≤ max_grid|r| / (1 − Δg²/(2R)). The grid is refined until
+ * the derivative term is under 2% of the sampled maximum of |h|; a floating-point slack for
+ * evaluating p widens both ends.
  */
-export function relativeErrorBound(coefficients: readonly number[], range: number): number {
+export function relativeErrorEnclosure(coefficients: readonly number[], range: number): RelativeErrorEnclosure {
   checkRange(range);
-  if (range === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
-  if (coefficients.length === 0) return 1;
+  if (range === Number.POSITIVE_INFINITY) return { lower: Number.NEGATIVE_INFINITY, upper: Number.POSITIVE_INFINITY };
+  if (coefficients.length === 0) return { lower: -1, upper: -1 };
   for (const c of coefficients) if (!Number.isFinite(c)) throw new NonFiniteError(`polynomial coefficient ${c} is not finite`);
   const g = coefficients.length - 1;
   const residual = coefficients.map((c, j) => (j < g ? (j + 1) * coefficients[j + 1] : 0) - c);
   let absSum = 0;
   for (let j = 0; j <= g; j++) absSum += Math.abs(coefficients[j]) * range ** j;
   const rounding = 4 * (g + 2) * UNIT_ROUNDOFF * Math.exp(range) * (absSum + 1);
-  if (range === 0) return Math.abs(coefficients[0] - 1) + rounding;
+  if (range === 0) return { lower: coefficients[0] - 1 - rounding, upper: coefficients[0] - 1 + rounding };
   let cells = Math.max(256, 2 * g * g);
   for (;;) {
     const step = (2 * range) / cells;
@@ -129,19 +139,37 @@ export function relativeErrorBound(coefficients: readonly number[], range: numbe
     let sampled = 0;
     for (let i = 0; i <= cells; i++) {
       const t = -range + i * step;
-      h[i] = Math.abs(evaluatePolynomial(coefficients, t) * Math.exp(-t) - 1);
-      sampled = Math.max(sampled, h[i]);
+      h[i] = evaluatePolynomial(coefficients, t) * Math.exp(-t) - 1;
+      sampled = Math.max(sampled, Math.abs(h[i]));
       residualMax = Math.max(residualMax, Math.abs(evaluatePolynomial(residual, t)));
     }
     const residualSup = residualMax / (1 - (step * g * g) / (2 * range));
-    let bound = 0;
+    let lower = Number.POSITIVE_INFINITY;
+    let upper = Number.NEGATIVE_INFINITY;
     let slack = 0;
     for (let i = 0; i < cells; i++) {
       const derivativeTerm = (step / 2) * residualSup * Math.exp(range - i * step);
       slack = Math.max(slack, derivativeTerm);
-      bound = Math.max(bound, Math.max(h[i], h[i + 1]) + derivativeTerm);
+      lower = Math.min(lower, Math.min(h[i], h[i + 1]) - derivativeTerm);
+      upper = Math.max(upper, Math.max(h[i], h[i + 1]) + derivativeTerm);
     }
-    if (slack <= 0.02 * sampled || cells >= 1 << 17) return bound + rounding;
+    if (slack <= 0.02 * sampled || cells >= 1 << 17) return { lower: lower - rounding, upper: upper + rounding };
     cells *= 2;
   }
+}
+
+/** δ = sup_{|t|≤R} |p(t)·e^{−t} − 1|, rigorously: the larger end of {@link relativeErrorEnclosure}. */
+export function relativeErrorBound(coefficients: readonly number[], range: number): number {
+  const { lower, upper } = relativeErrorEnclosure(coefficients, range);
+  return Math.max(Math.abs(lower), Math.abs(upper));
+}
+
+/**
+ * p′, the polynomial the reverse-mode (autodiff) fast path multiplies by where exact attention has
+ * exp: for Taylor, T_g′ = T_{g−1}, one degree less accurate than T_g.
+ */
+export function derivativePolynomial(polynomial: ExpPolynomial): ExpPolynomial {
+  const c = polynomial.coefficients;
+  const coefficients = c.length <= 1 ? [0] : c.slice(1).map((value, j) => (j + 1) * value);
+  return { method: polynomial.method, coefficients, degree: Math.max(0, polynomial.degree - 1), range: polynomial.range };
 }

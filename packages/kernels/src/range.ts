@@ -1,35 +1,25 @@
 import { assertFinite, colSums, InvalidArgumentError, Matrix, maxAbs, ShapeError, zeros } from '@almora/tensor';
 
-/** The norm quantities that decide whether the fast path can work, computed in O(L·d). */
+/** The norm quantities that decide whether the fast path can work, computed in O(L·d² + m·L·d). */
 export interface RangeReport {
   /** Certified range used: |β·q_i·k_j| ≤ range for every pair (after centering, when it was applied). */
   range: number;
-  /** β·max‖q_i‖·max‖k_j‖ for the keys as given. */
+  /** The certified range for the keys as given. */
   rawRange: number;
-  /** The same with the mean key subtracted. */
+  /** The certified range with the mean key subtracted. */
   centeredRange: number;
-  /** Whether keys are centered in the approximation (asked for, and it shrank the range). */
+  /** β·max‖q_i‖·max‖k_j‖ for the keys as given: the plain Cauchy–Schwarz bound, for comparison (never smaller than rawRange). */
+  cauchySchwarzRange: number;
+  /** Whether keys are centered in the approximation (allowed, and it shrank the range). */
   centered: boolean;
   /** The mean key k̄ (1×d) that centering subtracts; zeros when not centered. */
   keyMean: Matrix;
+  /** Rows of Q and of K (each) whose scores against the whole other side were computed exactly. */
+  exactRows: number;
   /** The paper's Γ: max(‖√β·Q‖∞, ‖√β·K‖∞), entrywise, for the keys as given. */
   gamma: number;
   /** √(log L) (natural log), the threshold Γ is compared with; L = the number of keys. */
   threshold: number;
-}
-
-function maxRowNorm(m: Matrix, shift?: Float64Array): number {
-  let best = 0;
-  for (let i = 0; i < m.rows; i++) {
-    const base = m.offset + i * m.stride;
-    let s = 0;
-    for (let j = 0; j < m.cols; j++) {
-      const v = m.data[base + j] - (shift ? shift[j] : 0);
-      s += v * v;
-    }
-    best = Math.max(best, s);
-  }
-  return Math.sqrt(best);
 }
 
 /** Throws unless Q and K are finite, have the same width and β is positive. */
@@ -41,18 +31,205 @@ export function checkQueryKey(q: Matrix, k: Matrix, beta: number): void {
   assertFinite(k, 'K');
 }
 
+/** Rows of m (minus `shift`) as one dense float64 array, row-major. */
+function dense(m: Matrix, shift?: Float64Array): Float64Array {
+  const out = new Float64Array(m.rows * m.cols);
+  for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) out[i * m.cols + j] = m.data[m.offset + i * m.stride + j] - (shift ? shift[j] : 0);
+  return out;
+}
+
+function rowNorms(x: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) {
+    let s = 0;
+    for (let j = 0; j < cols; j++) s += x[i * cols + j] ** 2;
+    out[i] = Math.sqrt(s);
+  }
+  return out;
+}
+
+/** xᵀx / rows (d×d). */
+function secondMoment(x: Float64Array, rows: number, d: number): Float64Array {
+  const out = new Float64Array(d * d);
+  for (let i = 0; i < rows; i++) {
+    const r = i * d;
+    for (let a = 0; a < d; a++) {
+      const xa = x[r + a];
+      if (xa !== 0) for (let b = 0; b < d; b++) out[a * d + b] += xa * x[r + b];
+    }
+  }
+  for (let t = 0; t < out.length; t++) out[t] /= Math.max(rows, 1);
+  return out;
+}
+
+/** a·b for d×d matrices. */
+function product(a: Float64Array, b: Float64Array, d: number): Float64Array {
+  const out = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) for (let k = 0; k < d; k++) {
+    const aik = a[i * d + k];
+    if (aik !== 0) for (let j = 0; j < d; j++) out[i * d + j] += aik * b[k * d + j];
+  }
+  return out;
+}
+
+/** (a + aᵀ)/2 in place: products of symmetric matrices drift from symmetry by rounding. */
+function symmetrize(a: Float64Array, d: number): Float64Array {
+  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) a[i * d + j] = a[j * d + i] = (a[i * d + j] + a[j * d + i]) / 2;
+  return a;
+}
+
+/** V·diag(f(w))·Vᵀ from a symmetric matrix's eigenpairs (cyclic Jacobi; d is a head width, so d³ is small). */
+function symmetricFunction(a: Float64Array, d: number, f: (eigenvalue: number, largest: number) => number): Float64Array {
+  const m = Float64Array.from(a);
+  const v = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) v[i * d + i] = 1;
+  for (let sweep = 0; sweep < 60; sweep++) {
+    let off = 0;
+    let total = 0;
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j < d; j++) {
+        if (i === j) total += m[i * d + j] ** 2;
+        else off += m[i * d + j] ** 2;
+      }
+    }
+    if (off <= 1e-30 * (total + off) || off === 0) break;
+    for (let p = 0; p < d - 1; p++) for (let q = p + 1; q < d; q++) {
+      const apq = m[p * d + q];
+      if (apq === 0) continue;
+      const theta = (m[q * d + q] - m[p * d + p]) / (2 * apq);
+      const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+      const c = 1 / Math.sqrt(t * t + 1);
+      const s = t * c;
+      for (let k = 0; k < d; k++) {
+        const mkp = m[k * d + p];
+        const mkq = m[k * d + q];
+        m[k * d + p] = c * mkp - s * mkq;
+        m[k * d + q] = s * mkp + c * mkq;
+      }
+      for (let k = 0; k < d; k++) {
+        const mpk = m[p * d + k];
+        const mqk = m[q * d + k];
+        m[p * d + k] = c * mpk - s * mqk;
+        m[q * d + k] = s * mpk + c * mqk;
+      }
+      for (let k = 0; k < d; k++) {
+        const vkp = v[k * d + p];
+        const vkq = v[k * d + q];
+        v[k * d + p] = c * vkp - s * vkq;
+        v[k * d + q] = s * vkp + c * vkq;
+      }
+    }
+  }
+  let largest = 0;
+  for (let i = 0; i < d; i++) largest = Math.max(largest, m[i * d + i]);
+  const out = new Float64Array(d * d);
+  for (let e = 0; e < d; e++) {
+    const fe = f(m[e * d + e], largest);
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j] += v[i * d + e] * fe * v[j * d + e];
+  }
+  return out;
+}
+
+const floorOf = (w: number, largest: number) => Math.max(w, 1e-12 * largest, Number.MIN_VALUE);
+
 /**
- * R = β·max_i‖q_i‖₂·max_j‖k_j‖₂ bounds |β·q_i·k_j| for all pairs (Cauchy–Schwarz). With
- * `centerKeys`, the mean key is subtracted too — softmax rows are unchanged by it, since q_i·k̄ is
- * constant along a row — and used only when it makes R smaller, so centering never widens the range.
+ * A symmetric M that balances the second moments of Q and K: with P = Σ_Q⁻¹ # Σ_K (the matrix
+ * geometric mean, P·Σ_Q·P = Σ_K) and M = P^{1/2}, the rows of Q·M and K·M⁻¹ have the same second
+ * moment, so a Cauchy–Schwarz bound in those coordinates no longer pays for the two sides being
+ * stretched along different directions. Returns M and M⁻¹.
+ */
+function balancingTransform(q: Float64Array, lq: number, k: Float64Array, lk: number, d: number): { m: Float64Array; inverse: Float64Array } {
+  const sq = secondMoment(q, lq, d);
+  const sk = secondMoment(k, lk, d);
+  const a = symmetricFunction(sq, d, (w, l) => Math.sqrt(floorOf(w, l)));
+  const aInverse = symmetricFunction(sq, d, (w, l) => 1 / Math.sqrt(floorOf(w, l)));
+  const middle = symmetricFunction(symmetrize(product(product(a, sk, d), a, d), d), d, (w, l) => Math.sqrt(floorOf(w, l)));
+  const p = symmetrize(product(product(aInverse, middle, d), aInverse, d), d);
+  return { m: symmetricFunction(p, d, (w, l) => Math.sqrt(floorOf(w, l))), inverse: symmetricFunction(p, d, (w, l) => 1 / Math.sqrt(floorOf(w, l))) };
+}
+
+/** x·m for x of `rows` rows (d columns) and m d×d. */
+function transform(x: Float64Array, rows: number, m: Float64Array, d: number): Float64Array {
+  const out = new Float64Array(rows * d);
+  for (let i = 0; i < rows; i++) for (let k = 0; k < d; k++) {
+    const xik = x[i * d + k];
+    if (xik !== 0) for (let j = 0; j < d; j++) out[i * d + j] += xik * m[k * d + j];
+  }
+  return out;
+}
+
+function descending(values: Float64Array): Int32Array {
+  return Int32Array.from(values.keys()).sort((a, b) => values[b] - values[a]);
+}
+
+/** Most rows per side whose scores are computed exactly: past this the work would rival the fast path's. */
+const MAX_EXACT_ROWS = 64;
+const UNIT_ROUNDOFF = 2 ** -53;
+
+/**
+ * max |q_i·k_j| over every pair, bounded in O(L·d² + m·L·d) and usually attained: the m rows of
+ * largest norm on each side (in balanced coordinates) are scored exactly against the whole other
+ * side, and every remaining pair is bounded by Cauchy–Schwarz with the (m+1)-th norms; m doubles
+ * from 8 until that remainder is below the exact maximum (or m reaches 64). Any invertible M keeps
+ * q·k = (Mq)·(M⁻¹k), so the bound holds whatever M is; the residual of M·M⁻¹ − I and the rounding of
+ * the dot products are added, so it holds in floating point too.
+ */
+function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d: number): { value: number; cauchySchwarz: number; exactRows: number } {
+  const largest = (values: Float64Array) => values.reduce((a, b) => Math.max(a, b), 0);
+  const cauchySchwarz = largest(rowNorms(q, lq, d)) * largest(rowNorms(k, lk, d));
+  if (cauchySchwarz === 0) return { value: 0, cauchySchwarz, exactRows: 0 };
+  const { m, inverse } = balancingTransform(q, lq, k, lk, d);
+  // (q·M)·(k·M⁻¹) = q·M·M⁻ᵀ·kᵀ: the residual E = M·M⁻ᵀ − I measures how far that is from q·k.
+  const residual = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
+    let s = i === j ? -1 : 0;
+    for (let c = 0; c < d; c++) s += m[i * d + c] * inverse[j * d + c];
+    residual[i * d + j] = s;
+  }
+  const transformError = Math.sqrt(residual.reduce((s, x) => s + x * x, 0));
+  const qBalancedNorms = rowNorms(transform(q, lq, m, d), lq, d);
+  const kBalancedNorms = rowNorms(transform(k, lk, inverse, d), lk, d);
+  const qOrder = descending(qBalancedNorms);
+  const kOrder = descending(kBalancedNorms);
+  const score = (i: number, j: number) => {
+    let s = 0;
+    for (let c = 0; c < d; c++) s += q[i * d + c] * k[j * d + c];
+    return Math.abs(s);
+  };
+  let exact = 0;
+  let done = 0;
+  let rows = Math.min(8, lq, lk);
+  for (;;) {
+    for (let t = done; t < rows; t++) {
+      if (t < lq) for (let j = 0; j < lk; j++) exact = Math.max(exact, score(qOrder[t], j));
+      if (t < lk) for (let i = 0; i < lq; i++) exact = Math.max(exact, score(i, kOrder[t]));
+    }
+    done = rows;
+    const rest = rows >= lq || rows >= lk ? 0 : qBalancedNorms[qOrder[rows]] * kBalancedNorms[kOrder[rows]];
+    if (rest <= exact || rows >= MAX_EXACT_ROWS) {
+      const slack = (transformError + 4 * (d + 2) * UNIT_ROUNDOFF) * cauchySchwarz;
+      return { value: Math.min(Math.max(exact, rest) + slack, cauchySchwarz * (1 + 4 * (d + 2) * UNIT_ROUNDOFF)), cauchySchwarz, exactRows: rows };
+    }
+    rows = Math.min(2 * rows, MAX_EXACT_ROWS, Math.max(lq, lk));
+  }
+}
+
+/**
+ * R bounding |β·q_i·k_j| for all pairs, sharper than β·max‖q‖·max‖k‖ (see `cauchySchwarzRange`) and
+ * on typical data equal to the true maximum: balanced coordinates plus the largest rows scored
+ * exactly (O(L·d² + 64·L·d)). With `centerKeys`, the mean key is subtracted too — softmax rows are
+ * unchanged by it, since q_i·k̄ is constant along a row — and used only when it makes R smaller.
  */
 export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = false): RangeReport {
   checkQueryKey(q, k, beta);
+  const d = q.cols;
   const mean = Float64Array.from(colSums(k), (s) => s / k.rows);
-  const maxQ = maxRowNorm(q);
-  const rawRange = beta * maxQ * maxRowNorm(k);
-  const centeredRange = beta * maxQ * maxRowNorm(k, mean);
-  const centered = centerKeys && centeredRange < rawRange;
+  const queries = dense(q);
+  const raw = maxAbsScore(queries, q.rows, dense(k), k.rows, d);
+  const centeredScore = centerKeys ? maxAbsScore(queries, q.rows, dense(k, mean), k.rows, d) : undefined;
+  const rawRange = beta * raw.value;
+  const centeredRange = centeredScore ? beta * centeredScore.value : Number.POSITIVE_INFINITY;
+  const centered = centeredRange < rawRange;
   const keyMean = zeros(1, k.cols, { dtype: k.dtype });
   if (centered) keyMean.data.set(mean);
   const rootBeta = Math.sqrt(beta);
@@ -60,8 +237,10 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
     range: centered ? centeredRange : rawRange,
     rawRange,
     centeredRange,
+    cauchySchwarzRange: beta * raw.cauchySchwarz,
     centered,
     keyMean,
+    exactRows: centered ? centeredScore!.exactRows : raw.exactRows,
     gamma: rootBeta * Math.max(maxAbs(q), maxAbs(k)),
     threshold: Math.sqrt(Math.log(Math.max(k.rows, 1))),
   };

@@ -15,7 +15,7 @@ export interface AttentionGradients<M> {
   /**
    * Entrywise upper bounds on the error of dq, dk, dv as the vector-Jacobian product for the given
    * upstream gradient — that is, against the exact backward pass applied to the same ∂O — when
-   * every head that ran fast ran the chained path in float64 (rigorous, worst-case; exact heads
+   * the computation ran in float64 (either fast variant; rigorous, worst-case; exact heads
    * contribute zeros); undefined otherwise. It does not cover error already in ∂O: in training ∂O
    * is computed from the approximate output, whose own error is bounded by the certified attention
    * error in the report.

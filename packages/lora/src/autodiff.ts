@@ -8,7 +8,7 @@ import type { LowRankSoftmax } from './softmax-factors.js';
  * Ô = D̂⁻¹·tril?(U₁V₁ᵀ)·V, U₁ = φ(Q), V₁ = φ(K̃), for an upstream gradient c = ∂loss/∂Ô: O(L·k·d),
  * a factor d cheaper than the chained variant, but it differentiates the polynomial (whose
  * derivative approximates exp less well than the polynomial approximates exp), so at the same
- * degree it is less accurate, and it carries no certified bound.
+ * degree it is less accurate: its certificate covers p′(S)/D̂ too (`autodiffRelative`).
  *
  * With N = tril?(U₁V₁ᵀ)·V and D̂ = tril?(U₁V₁ᵀ)·1: Ô = D̂⁻¹N, ∂N = D̂⁻¹c, ∂D̂ = −(c∘Ô)·1/D̂; then
  * with G = ∂N·Vᵀ + ∂D̂·1ᵀ (never formed): ∂U₁ = tril?(G)·V₁, ∂V₁ = tril?(G)ᵀ·U₁,

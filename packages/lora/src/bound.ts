@@ -1,4 +1,4 @@
-import { type Backend, type DeviceMatrix, map, type Matrix, scaleRows, scoped, zeros } from '@almora/tensor';
+import { type Backend, colSums, type DeviceMatrix, map, type Matrix, scaleRows, scoped, zeros } from '@almora/tensor';
 import { type HeadGradients, type HeadInput, readBack, type Reading } from './head.js';
 import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
@@ -12,15 +12,28 @@ function rowNorms(m: Matrix): Float64Array {
   return out;
 }
 
+/** The certified entrywise relative errors a fast head's backward is built from. */
+export interface BackwardFactors {
+  /** η: |f̂_ij − f_ij| ≤ η·f_ij for the softmax the forward pass used. */
+  softmax: number;
+  /** η′: the same for the factor the backward multiplies ∂loss/∂S by in f's place — f̂ (η′ = η) for chained, p′(S)/D̂ for autodiff. */
+  backward: number;
+  /** The keys the backward's ∂Q sums over: K for chained (its ∂S rows sum to 0, so any shift is the same), the centered K̃ for autodiff. */
+  keys: Matrix;
+  /** Autodiff with centered keys projects ∂K̃ to ∂K = (I − 11ᵀ/L)·∂K̃, which the bound follows. */
+  projected: boolean;
+}
+
 /**
- * A rigorous entrywise bound on the error of the chained gradients of one head, from the
- * certified softmax bound η (|f̂_ij − f_ij| ≤ η·f_ij, so ‖f̂_i − f_i‖₁ ≤ η), data norms, and a bound
- * e on ‖ĉ_i − c_i‖₂, the error of the upstream gradient itself: 0 when ∂O is given, ηa when it is
- * computed from the output (`upstreamFromOutput`; the paper's loss, where c = Ô − Y inherits Ô's error).
+ * A rigorous entrywise bound on the error of the fast gradients of one head, from the certified
+ * factors η and η′ (see {@link BackwardFactors}), data norms, and a bound e on ‖ĉ_i − c_i‖₂, the
+ * error of the upstream gradient itself: 0 when ∂O is given, ηa when it is computed from the
+ * output (`upstreamFromOutput`; the paper's loss, where c = Ô − Y inherits Ô's error).
  *
- * With a = max_j‖v_j‖₂: ‖Ô_i − O_i‖ ≤ ηa. Writing p_ij = f_ij·c_i·(v_j − O_i) (∂loss/∂S) and using
- * ‖v_j − Ô_i‖ ≤ 2a (Ô_i is a convex combination of the v_j):
- *   |p̂_ij − p_ij| ≤ f_ij·ρ_i,  ρ_i = 3ηa‖ĉ_i‖ + (2+η)a·e.
+ * With a = max_j‖v_j‖₂: ‖Ô_i − O_i‖ ≤ ηa. Exact ∂loss/∂S is p_ij = f_ij·c_i·(v_j − O_i); the fast
+ * path's is p̂_ij = g_ij·ĉ_i·(v_j − Ô_i) with |g_ij − f_ij| ≤ η′f_ij. Using ‖v_j − Ô_i‖ ≤ 2a (Ô_i is
+ * a convex combination of the v_j):
+ *   |p̂_ij − p_ij| ≤ f_ij·ρ_i,  ρ_i = (2η′ + η)·a‖ĉ_i‖ + (2+η)a·e.
  * Hence |∂Q̂_il − ∂Q_il| ≤ β·ρ_i·max_j|K_jl|, |∂K̂ − ∂K| ≤ β/(1−η)·f̂ᵀ(diag(ρ)|Q|) (f ≤ f̂/(1−η)),
  * and |∂V̂ − ∂V| ≤ f̂ᵀ(η|ĉ| + e)/(1−η). Float rounding of the fast path (~1e-15 relative) is not
  * included; it is far below any η the chooser picks.
@@ -30,18 +43,19 @@ export function* gradientBound<T extends DeviceMatrix>(
   input: HeadInput,
   f: LowRankSoftmax<T>,
   c: Matrix,
-  eta: number,
+  factors: BackwardFactors,
   upstreamFromOutput: boolean,
 ): Reading<HeadGradients> {
-  const { q, k, v, beta } = input;
-  if (!(eta < 1)) {
+  const { q, v, beta } = input;
+  const { softmax: eta, backward: etaBackward, keys: k } = factors;
+  if (!(eta < 1) || !Number.isFinite(etaBackward)) {
     // The softmax certificate is void (δ ≥ 1): nothing can be said about the gradients.
     const unbounded = (m: Matrix) => map(m, () => Number.POSITIVE_INFINITY);
     return { dq: unbounded(q), dk: unbounded(k), dv: unbounded(v) };
   }
   const a = rowNorms(v).reduce((best, n) => Math.max(best, n), 0);
   const upstreamError = upstreamFromOutput ? eta * a : 0;
-  const rho = rowNorms(c).map((n) => 3 * eta * a * n + (2 + eta) * a * upstreamError);
+  const rho = rowNorms(c).map((n) => (2 * etaBackward + eta) * a * n + (2 + eta) * a * upstreamError);
   const keyColumnMax = new Float64Array(k.cols);
   for (let j = 0; j < k.rows; j++) {
     for (let l = 0; l < k.cols; l++) keyColumnMax[l] = Math.max(keyColumnMax[l], Math.abs(k.data[k.offset + j * k.stride + l]));
@@ -55,7 +69,12 @@ export function* gradientBound<T extends DeviceMatrix>(
     return map(yield* readBack(backend, applyFTransposed(scope, f, scope.upload(m)), m.dtype), (x) => factor * x);
   };
   try {
-    const dk = yield* applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
+    let dk = yield* applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
+    if (factors.projected) {
+      // |((I − 11ᵀ/L)·E)_jl| ≤ |E_jl| + mean_j|E_jl|.
+      const means = colSums(dk).map((sum) => sum / dk.rows);
+      dk = map(dk, (x, _i, l) => x + means[l]);
+    }
     const dv = yield* applied(map(c, (x) => eta * Math.abs(x) + upstreamError), inflate);
     return { dq, dk, dv };
   } finally {

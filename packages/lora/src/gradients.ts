@@ -24,10 +24,17 @@ export interface AdapterGradient {
   w?: Matrix;
 }
 
-/** A certified bound on a gradient's error. */
+/**
+ * A certified bound on a gradient's error, in three statements of decreasing strength: `absolute`
+ * always holds; `relativeToComputed` scales it by the gradient that was computed and is finite
+ * whenever that is not 0; `relative` is a true bound on the error relative to the exact gradient,
+ * finite only when `absolute` < max|Ĝ| (otherwise the exact gradient could be 0).
+ */
 export interface GradientErrorBound {
   /** Upper bound on max|Ĝ − G|. */
   absolute: number;
+  /** absolute / max|Ĝ|: the bound in units of the computed gradient's largest entry. */
+  relativeToComputed: number;
   /** Upper bound on max|Ĝ − G| / max|G| (Infinity when the gradient may be 0). */
   relative: number;
 }
@@ -47,9 +54,9 @@ export interface GradientReport extends AttentionReport {
   /** The paper's norm quantities (Remark 5.2). */
   norms: NormQuantity[];
   /**
-   * Certified bounds on each adapter gradient's error (when every head ran the chained fast path
-   * in float64). Rigorous but worst-case: on random problems the measured error sits 10³–10⁶×
-   * below it.
+   * Certified bounds on each adapter gradient's error (when the computation ran in float64; exact
+   * heads add nothing). Rigorous but worst-case: on the bench's problems the measured error sits
+   * orders of magnitude below it (apps/bench/results/phase.md measures by how much).
    */
   gradientBound: Partial<Record<Target, AdapterErrorBound>> | undefined;
 }
@@ -73,10 +80,10 @@ export interface LoraGradients {
  * reporting why. A thin wrapper over the attention core ({@link attention}): forward, c = O − Y,
  * backward (exact heads fuse the two, since c of a block of rows is known with its output).
  *
- * 'auto' plans every head (R, Γ, degree, rank, certified attention bound) in O(L·d); a head out of
- * the efficient regime (no degree certifies ε, rank·d_h ≥ L, or memory), or not predicted cheaper,
- * is computed exactly; the others run the chained fast path, with a certified attention error ≤ ε
- * and, when every head is fast, a certified (worst-case) gradient error bound.
+ * 'auto' plans every head (R, Γ, degree, rank, certified attention bound) in O(L·d²); a head out
+ * of the efficient regime (no degree certifies ε, or memory), or not predicted cheaper, is computed
+ * exactly; the others run the cheaper certified fast variant, with a certified attention error ≤ ε
+ * and, in float64, a certified (worst-case) gradient error bound.
  *
  * Orientation: the paper's W (d_in×d_out), B (d_in×r), A (r×d_out). PEFT's `lora_A` is this Bᵀ
  * and its `lora_B` this Aᵀ; {@link loraAttention} takes PEFT's tensors as they are.
@@ -99,9 +106,10 @@ function peft(adapter: { a: Matrix; b: Matrix }): LoraWeights {
 }
 
 function relativeBound(absolute: number, estimate: Matrix): GradientErrorBound {
-  if (absolute === 0) return { absolute, relative: 0 };
-  const floor = maxAbs(estimate) - absolute;
-  return { absolute, relative: floor > 0 ? absolute / floor : Number.POSITIVE_INFINITY };
+  if (absolute === 0) return { absolute, relativeToComputed: 0, relative: 0 };
+  const computed = maxAbs(estimate);
+  const floor = computed - absolute;
+  return { absolute, relativeToComputed: computed > 0 ? absolute / computed : Number.POSITIVE_INFINITY, relative: floor > 0 ? absolute / floor : Number.POSITIVE_INFINITY };
 }
 
 function inputsOf(p: NormalizedProblem, t: Target): Matrix[] {
@@ -140,7 +148,7 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
         ...(options.weightGradients ? { w: relativeBound(maxAbs(weight), grads[t]!.w!) } : {}),
       };
     }
-  } else if (core.plans.some((plan) => plan.path === 'fast' && plan.variant === 'chained')) {
+  } else if (core.plans.some((plan) => plan.path === 'fast')) {
     core.report.steps.push('no certified gradient bound: the computation ran in float32, whose rounding the bound does not cover');
   }
   const report: GradientReport = { ...core.report, norms: normQuantities(p), gradientBound };

@@ -33,6 +33,6 @@ export {
 } from './gradients.js';
 export { TARGETS, type LoraProblem, type Adapter, type CrossInput, type SequenceInput, type Target } from './problem.js';
 export { attentionForward, type ForwardOptions } from './forward.js';
-export type { NormQuantity, HeadCost } from './regime.js';
+export { predictedHeadCost, type NormQuantity, type HeadCost } from './regime.js';
 export { faceSplitApply } from './low-rank.js';
 export { syntheticProblem, relativeGradientError, type SyntheticProblemSpec } from './synthetic.js';

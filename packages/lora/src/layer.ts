@@ -59,8 +59,8 @@ export interface LayerGradients<M> {
   /**
    * Entrywise upper bounds on the error of the q_proj, k_proj and v_proj adapter gradients, carried
    * over from the attention core's bound (see {@link attention}: the error of the
-   * backward pass for the given upstream gradient, when every fast head ran the certified chained
-   * path in float64); undefined otherwise. o_proj has none: its gradient is exact for the output
+   * backward pass for the given upstream gradient, when the computation ran in float64); undefined
+   * otherwise. o_proj has none: its gradient is exact for the output
    * the layer returned, which itself carries the certified attention error.
    */
   bound: Partial<Record<ModuleName, LoraWeights>> | undefined;

@@ -1,10 +1,10 @@
-import { DEFAULT_MAX_DEGREE, type PolynomialMethod } from '@almora/kernels';
+import { DEFAULT_MAX_DEGREE, type PolynomialChoice } from '@almora/kernels';
 import { type Backend, cpuBackend, InvalidArgumentError } from '@almora/tensor';
 
 /** How gradients are computed: exactly, by the low-rank chain, or chosen by the regime check. */
 export type GradientMethod = 'exact' | 'fast' | 'auto';
 
-/** The two fast variants: the paper's chain (certified) or reverse mode through the features. */
+/** The two fast variants: the paper's chain, or reverse mode through the features (cheaper per rank; its backward multiplies by p′, so it certifies at one degree more). */
 export type FastVariant = 'chained' | 'autodiff';
 
 /** Default target ε on the certified entrywise relative error of the attention matrix. */
@@ -18,28 +18,36 @@ export const DEFAULT_MEMORY_BUDGET = 2 ** 28;
 
 const METHODS: readonly GradientMethod[] = ['exact', 'fast', 'auto'];
 const VARIANTS: readonly FastVariant[] = ['chained', 'autodiff'];
-const POLYNOMIALS: readonly PolynomialMethod[] = ['taylor', 'chebyshev'];
+const POLYNOMIALS: readonly PolynomialChoice[] = ['auto', 'taylor', 'chebyshev'];
 
 /** How the attention core computes; names follow PEFT where it has them. */
 export interface AttentionOptions {
-  /** 'auto' (default) takes 'fast' for a head only when its certified bound meets ε and it is predicted faster. */
+  /** 'auto' (default) takes 'fast' for a head only when its certified bounds meet ε and it is predicted faster. */
   method?: GradientMethod;
   /**
    * Target on the certified entrywise relative error of the attention matrix, |f̂_ij − f_ij| ≤ ε·f_ij
-   * (the paper's approximation step). 'auto' uses the fast path for a head only when this is
-   * certified; 'fast' reports whether it is. Default {@link DEFAULT_EPSILON}.
+   * (the paper's approximation step) — and, for the autodiff variant, of the factor p′(S)/D̂ its
+   * backward uses in f's place. 'auto' uses a fast path for a head only when this is certified;
+   * 'fast' reports whether it is. Default {@link DEFAULT_EPSILON}.
    */
   epsilon?: number;
   /** Force the polynomial degree of the fast path instead of choosing it. */
   degree?: number;
   /** Largest degree the chooser may pick; default 24. */
   maxDegree?: number;
-  /** Polynomial family of the fast path; default 'taylor' (the paper's). */
-  polynomial?: PolynomialMethod;
-  /** Fast variant for method 'fast'; default 'chained'. Only 'chained' is certified, so 'auto' always uses it. */
+  /** Polynomial family of the fast path: 'taylor' (the paper's), 'chebyshev', or 'auto' (default): per head, Chebyshev only where it certifies ε at a lower degree than Taylor. */
+  polynomial?: PolynomialChoice;
+  /** Fast variant: method 'fast' runs it (default 'chained'); method 'auto' considers only it (default: both, the cheaper certified one per head). */
   variant?: FastVariant;
-  /** Subtract the mean key inside the approximation when that shrinks the range; default false. */
+  /** Subtract the mean key inside the approximation when that shrinks the certified range (softmax is unchanged by it); default true. */
   centerKeys?: boolean;
+  /**
+   * A-posteriori check: for each fast head, this many query rows (seeded, deterministic) are
+   * compared entry by entry against exact attention, in O(rows·L·d), and the largest relative
+   * error is reported as `sampledSoftmaxError` — a statistical estimate beside the certificate,
+   * never a certificate. Default 0 (off).
+   */
+  sampledRows?: number;
   /** Query rows per block of the exact path; default {@link DEFAULT_BLOCK_SIZE}. */
   blockSize?: number;
   /** Where the per-head work runs; default the CPU. */
@@ -62,12 +70,14 @@ export interface ResolvedOptions {
   degree: number | undefined;
   /** Largest degree the chooser may pick. */
   maxDegree: number;
-  /** Polynomial family. */
-  polynomial: PolynomialMethod;
-  /** Fast variant for method 'fast'. */
-  variant: FastVariant;
+  /** Polynomial family, or 'auto'. */
+  polynomial: PolynomialChoice;
+  /** The variant asked for, if any. */
+  variant: FastVariant | undefined;
   /** Center keys when that shrinks the range. */
   centerKeys: boolean;
+  /** Query rows per fast head checked against exact attention. */
+  sampledRows: number;
   /** Query rows per exact block. */
   blockSize: number;
   /** Where the per-head work runs. */
@@ -103,9 +113,10 @@ export function resolveOptions(options: AttentionOptions): ResolvedOptions {
     epsilon,
     degree: options.degree === undefined ? undefined : positiveInteger(options.degree, 0, 'degree', true),
     maxDegree: positiveInteger(options.maxDegree, DEFAULT_MAX_DEGREE, 'maxDegree'),
-    polynomial: oneOf(options.polynomial, POLYNOMIALS, 'taylor', 'polynomial'),
-    variant: oneOf(options.variant, VARIANTS, 'chained', 'variant'),
-    centerKeys: options.centerKeys ?? false,
+    polynomial: oneOf(options.polynomial, POLYNOMIALS, 'auto', 'polynomial'),
+    variant: options.variant === undefined ? undefined : oneOf(options.variant, VARIANTS, 'chained', 'variant'),
+    centerKeys: options.centerKeys ?? true,
+    sampledRows: positiveInteger(options.sampledRows, 0, 'sampledRows', true),
     blockSize: positiveInteger(options.blockSize, DEFAULT_BLOCK_SIZE, 'blockSize'),
     backend: options.backend ?? cpuBackend,
     memoryBudget: nonNegative(options.memoryBudget, DEFAULT_MEMORY_BUDGET, 'memoryBudget'),

@@ -1,5 +1,5 @@
-import { featureRank, planSoftmaxApproximation, type ApproximationPlan } from '@almora/kernels';
-import { type Matrix, sliceCols } from '@almora/tensor';
+import { centeredKeys, type CertifiedFactor, certifiedError, certifiedRange, featureRank, planSoftmaxApproximation, sampledSoftmaxError, type ApproximationPlan } from '@almora/kernels';
+import { type Matrix, Rng, sliceCols } from '@almora/tensor';
 import { assertFinite, InvalidArgumentError, ShapeError } from '@almora/tensor';
 import { type AttentionOptions, type FastVariant, resolveBeta, resolveOptions, type ResolvedOptions } from './options.js';
 import { type AttentionReport, summarize } from './report.js';
@@ -56,6 +56,8 @@ export interface HeadPlan {
   variant: FastVariant | undefined;
   /** One sentence: why this path. */
   reason: string;
+  /** The largest entrywise relative attention error on `sampledRows` query rows checked against exact attention (fast heads, when asked for): an estimate, not a bound. */
+  sampledSoftmaxError: number | undefined;
   /** Exact path: whether the forward pass keeps the attention probabilities for the backward pass (within the memory budget) instead of recomputing them. */
   keepsProbabilities: boolean;
 }
@@ -67,42 +69,104 @@ function largestUsefulDegree(headDim: number, length: number, maxDegree: number)
   return degree;
 }
 
-/** Plans and decides one head: the regime check and the cost model, in O(L·d). */
-function planOne(sequence: number, head: number, s: AttentionSequence, layout: HeadLayout, o: ResolvedOptions, steps: string[]): Omit<HeadPlan, 'keepsProbabilities'> {
+/** What a fast variant's certificate covers: f̂ for chained; f̂ and p′(S)/D̂, which its backward uses, for autodiff. */
+function factorOf(variant: FastVariant): CertifiedFactor {
+  return variant === 'autodiff' ? 'softmax-and-derivative' : 'softmax';
+}
+
+/** The certified error a fast variant is held to (Infinity without a degree). */
+function certifiedFor(approximation: ApproximationPlan, variant: FastVariant): number {
+  return approximation.bound ? certifiedError(approximation.bound, factorOf(variant)) : Number.POSITIVE_INFINITY;
+}
+
+/** `count` distinct query rows drawn with a fixed seed per head, so the check is reproducible. */
+function sampleRows(rows: number, count: number, sequence: number, head: number): number[] {
+  if (count >= rows) return Array.from({ length: rows }, (_, i) => i);
+  const rng = new Rng(7919 * sequence + head + 1);
+  const picked = new Set<number>();
+  while (picked.size < count) picked.add(Math.floor(rng.next() * rows));
+  return [...picked].sort((a, b) => a - b);
+}
+
+type Decision = Omit<HeadPlan, 'keepsProbabilities' | 'sampledSoftmaxError'>;
+
+/**
+ * Plans and decides one head: the certified range once (O(L·d² + 64·L·d)), then per variant the
+ * lowest degree (and polynomial family) that certifies ε, and the cost model. 'auto' takes the
+ * cheapest certified variant predicted cheaper than exact.
+ */
+function planOne(sequence: number, head: number, s: AttentionSequence, layout: HeadLayout, o: ResolvedOptions, steps: string[]): Decision {
   const cols = (m: Matrix, width: number) => sliceCols(m, head * width, (head + 1) * width);
   const [q, k, v] = [cols(s.q, layout.headDim), cols(s.k, layout.headDim), cols(s.v, layout.valueDim)];
-  const approximate = (degree: number | undefined) =>
-    planSoftmaxApproximation(q, k, { beta: layout.beta, epsilon: o.epsilon, method: o.polynomial, degree, maxDegree: o.maxDegree, centerKeys: o.centerKeys });
-  let approximation = approximate(o.degree);
+  const range = certifiedRange(q, k, layout.beta, o.centerKeys);
+  const approximate = (variant: FastVariant, degree: number | undefined) =>
+    planSoftmaxApproximation(q, k, {
+      beta: layout.beta,
+      epsilon: o.epsilon,
+      method: o.polynomial,
+      degree,
+      maxDegree: o.maxDegree,
+      centerKeys: o.centerKeys,
+      range,
+      factor: factorOf(variant),
+    });
+  const costOf = (approximation: ApproximationPlan, variant: FastVariant) => predictedHeadCost(q.rows, k.rows, layout.headDim, approximation.rank, variant, layout.causal);
   const where = `sequence ${sequence}, head ${head}`;
-  if (o.method === 'fast' && approximation.degree === undefined) {
-    const fallback = largestUsefulDegree(layout.headDim, Math.max(q.rows, k.rows), o.maxDegree);
-    steps.push(`${where}: no degree ≤ ${o.maxDegree} meets ε = ${o.epsilon}; using degree ${fallback}, the largest whose rank·d_h < L`);
-    approximation = approximate(fallback);
+  const base = { sequence, head, q, k, v };
+  if (o.method === 'exact') {
+    const approximation = approximate('chained', o.degree);
+    return { ...base, approximation, cost: costOf(approximation, 'chained'), path: 'exact', variant: undefined, reason: 'exact gradients were requested' };
   }
-  const variant: FastVariant = o.method === 'fast' ? o.variant : 'chained';
-  const cost = predictedHeadCost(q.rows, k.rows, layout.headDim, approximation.rank, variant, layout.causal);
-  const base = { sequence, head, q, k, v, approximation, cost };
-  if (o.method === 'exact') return { ...base, path: 'exact', variant: undefined, reason: 'exact gradients were requested' };
-  const certified = approximation.bound?.softmaxRelative;
   if (o.method === 'fast') {
+    const variant = o.variant ?? 'chained';
+    let approximation = approximate(variant, o.degree);
+    if (approximation.degree === undefined) {
+      const fallback = largestUsefulDegree(layout.headDim, Math.max(q.rows, k.rows), o.maxDegree);
+      steps.push(`${where}: no degree ≤ ${o.maxDegree} meets ε = ${o.epsilon}; using degree ${fallback}, the largest whose rank·d_h < L`);
+      approximation = approximate(variant, fallback);
+    }
+    const certified = certifiedFor(approximation, variant);
     return {
       ...base,
+      approximation,
+      cost: costOf(approximation, variant),
       path: 'fast',
       variant,
-      reason: `fast gradients were requested (${variant}); certified attention error ${fmt(certified!)} ${certified! <= o.epsilon ? '≤' : '>'} ε = ${o.epsilon}`,
+      reason: `fast gradients were requested (${variant}); certified attention error ${fmt(certified)} ${certified <= o.epsilon ? '≤' : '>'} ε = ${o.epsilon}`,
     };
   }
-  if (approximation.outOfRegime) return { ...base, path: 'exact', variant: undefined, reason: `exact: ${approximation.outOfRegime.message}` };
-  if (cost.fast === undefined || cost.fast >= cost.exact) {
-    return { ...base, path: 'exact', variant: undefined, reason: `exact: the fast path is predicted to cost ${fmt(cost.fast ?? Number.NaN)} multiply-adds vs ${fmt(cost.exact)} exact` };
+  const variants: FastVariant[] = o.variant ? [o.variant] : ['chained', 'autodiff'];
+  const candidates = variants.map((variant) => {
+    const approximation = approximate(variant, o.degree);
+    return { variant, approximation, cost: costOf(approximation, variant) };
+  });
+  // Speed is the cost model's call; the kernel plan's own 'no-speedup' (one product, rank·d ≥ L) is not.
+  const certified = candidates.filter((c) => c.approximation.meetsEpsilon && c.approximation.outOfRegime?.reason !== 'precision' && c.approximation.outOfRegime?.reason !== 'memory');
+  const cheaper = certified.filter((c) => c.cost.fast! < c.cost.exact).sort((a, b) => a.cost.fast! - b.cost.fast!);
+  if (cheaper.length === 0) {
+    const shown = certified[0] ?? candidates[0];
+    const why = certified.length === 0
+      ? shown.approximation.outOfRegime?.message ?? `no degree certifies ε = ${o.epsilon}`
+      : `the fast path is predicted to cost ${fmt(shown.cost.fast!)} vs ${fmt(shown.cost.exact)} exact (${shown.variant}, degree ${shown.approximation.degree}, rank ${shown.approximation.rank})`;
+    return { ...base, approximation: shown.approximation, cost: shown.cost, path: 'exact', variant: undefined, reason: `exact: ${why}` };
   }
+  const best = cheaper[0];
+  const { approximation } = best;
   return {
     ...base,
+    approximation,
+    cost: best.cost,
     path: 'fast',
-    variant,
-    reason: `fast: certified attention error ${fmt(certified!)} ≤ ε = ${o.epsilon} and predicted ${fmt(cost.exact / cost.fast)}× cheaper than exact`,
+    variant: best.variant,
+    reason: `fast (${best.variant}, ${approximation.method} degree ${approximation.degree}, rank ${approximation.rank}): certified attention error ${fmt(certifiedFor(approximation, best.variant))} ≤ ε = ${o.epsilon} on R = ${fmt(range.range)}, predicted ${fmt(best.cost.exact / best.cost.fast!)}× cheaper than exact`,
   };
+}
+
+/** The a-posteriori check of one fast head, when asked for. */
+function sampledCheck(plan: Decision, layout: HeadLayout, o: ResolvedOptions): number | undefined {
+  if (plan.path !== 'fast' || o.sampledRows === 0 || !plan.approximation.polynomial) return undefined;
+  const rows = sampleRows(plan.q.rows, o.sampledRows, plan.sequence, plan.head);
+  return sampledSoftmaxError(plan.q, centeredKeys(plan.k, plan.approximation.range), plan.approximation.polynomial.coefficients, layout.beta, rows, layout.causal);
 }
 
 /**
@@ -116,7 +180,8 @@ export function planHeads(sequences: readonly AttentionSequence[], layout: HeadL
   let budget = o.memoryBudget;
   const plans = sequences.flatMap((s, n) =>
     Array.from({ length: layout.heads }, (_, h) => {
-      const plan = planOne(n, h, s, layout, o, steps);
+      const decision = planOne(n, h, s, layout, o, steps);
+      const plan = { ...decision, sampledSoftmaxError: sampledCheck(decision, layout, o) };
       const bytesPerEntry = o.backend.precision === 'float32' || plan.q.dtype === 'float32' ? 4 : 8;
       const bytes = plan.path === 'exact' ? probabilityBytes(plan.q.rows, plan.k.rows, layout.causal, o.blockSize, bytesPerEntry) : Number.POSITIVE_INFINITY;
       const keepsProbabilities = bytes <= budget;

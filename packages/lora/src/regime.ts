@@ -34,7 +34,7 @@ export function normQuantities(p: NormalizedProblem): NormQuantity[] {
   return out;
 }
 
-/** Predicted multiply-adds of one head on each path. */
+/** Predicted cost of one head on each path, in exact-path multiply-adds. */
 export interface HeadCost {
   /** Exact attention forward and backward. */
   exact: number;
@@ -42,7 +42,16 @@ export interface HeadCost {
   fast: number | undefined;
 }
 
-/** Predicted multiply-adds of one head on one sequence, per path (the 'auto' cost model). */
+/**
+ * How many of exact attention's multiply-adds one modelled multiply-add of each fast variant costs
+ * on the CPU, measured in the committed scaling results (apps/bench/results/scaling.md, d = 8 and
+ * 16, L = 4,096–16,384: exact 0.7–1.3 ns per modelled multiply-add, chained 0.7–1.9, autodiff
+ * 2.3–7.2). Autodiff's feature-map backward walks the monomial tree entry by entry and streams
+ * L×k gradients through memory, which its operation count does not see.
+ */
+const MEASURED_COST_PER_OPERATION = { chained: 1.2, autodiff: 5 } as const;
+
+/** Predicted cost of one head on one sequence, per path (the 'auto' cost model), in exact-path multiply-adds. */
 export function predictedHeadCost(
   queries: number,
   keys: number,
@@ -56,11 +65,11 @@ export function predictedHeadCost(
   if (rank === undefined) return { exact, fast: undefined };
   const length = Math.max(queries, keys);
   const causalBlock = causal ? 64 : 0;
-  const fast =
+  const operations =
     variant === 'chained'
       ? length * rank * (4 * headDim * headDim + 12 * headDim + 2 + 2 * causalBlock * headDim)
       : length * rank * (8 * (headDim + 1) + 6 + 4 * causalBlock);
-  return { exact, fast };
+  return { exact, fast: operations * MEASURED_COST_PER_OPERATION[variant] };
 }
 
 /** Scales a quantity for messages: 3 significant digits. */

@@ -1,4 +1,4 @@
-import type { PolynomialMethod } from '@almora/kernels';
+import type { PolynomialChoice, PolynomialMethod } from '@almora/kernels';
 import type { FastVariant, GradientMethod, ResolvedOptions } from './options.js';
 import type { HeadPlan } from './plan.js';
 import { fmt, type HeadCost } from './regime.js';
@@ -21,14 +21,22 @@ export interface HeadReport {
   range: number;
   /** R without centering. */
   rawRange: number;
+  /** β·max‖q‖·max‖k‖, the plain Cauchy–Schwarz range, for comparison with R. */
+  cauchySchwarzRange: number;
   /** Whether the keys were centered. */
   centered: boolean;
   /** Polynomial degree g, when one was planned. */
   degree: number | undefined;
   /** Feature rank k = C(d_h+g, g), when planned. */
   rank: number | undefined;
+  /** Polynomial family of the degree planned. */
+  polynomial: PolynomialMethod;
   /** Certified entrywise relative error of this head's softmax, when planned. */
   softmaxBound: number | undefined;
+  /** Certified entrywise relative error of p′(S)/D̂ against the softmax, the factor the autodiff variant's backward uses, when planned. */
+  autodiffBound: number | undefined;
+  /** A-posteriori estimate (fast heads, with `sampledRows`): the largest entrywise relative attention error on the sampled query rows — a measurement, not a bound. */
+  sampledSoftmaxError: number | undefined;
   /** Whether this head's attention matrix is certified within ε (always true for exact). */
   meetsEpsilon: boolean;
   /** Predicted multiply-adds of each path. */
@@ -67,10 +75,12 @@ export interface AttentionReport {
   degree: number | undefined;
   /** Largest feature rank planned, if any. */
   rank: number | undefined;
-  /** Polynomial family of the fast path. */
-  polynomial: PolynomialMethod;
+  /** Polynomial family asked for ('auto': per head; see each head's `polynomial`). */
+  polynomial: PolynomialChoice;
   /** Largest certified entrywise relative error of a softmax, when planned. */
   softmaxBound: number | undefined;
+  /** Largest sampled (a-posteriori, estimated) attention error over the fast heads, when `sampledRows` asked for it. */
+  sampledSoftmaxError: number | undefined;
   /** Whether every head's attention matrix is certified within ε. */
   meetsEpsilon: boolean;
   /** Predicted multiply-adds of each path, summed over heads. */
@@ -95,10 +105,14 @@ function headReport(plan: HeadPlan): HeadReport {
     gamma: a.range.gamma,
     range: a.range.range,
     rawRange: a.range.rawRange,
+    cauchySchwarzRange: a.range.cauchySchwarzRange,
     centered: a.range.centered,
     degree: a.degree,
     rank: a.rank,
+    polynomial: a.method,
     softmaxBound: a.bound?.softmaxRelative,
+    autodiffBound: a.bound?.autodiffRelative,
+    sampledSoftmaxError: plan.sampledSoftmaxError,
     meetsEpsilon: plan.path === 'exact' || a.meetsEpsilon,
     predictedCost: plan.cost,
     keepsProbabilities: plan.keepsProbabilities,
@@ -137,6 +151,7 @@ export function summarize(plans: HeadPlan[], steps: string[], o: ResolvedOptions
     rank: maxDefined(heads.map((h) => h.rank)),
     polynomial: o.polynomial,
     softmaxBound: maxDefined(heads.map((h) => h.softmaxBound)),
+    sampledSoftmaxError: maxDefined(heads.map((h) => h.sampledSoftmaxError)),
     meetsEpsilon: heads.every((h) => h.meetsEpsilon),
     predictedCost: { exact: plans.reduce((sum, p) => sum + p.cost.exact, 0), fast: totalFast },
     heads,

@@ -1,6 +1,7 @@
+import { centeredKeys } from '@almora/kernels';
 import { addInto, assertFinite, type Backend, type DeviceMatrix, type Matrix, sliceCols, sub, zeros } from '@almora/tensor';
 import { autodiffBackward } from './autodiff.js';
-import { gradientBound } from './bound.js';
+import { type BackwardFactors, gradientBound } from './bound.js';
 import { chainedBackward } from './chained.js';
 import { exactBackwardHead, type ExactForward, exactForwardHead, exactLossHead } from './exact.js';
 import { type HeadGradients, type HeadInput, readBack, type Reading } from './head.js';
@@ -104,15 +105,27 @@ function* headBackward<T extends DeviceMatrix>(
       dv: yield* readChecked(backend, grads.dv, plan.q, 'dv'),
     };
     let bound: HeadGradients | undefined;
-    if (factors && plan.variant === 'chained' && certifiable(backend, plan.q)) {
+    if (factors && certifiable(backend, plan.q)) {
       const input = { q: plan.q, k: plan.k, v: plan.v, beta: device.beta, causal: device.causal };
-      bound = yield* gradientBound(backend, input, factors, c, plan.approximation.bound!.softmaxRelative, upstreamFromOutput);
+      bound = yield* gradientBound(backend, input, factors, c, backwardFactors(plan), upstreamFromOutput);
     }
     return { grads: host, bound };
   } finally {
     for (const handle of grads ? [upstream, grads.dq, grads.dk, grads.dv] : [upstream]) backend.dispose(handle);
     releaseHead(backend, state);
   }
+}
+
+/** The certified factors of a fast head's backward: autodiff multiplies by p′(S)/D̂ and sums over the centered keys. */
+function backwardFactors(plan: HeadPlan): BackwardFactors {
+  const { bound, range } = plan.approximation;
+  const autodiff = plan.variant === 'autodiff';
+  return {
+    softmax: bound!.softmaxRelative,
+    backward: autodiff ? bound!.autodiffRelative : bound!.softmaxRelative,
+    keys: autodiff ? centeredKeys(plan.k, range) : plan.k,
+    projected: autodiff && range.centered,
+  };
 }
 
 /** A float32 computation's rounding (~1e-7 relative) is not in the certified bound, which would then claim more than it can. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromFlat, identity, InvalidArgumentError, type Matrix, randomNormal, Rng, scale, ShapeError, toDType, transpose } from '@almora/tensor';
+import { add, fromFlat, full, identity, InvalidArgumentError, type Matrix, randomNormal, Rng, scale, ShapeError, toDType, transpose } from '@almora/tensor';
 import { attention, loraAttention, loraGradients, type AttentionLayer, type ModuleName } from '../src/index.js';
 import { finiteDifference, gradientMismatch, projectedLoss, randomLayer } from './layers.js';
 import { randomProblem } from './reference.js';
@@ -111,14 +111,19 @@ describe('loraAttention: dx and every lora_A / lora_B gradient against finite di
   });
 });
 
-describe('loraAttention: the chained fast path for an upstream gradient', () => {
-  for (const causal of [false, true]) {
-    it(`stays within its certified bound of the exact gradients (${causal ? 'causal' : 'not causal'})`, () => {
+describe('loraAttention: the fast paths for an upstream gradient', () => {
+  for (const [causal, variant, centerKeys] of [
+    [false, 'chained', false],
+    [true, 'chained', true],
+    [false, 'autodiff', true],
+    [true, 'autodiff', false],
+  ] as const) {
+    it(`stay within their certified bound of the exact gradients (${variant}, ${causal ? 'causal' : 'not causal'}, ${centerKeys ? 'centered' : 'uncentered'} keys)`, () => {
       const rng = new Rng(500 + (causal ? 1 : 0));
       const layer = randomLayer({ dModel: 4, heads: 2, headDim: 4, r: 2, adapted: ['q_proj', 'k_proj', 'v_proj'], causal }, rng);
-      const x = scale(randomNormal(300, 4, rng), 0.1);
+      const x = add(scale(randomNormal(300, 4, rng), 0.1), full(300, 4, centerKeys ? 0.2 : 0));
       const g = randomNormal(300, 4, rng);
-      const fast = loraAttention(layer, x, { method: 'fast', degree: 3 });
+      const fast = loraAttention(layer, x, { method: 'fast', degree: 3, variant, centerKeys });
       const exact = loraAttention(layer, x, { method: 'exact' }).backward(g);
       expect(fast.report.chosen).toBe('fast');
       expect(fast.report.softmaxBound).toBeLessThan(1);
