@@ -10,7 +10,7 @@ export interface ApproximationOptions {
   beta: number;
   /** Target entrywise relative error of the softmax f̂ against f; default 1e-3. */
   epsilon?: number;
-  /** Polynomial family: 'taylor' (the paper's), 'chebyshev', or 'auto' (default): Chebyshev only where it certifies ε at a lower degree than Taylor. */
+  /** Polynomial family: 'taylor' (the paper's), 'chebyshev', or 'auto' (default): Chebyshev only where it certifies ε at a lower degree than Taylor (so Taylor whenever the degree is forced). */
   method?: PolynomialChoice;
   /** What the degree must certify: the softmax (default), or with 'softmax-and-derivative' also p′, for reverse mode through the features. */
   factor?: CertifiedFactor;
@@ -32,18 +32,15 @@ export type PolynomialChoice = PolynomialMethod | 'auto';
 const FAMILIES: readonly PolynomialMethod[] = ['taylor', 'chebyshev'];
 
 /**
- * The family that needs the lower degree. On a tie the first listed (Taylor) stays: both meet ε,
- * and Taylor's error is concentrated at the ends of the range, where few scores fall, while
- * Chebyshev's equioscillates across it — on the bench's headline problem, Chebyshev at degree 2 has
- * ~10× Taylor's gradient error at degree 2 (apps/bench/results/phase.md). With a forced degree
- * (no ε to meet) the smaller certified error wins.
+ * The family that needs the lower degree. On a tie — and so whenever the degree is forced — the
+ * first listed (Taylor) stays: both meet ε (or neither was asked to), and Taylor's error is
+ * concentrated at the ends of the range, where few scores fall, while Chebyshev's equioscillates
+ * across it — on the bench's headline problem Chebyshev at degree 2 has ~10× Taylor's gradient error
+ * at degree 2 (apps/bench/results/phase.md).
  */
-function bestChoice(choices: (DegreeChoice | undefined)[], factor: CertifiedFactor, forced: boolean): DegreeChoice | undefined {
+function bestChoice(choices: (DegreeChoice | undefined)[]): DegreeChoice | undefined {
   let best: DegreeChoice | undefined;
-  for (const c of choices) {
-    if (!c) continue;
-    if (!best || c.degree < best.degree || (forced && certifiedError(c.bound, factor) < certifiedError(best.bound, factor))) best = c;
-  }
+  for (const c of choices) if (c && (!best || c.degree < best.degree)) best = c;
   return best;
 }
 
@@ -154,22 +151,13 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
   let picked: DegreeChoice | undefined;
   // When the norms are so large that R overflowed, nothing can be certified at any degree.
   if (range.range < Number.POSITIVE_INFINITY) {
-    picked =
-      options.degree !== undefined
-        ? bestChoice(
-            families.map((family) => {
-              const polynomial = expPolynomial(family, options.degree!, range.range);
-              if (choice === 'auto' && !polynomial.coefficients.every(Number.isFinite)) return undefined;
-              return { degree: options.degree!, polynomial, bound: certifyPolynomial(polynomial, range.range) };
-            }),
-            factor,
-            true,
-          )
-        : bestChoice(
-            families.map((family) => chooseDegree(range.range, epsilon, family, options.maxDegree ?? DEFAULT_MAX_DEGREE, factor)),
-            factor,
-            false,
-          );
+    if (options.degree === undefined) {
+      picked = bestChoice(families.map((family) => chooseDegree(range.range, epsilon, family, options.maxDegree ?? DEFAULT_MAX_DEGREE, factor)));
+    } else {
+      // A forced degree has no ε to lower it by, so 'auto' keeps Taylor (see bestChoice).
+      const polynomial = expPolynomial(families[0], options.degree, range.range);
+      picked = { degree: options.degree, polynomial, bound: certifyPolynomial(polynomial, range.range) };
+    }
   }
   const polynomial: ExpPolynomial | undefined = picked?.polynomial;
   const bound: ErrorBound | undefined = picked?.bound;
