@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@almora/tensor';
-import { derivativePolynomial, expPolynomial, relativeErrorEnclosure, type ExpPolynomial, type PolynomialMethod, type RelativeErrorEnclosure } from './polynomial.js';
+import { derivativePolynomial, evaluatePolynomial, expPolynomial, relativeErrorEnclosure, type ExpPolynomial, type PolynomialMethod, type RelativeErrorEnclosure } from './polynomial.js';
 
 /**
  * What an approximation certifies on [−R, R], from the enclosure h(t) = p(t)e^{−t} − 1 ∈ [h₋, h₊].
@@ -44,6 +44,31 @@ function autodiffSpread(forward: RelativeErrorEnclosure, derivative: RelativeErr
   let worst = 0;
   for (const k of [derivative.lower, derivative.upper]) for (const h of [forward.lower, forward.upper]) worst = Math.max(worst, Math.abs((1 + k) / (1 + h) - 1));
   return worst;
+}
+
+/** min and max of p(t)e^{−t} − 1 on a coarse uniform grid of [−R, R]: inside the enclosure, so a spread computed from them is a lower bound on the certified one. */
+function sampledRange(coefficients: readonly number[], range: number): RelativeErrorEnclosure {
+  let lower = Number.POSITIVE_INFINITY;
+  let upper = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i <= 64; i++) {
+    const t = -range + (2 * range * i) / 64;
+    const h = evaluatePolynomial(coefficients, t) * Math.exp(-t) - 1;
+    lower = Math.min(lower, h);
+    upper = Math.max(upper, h);
+  }
+  return { lower, upper };
+}
+
+/**
+ * A cheap lower bound on what {@link certifyPolynomial} would certify for `factor`, from samples:
+ * the enclosures contain the sampled values, and both errors only grow as the intervals widen.
+ * A degree it already puts above ε is skipped without the rigorous (grid-refining) enclosure.
+ */
+function sampledError(polynomial: ExpPolynomial, range: number, factor: CertifiedFactor): number {
+  const forward = sampledRange(polynomial.coefficients, range);
+  const softmax = spread(forward);
+  if (factor === 'softmax') return softmax;
+  return Math.max(softmax, autodiffSpread(forward, sampledRange(derivativePolynomial(polynomial).coefficients, range)));
 }
 
 /** The certified bound of a given polynomial (and of its derivative, for the autodiff path) on [−range, range]. */
@@ -100,6 +125,7 @@ export function chooseDegree(range: number, epsilon: number, method: PolynomialM
     const polynomial = expPolynomial(method, degree, range);
     // A Chebyshev fit on a range so wide that exp overflows has no finite coefficients: nothing to certify.
     if (!polynomial.coefficients.every(Number.isFinite)) return undefined;
+    if (sampledError(polynomial, range, factor) > epsilon) continue;
     const bound = certifyPolynomial(polynomial, range);
     if (meetsEpsilon(bound, epsilon, factor)) return { degree, polynomial, bound };
   }

@@ -97,7 +97,8 @@ export function taylorRelativeErrorBound(degree: number, range: number): number 
   return term;
 }
 
-const UNIT_ROUNDOFF = 2 ** -53;
+/** Unit roundoff of float64: the relative error of one rounding. */
+export const UNIT_ROUNDOFF = 2 ** -53;
 
 /** Where h(t) = p(t)·e^{−t} − 1, the relative error of p as a stand-in for exp, lies on [−R, R]. */
 export interface RelativeErrorEnclosure {

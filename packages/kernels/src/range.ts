@@ -1,4 +1,5 @@
 import { assertFinite, colSums, InvalidArgumentError, Matrix, maxAbs, ShapeError, zeros } from '@almora/tensor';
+import { UNIT_ROUNDOFF } from './polynomial.js';
 
 /** The norm quantities that decide whether the fast path can work, computed in O(L·d² + m·L·d). */
 export interface RangeReport {
@@ -31,11 +32,26 @@ export function checkQueryKey(q: Matrix, k: Matrix, beta: number): void {
   assertFinite(k, 'K');
 }
 
-/** Rows of m (minus `shift`) as one dense float64 array, row-major. */
-function dense(m: Matrix, shift?: Float64Array): Float64Array {
-  const out = new Float64Array(m.rows * m.cols);
-  for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) out[i * m.cols + j] = m.data[m.offset + i * m.stride + j] - (shift ? shift[j] : 0);
-  return out;
+/**
+ * Rows of m (minus `shift`) as one dense float64 array, row-major, holding exactly the values the
+ * features will see: a float32 matrix is centered in float32, with the mean rounded to float32
+ * first (as {@link centeredKeys} does). Returned divided by a power of two near its largest
+ * entry (exactly, so nothing rounds), so that its second moments neither overflow nor underflow.
+ */
+function dense(m: Matrix, shift?: Float64Array): { values: Float64Array; scale: number } {
+  const round = m.dtype === 'float32' ? Math.fround : (x: number) => x;
+  const values = new Float64Array(m.rows * m.cols);
+  let largest = 0;
+  for (let i = 0; i < m.rows; i++) {
+    for (let j = 0; j < m.cols; j++) {
+      const x = round(m.data[m.offset + i * m.stride + j] - (shift ? round(shift[j]) : 0));
+      values[i * m.cols + j] = x;
+      largest = Math.max(largest, Math.abs(x));
+    }
+  }
+  const scale = largest > 0 ? 2 ** Math.ceil(Math.log2(largest)) : 1;
+  for (let t = 0; t < values.length; t++) values[t] /= scale;
+  return { values, scale };
 }
 
 function rowNorms(x: Float64Array, rows: number, cols: number): Float64Array {
@@ -78,8 +94,14 @@ function symmetrize(a: Float64Array, d: number): Float64Array {
   return a;
 }
 
-/** V·diag(f(w))·Vᵀ from a symmetric matrix's eigenpairs (cyclic Jacobi; d is a head width, so d³ is small). */
-function symmetricFunction(a: Float64Array, d: number, f: (eigenvalue: number, largest: number) => number): Float64Array {
+/** Eigenvalues and eigenvectors (columns of `vectors`) of a symmetric d×d matrix. */
+interface SymmetricEigen {
+  values: Float64Array;
+  vectors: Float64Array;
+}
+
+/** Cyclic Jacobi: d is a head width, so d³ is small, and it is accurate for any spectrum. */
+function symmetricEigen(a: Float64Array, d: number): SymmetricEigen {
   const m = Float64Array.from(a);
   const v = new Float64Array(d * d);
   for (let i = 0; i < d; i++) v[i * d + i] = 1;
@@ -120,17 +142,19 @@ function symmetricFunction(a: Float64Array, d: number, f: (eigenvalue: number, l
       }
     }
   }
-  let largest = 0;
-  for (let i = 0; i < d; i++) largest = Math.max(largest, m[i * d + i]);
+  return { values: Float64Array.from({ length: d }, (_, e) => m[e * d + e]), vectors: v };
+}
+
+/** V·diag(f(w))·Vᵀ: a function of the matrix, with tiny or negative eigenvalues floored at 1e-12 of the largest. */
+function matrixFunction({ values, vectors }: SymmetricEigen, d: number, f: (eigenvalue: number) => number): Float64Array {
+  const largest = values.reduce((a, b) => Math.max(a, b), 0);
   const out = new Float64Array(d * d);
   for (let e = 0; e < d; e++) {
-    const fe = f(m[e * d + e], largest);
-    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j] += v[i * d + e] * fe * v[j * d + e];
+    const fe = f(Math.max(values[e], 1e-12 * largest, Number.MIN_VALUE));
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j] += vectors[i * d + e] * fe * vectors[j * d + e];
   }
   return out;
 }
-
-const floorOf = (w: number, largest: number) => Math.max(w, 1e-12 * largest, Number.MIN_VALUE);
 
 /**
  * A symmetric M that balances the second moments of Q and K: with P = Σ_Q⁻¹ # Σ_K (the matrix
@@ -139,13 +163,12 @@ const floorOf = (w: number, largest: number) => Math.max(w, 1e-12 * largest, Num
  * stretched along different directions. Returns M and M⁻¹.
  */
 function balancingTransform(q: Float64Array, lq: number, k: Float64Array, lk: number, d: number): { m: Float64Array; inverse: Float64Array } {
-  const sq = secondMoment(q, lq, d);
-  const sk = secondMoment(k, lk, d);
-  const a = symmetricFunction(sq, d, (w, l) => Math.sqrt(floorOf(w, l)));
-  const aInverse = symmetricFunction(sq, d, (w, l) => 1 / Math.sqrt(floorOf(w, l)));
-  const middle = symmetricFunction(symmetrize(product(product(a, sk, d), a, d), d), d, (w, l) => Math.sqrt(floorOf(w, l)));
-  const p = symmetrize(product(product(aInverse, middle, d), aInverse, d), d);
-  return { m: symmetricFunction(p, d, (w, l) => Math.sqrt(floorOf(w, l))), inverse: symmetricFunction(p, d, (w, l) => 1 / Math.sqrt(floorOf(w, l))) };
+  const queryMoment = symmetricEigen(secondMoment(q, lq, d), d);
+  const a = matrixFunction(queryMoment, d, Math.sqrt);
+  const aInverse = matrixFunction(queryMoment, d, (w) => 1 / Math.sqrt(w));
+  const middle = matrixFunction(symmetricEigen(symmetrize(product(product(a, secondMoment(k, lk, d), d), a, d), d), d), d, Math.sqrt);
+  const p = symmetricEigen(symmetrize(product(product(aInverse, middle, d), aInverse, d), d), d);
+  return { m: matrixFunction(p, d, Math.sqrt), inverse: matrixFunction(p, d, (w) => 1 / Math.sqrt(w)) };
 }
 
 /** x·m for x of `rows` rows (d columns) and m d×d. */
@@ -164,7 +187,6 @@ function descending(values: Float64Array): Int32Array {
 
 /** Most rows per side whose scores are computed exactly: past this the work would rival the fast path's. */
 const MAX_EXACT_ROWS = 64;
-const UNIT_ROUNDOFF = 2 ** -53;
 
 /**
  * max |q_i·k_j| over every pair, bounded in O(L·d² + m·L·d) and usually attained: the m rows of
@@ -225,10 +247,16 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
   const d = q.cols;
   const mean = Float64Array.from(colSums(k), (s) => s / k.rows);
   const queries = dense(q);
-  const raw = maxAbsScore(queries, q.rows, dense(k), k.rows, d);
-  const centeredScore = centerKeys ? maxAbsScore(queries, q.rows, dense(k, mean), k.rows, d) : undefined;
-  const rawRange = beta * raw.value;
-  const centeredRange = centeredScore ? beta * centeredScore.value : Number.POSITIVE_INFINITY;
+  // |q·k| ≤ R for the scaled rows means |q·k| ≤ R·scale_q·scale_k for the rows as given.
+  const score = (keys: { values: Float64Array; scale: number }) => {
+    const result = maxAbsScore(queries.values, q.rows, keys.values, k.rows, d);
+    const factor = beta * queries.scale * keys.scale;
+    return { ...result, value: result.value * factor, cauchySchwarz: result.cauchySchwarz * factor };
+  };
+  const raw = score(dense(k));
+  const centeredScore = centerKeys ? score(dense(k, mean)) : undefined;
+  const rawRange = raw.value;
+  const centeredRange = centeredScore ? centeredScore.value : Number.POSITIVE_INFINITY;
   const centered = centeredRange < rawRange;
   const keyMean = zeros(1, k.cols, { dtype: k.dtype });
   if (centered) keyMean.data.set(mean);
@@ -237,7 +265,7 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
     range: centered ? centeredRange : rawRange,
     rawRange,
     centeredRange,
-    cauchySchwarzRange: beta * raw.cauchySchwarz,
+    cauchySchwarzRange: raw.cauchySchwarz,
     centered,
     keyMean,
     exactRows: centered ? centeredScore!.exactRows : raw.exactRows,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { add, full, matmul, type Matrix, randomNormal, Rng, scale, zeros } from '@almora/tensor';
+import { add, full, matmul, type Matrix, randomNormal, Rng, scale, toDType, zeros } from '@almora/tensor';
 import {
   centeredKeys,
   certifiedRange,
@@ -103,6 +103,25 @@ describe('the certified range', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('covers the keys the float32 features see, centered in float32, and inputs near overflow or underflow', () => {
+    const rng = new Rng(15);
+    for (let trial = 0; trial < 60; trial++) {
+      const [q, k] = projectedPair(40 + trial, 3 + (trial % 5), 2 + (trial % 3), 0.7, 0.5, rng);
+      const [q32, k32] = [toDType(q, 'float32'), toDType(k, 'float32')];
+      const range = certifiedRange(q32, k32, 0.5, true);
+      // centeredKeys subtracts the float32-rounded mean in float32: exactly the keys the features use.
+      expect(range.range).toBeGreaterThanOrEqual(trueRange(toDType(q32, 'float64'), toDType(centeredKeys(k32, range), 'float64'), 0.5));
+    }
+    for (const size of [1e80, 1e-150]) {
+      const [q, k] = projectedPair(30, 4, 4, 0, 1, rng);
+      const [qs, ks] = [scale(q, size), scale(k, size)];
+      const range = certifiedRange(qs, ks, 1);
+      expect(Number.isFinite(range.range) || size > 1e150).toBe(true);
+      expect(range.range).toBeGreaterThanOrEqual(trueRange(qs, ks, 1));
+      expect(range.range).toBeLessThanOrEqual(range.cauchySchwarzRange * (1 + 1e-12));
+    }
   });
 
   it('is attained on projected data where Cauchy–Schwarz is ~2× loose, and handles zero and rank-one inputs', () => {

@@ -99,22 +99,29 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
   const cols = (m: Matrix, width: number) => sliceCols(m, head * width, (head + 1) * width);
   const [q, k, v] = [cols(s.q, layout.headDim), cols(s.k, layout.headDim), cols(s.v, layout.valueDim)];
   const range = certifiedRange(q, k, layout.beta, o.centerKeys);
-  const approximate = (variant: FastVariant, degree: number | undefined) =>
+  const costAt = (rank: number | undefined, variant: FastVariant) => predictedHeadCost(q.rows, k.rows, layout.headDim, rank, variant, layout.causal);
+  // A degree whose fast path is predicted slower than exact cannot be chosen, so the search stops below it.
+  const affordable = (variant: FastVariant) => {
+    let degree = 0;
+    while (degree < o.maxDegree && costAt(featureRank(layout.headDim, degree + 1), variant).fast! < costAt(undefined, variant).exact) degree++;
+    return degree;
+  };
+  const approximate = (variant: FastVariant, degree: number | undefined, maxDegree = o.maxDegree) =>
     planSoftmaxApproximation(q, k, {
       beta: layout.beta,
       epsilon: o.epsilon,
       method: o.polynomial,
       degree,
-      maxDegree: o.maxDegree,
+      maxDegree,
       centerKeys: o.centerKeys,
       range,
       factor: factorOf(variant),
     });
-  const costOf = (approximation: ApproximationPlan, variant: FastVariant) => predictedHeadCost(q.rows, k.rows, layout.headDim, approximation.rank, variant, layout.causal);
+  const costOf = (approximation: ApproximationPlan, variant: FastVariant) => costAt(approximation.rank, variant);
   const where = `sequence ${sequence}, head ${head}`;
   const base = { sequence, head, q, k, v };
   if (o.method === 'exact') {
-    const approximation = approximate('chained', o.degree);
+    const approximation = approximate('chained', o.degree, affordable('chained'));
     return { ...base, approximation, cost: costOf(approximation, 'chained'), path: 'exact', variant: undefined, reason: 'exact gradients were requested' };
   }
   if (o.method === 'fast') {
@@ -137,16 +144,20 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
   }
   const variants: FastVariant[] = o.variant ? [o.variant] : ['chained', 'autodiff'];
   const candidates = variants.map((variant) => {
-    const approximation = approximate(variant, o.degree);
-    return { variant, approximation, cost: costOf(approximation, variant) };
+    const limit = affordable(variant);
+    const approximation = approximate(variant, o.degree, limit);
+    return { variant, approximation, cost: costOf(approximation, variant), limit };
   });
   // Speed is the cost model's call; the kernel plan's own 'no-speedup' (one product, rank·d ≥ L) is not.
   const certified = candidates.filter((c) => c.approximation.meetsEpsilon && c.approximation.outOfRegime?.reason !== 'precision' && c.approximation.outOfRegime?.reason !== 'memory');
   const cheaper = certified.filter((c) => c.cost.fast! < c.cost.exact).sort((a, b) => a.cost.fast! - b.cost.fast!);
   if (cheaper.length === 0) {
     const shown = certified[0] ?? candidates[0];
+    const capped = candidates.some((c) => c.limit < o.maxDegree);
     const why = certified.length === 0
-      ? shown.approximation.outOfRegime?.message ?? `no degree certifies ε = ${o.epsilon}`
+      ? capped
+        ? `no degree predicted cheaper than exact (${candidates.map((c) => `${c.variant} up to ${c.limit}`).join(', ')}) certifies ε = ${o.epsilon} on R = ${fmt(range.range)} (Γ = ${fmt(range.gamma)} vs √log L = ${fmt(range.threshold)})`
+        : (shown.approximation.outOfRegime?.message ?? `no degree ≤ ${o.maxDegree} certifies ε = ${o.epsilon}`)
       : `the fast path is predicted to cost ${fmt(shown.cost.fast!)} vs ${fmt(shown.cost.exact)} exact (${shown.variant}, degree ${shown.approximation.degree}, rank ${shown.approximation.rank})`;
     return { ...base, approximation: shown.approximation, cost: shown.cost, path: 'exact', variant: undefined, reason: `exact: ${why}` };
   }

@@ -81,7 +81,7 @@ export function releaseHeads(core: CorePlan, states: readonly HeadState<DeviceMa
 
 /**
  * One head's backward pass for the upstream gradient c (host, this head's columns), with the
- * chained path's certified bound when it holds. Releases the head's state.
+ * certified gradient bound when it holds (either fast variant, float64). Releases the head's state.
  */
 function* headBackward<T extends DeviceMatrix>(
   backend: Backend<T>,
