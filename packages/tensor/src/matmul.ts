@@ -27,6 +27,18 @@ const NR = 4;
 let packedA = new Float64Array(MC * KC);
 let packedB = new Float64Array(KC * NC);
 
+/** Whether two matrices' elements can share memory (same buffer, intersecting spans). */
+function overlaps(x: Matrix, y: Matrix): boolean {
+  if (x.size === 0 || y.size === 0 || x.data.buffer !== y.data.buffer) return false;
+  const span = (m: Matrix) => {
+    const start = m.data.byteOffset + m.offset * m.data.BYTES_PER_ELEMENT;
+    return [start, start + ((m.rows - 1) * m.stride + m.cols) * m.data.BYTES_PER_ELEMENT] as const;
+  };
+  const [xs, xe] = span(x);
+  const [ys, ye] = span(y);
+  return xs < ye && ys < xe;
+}
+
 /**
  * op(A)·op(B), where op transposes when asked: all four forms A·B, Aᵀ·B, A·Bᵀ and Aᵀ·Bᵀ without
  * forming a transpose. Packed, cache-blocked, with a 4×4 register-tiled inner kernel (plain i-j-k
@@ -52,6 +64,11 @@ export function matmul(a: Matrix, b: Matrix, options: MatmulOptions = {}): Matri
   if (options.out) {
     if (out.rows !== m || out.cols !== n || out.dtype !== a.dtype || !out.isContiguous) {
       throw new ShapeError(`matmul: out is ${out.describe()}${out.isContiguous ? '' : ' (strided)'} but the result is a contiguous ${m}×${n} ${a.dtype}`);
+    }
+    // Zeroing out first would erase an input it shares memory with: compute aside, then copy.
+    if (overlaps(out, a) || overlaps(out, b)) {
+      out.data.set(matmul(a, b, { transposeA, transposeB }).data, out.offset);
+      return out;
     }
     out.data.fill(0, out.offset, out.offset + m * n);
   }

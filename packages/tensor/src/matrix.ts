@@ -33,11 +33,15 @@ export class Matrix {
 
   /**
    * Wraps `data` without copying. Prefer {@link fromFlat}, {@link zeros} and friends, which validate
-   * their input; this constructor checks only that the view stays inside the buffer.
+   * their input; this constructor checks that sizes, offset and stride are non-negative integers and
+   * that the view stays inside the buffer.
    */
   constructor(rows: number, cols: number, data: FloatArray, offset = 0, stride = cols) {
     assertSize(rows, 'rows');
     assertSize(cols, 'cols');
+    // A NaN or fractional offset or stride would pass the bounds check below and make every read undefined.
+    assertSize(offset, 'offset');
+    assertSize(stride, 'stride');
     if (!(data instanceof Float64Array || data instanceof Float32Array)) {
       throw new DTypeError('Matrix data must be a Float64Array or a Float32Array');
     }

@@ -108,4 +108,22 @@ describe('matmul into a given buffer', () => {
     expect(() => matmul(a, b, { out: zeros(5, 4) })).toThrow(/out is 5×4 float64 but the result is a contiguous 5×3 float64/);
     expect(() => matmul(a, b, { out: sliceCols(zeros(5, 6), 0, 3) })).toThrow(/strided/);
   });
+
+  it('gives the right product when out is one of the inputs, or shares their memory', () => {
+    for (const transposeB of [false, true]) {
+      const a = randn(4, 4, 3);
+      const b = randn(4, 4, 4);
+      const expected = referenceMatmul(a, transposeB ? transpose(b) : b);
+      expect(maxDiff(matmul(a, b, { out: a, transposeB }).toArray(), expected)).toBeLessThan(1e-12);
+    }
+    const shared = new Float64Array(32);
+    const left = new Matrix(4, 4, shared, 0, 4);
+    const right = new Matrix(4, 4, shared, 16, 4);
+    left.data.set(randn(4, 4, 5).data);
+    right.data.set(randn(4, 4, 6).data, 16);
+    const expected = referenceMatmul(left, right);
+    // out overlaps the second half of `left`'s span and the first half of `right`'s.
+    const out = new Matrix(4, 4, shared, 8, 4);
+    expect(maxDiff(matmul(left, right, { out }).toArray(), expected)).toBeLessThan(1e-12);
+  });
 });
