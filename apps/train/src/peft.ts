@@ -53,12 +53,20 @@ export async function exportPeft(dir: string, peft: PeftAdapters, dtype: Safeten
 
 /** Reads adapters written by {@link exportPeft} or by PEFT itself (for these module names). */
 export async function importPeft(dir: string): Promise<PeftAdapters> {
-  const config = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8'));
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new InvalidArgumentError(`adapter_config.json in ${dir} is not valid JSON: ${error.message}`);
+    throw error;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError(`adapter_config.json in ${dir} must hold a JSON object, got ${JSON.stringify(parsed)}`);
+  const config = parsed as Record<string, unknown>;
   if (config.peft_type !== 'LORA') throw new InvalidArgumentError(`adapter_config.json: peft_type is ${JSON.stringify(config.peft_type)}, expected "LORA"`);
   if (config.use_rslora === true) throw new InvalidArgumentError('adapter_config.json: use_rslora scales by α/√r, which almora does not use');
   const rank = config.r;
   const alpha = config.lora_alpha;
-  if (!Number.isInteger(rank) || (rank as number) <= 0) throw new InvalidArgumentError(`adapter_config.json: r must be a positive integer, got ${JSON.stringify(rank)}`);
+  if (!Number.isSafeInteger(rank) || (rank as number) <= 0) throw new InvalidArgumentError(`adapter_config.json: r must be a positive integer, got ${JSON.stringify(rank)}`);
   if (typeof alpha !== 'number' || !(alpha > 0)) throw new InvalidArgumentError(`adapter_config.json: lora_alpha must be a positive number, got ${JSON.stringify(alpha)}`);
   const modules = config.target_modules;
   if (!Array.isArray(modules)) throw new InvalidArgumentError('adapter_config.json: target_modules must be a list');
@@ -72,6 +80,10 @@ export async function importPeft(dir: string): Promise<PeftAdapters> {
     if (!loraA || !loraB) throw new InvalidArgumentError(`adapter_model.safetensors has no ${key(target, loraA ? 'lora_B' : 'lora_A')}`);
     if (loraA.shape.length !== 2 || loraB.shape.length !== 2 || loraA.shape[0] !== rank || loraB.shape[1] !== rank) {
       throw new InvalidArgumentError(`${MODULE[target]}: lora_A is [${loraA.shape}] and lora_B is [${loraB.shape}]; expected [${rank}, d_in] and [d_out, ${rank}]`);
+    }
+    // A zero width would let any r pass with no data behind it (r = 2^45 then loops for ever).
+    if (loraA.shape[1] === 0 || loraB.shape[0] === 0) {
+      throw new InvalidArgumentError(`${MODULE[target]}: lora_A is [${loraA.shape}] and lora_B is [${loraB.shape}]; d_in and d_out must be at least 1`);
     }
     adapters[target] = {
       b: transpose(fromFlat(loraA.shape[0], loraA.shape[1], Float64Array.from(loraA.data))),

@@ -30,7 +30,8 @@ const MAX_HEADER = 100 * 2 ** 20;
  */
 export function encodeSafetensors(file: SafetensorsFile): Uint8Array {
   const names = Object.keys(file.tensors).sort();
-  const header: Record<string, unknown> = {};
+  // Null-prototype records: a tensor named "__proto__" is a key like any other, not a prototype.
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (Object.keys(file.metadata).length > 0) header.__metadata__ = file.metadata;
   let offset = 0;
   for (const name of names) {
@@ -85,7 +86,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError('header must be a JSON object');
   const dataStart = 8 + n;
   const dataLength = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   const entries: [string, SafetensorsDType, number[], number, number][] = [];
   for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
@@ -118,7 +119,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
     expected = end;
   }
   if (expected !== dataLength) throw new SafetensorsError(`the data section has ${dataLength - expected} bytes after the last tensor`);
-  const tensors: Record<string, SafetensorsTensor> = {};
+  const tensors: Record<string, SafetensorsTensor> = Object.create(null) as Record<string, SafetensorsTensor>;
   for (const [name, dtype, shape, begin] of entries) {
     const count = shape.reduce((a, b) => a * b, 1);
     const data = dtype === 'F32' ? new Float32Array(count) : new Float64Array(count);

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fromArray, matmul, maxAbs, sub } from '@almora/tensor';
+import { fromArray, InvalidArgumentError, matmul, maxAbs, sub } from '@almora/tensor';
 import { decodeSafetensors, encodeSafetensors, exportPeft, importPeft, SafetensorsError } from '../src/index.js';
 
 /** A safetensors file built by hand: header length, header bytes, data bytes. */
@@ -104,5 +104,39 @@ describe('PEFT export and import', () => {
     await expect(importPeft(dir)).rejects.toThrow(/use_rslora/);
     await writeFile(configFile, JSON.stringify({ ...config, target_modules: ['o_proj'] }));
     await expect(importPeft(dir)).rejects.toThrow(/o_proj/);
+  });
+
+  it('refuses hostile adapter files with typed errors: a null or broken config, a zero-width adapter of huge r', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'almora-peft-'));
+    await exportPeft(dir, { adapters: { q: { a: fromArray([[1, 2]]), b: fromArray([[1], [2]]) } }, rank: 1, alpha: 1 });
+    const configFile = path.join(dir, 'adapter_config.json');
+    const config = JSON.parse(await readFile(configFile, 'utf8'));
+    await writeFile(configFile, 'null');
+    await expect(importPeft(dir)).rejects.toThrow(InvalidArgumentError);
+    await writeFile(configFile, '{"peft_type": "LORA",');
+    await expect(importPeft(dir)).rejects.toThrow(/not valid JSON/);
+    // r = 2^45 with lora_A [2^45, 0] and lora_B [0, 2^45]: no bytes, every shape check passes, and a transpose would loop 2^45 times.
+    const huge = 2 ** 45;
+    await writeFile(configFile, JSON.stringify({ ...config, r: huge }));
+    const empty = (shape: number[]) => ({ dtype: 'F32' as const, shape, data: new Float32Array(0) });
+    await writeFile(
+      path.join(dir, 'adapter_model.safetensors'),
+      encodeSafetensors({ tensors: { 'base_model.model.attention.q_proj.lora_A.weight': empty([huge, 0]), 'base_model.model.attention.q_proj.lora_B.weight': empty([0, huge]) }, metadata: {} }),
+    );
+    await expect(importPeft(dir)).rejects.toThrow(/at least 1/);
+  });
+});
+
+describe('safetensors names that are JavaScript keywords of objects', () => {
+  it('keeps a tensor named __proto__ (and metadata of that name) through encode and decode', () => {
+    const tensors = Object.create(null) as Record<string, { dtype: 'F64'; shape: number[]; data: Float64Array }>;
+    tensors['__proto__'] = { dtype: 'F64', shape: [2], data: Float64Array.from([1, 2]) };
+    tensors['constructor'] = { dtype: 'F64', shape: [1], data: Float64Array.from([3]) };
+    const metadata = Object.create(null) as Record<string, string>;
+    metadata['__proto__'] = 'kept';
+    const back = decodeSafetensors(encodeSafetensors({ tensors, metadata }));
+    expect(Object.keys(back.tensors).sort()).toEqual(['__proto__', 'constructor']);
+    expect(Array.from(back.tensors['__proto__'].data)).toEqual([1, 2]);
+    expect(back.metadata['__proto__']).toBe('kept');
   });
 });
