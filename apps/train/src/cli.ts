@@ -57,6 +57,7 @@ async function train(argv: string[]): Promise<void> {
     });
     progress.finish();
     if (result.resumedFrom !== undefined) console.log(`${label}: resumed from step ${result.resumedFrom}`);
+    for (const note of result.notes) console.log(`${label}: ${note}`);
     return result;
   };
   const main = await run(config.method, path.join(runDir, config.method), config.method, true);

@@ -61,6 +61,8 @@ export interface RunResult {
   seconds: number;
   /** Step the run resumed from, if it did. */
   resumedFrom: number | undefined;
+  /** What the run recovered from on the way (e.g. a torn last line of metrics.jsonl), said plainly. */
+  notes: string[];
   adapters: Partial<Record<Target, Adapter>>;
 }
 
@@ -142,6 +144,26 @@ function drawBatch(rng: Rng, n: number, count: number): number[] {
 }
 
 /**
+ * The records of a metrics.jsonl. A last line that is not JSON is a write cut off by a crash or a
+ * full disk: it is dropped and said in `notes`. A bad line before the end means the file was
+ * altered, which is an error naming the file and the line.
+ */
+function readRecords(text: string, file: string, notes: string[]): StepRecord[] {
+  const lines = text.split('\n');
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  const records: StepRecord[] = [];
+  lines.forEach((line, n) => {
+    try {
+      records.push(JSON.parse(line) as StepRecord);
+    } catch {
+      if (n !== lines.length - 1) throw new AlmoraError('INVALID_ARGUMENT', `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`);
+      notes.push(`dropped the torn last line of ${file} (${line.length} bytes, a write cut off by a crash or a full disk); the checkpoint it followed is intact`);
+    }
+  });
+  return records;
+}
+
+/**
  * Trains the adapters on the task: mini-batches, Adam or SGD, warm-up and decay, clipping, the
  * gradient method per step, checkpoints every `checkpointEvery` steps (resumable bit for bit), a
  * metrics line per step, and the final adapters in PEFT's format. Stops with
@@ -162,6 +184,7 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
   let start = 0;
   let records: StepRecord[] = [];
   let resumedFrom: number | undefined;
+  const notes: string[] = [];
   const latest = options.resume ? await latestCheckpoint(checkpoints) : undefined;
   if (latest) {
     const state = latest.state;
@@ -175,8 +198,7 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
     rng.setState(state.rngState);
     start = state.step;
     resumedFrom = state.step;
-    const lines = (await readFile(metricsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-    records = lines.map((l) => JSON.parse(l) as StepRecord).filter((r) => r.step < start);
+    records = readRecords(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes).filter((r) => r.step < start);
   }
   await writeFile(metricsFile, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
   const params = () => paramList(adapters, config.targets).map(([, m]) => m);
@@ -266,6 +288,7 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
     deltaErrors,
     seconds: (performance.now() - began) / 1000,
     resumedFrom,
+    notes,
     adapters,
   };
 }

@@ -74,6 +74,22 @@ describe('almora train', () => {
     expect((await loadCheckpoint(older)).step).toBe(10);
   });
 
+  it('resumes after a torn last line of metrics.jsonl (a full disk mid-append), dropping it and saying so', async () => {
+    const dir = await tempDir();
+    expect(runCli([...small, '--steps', '20', '--checkpoint-every', '10', '--run-dir', dir]).status).toBe(0);
+    const metrics = path.join(dir, 'exact', 'metrics.jsonl');
+    const whole = await readFile(metrics, 'utf8');
+    await writeFile(metrics, `${whole}{"step": 20, "lo`);
+    const resumed = runCli([...small, '--steps', '20', '--checkpoint-every', '10', '--run-dir', dir, '--resume']);
+    expect(resumed.status).toBe(0);
+    expect(resumed.stdout).toMatch(/dropped the torn last line of .*metrics\.jsonl/);
+    // A bad line that is not the last is an alteration, refused with the file and line named.
+    await writeFile(metrics, `not json\n${whole}`);
+    const altered = runCli([...small, '--steps', '20', '--checkpoint-every', '10', '--run-dir', dir, '--resume']);
+    expect(altered.status).toBe(1);
+    expect(altered.stderr).toMatch(/line 1 of .*metrics\.jsonl is not JSON/);
+  });
+
   it('stops on divergence saying what diverged, with the last good checkpoint intact', async () => {
     const dir = await tempDir();
     const config = resolveConfig({ length: 64, dim: 4, sequences: 2, batchSize: 1, steps: 30, method: 'exact', optimizer: 'sgd', learningRate: 1e300, clipNorm: 0, warmupSteps: 0, checkpointEvery: 1, compareExact: false });
