@@ -78,12 +78,12 @@ function secondMoment(x: Float64Array, rows: number, d: number): Float64Array {
   return out;
 }
 
-/** a·b for d×d matrices. */
-function product(a: Float64Array, b: Float64Array, d: number): Float64Array {
-  const out = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) for (let k = 0; k < d; k++) {
-    const aik = a[i * d + k];
-    if (aik !== 0) for (let j = 0; j < d; j++) out[i * d + j] += aik * b[k * d + j];
+/** x·m for x of `rows` rows (d columns) and m d×d; with rows = d, the product of two d×d matrices. */
+function transform(x: Float64Array, rows: number, m: Float64Array, d: number): Float64Array {
+  const out = new Float64Array(rows * d);
+  for (let i = 0; i < rows; i++) for (let k = 0; k < d; k++) {
+    const xik = x[i * d + k];
+    if (xik !== 0) for (let j = 0; j < d; j++) out[i * d + j] += xik * m[k * d + j];
   }
   return out;
 }
@@ -166,19 +166,9 @@ function balancingTransform(q: Float64Array, lq: number, k: Float64Array, lk: nu
   const queryMoment = symmetricEigen(secondMoment(q, lq, d), d);
   const a = matrixFunction(queryMoment, d, Math.sqrt);
   const aInverse = matrixFunction(queryMoment, d, (w) => 1 / Math.sqrt(w));
-  const middle = matrixFunction(symmetricEigen(symmetrize(product(product(a, secondMoment(k, lk, d), d), a, d), d), d), d, Math.sqrt);
-  const p = symmetricEigen(symmetrize(product(product(aInverse, middle, d), aInverse, d), d), d);
+  const middle = matrixFunction(symmetricEigen(symmetrize(transform(transform(a, d, secondMoment(k, lk, d), d), d, a, d), d), d), d, Math.sqrt);
+  const p = symmetricEigen(symmetrize(transform(transform(aInverse, d, middle, d), d, aInverse, d), d), d);
   return { m: matrixFunction(p, d, Math.sqrt), inverse: matrixFunction(p, d, (w) => 1 / Math.sqrt(w)) };
-}
-
-/** x·m for x of `rows` rows (d columns) and m d×d. */
-function transform(x: Float64Array, rows: number, m: Float64Array, d: number): Float64Array {
-  const out = new Float64Array(rows * d);
-  for (let i = 0; i < rows; i++) for (let k = 0; k < d; k++) {
-    const xik = x[i * d + k];
-    if (xik !== 0) for (let j = 0; j < d; j++) out[i * d + j] += xik * m[k * d + j];
-  }
-  return out;
 }
 
 function descending(values: Float64Array): Int32Array {
