@@ -66,6 +66,19 @@ describe('bench suites in quick mode', () => {
     expect(svgs).toHaveLength(2);
   });
 
+  it('hostile fuzzes the library (and the train app when built) and every count that must be 0 is 0', async () => {
+    const { json, md } = await runQuick('hostile');
+    const rows = json.rows as { category: string; cases: number; typedErrors: number; violations: number; crashes: number; hangs: number; dataLost: number }[];
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    for (const row of rows) {
+      expect(row.cases).toBeGreaterThan(0);
+      expect([row.violations, row.crashes, row.hangs, row.dataLost]).toEqual([0, 0, 0, 0]);
+    }
+    expect(rows.find((r) => r.category.startsWith('hostile library inputs'))!.typedErrors).toBe(rows.find((r) => r.category.startsWith('hostile library inputs'))!.cases);
+    expect(Number(/; (\d+) fast heads/.exec(rows[0].category)![1])).toBeGreaterThan(0);
+    expect(md).toContain('every count that must be 0 is 0');
+  }, 300_000);
+
   it('memory measures every case in its own process and states the peak RSS goal', async () => {
     const { json, md } = await runQuick('memory');
     expect(json.notes.filter((n) => n.includes('failed'))).toEqual([]);
@@ -75,7 +88,7 @@ describe('bench suites in quick mode', () => {
       expect(row.seconds as number).toBeGreaterThan(0);
     }
     expect(json.rows.find((r) => r.L === 512 && r.method === 'layer exact (probabilities kept within 256 MiB)')!.keptProbabilities).toBe(true);
-    expect(json.rows.find((r) => r.L === 512 && r.method === 'layer exact (recompute: memoryBudget 0)')!.keptProbabilities).toBe(false);
+    expect(json.rows.find((r) => r.L === 512 && r.method === 'layer exact (recompute: probabilityBudget 0)')!.keptProbabilities).toBe(false);
     expect(json.rows.find((r) => r.L === 2048 && r.method === 'layer fast chained g2')!.path).toBe('fast');
     expect(md).toMatch(/Goal: the exact path at L=2,048, d_model=16, 2 heads ran forward \+ backward in [\d.]+ s with peak RSS [\d.]+ GiB/);
   });

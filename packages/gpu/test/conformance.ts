@@ -237,7 +237,7 @@ async function layerCoreChecks(backend: Backend, length: number, causal: boolean
   const checks: Check[] = [];
   const cases: [string, AttentionCoreOptions][] = [
     ['exact kept', { method: 'exact' }],
-    ['exact recomputed', { method: 'exact', memoryBudget: 0 }],
+    ['exact recomputed', { method: 'exact', probabilityBudget: 0 }],
     ['fast chained', { method: 'fast', degree: 3, variant: 'chained' }],
     ['fast autodiff', { method: 'fast', degree: 3, variant: 'autodiff' }],
   ];

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, matmul, Matrix, ones, scaleRows, sub } from '@almora/tensor';
-import { type CertifiedFactor, certifiedError, certifyPolynomial, chooseDegree, DEFAULT_MAX_DEGREE, type DegreeChoice, type ErrorBound, meetsEpsilon as certified } from './bound.js';
+import { type CertifiedFactor, certifiedError, certifyPolynomial, chooseDegree, DEFAULT_MAX_DEGREE, type DegreeChoice, type ErrorBound, meetsEpsilon as certified, type RoundingModel, UNIT_ROUNDOFFS } from './bound.js';
 import { featureRank, polynomialFeatures } from './features.js';
 import { expPolynomial, type ExpPolynomial, type PolynomialMethod } from './polynomial.js';
 import { certifiedRange, type RangeReport } from './range.js';
@@ -22,8 +22,10 @@ export interface ApproximationOptions {
   maxDegree?: number;
   /** Subtract the mean key when that shrinks the range; default false. */
   centerKeys?: boolean;
-  /** Bytes U and V together may take; default 1 GiB. */
-  memoryBudgetBytes?: number;
+  /** Precision the low-rank products run in, whose rounding the bound includes; default float32 when Q or K is float32, else float64. */
+  precision?: 'float64' | 'float32';
+  /** Bytes U and V (and one working copy) may take; beyond it the plan is out of regime ('memory'). Default 1 GiB. */
+  memoryBudget?: number;
 }
 
 /** A polynomial family, or 'auto': per call, whichever family certifies ε at the lower degree. */
@@ -142,21 +144,23 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
   const epsilon = options.epsilon ?? 1e-3;
   const choice = options.method ?? 'auto';
   const factor = options.factor ?? 'softmax';
-  const budget = options.memoryBudgetBytes ?? GiB;
+  const budget = options.memoryBudget ?? GiB;
   if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
-  if (!(budget > 0)) throw new InvalidArgumentError(`memoryBudgetBytes must be > 0, got ${budget}`);
+  if (!(budget > 0)) throw new InvalidArgumentError(`memoryBudget must be > 0, got ${budget}`);
   if (choice !== 'auto' && !FAMILIES.includes(choice)) throw new InvalidArgumentError(`unknown polynomial method "${String(choice)}"; use 'taylor', 'chebyshev' or 'auto'`);
   const families = choice === 'auto' ? FAMILIES : [choice];
   const range = options.range ?? certifiedRange(q, k, options.beta, options.centerKeys ?? false);
+  const precision = options.precision ?? (q.dtype === 'float32' || k.dtype === 'float32' ? 'float32' : 'float64');
+  const rounding: RoundingModel = { unitRoundoff: UNIT_ROUNDOFFS[precision], keys: k.rows, dimension: q.cols, normRange: range.featureNormRange };
   let picked: DegreeChoice | undefined;
   // When the norms are so large that R overflowed, nothing can be certified at any degree.
   if (range.range < Number.POSITIVE_INFINITY) {
     if (options.degree === undefined) {
-      picked = bestChoice(families.map((family) => chooseDegree(range.range, epsilon, family, options.maxDegree ?? DEFAULT_MAX_DEGREE, factor)));
+      picked = bestChoice(families.map((family) => chooseDegree(range.range, epsilon, family, options.maxDegree ?? DEFAULT_MAX_DEGREE, factor, rounding)));
     } else {
       // A forced degree has no ε to lower it by, so 'auto' keeps Taylor (see bestChoice).
       const polynomial = expPolynomial(families[0], options.degree, range.range);
-      picked = { degree: options.degree, polynomial, bound: certifyPolynomial(polynomial, range.range) };
+      picked = { degree: options.degree, polynomial, bound: certifyPolynomial(polynomial, range.range, rounding) };
     }
   }
   const polynomial: ExpPolynomial | undefined = picked?.polynomial;
@@ -169,8 +173,15 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
   const exact = q.rows * k.rows * d;
   const fast = rank === undefined ? undefined : (q.rows + k.rows) * rank * d;
   const meetsEpsilon = bound !== undefined && certified(bound, epsilon, factor);
+  const featureBytes = rank === undefined ? 0 : 2 * (q.dtype === 'float32' ? 4 : 8) * rank * (q.rows + k.rows);
   let outOfRegime: ApproximationPlan['outOfRegime'];
-  if (rank === undefined || !meetsEpsilon) {
+  // Memory first: a forced degree is built whatever its precision, so only this limit can stop it.
+  if (featureBytes > budget) {
+    outOfRegime = {
+      reason: 'memory',
+      message: `U and V of rank ${rank} would take ${(featureBytes / GiB).toPrecision(3)} GiB, over the ${(budget / GiB).toPrecision(3)} GiB memoryBudget`,
+    };
+  } else if (rank === undefined || !meetsEpsilon) {
     outOfRegime = {
       reason: 'precision',
       message:
@@ -182,11 +193,6 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
     outOfRegime = {
       reason: 'no-speedup',
       message: `rank ${rank} × d ${d} = ${rank * d} ≥ L = ${length}: the low-rank products would cost as much as exact attention`,
-    };
-  } else if (16 * rank * (q.rows + k.rows) > budget) {
-    outOfRegime = {
-      reason: 'memory',
-      message: `U and V would take ${((16 * rank * (q.rows + k.rows)) / GiB).toFixed(2)} GiB, over the ${(budget / GiB).toFixed(2)} GiB budget`,
     };
   }
   return { method, epsilon, factor, degree, polynomial, rank, bound, meetsEpsilon, range, predictedCost: { fast, exact }, outOfRegime };

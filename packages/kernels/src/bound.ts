@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '@almora/tensor';
+import { featureRank } from './features.js';
 import { derivativePolynomial, evaluatePolynomial, expPolynomial, relativeErrorEnclosure, type ExpPolynomial, type PolynomialMethod, type RelativeErrorEnclosure } from './polynomial.js';
 
 /**
@@ -28,6 +29,58 @@ export interface ErrorBound {
   autodiffRelative: number;
   /** δ·e^R: entrywise absolute error of U₁V₁ᵀ against the exponential matrix it stands for. */
   kernelAbsolute: number;
+  /** r: how far floating-point rounding of the low-rank products may move h, in units of exp(s) (0 when no {@link RoundingModel} was given); h₋ and h₊ already include it. */
+  rounding: number;
+}
+
+/** The precision the low-rank products run in, and the sizes their rounding grows with. */
+export interface RoundingModel {
+  /** Unit roundoff u: 2⁻⁵³ for float64, 2⁻²⁴ for float32. */
+  unitRoundoff: number;
+  /** Keys per query row, L_k: the length of the sums over keys. */
+  keys: number;
+  /** Query and key width d; the rank k = C(d+g, g) follows from the degree. */
+  dimension: number;
+  /** β·max‖q‖·max‖k̃‖ for the keys the features see (`featureNormRange` of the range report). */
+  normRange: number;
+}
+
+/** Unit roundoff of each precision. */
+export const UNIT_ROUNDOFFS = { float64: 2 ** -53, float32: 2 ** -24 } as const;
+
+/**
+ * How far rounding may move h = Â/A − 1 for a polynomial with these coefficients. Each computed
+ * entry of U₁·(V₁ᵀ·M), and each row sum, is the exact one up to γ_n·(|U₁||V₁|ᵀ|M|) with
+ * n = L_k + k + 2g + 3 roundings in a row (the two sums, the feature products; γ_n = nu/(1 − nu)),
+ * and (|U₁||V₁|ᵀ)_ij = Σ_t |c_t|(β Σ_l|q_il||k̃_jl|)^t ≤ P_abs(normRange), while exp(s_ij) ≥ e^{−R}.
+ * So in units of exp(s_ij) the rounding is at most γ_n·P_abs(normRange)·e^R — entry and row sum
+ * alike — which widens the enclosure of h by that on both sides. A worst-case bound: γ_n grows
+ * with L, where rounding in practice grows like √L.
+ */
+function roundingShift(coefficients: readonly number[], range: number, degree: number, model: RoundingModel): number {
+  const n = model.keys + featureRank(model.dimension, degree) + 2 * degree + 3;
+  const absolute = coefficients.reduce((sum, c, t) => sum + Math.abs(c) * model.normRange ** t, 0);
+  return gamma(n, model.unitRoundoff) * absolute * Math.exp(range);
+}
+
+const gamma = (n: number, u: number) => (n * u < 1 ? (n * u) / (1 - n * u) : Number.POSITIVE_INFINITY);
+
+/**
+ * A bound on the entrywise relative error of exact softmax attention computed in a precision:
+ * each score β·q·k is off by at most (γ_d + 3u)·normRange (the dot product, β, the row maximum
+ * subtracted), so exp of it by a factor e^{that}·(1+u); each row sum by γ_{L_k} more, and the
+ * division rounds once. `normRange` is β·max‖q‖·max‖k‖ (`cauchySchwarzRange`). What the exact path
+ * itself certifies: ~1e-12 in float64, but 1e-7 to 1e-3 in float32.
+ */
+export function exactSoftmaxRounding(model: RoundingModel): number {
+  const u = model.unitRoundoff;
+  const entry = Math.exp((gamma(model.dimension, u) + 3 * u) * model.normRange) * (1 + u) - 1;
+  const sum = (1 + entry) * (1 + gamma(model.keys, u)) - 1;
+  return sum < 1 ? ((1 + entry) * (1 + u)) / (1 - sum) - 1 : Number.POSITIVE_INFINITY;
+}
+
+function widened(enclosure: RelativeErrorEnclosure, by: number): RelativeErrorEnclosure {
+  return { lower: enclosure.lower - by, upper: enclosure.upper + by };
 }
 
 function spread(forward: RelativeErrorEnclosure): number {
@@ -71,10 +124,17 @@ function sampledError(polynomial: ExpPolynomial, range: number, factor: Certifie
   return Math.max(softmax, autodiffSpread(forward, sampledRange(derivativePolynomial(polynomial).coefficients, range)));
 }
 
-/** The certified bound of a given polynomial (and of its derivative, for the autodiff path) on [−range, range]. */
-export function certifyPolynomial(polynomial: ExpPolynomial, range: number): ErrorBound {
-  const forward = relativeErrorEnclosure(polynomial.coefficients, range);
-  const derivative = relativeErrorEnclosure(derivativePolynomial(polynomial).coefficients, range);
+/**
+ * The certified bound of a given polynomial (and of its derivative, for the autodiff path) on
+ * [−range, range] — in exact arithmetic, or with `rounding`, for the low-rank products computed in
+ * that precision (the derivative's products are widened the same way, with its own coefficients).
+ */
+export function certifyPolynomial(polynomial: ExpPolynomial, range: number, rounding?: RoundingModel): ErrorBound {
+  const derivativeCoefficients = derivativePolynomial(polynomial).coefficients;
+  const shift = rounding ? roundingShift(polynomial.coefficients, range, polynomial.degree, rounding) : 0;
+  const derivativeShift = rounding ? roundingShift(derivativeCoefficients, range, polynomial.degree, rounding) : 0;
+  const forward = widened(relativeErrorEnclosure(polynomial.coefficients, range), shift);
+  const derivative = widened(relativeErrorEnclosure(derivativeCoefficients, range), derivativeShift);
   const expRelative = Math.max(Math.abs(forward.lower), Math.abs(forward.upper));
   return {
     expRelative,
@@ -83,6 +143,7 @@ export function certifyPolynomial(polynomial: ExpPolynomial, range: number): Err
     softmaxRelative: spread(forward),
     autodiffRelative: autodiffSpread(forward, derivative),
     kernelAbsolute: expRelative * Math.exp(range),
+    rounding: shift,
   };
 }
 
@@ -115,9 +176,17 @@ export function meetsEpsilon(bound: ErrorBound, epsilon: number, factor: Certifi
 /**
  * The smallest degree g ≤ maxDegree whose certified softmax bound on [−range, range] is at most
  * `epsilon` — and, with `factor` 'softmax-and-derivative', whose autodiff factor bound is too —
- * or undefined when none is: past the paper's phase transition, no degree is cheap.
+ * or undefined when none is: past the paper's phase transition, no degree is cheap. With
+ * `rounding`, the bounds include the rounding of that precision (see {@link certifyPolynomial}).
  */
-export function chooseDegree(range: number, epsilon: number, method: PolynomialMethod, maxDegree = DEFAULT_MAX_DEGREE, factor: CertifiedFactor = 'softmax'): DegreeChoice | undefined {
+export function chooseDegree(
+  range: number,
+  epsilon: number,
+  method: PolynomialMethod,
+  maxDegree = DEFAULT_MAX_DEGREE,
+  factor: CertifiedFactor = 'softmax',
+  rounding?: RoundingModel,
+): DegreeChoice | undefined {
   if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
   if (!Number.isInteger(maxDegree) || maxDegree < 0) throw new InvalidArgumentError(`maxDegree must be a non-negative integer, got ${maxDegree}`);
   if (range === Number.POSITIVE_INFINITY) return undefined;
@@ -126,7 +195,7 @@ export function chooseDegree(range: number, epsilon: number, method: PolynomialM
     // A Chebyshev fit on a range so wide that exp overflows has no finite coefficients: nothing to certify.
     if (!polynomial.coefficients.every(Number.isFinite)) return undefined;
     if (sampledError(polynomial, range, factor) > epsilon) continue;
-    const bound = certifyPolynomial(polynomial, range);
+    const bound = certifyPolynomial(polynomial, range, rounding);
     if (meetsEpsilon(bound, epsilon, factor)) return { degree, polynomial, bound };
   }
   return undefined;

@@ -1,4 +1,4 @@
-import { assertFinite, cpuBackend, InvalidArgumentError, type Matrix, NonFiniteError, type ProductTree } from '@almora/tensor';
+import { assertFinite, cpuBackend, InvalidArgumentError, type Matrix, NonFiniteError, type ProductTree, ResourceLimitError } from '@almora/tensor';
 import type { ExpPolynomial } from './polynomial.js';
 
 /**
@@ -31,9 +31,25 @@ export function featureRank(dimension: number, degree: number): number {
   return Math.round(r);
 }
 
-/** Enumerates the monomials of `dimension` variables up to total degree `degree`. */
+/** Most monomials a table may hold: 2^26, ~1.8 GiB of tables, far past any rank a fast path can use. */
+const MAX_MONOMIALS = 2 ** 26;
+
+/** Bytes of a monomial table per monomial: five Int32Arrays and a Float64Array. */
+const TABLE_BYTES_PER_MONOMIAL = 28;
+
+/**
+ * Enumerates the monomials of `dimension` variables up to total degree `degree`. Refuses with
+ * {@link ResourceLimitError}, before allocating, a table of more than 2^26 monomials.
+ */
 export function monomialTable(dimension: number, degree: number): MonomialTable {
   const size = featureRank(dimension, degree);
+  if (size > MAX_MONOMIALS) {
+    throw new ResourceLimitError(
+      `degree ${degree} on ${dimension} dimensions has ${size.toPrecision(3)} monomials, over the limit of ${MAX_MONOMIALS}: lower the degree`,
+      size * TABLE_BYTES_PER_MONOMIAL,
+      MAX_MONOMIALS * TABLE_BYTES_PER_MONOMIAL,
+    );
+  }
   const degrees = new Int32Array(size);
   const parents = new Int32Array(size).fill(-1);
   const variables = new Int32Array(size).fill(-1);

@@ -36,6 +36,9 @@ export {
   DEFAULT_MAX_DEGREE,
   type ErrorBound,
   type DegreeChoice,
+  type RoundingModel,
+  UNIT_ROUNDOFFS,
+  exactSoftmaxRounding,
 } from './bound.js';
 export {
   planSoftmaxApproximation,

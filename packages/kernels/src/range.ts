@@ -11,6 +11,8 @@ export interface RangeReport {
   centeredRange: number;
   /** β·max‖q_i‖·max‖k_j‖ for the keys as given: the plain Cauchy–Schwarz bound, for comparison (never smaller than rawRange). */
   cauchySchwarzRange: number;
+  /** β·max‖q_i‖·max‖k̃_j‖ for the keys the features see (centered when `centered`): it bounds every entry of |U₁|·|V₁|ᵀ, and so the rounding of the low-rank products. */
+  featureNormRange: number;
   /** Whether keys are centered in the approximation (allowed, and it shrank the range). */
   centered: boolean;
   /** The mean key k̄ (1×d) that centering subtracts; zeros when not centered. */
@@ -256,6 +258,7 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
     rawRange,
     centeredRange,
     cauchySchwarzRange: raw.cauchySchwarz,
+    featureNormRange: centered ? centeredScore!.cauchySchwarz : raw.cauchySchwarz,
     centered,
     keyMean,
     exactRows: centered ? centeredScore!.exactRows : raw.exactRows,

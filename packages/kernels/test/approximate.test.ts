@@ -128,9 +128,17 @@ describe('the efficient regime', () => {
   it('says "memory" when U and V would not fit the budget', () => {
     const rng = new Rng(6);
     const [q, k] = scaledPair(4000, 4000, 2, 0.2, 1, rng);
-    const plan = planSoftmaxApproximation(q, k, { beta: 1, epsilon: 1e-3, memoryBudgetBytes: 1000 });
+    const plan = planSoftmaxApproximation(q, k, { beta: 1, epsilon: 1e-3, memoryBudget: 1000 });
     expect(plan.outOfRegime?.reason).toBe('memory');
-    expect(approximateSoftmaxKernel(q, k, { beta: 1, degree: 2, memoryBudgetBytes: 1000 }).status).toBe('out-of-regime');
+    expect(approximateSoftmaxKernel(q, k, { beta: 1, degree: 2, memoryBudget: 1000 }).status).toBe('out-of-regime');
+  });
+
+  it('refuses a forced degree whose U and V would not fit before building them, even when it misses ε too (was a RangeError)', () => {
+    const rng = new Rng(16);
+    const [q, k] = scaledPair(16, 16, 8, 0.5, 1, rng);
+    const result = approximateSoftmaxKernel(q, k, { beta: 1, degree: 60 });
+    expect(result.status).toBe('out-of-regime');
+    expect(result.status === 'out-of-regime' && result.reason).toBe('memory');
   });
 
   it('builds a forced degree outside ε, saying the bound is not met', () => {

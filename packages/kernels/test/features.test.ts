@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromArray, fromFlat, full, InvalidArgumentError, matmul, NonFiniteError, randomNormal, Rng, scale } from '@almora/tensor';
+import { fromArray, fromFlat, full, InvalidArgumentError, matmul, NonFiniteError, randomNormal, ResourceLimitError, Rng, scale } from '@almora/tensor';
 import { chebyshevExp, evaluatePolynomial, featureRank, monomialTable, polynomialFeatures, polynomialFeaturesBackward, taylorExp } from '../src/index.js';
 
 function binomial(n: number, k: number): number {
@@ -76,6 +76,20 @@ describe('polynomial features', () => {
     expect(() => chebyshevExp(1.5, 1)).toThrow(InvalidArgumentError);
     expect(() => chebyshevExp(2, -1)).toThrow(InvalidArgumentError);
     expect(() => featureRank(-2, 1)).toThrow(InvalidArgumentError);
+  });
+
+  it('refuse a degree whose monomial table would not fit, before allocating it (was a RangeError)', () => {
+    const x = randomNormal(16, 8, new Rng(3));
+    const refused = (() => {
+      try {
+        polynomialFeatures(x, taylorExp(60), 0.1, 'query');
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(refused).toBeInstanceOf(ResourceLimitError);
+    expect((refused as ResourceLimitError).estimatedBytes).toBeGreaterThan((refused as ResourceLimitError).limitBytes);
+    expect(() => monomialTable(8, 400)).toThrow(/monomials, over the limit/);
   });
 });
 

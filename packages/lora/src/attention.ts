@@ -135,7 +135,7 @@ function shapedGradients<M>(g: CoreGradients, single: boolean): AttentionGradien
  * Each head is planned once — Γ and the certified range of the q and k that actually enter its
  * softmax, the degree and rank of the polynomial method, the predicted cost of each path — and
  * decided: 'exact' (blocked: the forward keeps each block's probabilities for the backward while
- * they fit `memoryBudget`, and beyond it the backward recomputes them, flash style, so no L×L
+ * they fit `probabilityBudget`, and beyond it the backward recomputes them, flash style, so no L×L
  * matrix is ever required), 'fast' (the low-rank softmax f̂ = D̂⁻¹U₁V₁ᵀ, kept as factors for the
  * backward; the paper's chain with c = ∂O), or 'auto' (fast for a head only where its certified
  * bound meets ε and it is predicted cheaper). Models that transform Q and K between projection and

@@ -35,8 +35,9 @@ export interface BackwardFactors {
  * a convex combination of the v_j):
  *   |p̂_ij − p_ij| ≤ f_ij·ρ_i,  ρ_i = (2η′ + η)·a‖ĉ_i‖ + (2+η)a·e.
  * Hence |∂Q̂_il − ∂Q_il| ≤ β·ρ_i·max_j|K_jl|, |∂K̂ − ∂K| ≤ β/(1−η)·f̂ᵀ(diag(ρ)|Q|) (f ≤ f̂/(1−η)),
- * and |∂V̂ − ∂V| ≤ f̂ᵀ(η|ĉ| + e)/(1−η). Float rounding of the fast path (~1e-15 relative) is not
- * included; it is far below any η the chooser picks.
+ * and |∂V̂ − ∂V| ≤ f̂ᵀ(η|ĉ| + e)/(1−η). η and η′ include the rounding of the low-rank products
+ * (the kernels' RoundingModel); the O(L·d) steps after them round at ~1e-16 relative in float64,
+ * far below any η, and are not added. Float32 gets no gradient bound.
  */
 export function* gradientBound<T extends DeviceMatrix>(
   backend: Backend<T>,

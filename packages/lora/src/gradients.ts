@@ -1,4 +1,4 @@
-import { type Matrix, matmul, maxAbs, transpose } from '@almora/tensor';
+import { InvalidArgumentError, type Matrix, matmul, maxAbs, transpose } from '@almora/tensor';
 import { adapterGradients, linearWeightGradient, type LoraWeights } from './adapters.js';
 import { planAttention } from './plan.js';
 import type { AttentionReport } from './report.js';
@@ -6,12 +6,20 @@ import { coreLoss } from './run.js';
 import { type Reading, runLater, runNow } from './head.js';
 import type { AttentionOptions } from './options.js';
 import { normalizeProblem, type LoraProblem, type NormalizedProblem, type Target } from './problem.js';
-import { normQuantities, type NormQuantity } from './regime.js';
+import { fmt, normQuantities, type NormQuantity } from './regime.js';
 
-/** Options of {@link loraGradients}: the attention core's (but `memoryBudget`: exact heads run one fused pass and keep nothing), plus what to return. */
-export interface LoraOptions extends Omit<AttentionOptions, 'memoryBudget'> {
+/** Options of {@link loraGradients}: the attention core's (but `probabilityBudget`: exact heads run one fused pass and keep nothing), plus what to return. */
+export interface LoraOptions extends Omit<AttentionOptions, 'probabilityBudget'> {
   /** Also return ∂loss/∂W_μ for each adapted μ; default false. */
   weightGradients?: boolean;
+  /**
+   * A guarantee on the gradients themselves, for method 'auto': the fast gradients are kept only
+   * when their certified relative error bound (`relative`, against the exact gradient, for every
+   * adapter tensor) is finite and at most this; otherwise the call recomputes exactly and says why.
+   * The bound is rigorous but worst-case (orders of magnitude above the measured error), so this
+   * buys certainty with speed. Default: none (ε then promises the attention matrix only).
+   */
+  gradientEpsilon?: number;
 }
 
 /** Gradients of one adapter, in the paper's orientation. */
@@ -59,6 +67,10 @@ export interface GradientReport extends AttentionReport {
    * orders of magnitude below it (apps/bench/results/phase.md measures by how much).
    */
   gradientBound: Partial<Record<Target, AdapterErrorBound>> | undefined;
+  /** The largest certified relative gradient error over every adapter tensor (0 when every head ran exact; Infinity when no finite bound exists; undefined in float32 with fast heads, where none is computed). */
+  gradientRelativeBound: number | undefined;
+  /** One sentence: what the gradients are guaranteed to be, or plainly that nothing is guaranteed beyond the attention matrix. */
+  gradientGuarantee: string;
 }
 
 /** Result of {@link loraGradients}. */
@@ -118,10 +130,12 @@ function inputsOf(p: NormalizedProblem, t: Target): Matrix[] {
 
 /** The paper's Problem 1 through the attention core: project, forward and backward with c = O − Y, then the LoRA chain rule. */
 function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGradients> {
+  const wanted = options.gradientEpsilon;
+  if (wanted !== undefined && !(Number.isFinite(wanted) && wanted > 0)) throw new InvalidArgumentError(`gradientEpsilon must be finite and > 0, got ${wanted}`);
   const p = normalizeProblem(problem);
   const sequences = p.sequences.map((s) => ({ q: matmul(s.xq, p.effective.q), k: matmul(s.xk, p.effective.k), v: matmul(s.xv, p.effective.v) }));
   // Exact heads run forward and backward as one fused pass, so nothing is kept between them.
-  const core = planAttention(sequences, { ...options, heads: p.heads, causal: p.causal, beta: p.beta, memoryBudget: 0 });
+  const core = planAttention(sequences, { ...options, heads: p.heads, causal: p.causal, beta: p.beta, probabilityBudget: 0 });
   const { outputs, gradients: g } = yield* coreLoss(core, p.sequences.map((s) => s.y));
   let loss = 0;
   outputs.forEach((o, n) => {
@@ -136,6 +150,7 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
     grads[t] = { a: transpose(lora_B), b: transpose(lora_A), ...(options.weightGradients ? { w: transpose(weight) } : {}) };
   }
   let gradientBound: GradientReport['gradientBound'];
+  const fastHeads = core.plans.some((plan) => plan.path === 'fast');
   if (g.bound) {
     const bounds: Record<Target, Matrix[]> = { q: g.bound.dq, k: g.bound.dk, v: g.bound.dv };
     gradientBound = {};
@@ -148,9 +163,22 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
         ...(options.weightGradients ? { w: relativeBound(maxAbs(weight), grads[t]!.w!) } : {}),
       };
     }
-  } else if (core.plans.some((plan) => plan.path === 'fast')) {
-    core.report.steps.push('no certified gradient bound: the computation ran in float32, whose rounding the bound does not cover');
   }
-  const report: GradientReport = { ...core.report, norms: normQuantities(p), gradientBound };
+  const relatives = gradientBound ? Object.values(gradientBound).flatMap((b) => [b.a.relative, b.b.relative, ...(b.w ? [b.w.relative] : [])]) : [];
+  const gradientRelativeBound = !fastHeads ? 0 : gradientBound ? Math.max(...relatives) : undefined;
+  if (wanted !== undefined && core.options.method === 'auto' && fastHeads && !(gradientRelativeBound! <= wanted)) {
+    const why = `the fast gradients' certified relative error bound is ${gradientRelativeBound === undefined ? 'not computed in float32' : fmt(gradientRelativeBound)}, not ≤ gradientEpsilon = ${wanted}`;
+    const exact = yield* gradients(problem, { ...options, method: 'exact', gradientEpsilon: undefined });
+    exact.report.steps.push(`auto planned ${core.report.chosen} (${core.report.reason}); ${why}: recomputed exactly`);
+    return { ...exact, report: { ...exact.report, requested: 'auto', reason: `exact: ${why}` } };
+  }
+  const gradientGuarantee = !fastHeads
+    ? 'exact gradients: every head ran the exact path (only floating-point rounding)'
+    : gradientRelativeBound === undefined
+      ? 'no gradient-level guarantee: the fast path ran in float32, whose rounding the gradient bound does not cover; only the attention matrix is certified (attentionBound per head)'
+      : Number.isFinite(gradientRelativeBound)
+        ? `certified: every adapter gradient is within ${fmt(gradientRelativeBound)} of the exact one, relative to its largest entry (worst case; the measured error is usually far smaller)`
+        : 'no finite gradient-level guarantee: the certified error could exceed the gradient itself (gradientBound gives absolute bounds); only the attention matrix is certified';
+  const report: GradientReport = { ...core.report, norms: normQuantities(p), gradientBound, gradientRelativeBound, gradientGuarantee };
   return { loss, output: p.single ? outputs[0] : outputs, grads, report };
 }

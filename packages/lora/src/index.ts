@@ -20,7 +20,7 @@ export type { LoraWeights } from './adapters.js';
 export { attention, attentionAsync, type AttentionResult, type AsyncAttentionResult, type AttentionGradients } from './attention.js';
 export type { AttentionCoreOptions } from './plan.js';
 export type { AttentionReport, HeadReport } from './report.js';
-export { DEFAULT_EPSILON, DEFAULT_BLOCK_SIZE, DEFAULT_MEMORY_BUDGET, type AttentionOptions, type GradientMethod, type FastVariant } from './options.js';
+export { DEFAULT_EPSILON, DEFAULT_BLOCK_SIZE, DEFAULT_MEMORY_BUDGET, DEFAULT_PROBABILITY_BUDGET, type AttentionOptions, type GradientMethod, type FastVariant } from './options.js';
 export {
   loraGradients,
   loraGradientsAsync,
@@ -33,6 +33,6 @@ export {
 } from './gradients.js';
 export { TARGETS, type LoraProblem, type Adapter, type CrossInput, type SequenceInput, type Target } from './problem.js';
 export { attentionForward, type ForwardOptions } from './forward.js';
-export { predictedHeadCost, type NormQuantity, type HeadCost } from './regime.js';
+export { predictedHeadCost, predictedHeadBytes, type NormQuantity, type HeadCost, type HeadBytes } from './regime.js';
 export { faceSplitApply } from './low-rank.js';
 export { syntheticProblem, relativeGradientError, type SyntheticProblemSpec } from './synthetic.js';

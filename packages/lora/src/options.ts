@@ -14,7 +14,10 @@ export const DEFAULT_EPSILON = 1e-3;
 export const DEFAULT_BLOCK_SIZE = 128;
 
 /** Bytes of attention probabilities the exact path keeps between forward and backward by default: 256 MiB. */
-export const DEFAULT_MEMORY_BUDGET = 2 ** 28;
+export const DEFAULT_PROBABILITY_BUDGET = 2 ** 28;
+
+/** The most memory a call may plan to hold by default: 8 GiB. */
+export const DEFAULT_MEMORY_BUDGET = 2 ** 33;
 
 const METHODS: readonly GradientMethod[] = ['exact', 'fast', 'auto'];
 const VARIANTS: readonly FastVariant[] = ['chained', 'autodiff'];
@@ -55,7 +58,16 @@ export interface AttentionOptions {
   /**
    * Bytes of attention probabilities the exact path may keep from the forward pass for the
    * backward pass, over all heads, instead of recomputing them (memory for time: the backward then
-   * skips Q·Kᵀ and exp). Default {@link DEFAULT_MEMORY_BUDGET}; 0 always recomputes (flash style).
+   * skips Q·Kᵀ and exp). Default {@link DEFAULT_PROBABILITY_BUDGET}; 0 always recomputes (flash
+   * style). Kept probabilities count against `memoryBudget` too.
+   */
+  probabilityBudget?: number;
+  /**
+   * The most memory, in bytes, the call may plan to hold beyond its inputs and outputs (the
+   * attention core's buffers, estimated from the shapes, degree and rank before anything is
+   * allocated). 'auto' skips a fast path that would exceed it; a call whose cheapest path still
+   * exceeds it — or a forced 'fast' path that does — is refused with a `ResourceLimitError` naming
+   * the estimate and the limit. Default {@link DEFAULT_MEMORY_BUDGET}.
    */
   memoryBudget?: number;
 }
@@ -83,6 +95,8 @@ export interface ResolvedOptions {
   /** Where the per-head work runs. */
   backend: Backend;
   /** Bytes of probabilities the exact path may keep between forward and backward. */
+  probabilityBudget: number;
+  /** The most memory the call may plan to hold. */
   memoryBudget: number;
 }
 
@@ -104,6 +118,12 @@ function nonNegative(value: number | undefined, fallback: number, name: string):
   return chosen;
 }
 
+function positive(value: number | undefined, fallback: number, name: string): number {
+  const chosen = value ?? fallback;
+  if (!(chosen > 0)) throw new InvalidArgumentError(`${name} must be a number > 0, got ${chosen}`);
+  return chosen;
+}
+
 /** Checks every option once, naming the bad one, and fills in the defaults. */
 export function resolveOptions(options: AttentionOptions): ResolvedOptions {
   const epsilon = options.epsilon ?? DEFAULT_EPSILON;
@@ -119,7 +139,8 @@ export function resolveOptions(options: AttentionOptions): ResolvedOptions {
     sampledRows: positiveInteger(options.sampledRows, 0, 'sampledRows', true),
     blockSize: positiveInteger(options.blockSize, DEFAULT_BLOCK_SIZE, 'blockSize'),
     backend: options.backend ?? cpuBackend,
-    memoryBudget: nonNegative(options.memoryBudget, DEFAULT_MEMORY_BUDGET, 'memoryBudget'),
+    probabilityBudget: nonNegative(options.probabilityBudget, DEFAULT_PROBABILITY_BUDGET, 'probabilityBudget'),
+    memoryBudget: positive(options.memoryBudget, DEFAULT_MEMORY_BUDGET, 'memoryBudget'),
   };
 }
 

@@ -1,10 +1,9 @@
-import { centeredKeys, type CertifiedFactor, certifiedError, certifiedRange, featureRank, planSoftmaxApproximation, sampledSoftmaxError, type ApproximationPlan } from '@almora/kernels';
-import { type Matrix, Rng, sliceCols } from '@almora/tensor';
-import { assertFinite, InvalidArgumentError, ShapeError } from '@almora/tensor';
+import { centeredKeys, type CertifiedFactor, certifiedError, certifiedRange, exactSoftmaxRounding, featureRank, planSoftmaxApproximation, sampledSoftmaxError, type ApproximationPlan, UNIT_ROUNDOFFS } from '@almora/kernels';
+import { assertFinite, InvalidArgumentError, type Matrix, ResourceLimitError, Rng, ShapeError, sliceCols } from '@almora/tensor';
 import { type AttentionOptions, type FastVariant, resolveBeta, resolveOptions, type ResolvedOptions } from './options.js';
 import { type AttentionReport, summarize } from './report.js';
 import { probabilityBytes } from './exact.js';
-import { fmt, type HeadCost, predictedHeadCost } from './regime.js';
+import { fmt, fmtBytes, type HeadBytes, type HeadCost, plannedBytes, predictedHeadBytes, predictedHeadCost } from './regime.js';
 
 /** One sequence of the attention core's input: queries, keys and values, all heads side by side. */
 export interface AttentionSequence {
@@ -50,8 +49,12 @@ export interface HeadPlan {
   approximation: ApproximationPlan;
   /** Predicted multiply-adds of each path for this head. */
   cost: HeadCost;
+  /** Predicted memory of the path it runs (kept probabilities included when it keeps them). */
+  bytes: HeadBytes;
   /** The path this head runs. */
   path: 'exact' | 'fast';
+  /** Certified entrywise relative error of the attention matrix on the path it runs: the fast path's bound, or exact attention's rounding in its precision. */
+  attentionBound: number;
   /** The fast variant, when `path` is 'fast'. */
   variant: FastVariant | undefined;
   /** One sentence: why this path. */
@@ -90,6 +93,11 @@ function sampleRows(rows: number, count: number, sequence: number, head: number)
 
 type Decision = Omit<HeadPlan, 'keepsProbabilities' | 'sampledSoftmaxError'>;
 
+/** Bytes per entry of the head's buffers: float32 when the inputs or the backend are. */
+function entryBytes(q: Matrix, o: ResolvedOptions): number {
+  return o.backend.precision === 'float32' || q.dtype === 'float32' ? 4 : 8;
+}
+
 /**
  * Plans and decides one head: the certified range once (O(L·d² + 64·L·d)), then per variant the
  * lowest degree (and polynomial family) that certifies ε, and the cost model. 'auto' takes the
@@ -116,13 +124,21 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
       centerKeys: o.centerKeys,
       range,
       factor: factorOf(variant),
+      memoryBudget: o.memoryBudget,
+      precision,
     });
   const costOf = (approximation: ApproximationPlan, variant: FastVariant) => costAt(approximation.rank, variant);
+  const bytesOf = (rank: number | undefined, variant: FastVariant | undefined) =>
+    predictedHeadBytes(q.rows, k.rows, layout, rank, variant, { causal: layout.causal, blockSize: o.blockSize, bytesPerEntry: entryBytes(q, o) });
+  const total = (b: HeadBytes) => b.kept + b.transient;
   const where = `sequence ${sequence}, head ${head}`;
   const base = { sequence, head, q, k, v };
+  const exactBytes = bytesOf(undefined, undefined);
+  const precision = entryBytes(q, o) === 4 ? 'float32' : 'float64';
+  const exactBound = exactSoftmaxRounding({ unitRoundoff: UNIT_ROUNDOFFS[precision], keys: k.rows, dimension: layout.headDim, normRange: range.cauchySchwarzRange });
   if (o.method === 'exact') {
     const approximation = approximate('chained', o.degree, affordable('chained'));
-    return { ...base, approximation, cost: costOf(approximation, 'chained'), path: 'exact', variant: undefined, reason: 'exact gradients were requested' };
+    return { ...base, approximation, cost: costOf(approximation, 'chained'), bytes: exactBytes, path: 'exact', attentionBound: exactBound, variant: undefined, reason: 'exact gradients were requested' };
   }
   if (o.method === 'fast') {
     const variant = o.variant ?? 'chained';
@@ -133,11 +149,22 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
       approximation = approximate(variant, fallback);
     }
     const certified = certifiedFor(approximation, variant);
+    const bytes = bytesOf(approximation.rank, variant);
+    const cost = costOf(approximation, variant);
+    if (total(bytes) > o.memoryBudget || approximation.outOfRegime?.reason === 'memory') {
+      throw new ResourceLimitError(
+        `the fast path (${variant}, degree ${approximation.degree}, rank ${approximation.rank}) of ${where} would hold about ${fmtBytes(total(bytes))} and take about ${fmt(cost.fast!)} multiply-adds, over memoryBudget = ${fmtBytes(o.memoryBudget)}; lower the degree, use method 'auto' or 'exact' (${fmtBytes(total(exactBytes))}), or raise memoryBudget`,
+        total(bytes),
+        o.memoryBudget,
+      );
+    }
     return {
       ...base,
       approximation,
-      cost: costOf(approximation, variant),
+      cost,
+      bytes,
       path: 'fast',
+      attentionBound: certified,
       variant,
       reason: `fast gradients were requested (${variant}); certified attention error ${fmt(certified)} ${certified <= o.epsilon ? '≤' : '>'} ε = ${o.epsilon}`,
     };
@@ -146,11 +173,13 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
   const candidates = variants.map((variant) => {
     const limit = affordable(variant);
     const approximation = approximate(variant, o.degree, limit);
-    return { variant, approximation, cost: costOf(approximation, variant), limit };
+    return { variant, approximation, cost: costOf(approximation, variant), bytes: bytesOf(approximation.rank, variant), limit };
   });
   // Speed is the cost model's call; the kernel plan's own 'no-speedup' (one product, rank·d ≥ L) is not.
-  const certified = candidates.filter((c) => c.approximation.meetsEpsilon && c.approximation.outOfRegime?.reason !== 'precision' && c.approximation.outOfRegime?.reason !== 'memory');
-  const cheaper = certified.filter((c) => c.cost.fast! < c.cost.exact).sort((a, b) => a.cost.fast! - b.cost.fast!);
+  const certified = candidates.filter((c) => c.approximation.meetsEpsilon && c.approximation.outOfRegime?.reason !== 'precision');
+  const fits = certified.filter((c) => total(c.bytes) <= o.memoryBudget && c.approximation.outOfRegime?.reason !== 'memory');
+  for (const c of certified.filter((x) => !fits.includes(x))) steps.push(`${where}: ${c.variant} would hold about ${fmtBytes(total(c.bytes))}, over memoryBudget = ${fmtBytes(o.memoryBudget)}; not considered`);
+  const cheaper = fits.filter((c) => c.cost.fast! < c.cost.exact).sort((a, b) => a.cost.fast! - b.cost.fast!);
   if (cheaper.length === 0) {
     const shown = certified[0] ?? candidates[0];
     const capped = candidates.some((c) => c.limit < o.maxDegree);
@@ -158,8 +187,10 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
       ? capped
         ? `no degree predicted cheaper than exact (${candidates.map((c) => `${c.variant} up to ${c.limit}`).join(', ')}) certifies ε = ${o.epsilon} on R = ${fmt(range.range)} (Γ = ${fmt(range.gamma)} vs √log L = ${fmt(range.threshold)})`
         : (shown.approximation.outOfRegime?.message ?? `no degree ≤ ${o.maxDegree} certifies ε = ${o.epsilon}`)
-      : `the fast path is predicted to cost ${fmt(shown.cost.fast!)} vs ${fmt(shown.cost.exact)} exact (${shown.variant}, degree ${shown.approximation.degree}, rank ${shown.approximation.rank})`;
-    return { ...base, approximation: shown.approximation, cost: shown.cost, path: 'exact', variant: undefined, reason: `exact: ${why}` };
+      : fits.length === 0
+        ? `the certified fast path would hold about ${fmtBytes(total(shown.bytes))}, over memoryBudget = ${fmtBytes(o.memoryBudget)}`
+        : `the fast path is predicted to cost ${fmt(shown.cost.fast!)} vs ${fmt(shown.cost.exact)} exact (${shown.variant}, degree ${shown.approximation.degree}, rank ${shown.approximation.rank})`;
+    return { ...base, approximation: shown.approximation, cost: shown.cost, bytes: exactBytes, path: 'exact', attentionBound: exactBound, variant: undefined, reason: `exact: ${why}` };
   }
   const best = cheaper[0];
   const { approximation } = best;
@@ -167,7 +198,9 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
     ...base,
     approximation,
     cost: best.cost,
+    bytes: best.bytes,
     path: 'fast',
+    attentionBound: certifiedFor(approximation, best.variant),
     variant: best.variant,
     reason: `fast (${best.variant}, ${approximation.method} degree ${approximation.degree}, rank ${approximation.rank}): certified attention error ${fmt(certifiedFor(approximation, best.variant))} ≤ ε = ${o.epsilon} on R = ${fmt(range.range)}, predicted ${fmt(best.cost.exact / best.cost.fast!)}× cheaper than exact`,
   };
@@ -183,23 +216,34 @@ function sampledCheck(plan: Decision, layout: HeadLayout, o: ResolvedOptions): n
 /**
  * Plans every head of every sequence and decides its path: 'exact' and 'fast' as asked; 'auto'
  * per head — fast only where its certified attention bound meets ε, it is in the efficient regime,
- * and it is predicted cheaper. Exact heads keep their probabilities for the backward pass while
- * they fit the memory budget, in order. Returns the plans and the steps worth reporting.
+ * it fits the memory budget and it is predicted cheaper. Exact heads keep their probabilities for
+ * the backward pass while they fit the probability budget and the memory budget, in order. A call
+ * predicted to hold more than `memoryBudget` is refused before anything is allocated. Returns the
+ * plans and the steps worth reporting.
  */
 export function planHeads(sequences: readonly AttentionSequence[], layout: HeadLayout, o: ResolvedOptions): { plans: HeadPlan[]; steps: string[] } {
   const steps: string[] = [];
-  let budget = o.memoryBudget;
-  const plans = sequences.flatMap((s, n) =>
-    Array.from({ length: layout.heads }, (_, h) => {
-      const decision = planOne(n, h, s, layout, o, steps);
-      const plan = { ...decision, sampledSoftmaxError: sampledCheck(decision, layout, o) };
-      const bytesPerEntry = o.backend.precision === 'float32' || plan.q.dtype === 'float32' ? 4 : 8;
-      const bytes = plan.path === 'exact' ? probabilityBytes(plan.q.rows, plan.k.rows, layout.causal, o.blockSize, bytesPerEntry) : Number.POSITIVE_INFINITY;
-      const keepsProbabilities = bytes <= budget;
-      if (keepsProbabilities) budget -= bytes;
-      return { ...plan, keepsProbabilities };
-    }),
-  );
+  const decisions = sequences.flatMap((s, n) => Array.from({ length: layout.heads }, (_, h) => planOne(n, h, s, layout, o, steps)));
+  const needed = plannedBytes(decisions);
+  if (needed > o.memoryBudget) {
+    const fast = decisions.filter((d) => d.path === 'fast').length;
+    throw new ResourceLimitError(
+      `this call would hold about ${fmtBytes(needed)} (${decisions.length} head(s), ${fast} fast) and take about ${fmt(decisions.reduce((sum, d) => sum + (d.path === 'fast' ? d.cost.fast! : d.cost.exact), 0))} multiply-adds, over memoryBudget = ${fmtBytes(o.memoryBudget)}; shorten the sequences, split the batch, or raise memoryBudget`,
+      needed,
+      o.memoryBudget,
+    );
+  }
+  let probabilities = o.probabilityBudget;
+  let spare = o.memoryBudget - needed;
+  const plans = decisions.map((decision) => {
+    const plan = { ...decision, sampledSoftmaxError: sampledCheck(decision, layout, o) };
+    const bytes = plan.path === 'exact' ? probabilityBytes(plan.q.rows, plan.k.rows, layout.causal, o.blockSize, entryBytes(plan.q, o)) : Number.POSITIVE_INFINITY;
+    const keepsProbabilities = bytes <= Math.min(probabilities, spare);
+    if (!keepsProbabilities) return { ...plan, keepsProbabilities };
+    probabilities -= bytes;
+    spare -= bytes;
+    return { ...plan, bytes: { ...plan.bytes, kept: plan.bytes.kept + bytes }, keepsProbabilities };
+  });
   return { plans, steps };
 }
 

@@ -72,7 +72,54 @@ export function predictedHeadCost(
   return { exact, fast: operations * MEASURED_COST_PER_OPERATION[variant] };
 }
 
+/** Predicted memory of one head, in bytes, beyond the inputs and outputs of the call. */
+export interface HeadBytes {
+  /** Held from the forward pass to the backward pass: a fast head's features U₁, V₁ and 1/D̂ (an exact head's kept probabilities are added when it keeps them). */
+  kept: number;
+  /** The most held for a moment while the head computes: blocks of scores, the chain's products, the gradients' buffers. */
+  transient: number;
+}
+
+/**
+ * Predicted bytes of one head on one path (fast when `variant` is given, else exact), counted
+ * from the buffers the attention core allocates: exact — blocks of `blockSize` query rows × L_k
+ * scores, probabilities and their gradient; chained — U₁, V₁, D̂⁻¹U₁ and the face-split products
+ * (L×d_v·d_h unmasked, 64-row blocks of k·d_v when causal); autodiff — U₁, V₁ and their
+ * gradients. Plus a few L×d buffers. An estimate for the resource guard, not a measurement
+ * (apps/bench memory measures peak RSS).
+ */
+export function predictedHeadBytes(
+  queries: number,
+  keys: number,
+  widths: { headDim: number; valueDim: number },
+  rank: number | undefined,
+  variant: 'chained' | 'autodiff' | undefined,
+  options: { causal: boolean; blockSize: number; bytesPerEntry: number },
+): HeadBytes {
+  const { headDim, valueDim } = widths;
+  const { causal, blockSize, bytesPerEntry: b } = options;
+  const length = Math.max(queries, keys);
+  const rows = 8 * length * (headDim + valueDim);
+  if (variant === undefined || rank === undefined) return { kept: 0, transient: b * (3 * Math.min(blockSize, queries) * keys + rows) };
+  const kept = b * ((queries + keys) * rank + queries);
+  const chain =
+    variant === 'autodiff'
+      ? 3 * length * rank
+      : queries * rank + rank * valueDim * headDim + (causal ? 2 * 64 * rank * valueDim + 64 * 64 : 2 * length * valueDim * headDim);
+  return { kept, transient: b * (chain + rows) };
+}
+
+/** The predicted peak of a call: what every head keeps, plus the largest moment of any one head. */
+export function plannedBytes(plans: readonly { bytes: HeadBytes }[]): number {
+  return plans.reduce((sum, p) => sum + p.bytes.kept, 0) + plans.reduce((most, p) => Math.max(most, p.bytes.transient), 0);
+}
+
 /** Scales a quantity for messages: 3 significant digits. */
 export function fmt(x: number): string {
   return Number.isFinite(x) ? Number(x.toPrecision(3)).toString() : String(x);
+}
+
+/** Bytes for messages, in MiB or GiB. */
+export function fmtBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${fmt(bytes / 2 ** 30)} GiB` : `${fmt(bytes / 2 ** 20)} MiB`;
 }

@@ -1,7 +1,7 @@
 import type { PolynomialChoice, PolynomialMethod } from '@almora/kernels';
 import type { FastVariant, GradientMethod, ResolvedOptions } from './options.js';
 import type { HeadPlan } from './plan.js';
-import { fmt, type HeadCost } from './regime.js';
+import { fmt, type HeadBytes, type HeadCost, plannedBytes } from './regime.js';
 
 /** What was decided for one head of one sequence, and why, in numbers. */
 export interface HeadReport {
@@ -37,12 +37,16 @@ export interface HeadReport {
   autodiffBound: number | undefined;
   /** A-posteriori estimate (fast heads, with `sampledRows`): the largest entrywise relative attention error on the sampled query rows — a measurement, not a bound. */
   sampledSoftmaxError: number | undefined;
-  /** Whether this head's attention matrix is certified within ε (always true for exact). */
+  /** Certified entrywise relative error of the attention matrix this head computed: the fast path's bound (rounding included), or exact attention's rounding in its precision (~1e-12 in float64; far more in float32). */
+  attentionBound: number;
+  /** Whether `attentionBound` ≤ ε. */
   meetsEpsilon: boolean;
   /** Predicted multiply-adds of each path. */
   predictedCost: HeadCost;
-  /** Exact path: whether the forward pass kept the probabilities for the backward pass (see `memoryBudget`). */
+  /** Exact path: whether the forward pass kept the probabilities for the backward pass (see `probabilityBudget`). */
   keepsProbabilities: boolean;
+  /** Predicted bytes this head holds from forward to backward, and at most for a moment (see `memoryBudget`). */
+  predictedBytes: HeadBytes;
 }
 
 /** What was decided and why, over every head: the summary, and each head's own {@link HeadReport}. */
@@ -85,6 +89,10 @@ export interface AttentionReport {
   meetsEpsilon: boolean;
   /** Predicted multiply-adds of each path, summed over heads. */
   predictedCost: HeadCost;
+  /** Predicted peak bytes of the call beyond its inputs and outputs: every head's kept bytes plus the largest transient; checked against `memoryBudget` before anything was allocated. */
+  predictedBytes: number;
+  /** The limit it was checked against. */
+  memoryBudget: number;
   /** Every head of every sequence, in sequence-major order. */
   heads: HeadReport[];
 }
@@ -94,7 +102,7 @@ function maxDefined(values: (number | undefined)[]): number | undefined {
   return defined.length === 0 ? undefined : Math.max(...defined);
 }
 
-function headReport(plan: HeadPlan): HeadReport {
+function headReport(plan: HeadPlan, o: ResolvedOptions): HeadReport {
   const a = plan.approximation;
   return {
     sequence: plan.sequence,
@@ -113,15 +121,17 @@ function headReport(plan: HeadPlan): HeadReport {
     softmaxBound: a.bound?.softmaxRelative,
     autodiffBound: a.bound?.autodiffRelative,
     sampledSoftmaxError: plan.sampledSoftmaxError,
-    meetsEpsilon: plan.path === 'exact' || a.meetsEpsilon,
+    attentionBound: plan.attentionBound,
+    meetsEpsilon: plan.attentionBound <= o.epsilon,
     predictedCost: plan.cost,
     keepsProbabilities: plan.keepsProbabilities,
+    predictedBytes: plan.bytes,
   };
 }
 
 /** The report of a call: each head's decision, and a summary in which the widest range speaks for all. */
 export function summarize(plans: HeadPlan[], steps: string[], o: ResolvedOptions, longest: number): AttentionReport {
-  const heads = plans.map(headReport);
+  const heads = plans.map((plan) => headReport(plan, o));
   const fast = heads.filter((h) => h.chosen === 'fast');
   const chosen = fast.length === 0 ? 'exact' : fast.length === heads.length ? 'fast' : 'mixed';
   const worst = heads.reduce((a, b) => (b.range > a.range ? b : a));
@@ -154,6 +164,8 @@ export function summarize(plans: HeadPlan[], steps: string[], o: ResolvedOptions
     sampledSoftmaxError: maxDefined(heads.map((h) => h.sampledSoftmaxError)),
     meetsEpsilon: heads.every((h) => h.meetsEpsilon),
     predictedCost: { exact: plans.reduce((sum, p) => sum + p.cost.exact, 0), fast: totalFast },
+    predictedBytes: plannedBytes(plans),
+    memoryBudget: o.memoryBudget,
     heads,
   };
 }

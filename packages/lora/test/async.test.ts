@@ -41,7 +41,7 @@ describe('asynchronous devices', () => {
     const layer = randomLayer({ dModel: 6, heads: 2, headDim: 3, r: 2, adapted: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], causal: true }, rng);
     const x = randomNormal(30, 6, rng);
     const g = randomNormal(30, 6, rng);
-    for (const options of [{ method: 'exact' }, { method: 'exact', memoryBudget: 0 }, { method: 'fast', degree: 3 }, { method: 'fast', degree: 3, variant: 'autodiff' }] as const) {
+    for (const options of [{ method: 'exact' }, { method: 'exact', probabilityBudget: 0 }, { method: 'fast', degree: 3 }, { method: 'fast', degree: 3, variant: 'autodiff' }] as const) {
       const backend = asyncOnly();
       const sync = loraAttention(layer, x, options);
       const later = await loraAttentionAsync(layer, x, { ...options, backend });

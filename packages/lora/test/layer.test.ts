@@ -16,7 +16,7 @@ const FD_TOLERANCE = 1e-7;
 describe('attention core: dq, dk, dv against finite differences (exact path)', () => {
   for (const causal of [false, true]) {
     for (const heads of [1, 2, 3, 4]) {
-      for (const [kept, memoryBudget] of [
+      for (const [kept, probabilityBudget] of [
         ['probabilities kept', undefined],
         ['recomputed', 0],
       ] as const) {
@@ -27,10 +27,10 @@ describe('attention core: dq, dk, dv against finite differences (exact path)', (
           const k = scale(randomNormal(L, 2 * heads, rng), 0.8);
           const v = randomNormal(L, 3 * heads, rng);
           const g = randomNormal(L, 3 * heads, rng);
-          const options = { heads, causal, method: 'exact' as const, blockSize: 4, memoryBudget };
+          const options = { heads, causal, method: 'exact' as const, blockSize: 4, probabilityBudget };
           const loss = () => projectedLoss(attention(q, k, v, options).output, g);
           const forward = attention(q, k, v, options);
-          expect(forward.report.heads.every((h) => h.keepsProbabilities === (memoryBudget === undefined))).toBe(true);
+          expect(forward.report.heads.every((h) => h.keepsProbabilities === (probabilityBudget === undefined))).toBe(true);
           const grads = forward.backward(g);
           expect(gradientMismatch(grads.dq, finiteDifference(q, loss))).toBeLessThan(FD_TOLERANCE);
           expect(gradientMismatch(grads.dk, finiteDifference(k, loss))).toBeLessThan(FD_TOLERANCE);
@@ -45,9 +45,9 @@ describe('attention core: dq, dk, dv against finite differences (exact path)', (
     const rng = new Rng(150);
     const [q, k, v, g] = [randomNormal(300, 8, rng), randomNormal(300, 8, rng), randomNormal(300, 8, rng), randomNormal(300, 8, rng)];
     const oneHead = 300 * 300 * 8;
-    const partly = attention(q, k, v, { heads: 4, method: 'exact', memoryBudget: 2.5 * oneHead });
+    const partly = attention(q, k, v, { heads: 4, method: 'exact', probabilityBudget: 2.5 * oneHead });
     expect(partly.report.heads.map((h) => h.keepsProbabilities)).toEqual([true, true, false, false]);
-    const recomputed = attention(q, k, v, { heads: 4, method: 'exact', memoryBudget: 0 }).backward(g);
+    const recomputed = attention(q, k, v, { heads: 4, method: 'exact', probabilityBudget: 0 }).backward(g);
     const mixed = partly.backward(g);
     for (const name of ['dq', 'dk', 'dv'] as const) expect(Array.from(mixed[name].data)).toEqual(Array.from(recomputed[name].data));
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Backend, BackendError, cpuBackend, type Matrix, randomNormal, Rng } from '@almora/tensor';
-import { loraAttention, loraGradients } from '../src/index.js';
+import { type Backend, BackendError, cpuBackend, type Matrix, randomNormal, ResourceLimitError, Rng } from '@almora/tensor';
+import { attention, loraAttention, loraGradients } from '../src/index.js';
 import { randomLayer } from './layers.js';
 import { randomProblem } from './reference.js';
 
@@ -38,7 +38,7 @@ describe('device handles: everything made is given back', () => {
   const layer = randomLayer({ dModel: 6, heads: 2, headDim: 3, r: 2, adapted: ['q_proj', 'k_proj', 'v_proj'], causal: true }, rng);
   const x = randomNormal(40, 6, rng);
   const g = randomNormal(40, 6, rng);
-  const paths = [{ method: 'exact' }, { method: 'exact', memoryBudget: 0 }, { method: 'fast', degree: 2 }, { method: 'fast', degree: 2, variant: 'autodiff' }] as const;
+  const paths = [{ method: 'exact' }, { method: 'exact', probabilityBudget: 0 }, { method: 'fast', degree: 2 }, { method: 'fast', degree: 2, variant: 'autodiff' }] as const;
 
   for (const options of paths) {
     const label = JSON.stringify(options);
@@ -66,5 +66,65 @@ describe('device handles: everything made is given back', () => {
       expect(() => loraGradients(problem, { ...options, backend: failing })).toThrow(BackendError);
       expect(failing.live()).toBe(0);
     }
+  });
+});
+
+describe('resource guard: memory is estimated from the shapes before anything is allocated', () => {
+  const rng = new Rng(2024);
+  const problem = randomProblem({ length: 16, dIn: 8, dOut: 8, r: 2, targets: ['q', 'v'] }, 11);
+
+  function refusal(run: () => unknown): ResourceLimitError {
+    try {
+      run();
+    } catch (error) {
+      if (error instanceof ResourceLimitError) return error;
+      throw error;
+    }
+    throw new Error('expected a ResourceLimitError');
+  }
+
+  it('refuses a forced fast degree whose features would not fit, naming the estimate and the limit (was a 31 GB allocation)', () => {
+    for (const degree of [60, 400]) {
+      const error = refusal(() => loraGradients(problem, { method: 'fast', degree }));
+      expect(error.code).toBe('RESOURCE_LIMIT');
+      expect(error.limitBytes).toBe(2 ** 33);
+      expect(error.estimatedBytes).toBeGreaterThan(error.limitBytes);
+      expect(error.message).toMatch(/would hold about .* over memoryBudget = 8 GiB/);
+    }
+  });
+
+  it("'auto' skips a fast path over the budget and says so; a call whose exact path is over it too is refused", () => {
+    // Degree 3 on d = 8 is rank 165: cheaper than exact at L = 4096, but its features outweigh exact's 128-row blocks.
+    const q = randomNormal(4096, 8, rng, { std: 0.05 });
+    const k = randomNormal(4096, 8, rng, { std: 0.05 });
+    const v = randomNormal(4096, 8, rng);
+    const options = { method: 'auto', epsilon: 1e-2, degree: 3, variant: 'chained' } as const;
+    const free = attention(q, k, v, options).report;
+    expect(free.chosen).toBe('fast');
+    const exactBytes = attention(q, k, v, { method: 'exact', probabilityBudget: 0 }).report.predictedBytes;
+    expect(exactBytes).toBeLessThan(free.predictedBytes);
+    const tight = attention(q, k, v, { ...options, memoryBudget: exactBytes }).report;
+    expect(tight.chosen).toBe('exact');
+    expect(tight.reason).toMatch(/over memoryBudget/);
+    expect(tight.predictedBytes).toBeLessThanOrEqual(exactBytes);
+    expect(refusal(() => attention(q, k, v, { method: 'auto', memoryBudget: exactBytes / 2 })).message).toMatch(/this call would hold about/);
+  });
+
+  it('keeps exact probabilities only within both budgets, and reports the prediction it checked', () => {
+    const q = randomNormal(256, 4, rng);
+    const k = randomNormal(256, 4, rng);
+    const v = randomNormal(256, 4, rng);
+    const recompute = attention(q, k, v, { method: 'exact', probabilityBudget: 0 }).report;
+    const probabilities = 256 * 256 * 8;
+    expect(attention(q, k, v, { method: 'exact' }).report.heads[0].keepsProbabilities).toBe(true);
+    expect(attention(q, k, v, { method: 'exact', memoryBudget: recompute.predictedBytes + probabilities - 1 }).report.heads[0].keepsProbabilities).toBe(false);
+    const kept = attention(q, k, v, { method: 'exact', memoryBudget: recompute.predictedBytes + probabilities }).report;
+    expect(kept.heads[0].keepsProbabilities).toBe(true);
+    expect(kept.predictedBytes).toBe(recompute.predictedBytes + probabilities);
+    expect(kept.memoryBudget).toBe(recompute.predictedBytes + probabilities);
+  });
+
+  it('rejects a memoryBudget that is not a positive number', () => {
+    for (const memoryBudget of [0, -1, Number.NaN]) expect(() => loraGradients(problem, { memoryBudget })).toThrow(/memoryBudget must be a number > 0/);
   });
 });

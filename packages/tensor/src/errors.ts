@@ -5,7 +5,8 @@ export type AlmoraErrorCode =
   | 'NON_FINITE'
   | 'INVALID_ARGUMENT'
   | 'OUT_OF_REGIME'
-  | 'BACKEND';
+  | 'BACKEND'
+  | 'RESOURCE_LIMIT';
 
 /** Base class of every error almora throws on bad input. `code` says which kind it is. */
 export class AlmoraError extends Error {
@@ -63,5 +64,22 @@ export class OutOfRegimeError extends AlmoraError {
 export class BackendError extends AlmoraError {
   constructor(message: string) {
     super('BACKEND', message);
+  }
+}
+
+/**
+ * A call would need more memory than its limit allows. It is refused before anything is allocated,
+ * with the estimate and the limit in the message and as fields, so the caller can raise the limit,
+ * shrink the problem, or pick a cheaper path.
+ */
+export class ResourceLimitError extends AlmoraError {
+  /** Estimated peak bytes the call would hold beyond its inputs and outputs. */
+  readonly estimatedBytes: number;
+  /** The limit it was checked against, in bytes. */
+  readonly limitBytes: number;
+  constructor(message: string, estimatedBytes: number, limitBytes: number) {
+    super('RESOURCE_LIMIT', message);
+    this.estimatedBytes = estimatedBytes;
+    this.limitBytes = limitBytes;
   }
 }

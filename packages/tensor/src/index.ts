@@ -12,6 +12,7 @@ export {
   InvalidArgumentError,
   OutOfRegimeError,
   BackendError,
+  ResourceLimitError,
   type AlmoraErrorCode,
 } from './errors.js';
 export {

@@ -5,6 +5,7 @@ import { phaseSuite } from './phase.js';
 import { approxSuite } from './approx.js';
 import { backendsSuite } from './backends.js';
 import { memorySuite } from './memory.js';
+import { hostileSuite } from './hostile.js';
 
 /** Every suite, by the name given on the command line. */
-export const suites: ReadonlyMap<string, Suite> = new Map([scalingSuite, phaseSuite, matmulSuite, backendsSuite, approxSuite, memorySuite].map((s) => [s.name, s]));
+export const suites: ReadonlyMap<string, Suite> = new Map([scalingSuite, phaseSuite, matmulSuite, backendsSuite, approxSuite, memorySuite, hostileSuite].map((s) => [s.name, s]));

@@ -16,7 +16,7 @@ interface Case {
 
 const CASES: Case[] = [
   { method: 'layer exact (probabilities kept within 256 MiB)', options: { method: 'exact' } },
-  { method: 'layer exact (recompute: memoryBudget 0)', options: { method: 'exact', memoryBudget: 0 } },
+  { method: 'layer exact (recompute: probabilityBudget 0)', options: { method: 'exact', probabilityBudget: 0 } },
   { method: 'layer fast autodiff g2', options: { method: 'fast', degree: 2, variant: 'autodiff' } },
   { method: 'layer fast chained g2', options: { method: 'fast', degree: 2, variant: 'chained' } },
 ];
@@ -61,7 +61,7 @@ export const memorySuite: Suite = {
     for (const length of lengths) {
       for (const c of CASES) {
         // Recomputing is what the default does past the budget; measured separately only where the two differ.
-        const redundant = c.options.memoryBudget === 0 && length * length * HEADS * 8 > 2 ** 28;
+        const redundant = c.options.probabilityBudget === 0 && length * length * HEADS * 8 > 2 ** 28;
         if (!redundant) {
           const m = measure(length, c.options, context.seed + length);
           if ('error' in m) notes.push(`${c.method} failed at L=${length}: ${m.error}`);
@@ -96,7 +96,7 @@ export const memorySuite: Suite = {
       findings,
       notes: [
         `\`loraAttention\` with q_proj and v_proj adapted (r = 4), not causal, float64 on the CPU, upstream gradient random; each measurement alone in a fresh Node process, peak RSS from process.resourceUsage().maxRSS (it includes Node itself, ~50 MiB). One run each: these are memory measurements, the times are indicative.`,
-        `The exact path keeps each head's attention probabilities between forward and backward while all heads' fit memoryBudget (default 256 MiB), and recomputes them block by block (128 query rows at a time) beyond it: its memory is O(L·d + 128·L) then, never L×L.`,
+        `The exact path keeps each head's attention probabilities between forward and backward while all heads' fit probabilityBudget (default 256 MiB), and recomputes them block by block (128 query rows at a time) beyond it: its memory is O(L·d + 128·L) then, never L×L.`,
         ...notes,
       ],
       plots: [],

@@ -221,7 +221,7 @@ export const scalingSuite: Suite = {
       findings,
       notes: [
         `Single head, β = 1/√d, r = ${RANK}, α = 2r, X scaled so that Γ = ${GAMMA} exactly; almora in float64 on one thread, tfjs in float32. Almora methods are interleaved repeat by repeat; each tfjs backend is timed right after them at the same L. relativeGradientError is max|Ĝ − G|/max|G| over every adapter gradient against almora exact at the same L.`,
-        'The "almora layer" rows run the same problem through the layer API: `loraAttention` on PEFT-shaped tensors (weights out×in, lora_A = Bᵀ, lora_B = Aᵀ, o_proj = I), then `backward(O − Y)` — forward and backward with an upstream gradient, as inside a model. Its exact path keeps the attention probabilities for the backward pass within `memoryBudget` (256 MiB: up to L ≈ 5,800 for one head) and recomputes them beyond it; `loraGradients` fuses forward and backward, since its c = O − Y is known block by block.',
+        'The "almora layer" rows run the same problem through the layer API: `loraAttention` on PEFT-shaped tensors (weights out×in, lora_A = Bᵀ, lora_B = Aᵀ, o_proj = I), then `backward(O − Y)` — forward and backward with an upstream gradient, as inside a model. Its exact path keeps the attention probabilities for the backward pass within `probabilityBudget` (256 MiB: up to L ≈ 5,800 for one head) and recomputes them beyond it; `loraGradients` fuses forward and backward, since its c = O − Y is known block by block.',
         ...notes,
       ],
       plots,
