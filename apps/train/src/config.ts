@@ -117,9 +117,10 @@ const SCHEMA: Record<keyof TrainConfig, Kind> = {
 };
 
 const NUMBER_RULES: Record<'integer' | 'count' | 'countOrZero' | 'positive' | 'nonnegative', [string, (n: number) => boolean]> = {
-  integer: ['an integer', Number.isInteger],
-  count: ['an integer > 0', (n) => Number.isInteger(n) && n > 0],
-  countOrZero: ['an integer ≥ 0', (n) => Number.isInteger(n) && n >= 0],
+  // Safe integers only: 1e308 is an integer to JavaScript, and then a size of Infinity.
+  integer: ['an integer', Number.isSafeInteger],
+  count: ['an integer > 0', (n) => Number.isSafeInteger(n) && n > 0],
+  countOrZero: ['an integer ≥ 0', (n) => Number.isSafeInteger(n) && n >= 0],
   positive: ['a number > 0', (n) => n > 0],
   nonnegative: ['a number ≥ 0', (n) => n >= 0],
 };
@@ -150,7 +151,8 @@ export function parseConfig(input: unknown, source: string): Partial<TrainConfig
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidArgumentError(`${source}: the config must be a JSON object`);
   const out: Partial<TrainConfig> = {};
   for (const [key, value] of Object.entries(input)) {
-    if (!(key in SCHEMA)) {
+    // Own keys only: `in` would accept "__proto__" and "constructor" from Object.prototype.
+    if (!Object.hasOwn(SCHEMA, key)) {
       throw new InvalidArgumentError(`${source}: unknown key "${key}"; known keys: ${Object.keys(SCHEMA).join(', ')}`);
     }
     (out as Record<string, unknown>)[key] = checkValue(key as keyof TrainConfig, value, source);
@@ -158,12 +160,18 @@ export function parseConfig(input: unknown, source: string): Partial<TrainConfig
   return out;
 }
 
+/** The most elements a Float64Array can have in V8. */
+const MAX_ENTRIES = 2 ** 32;
+
 /** Defaults, then the file, then flags; checks the relations between fields. */
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const config = Object.assign({}, DEFAULT_CONFIG, ...layers) as TrainConfig;
   if (config.dim % config.heads !== 0) throw new InvalidArgumentError(`config: "dim" (${config.dim}) must be a multiple of "heads" (${config.heads})`);
   if (config.batchSize > config.sequences) throw new InvalidArgumentError(`config: "batchSize" (${config.batchSize}) exceeds "sequences" (${config.sequences})`);
   if (config.rank > config.dim) throw new InvalidArgumentError(`config: "rank" (${config.rank}) exceeds "dim" (${config.dim})`);
+  for (const [what, rows] of [['a sequence (length × dim)', config.length], ['a weight (dim × dim)', config.dim]] as const) {
+    if (rows * config.dim > MAX_ENTRIES) throw new InvalidArgumentError(`config: ${what} would have ${rows * config.dim} entries, more than the 2^32 an array can hold`);
+  }
   return config;
 }
 

@@ -18,6 +18,14 @@ describe('config', () => {
     expect(() => parseConfig([1], 'run.json')).toThrow(/must be a JSON object/);
   });
 
+  it('refuses keys inherited from Object.prototype and integers past 2^53 (found by the #12 fuzz suite)', () => {
+    expect(() => parseConfig(JSON.parse('{"__proto__": ["q", "k"]}'), 'run.json')).toThrow(/unknown key "__proto__"/);
+    expect(() => parseConfig({ constructor: 1 }, 'run.json')).toThrow(InvalidArgumentError);
+    expect(() => parseConfig({ dim: 1e308 }, 'flags')).toThrow(/"dim" must be an integer > 0, got 1e\+308/);
+    expect(() => resolveConfig({ length: 2e9 })).toThrow(/a sequence \(length × dim\) would have 8000000000 entries, more than the 2\^32/);
+    expect(() => resolveConfig({ dim: 2 ** 17, heads: 1, rank: 1 })).toThrow(/a weight \(dim × dim\)/);
+  });
+
   it('layers defaults, file and flags, and checks relations', () => {
     const config = resolveConfig(parseConfig({ steps: 5, dim: 6 }, 'file'), parseConfig({ steps: 7 }, 'flags'));
     expect(config.steps).toBe(7);
