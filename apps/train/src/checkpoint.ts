@@ -3,12 +3,13 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import path from 'node:path';
 import { AlmoraError } from '@almora/tensor';
 import type { OptimizerState } from './optim.js';
+import { createNew, errorCode, refuseSymlink } from './run-dir.js';
 
 /** Everything needed to continue a run bit for bit. */
 export interface CheckpointState {
   /** Steps completed. */
   step: number;
-  /** Hash of the config the run was started with; a resume with another config is refused. */
+  /** `configHash()` of the run's config (16 hex digits, part of the file name); a resume with another config is refused. */
   configHash: string;
   /** State of the data-order RNG. */
   rngState: number;
@@ -26,21 +27,46 @@ export class CheckpointError extends AlmoraError {
 
 const KEEP = 2;
 
-function fileName(step: number): string {
-  return `step-${String(step).padStart(7, '0')}.ckpt`;
+/** `step-0000010-<configHash>.ckpt`: the hash keeps runs of different configs in one folder apart. */
+function fileName(step: number, configHash: string): string {
+  return `step-${String(step).padStart(7, '0')}-${configHash}.ckpt`;
 }
 
-/** Writes `data` to `file` atomically: temp file, fsync, rename, fsync of the folder. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const temp = `${file}.tmp-${process.pid}`;
-  const handle = await open(temp, 'w');
+/** Checkpoint files in `dir` by step, oldest first; `hash` is undefined for the unnamed files of older almora. */
+async function allCheckpoints(dir: string): Promise<{ file: string; step: number; hash: string | undefined }[]> {
+  let names: string[];
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    names = await readdir(dir);
+  } catch {
+    return [];
   }
-  await rename(temp, file);
+  return names
+    .map((name) => ({ name, match: /^step-(\d{7,})(?:-([0-9a-f]{16}))?\.ckpt$/.exec(name) }))
+    .filter(({ match }) => match !== null)
+    .map(({ name, match }) => ({ file: path.join(dir, name), step: Number(match![1]), hash: match![2] }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/**
+ * Writes `data` to `file` atomically: a fresh temp file, fsync, rename, fsync of the folder. A
+ * symlink at `file` or at the temp name is refused with {@link RunDirError}, its target untouched.
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  await refuseSymlink(file);
+  const temp = `${file}.tmp-${process.pid}`;
+  const handle = await createNew(temp);
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
   const dir = await open(path.dirname(file), 'r');
   try {
     await dir.sync();
@@ -51,32 +77,29 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
 
 /**
  * Saves a checkpoint as two lines — the SHA-256 of the body, then the body as JSON (which keeps
- * every float64 exactly) — atomically, and keeps only the newest two, so a crash at any moment
- * leaves the previous good checkpoint in place.
+ * every float64 exactly) — atomically, named by step and config hash, and keeps only the newest two
+ * of that config: a crash at any moment leaves the previous good checkpoint in place, and another
+ * config's checkpoints in the same folder are never touched. `state.configHash` must be 16 hex digits.
  */
 export async function saveCheckpoint(dir: string, state: CheckpointState): Promise<string> {
+  // The hash becomes part of a file name: anything but configHash()'s 16 hex digits could leave `dir`.
+  if (!/^[0-9a-f]{16}$/.test(state.configHash)) throw new CheckpointError(`configHash must be 16 hex digits (as configHash() makes), got ${JSON.stringify(state.configHash)}`);
   await mkdir(dir, { recursive: true });
   const body = JSON.stringify({ format: 'almora-checkpoint', version: 1, ...state });
   const hash = createHash('sha256').update(body).digest('hex');
-  const file = path.join(dir, fileName(state.step));
+  const file = path.join(dir, fileName(state.step, state.configHash));
   await writeFileAtomic(file, `${hash}\n${body}\n`);
-  const all = (await listCheckpoints(dir)).slice(0, -KEEP);
-  for (const old of all) await unlink(old);
+  for (const old of (await listCheckpoints(dir, state.configHash)).slice(0, -KEEP)) {
+    await unlink(old).catch((error: unknown) => {
+      if (errorCode(error) !== 'ENOENT') throw error;
+    });
+  }
   return file;
 }
 
-/** Checkpoint files in `dir`, oldest first (stray temp files are ignored). */
-export async function listCheckpoints(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
-  }
-  return names
-    .filter((n) => /^step-\d{7}\.ckpt$/.test(n))
-    .sort()
-    .map((n) => path.join(dir, n));
+/** The checkpoint files of the config with hash `configHash` in `dir`, oldest first (temp files are ignored). */
+export async function listCheckpoints(dir: string, configHash: string): Promise<string[]> {
+  return (await allCheckpoints(dir)).filter((c) => c.hash === configHash).map((c) => c.file);
 }
 
 /** Reads and verifies one checkpoint; a truncated or altered file is a {@link CheckpointError}. */
@@ -94,12 +117,20 @@ export async function loadCheckpoint(file: string): Promise<CheckpointState> {
 }
 
 /**
- * The newest checkpoint in `dir`, verified, or undefined if there is none. If the newest is
- * corrupt, the error says so and names the previous good one, which is left untouched.
+ * The newest checkpoint of the config with hash `configHash` in `dir`, verified, or undefined if
+ * `dir` has no checkpoint at all. If it has only other configs' checkpoints, that is a
+ * {@link CheckpointError} saying so. If the newest is corrupt, the error says so and names the
+ * previous good one, which is left untouched.
  */
-export async function latestCheckpoint(dir: string): Promise<{ file: string; state: CheckpointState } | undefined> {
-  const files = await listCheckpoints(dir);
-  if (files.length === 0) return undefined;
+export async function latestCheckpoint(dir: string, configHash: string): Promise<{ file: string; state: CheckpointState } | undefined> {
+  const files = await listCheckpoints(dir, configHash);
+  if (files.length === 0) {
+    const others = [...new Set((await allCheckpoints(dir)).map((c) => c.hash ?? 'unnamed, from an older almora'))];
+    if (others.length === 0) return undefined;
+    throw new CheckpointError(
+      `cannot resume: ${dir} has no checkpoint of this config (hash ${configHash}), only of other configs (${others.join(', ')}). Resume with the config they were written with, or run without --resume to start this one afresh (their files are kept).`,
+    );
+  }
   const newest = files[files.length - 1];
   try {
     return { file: newest, state: await loadCheckpoint(newest) };

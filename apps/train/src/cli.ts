@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Progress } from '@almora/bench';
+import { AlmoraError, InvalidArgumentError } from '@almora/tensor';
 import { CONFIG_KEYS, flagValue, parseConfig, resolveConfig, type TrainConfig } from './config.js';
-import { writeReport } from './report.js';
+import { lockRunDir, runSubfolder } from './run-dir.js';
 import { decodeSafetensors } from './safetensors.js';
 import { taskFromSafetensors, teacherTask, type TrainingTask } from './task.js';
 import { trainRun, type RunResult } from './trainer.js';
@@ -14,9 +14,12 @@ const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}
 const usage = `usage: almora train [--config file.json] [--data file.safetensors] [--run-dir dir] [--resume] [--quiet] [--<key> value …]
 keys (also valid in the config file, camelCase there): ${CONFIG_KEYS.map(kebab).join(', ')}
 With no options it trains the embedded default task: auto and exact side by side, about a minute.
---data reads w_q, w_k, w_v (dim×dim) and sequences x.0, y.0, x.1, y.1, … (L×dim) instead.`;
+--data reads w_q, w_k, w_v (dim×dim) and sequences x.0, y.0, x.1, y.1, … (L×dim) instead.
+One run at a time per --run-dir (it holds run.lock there); checkpoints are kept per config.`;
 
-async function train(argv: string[]): Promise<void> {
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+function parseFlags(argv: string[]) {
   const options: Record<string, { type: 'string' | 'boolean' }> = {
     config: { type: 'string' },
     'run-dir': { type: 'string' },
@@ -26,12 +29,58 @@ async function train(argv: string[]): Promise<void> {
     help: { type: 'boolean' },
   };
   for (const key of CONFIG_KEYS) options[kebab(key)] = { type: 'string' };
-  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    // parseArgs throws only for the user's flags: unknown, or missing a value.
+    throw new InvalidArgumentError(`${messageOf(error)} (almora train --help lists the options)`);
+  }
+}
+
+async function readConfigFile(file: string): Promise<Partial<TrainConfig>> {
+  const text = await readFile(file, 'utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`${file} is not valid JSON: ${messageOf(error)}`);
+  }
+  return parseConfig(json, file);
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let k = 0;
+  for (; bytes >= 1000 && k < units.length - 1; k++) bytes /= 1000;
+  return `${bytes < 10 ? bytes.toFixed(1) : Math.round(bytes)} ${units[k]}`;
+}
+
+/** The one line said before any heavy work: what will run, how big, and where. */
+function announce(config: TrainConfig, runDir: string, data: { file: string; bytes: number } | undefined, resume: boolean): string {
+  const task = data
+    ? `dataset ${data.file} (${formatBytes(data.bytes)})`
+    : `teacher task of ${config.sequences} sequences × L = ${config.length} × d = ${config.dim} (X and Y ≈ ${formatBytes(2 * config.sequences * config.length * config.dim * 8)})`;
+  const runs = config.compareExact && config.method !== 'exact' ? `${config.method} + exact side by side` : config.method;
+  return `almora train: ${task}, ${config.heads} head${config.heads === 1 ? '' : 's'}, targets ${config.targets.join(', ')} at rank ${config.rank}; ${config.steps} steps of ${runs}${resume ? ', resuming' : ''}; run dir ${runDir}`;
+}
+
+async function loadTask(config: TrainConfig, dataFile: string | undefined, quiet: boolean): Promise<TrainingTask> {
+  if (dataFile) return taskFromSafetensors(decodeSafetensors(new Uint8Array(await readFile(dataFile))));
+  // Its targets come from exact attention, O(L²·d) per sequence: at a large L this is the long wait.
+  if (!quiet) process.stdout.write(`building the teacher task (${config.sequences} exact attention passes at L = ${config.length}) … `);
+  const began = performance.now();
+  const task = teacherTask(config);
+  if (!quiet) process.stdout.write(`${((performance.now() - began) / 1000).toFixed(1)} s\n`);
+  return task;
+}
+
+async function train(argv: string[]): Promise<void> {
+  const values = parseFlags(argv);
   if (values.help) {
     console.log(usage);
     return;
   }
-  const fromFile = typeof values.config === 'string' ? parseConfig(JSON.parse(await readFile(values.config, 'utf8')), values.config) : {};
+  const fromFile = typeof values.config === 'string' ? await readConfigFile(values.config) : {};
   const flags: Record<string, unknown> = {};
   for (const key of CONFIG_KEYS) {
     const text = values[kebab(key)];
@@ -40,12 +89,29 @@ async function train(argv: string[]): Promise<void> {
   const config: TrainConfig = resolveConfig(fromFile, parseConfig(flags, 'flags'));
   const runDir = path.resolve(typeof values['run-dir'] === 'string' ? values['run-dir'] : 'runs/default');
   const quiet = values.quiet === true;
-  const task: TrainingTask = typeof values.data === 'string' ? taskFromSafetensors(decodeSafetensors(new Uint8Array(await readFile(values.data)))) : teacherTask(config);
-  const run = async (label: string, dir: string, method: TrainConfig['method'], normControl: boolean): Promise<RunResult> => {
+  const resume = values.resume === true;
+  const dataFile = typeof values.data === 'string' ? values.data : undefined;
+  await mkdir(runDir, { recursive: true });
+  // The whole command holds the top folder: its runs write in subfolders, report.md and loss.svg here.
+  const lock = await lockRunDir(runDir);
+  try {
+    if (!quiet) console.log(announce(config, runDir, dataFile ? { file: dataFile, bytes: (await stat(dataFile)).size } : undefined, resume));
+    if (lock.note) console.log(lock.note);
+    await trainAndReport(config, await loadTask(config, dataFile, quiet), runDir, quiet, resume);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trainAndReport(config: TrainConfig, task: TrainingTask, runDir: string, quiet: boolean, resume: boolean): Promise<void> {
+  // @almora/bench (progress bar, plot) loads the GPU backends, seconds of start-up: so only after the announce.
+  const [{ Progress }, { writeReport }] = await Promise.all([import('@almora/bench'), import('./report.js')]);
+  const run = async (label: string, method: TrainConfig['method'], normControl: boolean): Promise<RunResult> => {
+    const dir = await runSubfolder(path.join(runDir, label));
     const progress = new Progress(quiet);
     let started = false;
     const result = await trainRun(config, task, dir, {
-      resume: values.resume === true,
+      resume,
       method,
       normControl,
       onStep: (r) => {
@@ -60,8 +126,8 @@ async function train(argv: string[]): Promise<void> {
     for (const note of result.notes) console.log(`${label}: ${note}`);
     return result;
   };
-  const main = await run(config.method, path.join(runDir, config.method), config.method, true);
-  const reference = config.compareExact && config.method !== 'exact' ? await run('exact', path.join(runDir, 'exact'), 'exact', false) : undefined;
+  const main = await run(config.method, config.method, true);
+  const reference = config.compareExact && config.method !== 'exact' ? await run('exact', 'exact', false) : undefined;
   const report = await writeReport(runDir, config, main, reference);
   for (const [name, r] of [[config.method, main], ...(reference ? [['exact', reference]] : [])] as [string, RunResult][]) {
     const last = r.records[r.records.length - 1];
@@ -83,6 +149,14 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(`almora: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;
+  // A system error (a missing file, a full disk) names its path and is the user's to fix, like an AlmoraError.
+  if (error instanceof AlmoraError || (error instanceof Error && 'syscall' in error)) {
+    console.error(`almora: ${error.message}`);
+    return;
+  }
+  const debug = process.env.ALMORA_DEBUG === '1';
+  const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  console.error(`almora: unexpected error: ${what}\nThis is probably a bug in almora: please report it with the stack trace${debug ? ' below' : ' (run again with ALMORA_DEBUG=1 to see it)'}.`);
+  if (debug && error instanceof Error) console.error(error.stack);
 });

@@ -20,4 +20,5 @@ export {
   type SafetensorsDType,
 } from './safetensors.js';
 export { exportPeft, importPeft, type PeftAdapters } from './peft.js';
+export { RunDirError, RunLockedError } from './run-dir.js';
 export { writeReport } from './report.js';

@@ -1,6 +1,6 @@
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { linePlot } from '@almora/bench';
+import { writeFileAtomic } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import type { RunResult } from './trainer.js';
 
@@ -27,12 +27,13 @@ function summaryRow(name: string, run: RunResult): string {
 /**
  * Writes the run folder's `loss.svg` (every run's loss per step) and `report.md`: config, final
  * loss, the relative error of each learned (α/r)·BA against the hidden ΔW, time per step, the path
- * each step took and why, Γ, and — with a side-by-side exact run — how the two compare.
+ * each step took and why, Γ, and — with a side-by-side exact run — how the two compare. Both are
+ * replaced atomically and never written through a symlink.
  */
 export async function writeReport(runDir: string, config: TrainConfig, main: RunResult, reference: RunResult | undefined): Promise<string> {
   const runs: [string, RunResult][] = [[`${main.method}${config.gammaBound > 0 ? ` + norm control (Γ ≤ ${config.gammaBound})` : ''}`, main]];
   if (reference) runs.push(['exact (side by side)', reference]);
-  await writeFile(
+  await writeFileAtomic(
     path.join(runDir, 'loss.svg'),
     linePlot({
       title: 'Training loss per step',
@@ -90,6 +91,6 @@ export async function writeReport(runDir: string, config: TrainConfig, main: Run
   }
   lines.push('## Config', '', '```json', JSON.stringify(config, null, 2), '```', '', '![loss](loss.svg)', '', 'Adapters (PEFT format): `adapters/` of each run; metrics: `metrics.jsonl`.', '');
   const file = path.join(runDir, 'report.md');
-  await writeFile(file, lines.join('\n'));
+  await writeFileAtomic(file, lines.join('\n'));
   return file;
 }

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loraGradients, type Adapter, type GradientMethod, type Target } from '@almora/lora';
 import { AlmoraError, fromFlat, NonFiniteError, frobeniusNorm, matmul, type Matrix, maxAbs, Rng, scale, sub, zeros, randomUniform } from '@almora/tensor';
-import { latestCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
 import { exportPeft } from './peft.js';
+import { lockRunDir, openAppend, runSubfolder } from './run-dir.js';
 import { checkTask, type TrainingTask } from './task.js';
 
 /** What one step did. */
@@ -38,7 +39,7 @@ export class TrainingDivergedError extends AlmoraError {
 
 /** Options of one run. */
 export interface RunOptions {
-  /** Continue from the newest checkpoint in the run folder. */
+  /** Continue from the newest checkpoint of this config in the run folder. */
   resume?: boolean;
   /** Use this method instead of the config's (the side-by-side exact run). */
   method?: GradientMethod;
@@ -52,6 +53,8 @@ export interface RunOptions {
 export interface RunResult {
   runDir: string;
   method: GradientMethod;
+  /** Hash of the run's config, as in its checkpoint names (`step-0000010-<hash>.ckpt`). */
+  configHash: string;
   records: StepRecord[];
   /** Loss of the student before training (at W*), on the first batch. */
   initialLoss: number;
@@ -61,7 +64,7 @@ export interface RunResult {
   seconds: number;
   /** Step the run resumed from, if it did. */
   resumedFrom: number | undefined;
-  /** What the run recovered from on the way (e.g. a torn last line of metrics.jsonl), said plainly. */
+  /** What the run recovered from on the way (a stale lock, a torn last line of metrics.jsonl), said plainly. */
   notes: string[];
   adapters: Partial<Record<Target, Adapter>>;
 }
@@ -168,15 +171,26 @@ function readRecords(text: string, file: string, notes: string[]): StepRecord[] 
  * gradient method per step, checkpoints every `checkpointEvery` steps (resumable bit for bit), a
  * metrics line per step, and the final adapters in PEFT's format. Stops with
  * {@link TrainingDivergedError} — the last good checkpoint intact — if the loss or a gradient is
- * not finite.
+ * not finite. Holds the folder's `run.lock` throughout: a second run into `runDir` fails at once
+ * with `RunLockedError`. Writes nothing through a symlink inside `runDir` (`RunDirError`).
  */
 export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: string, options: RunOptions = {}): Promise<RunResult> {
   checkTask(task, config);
+  await mkdir(runDir, { recursive: true });
+  const lock = await lockRunDir(runDir);
+  try {
+    return await trainLocked(config, task, runDir, options, lock.note ? [lock.note] : []);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: string, options: RunOptions, notes: string[]): Promise<RunResult> {
   const method = options.method ?? config.method;
   const normControl = options.normControl ?? true;
-  const checkpoints = path.join(runDir, 'checkpoints');
+  const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
+  const adapterDir = await runSubfolder(path.join(runDir, 'adapters'));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
-  await mkdir(runDir, { recursive: true });
   const hash = configHash({ ...config, method, gammaBound: normControl ? config.gammaBound : 0 });
   let adapters = initialAdapters(config);
   let optimizer: OptimizerState = createOptimizer(config.optimizer, paramList(adapters, config.targets).map(([, m]) => m.size));
@@ -184,11 +198,11 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
   let start = 0;
   let records: StepRecord[] = [];
   let resumedFrom: number | undefined;
-  const notes: string[] = [];
-  const latest = options.resume ? await latestCheckpoint(checkpoints) : undefined;
+  const latest = options.resume ? await latestCheckpoint(checkpoints, hash) : undefined;
   if (latest) {
     const state = latest.state;
-    if (state.configHash !== hash) throw new AlmoraError('INVALID_ARGUMENT', `cannot resume ${latest.file}: it was written with a different config (hash ${state.configHash}, now ${hash})`);
+    // The name carries the hash; the body's differs only if the file was renamed.
+    if (state.configHash !== hash) throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
     adapters = {};
     for (const t of config.targets) {
       const restore = (name: string) => fromFlat(state.params[name].rows, state.params[name].cols, state.params[name].data);
@@ -200,95 +214,103 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
     resumedFrom = state.step;
     records = readRecords(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes).filter((r) => r.step < start);
   }
-  await writeFile(metricsFile, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-  const params = () => paramList(adapters, config.targets).map(([, m]) => m);
-  const checkpoint = (step: number) =>
-    saveCheckpoint(checkpoints, {
-      step,
+  await writeFileAtomic(metricsFile, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  // One handle for the run's appends: opened without following a symlink, so none planted later is written through.
+  const metrics = await openAppend(metricsFile);
+  try {
+    const params = () => paramList(adapters, config.targets).map(([, m]) => m);
+    // checkpoints/ is checked again each time: a symlink planted there mid-run is refused too.
+    const checkpoint = async (step: number) =>
+      saveCheckpoint(await runSubfolder(checkpoints), {
+        step,
+        configHash: hash,
+        rngState: rng.state,
+        params: Object.fromEntries(paramList(adapters, config.targets).map(([name, m]) => [name, { rows: m.rows, cols: m.cols, data: Array.from(m.data) }])),
+        optimizer,
+      } satisfies CheckpointState);
+    let lastCheckpoint: string | undefined = latest?.file;
+    let initialLoss = Number.NaN;
+    const began = performance.now();
+    for (let step = start; step < config.steps; step++) {
+      const t0 = performance.now();
+      const batch = drawBatch(rng, task.data.length, config.batchSize);
+      const diverged = (what: string) =>
+        new TrainingDivergedError(
+          `training diverged at step ${step + 1}: ${what} (learning rate ${learningRate(config, step).toPrecision(3)}; try a smaller one). ${lastCheckpoint ? `The last good checkpoint, ${lastCheckpoint}, is intact.` : 'No checkpoint was written yet.'}`,
+        );
+      let result: ReturnType<typeof loraGradients>;
+      try {
+        result = loraGradients(
+          {
+            x: batch.map((i) => task.data[i].x),
+            target: batch.map((i) => task.data[i].y),
+            weights: task.frozen,
+            adapters,
+            alpha: config.alpha,
+            heads: config.heads,
+            causal: config.causal,
+          },
+          { method, epsilon: config.epsilon },
+        );
+      } catch (error) {
+        // Adapters grown so large that attention overflows: the run has diverged, not the input.
+        if (error instanceof NonFiniteError) throw diverged(`attention became non-finite (${error.message})`);
+        throw error;
+      }
+      const loss = result.loss / config.batchSize;
+      const grads = config.targets.flatMap((t) => [result.grads[t]!.a, result.grads[t]!.b]);
+      const gradNorm = globalNorm(grads) / config.batchSize;
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        throw diverged(!Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`);
+      }
+      if (step === 0) initialLoss = loss;
+      const clip = config.clipNorm > 0 && gradNorm > config.clipNorm ? config.clipNorm / gradNorm : 1;
+      const rate = learningRate(config, step);
+      applyUpdate(optimizer, params(), grads, rate, clip / config.batchSize);
+      const broken = paramList(adapters, config.targets).find(([, m]) => !m.data.every(Number.isFinite));
+      if (broken) {
+        throw new TrainingDivergedError(
+          `training diverged at step ${step + 1}: the update made ${broken[0]} non-finite (learning rate ${rate.toPrecision(3)}; try a smaller one). ${lastCheckpoint ? `The last good checkpoint, ${lastCheckpoint}, is intact.` : 'No checkpoint was written yet.'}`,
+        );
+      }
+      const control = enforceGammaBound(normControl ? config.gammaBound : 0, config, task, adapters);
+      const record: StepRecord = {
+        step,
+        loss,
+        learningRate: rate,
+        gradNorm,
+        method: result.report.chosen,
+        reason: result.report.reason,
+        gamma: result.report.gamma,
+        gammaAfter: control.gamma,
+        rescaled: control.rescaled,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      records.push(record);
+      await metrics.appendFile(`${JSON.stringify(record)}\n`);
+      options.onStep?.(record);
+      const done = step + 1;
+      if ((config.checkpointEvery > 0 && done % config.checkpointEvery === 0) || done === config.steps) lastCheckpoint = await checkpoint(done);
+    }
+    const deltaErrors: Partial<Record<Target, number>> = {};
+    for (const t of config.targets.filter((target) => task.hidden?.[target])) {
+      const learned = scale(matmul(adapters[t]!.b, adapters[t]!.a), config.alpha / config.rank);
+      deltaErrors[t] = frobeniusNorm(sub(learned, task.hidden![t]!)) / frobeniusNorm(task.hidden![t]!);
+    }
+    await exportPeft(await runSubfolder(adapterDir), { adapters, rank: config.rank, alpha: config.alpha });
+    return {
+      runDir,
+      method,
       configHash: hash,
-      rngState: rng.state,
-      params: Object.fromEntries(paramList(adapters, config.targets).map(([name, m]) => [name, { rows: m.rows, cols: m.cols, data: Array.from(m.data) }])),
-      optimizer,
-    } satisfies CheckpointState);
-  let lastCheckpoint: string | undefined = latest?.file;
-  let initialLoss = Number.NaN;
-  const began = performance.now();
-  for (let step = start; step < config.steps; step++) {
-    const t0 = performance.now();
-    const batch = drawBatch(rng, task.data.length, config.batchSize);
-    const diverged = (what: string) =>
-      new TrainingDivergedError(
-        `training diverged at step ${step + 1}: ${what} (learning rate ${learningRate(config, step).toPrecision(3)}; try a smaller one). ${lastCheckpoint ? `The last good checkpoint, ${lastCheckpoint}, is intact.` : 'No checkpoint was written yet.'}`,
-      );
-    let result: ReturnType<typeof loraGradients>;
-    try {
-      result = loraGradients(
-        {
-          x: batch.map((i) => task.data[i].x),
-          target: batch.map((i) => task.data[i].y),
-          weights: task.frozen,
-          adapters,
-          alpha: config.alpha,
-          heads: config.heads,
-          causal: config.causal,
-        },
-        { method, epsilon: config.epsilon },
-      );
-    } catch (error) {
-      // Adapters grown so large that attention overflows: the run has diverged, not the input.
-      if (error instanceof NonFiniteError) throw diverged(`attention became non-finite (${error.message})`);
-      throw error;
-    }
-    const loss = result.loss / config.batchSize;
-    const grads = config.targets.flatMap((t) => [result.grads[t]!.a, result.grads[t]!.b]);
-    const gradNorm = globalNorm(grads) / config.batchSize;
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      throw diverged(!Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`);
-    }
-    if (step === 0) initialLoss = loss;
-    const clip = config.clipNorm > 0 && gradNorm > config.clipNorm ? config.clipNorm / gradNorm : 1;
-    const rate = learningRate(config, step);
-    applyUpdate(optimizer, params(), grads, rate, clip / config.batchSize);
-    const broken = paramList(adapters, config.targets).find(([, m]) => !m.data.every(Number.isFinite));
-    if (broken) {
-      throw new TrainingDivergedError(
-        `training diverged at step ${step + 1}: the update made ${broken[0]} non-finite (learning rate ${rate.toPrecision(3)}; try a smaller one). ${lastCheckpoint ? `The last good checkpoint, ${lastCheckpoint}, is intact.` : 'No checkpoint was written yet.'}`,
-      );
-    }
-    const control = enforceGammaBound(normControl ? config.gammaBound : 0, config, task, adapters);
-    const record: StepRecord = {
-      step,
-      loss,
-      learningRate: rate,
-      gradNorm,
-      method: result.report.chosen,
-      reason: result.report.reason,
-      gamma: result.report.gamma,
-      gammaAfter: control.gamma,
-      rescaled: control.rescaled,
-      seconds: (performance.now() - t0) / 1000,
+      records,
+      initialLoss: Number.isNaN(initialLoss) ? (records[0]?.loss ?? Number.NaN) : initialLoss,
+      deltaErrors,
+      seconds: (performance.now() - began) / 1000,
+      resumedFrom,
+      notes,
+      adapters,
     };
-    records.push(record);
-    await appendFile(metricsFile, `${JSON.stringify(record)}\n`);
-    options.onStep?.(record);
-    const done = step + 1;
-    if ((config.checkpointEvery > 0 && done % config.checkpointEvery === 0) || done === config.steps) lastCheckpoint = await checkpoint(done);
+  } finally {
+    await metrics.close();
   }
-  const deltaErrors: Partial<Record<Target, number>> = {};
-  for (const t of config.targets.filter((target) => task.hidden?.[target])) {
-    const learned = scale(matmul(adapters[t]!.b, adapters[t]!.a), config.alpha / config.rank);
-    deltaErrors[t] = frobeniusNorm(sub(learned, task.hidden![t]!)) / frobeniusNorm(task.hidden![t]!);
-  }
-  await exportPeft(path.join(runDir, 'adapters'), { adapters, rank: config.rank, alpha: config.alpha });
-  return {
-    runDir,
-    method,
-    records,
-    initialLoss: Number.isNaN(initialLoss) ? (records[0]?.loss ?? Number.NaN) : initialLoss,
-    deltaErrors,
-    seconds: (performance.now() - began) / 1000,
-    resumedFrom,
-    notes,
-    adapters,
-  };
 }

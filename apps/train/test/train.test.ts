@@ -1,14 +1,17 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type Matrix, randomNormal, Rng } from '@almora/tensor';
-import { CheckpointError, encodeSafetensors, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
+import { CheckpointError, configHash, encodeSafetensors, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
+/** The hash in the checkpoint names of the CLI run with `small` plus these steps. */
+const smallHash = (steps: number, checkpointEvery: number) => configHash(resolveConfig({ length: 256, dim: 4, sequences: 4, batchSize: 2, method: 'exact', compareExact: false, steps, checkpointEvery }));
 
 async function tempDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'almora-train-'));
@@ -26,10 +29,11 @@ describe('almora train', () => {
     expect(runCli([...args, '--run-dir', whole]).status).toBe(0);
     const child = spawn(process.execPath, [cli, 'train', ...args, '--run-dir', killed], { stdio: 'ignore' });
     const checkpoints = path.join(killed, 'exact', 'checkpoints');
+    const hash = smallHash(150, 5);
     let killedAt = 0;
     await new Promise<void>((resolve) => {
       const timer = setInterval(async () => {
-        const files = await listCheckpoints(checkpoints);
+        const files = await listCheckpoints(checkpoints, hash);
         const newest = files.at(-1);
         if (newest && Number(/step-(\d+)/.exec(newest)![1]) >= 20) {
           child.kill('SIGKILL');
@@ -43,13 +47,13 @@ describe('almora train', () => {
       });
     });
     expect(killedAt).toBe(1);
-    const interrupted = await latestCheckpoint(checkpoints);
+    const interrupted = await latestCheckpoint(checkpoints, hash);
     expect(interrupted!.state.step).toBeLessThan(150);
     const resumed = runCli([...args, '--run-dir', killed, '--resume']);
     expect(resumed.status).toBe(0);
     expect(resumed.stdout).toMatch(/resumed from step \d+/);
-    const a = await latestCheckpoint(path.join(whole, 'exact', 'checkpoints'));
-    const b = await latestCheckpoint(checkpoints);
+    const a = await latestCheckpoint(path.join(whole, 'exact', 'checkpoints'), hash);
+    const b = await latestCheckpoint(checkpoints, hash);
     expect(b!.state.step).toBe(150);
     expect(b!.state.params).toEqual(a!.state.params);
     expect(b!.state.optimizer).toEqual(a!.state.optimizer);
@@ -63,13 +67,13 @@ describe('almora train', () => {
     const dir = await tempDir();
     expect(runCli([...small, '--steps', '20', '--checkpoint-every', '10', '--run-dir', dir]).status).toBe(0);
     const checkpoints = path.join(dir, 'exact', 'checkpoints');
-    const [older, newest] = await listCheckpoints(checkpoints);
+    const [older, newest] = await listCheckpoints(checkpoints, smallHash(20, 10));
     const text = await readFile(newest, 'utf8');
     await writeFile(newest, text.slice(0, text.length / 2));
     await expect(loadCheckpoint(newest)).rejects.toThrow(CheckpointError);
     const resumed = runCli([...small, '--steps', '20', '--checkpoint-every', '10', '--run-dir', dir, '--resume']);
     expect(resumed.status).toBe(1);
-    expect(resumed.stderr).toMatch(/step-0000020\.ckpt is truncated or corrupt/);
+    expect(resumed.stderr).toMatch(/step-0000020-[0-9a-f]{16}\.ckpt is truncated or corrupt/);
     expect(resumed.stderr).toContain(`previous checkpoint ${older} is intact`);
     expect((await loadCheckpoint(older)).step).toBe(10);
   });
@@ -102,7 +106,8 @@ describe('almora train', () => {
     }
     expect(error).toBeInstanceOf(TrainingDivergedError);
     expect(String((error as Error).message)).toMatch(/diverged at step \d+: .*non-finite|diverged at step \d+: the (loss|gradient norm) is/);
-    const good = await latestCheckpoint(path.join(dir, 'checkpoints'));
+    const good = await latestCheckpoint(path.join(dir, 'checkpoints'), configHash(config));
+    expect(existsSync(path.join(dir, 'run.lock'))).toBe(false);
     if (good) expect((error as Error).message).toContain(good.file);
     if (good) expect(Object.values(good.state.params).every((p) => p.data.every(Number.isFinite))).toBe(true);
   });
@@ -114,6 +119,50 @@ describe('almora train', () => {
     const bad = runCli(['--steps', 'ten']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/flags: "steps" must be an integer > 0, got "ten"/);
+    expect(bad.stderr).not.toMatch(/bug/);
+    const help = spawnSync(process.execPath, [cli, 'train', '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^usage: almora train/);
+  });
+
+  it('says what it is about to do before any heavy work (#12 item 5)', async () => {
+    const dir = await tempDir();
+    // L = 200000: building the teacher task alone took 45 s+ in silence before the announce line.
+    const child = spawn(process.execPath, [cli, 'train', '--length', '200000', '--run-dir', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const began = performance.now();
+    const first = await new Promise<string>((resolve) => {
+      let out = '';
+      const timer = setTimeout(() => resolve(out), 15_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('\n')) {
+          clearTimeout(timer);
+          resolve(out.slice(0, out.indexOf('\n')));
+        }
+      });
+    });
+    const elapsed = performance.now() - began;
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    expect(first).toMatch(/8 sequences × L = 200000 × d = 4 \(X and Y ≈ 102 MB\), 1 head, targets q, v at rank 2; 60 steps of auto \+ exact side by side; run dir /);
+    // Node's start-up is in this; on a loaded test machine it can take a second or two.
+    expect(elapsed).toBeLessThan(4000);
+  }, 30_000);
+
+  it('on an unexpected error (a bug) prints its message and a hint, exit code 1, no stack unless ALMORA_DEBUG=1', async () => {
+    const dir = await tempDir();
+    // A bug stood in for by a fault injected at start-up: os.hostname, which the run lock calls, throws a TypeError.
+    const inject = `data:text/javascript,${encodeURIComponent('import os from "node:os"; os.hostname = () => { throw new TypeError("injected fault"); };')}`;
+    const run = (debug: string) => spawnSync(process.execPath, ['--import', inject, cli, 'train', ...small, '--run-dir', dir], { encoding: 'utf8', env: { ...process.env, ALMORA_DEBUG: debug } });
+    const plain = run('');
+    expect(plain.status).toBe(1);
+    expect(plain.stderr).toMatch(/^almora: unexpected error: TypeError: injected fault\n/);
+    expect(plain.stderr).toMatch(/probably a bug in almora.*ALMORA_DEBUG=1/s);
+    expect(plain.stderr).not.toMatch(/\n\s+at /);
+    const debug = run('1');
+    expect(debug.status).toBe(1);
+    expect(debug.stderr).toMatch(/\n\s+at /);
   });
 
   it('runs auto and exact side by side to the same quality, and writes report, metrics, plot and PEFT adapters', async () => {
