@@ -51,30 +51,57 @@ export async function exportPeft(dir: string, peft: PeftAdapters, dtype: Safeten
   await writeFileAtomic(path.join(dir, 'adapter_model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));
 }
 
-/** Reads adapters written by {@link exportPeft} or by PEFT itself (for these module names). */
+/**
+ * A value for an error message: a primitive as written, anything else by its kind, since a hostile
+ * value can be nested too deep to print and printing it would overflow the stack.
+ */
+function describe(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (value === null || typeof value !== 'object') return (JSON.stringify(value) ?? String(value)).slice(0, 80);
+  return Array.isArray(value) ? `a list of ${value.length}` : 'an object';
+}
+
+/** The bytes of one adapter file; a missing or unreadable file is a typed error naming it. */
+async function readAdapterFile(dir: string, name: string): Promise<Buffer> {
+  try {
+    return await readFile(path.join(dir, name));
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read ${name} in ${dir}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/**
+ * Reads adapters written by {@link exportPeft} or by PEFT itself (for these module names). Every
+ * tensor in the file must belong to a listed target module and hold finite values: nothing is
+ * dropped or loaded silently wrong; anything else is a typed error.
+ */
 export async function importPeft(dir: string): Promise<PeftAdapters> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8'));
+    parsed = JSON.parse((await readAdapterFile(dir, 'adapter_config.json')).toString('utf8'));
   } catch (error) {
     if (error instanceof SyntaxError) throw new InvalidArgumentError(`adapter_config.json in ${dir} is not valid JSON: ${error.message}`);
     throw error;
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError(`adapter_config.json in ${dir} must hold a JSON object, got ${JSON.stringify(parsed)}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError(`adapter_config.json in ${dir} must hold a JSON object, got ${describe(parsed)}`);
   const config = parsed as Record<string, unknown>;
-  if (config.peft_type !== 'LORA') throw new InvalidArgumentError(`adapter_config.json: peft_type is ${JSON.stringify(config.peft_type)}, expected "LORA"`);
+  if (config.peft_type !== 'LORA') throw new InvalidArgumentError(`adapter_config.json: peft_type is ${describe(config.peft_type)}, expected "LORA"`);
   if (config.use_rslora === true) throw new InvalidArgumentError('adapter_config.json: use_rslora scales by α/√r, which almora does not use');
   const rank = config.r;
   const alpha = config.lora_alpha;
-  if (!Number.isSafeInteger(rank) || (rank as number) <= 0) throw new InvalidArgumentError(`adapter_config.json: r must be a positive integer, got ${JSON.stringify(rank)}`);
-  if (typeof alpha !== 'number' || !(alpha > 0)) throw new InvalidArgumentError(`adapter_config.json: lora_alpha must be a positive number, got ${JSON.stringify(alpha)}`);
+  if (!Number.isSafeInteger(rank) || (rank as number) <= 0) throw new InvalidArgumentError(`adapter_config.json: r must be a positive integer, got ${describe(rank)}`);
+  // JSON.parse reads 1e999 as Infinity: a finite check, not only a sign check.
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || !(alpha > 0)) throw new InvalidArgumentError(`adapter_config.json: lora_alpha must be a finite positive number, got ${describe(alpha)}`);
   const modules = config.target_modules;
-  if (!Array.isArray(modules)) throw new InvalidArgumentError('adapter_config.json: target_modules must be a list');
-  const file = decodeSafetensors(new Uint8Array(await readFile(path.join(dir, 'adapter_model.safetensors'))));
+  if (!Array.isArray(modules) || modules.length === 0) throw new InvalidArgumentError(`adapter_config.json: target_modules must be a non-empty list, got ${describe(modules)}`);
+  const file = decodeSafetensors(new Uint8Array(await readAdapterFile(dir, 'adapter_model.safetensors')));
+  const listed = (Object.keys(MODULE) as Target[]).filter((t) => modules.includes(MODULE[t]));
+  const unlisted = Object.keys(file.tensors).filter((name) => !listed.some((t) => name === key(t, 'lora_A') || name === key(t, 'lora_B')));
+  if (unlisted.length > 0) throw new InvalidArgumentError(`adapter_model.safetensors holds ${unlisted.join(', ')}, which target_modules (${modules.map(describe).join(', ')}) does not list`);
   const adapters: Partial<Record<Target, Adapter>> = {};
   for (const module of modules) {
     const target = (Object.keys(MODULE) as Target[]).find((t) => MODULE[t] === module);
-    if (!target) throw new InvalidArgumentError(`adapter_config.json: target module "${String(module)}" is not one of q_proj, k_proj, v_proj`);
+    if (!target) throw new InvalidArgumentError(`adapter_config.json: target module ${describe(module)} is not one of q_proj, k_proj, v_proj`);
     const loraA = file.tensors[key(target, 'lora_A')];
     const loraB = file.tensors[key(target, 'lora_B')];
     if (!loraA || !loraB) throw new InvalidArgumentError(`adapter_model.safetensors has no ${key(target, loraA ? 'lora_B' : 'lora_A')}`);
@@ -85,6 +112,7 @@ export async function importPeft(dir: string): Promise<PeftAdapters> {
     if (loraA.shape[1] === 0 || loraB.shape[0] === 0) {
       throw new InvalidArgumentError(`${MODULE[target]}: lora_A is [${loraA.shape}] and lora_B is [${loraB.shape}]; d_in and d_out must be at least 1`);
     }
+    // fromFlat refuses a non-finite entry with a NonFiniteError.
     adapters[target] = {
       b: transpose(fromFlat(loraA.shape[0], loraA.shape[1], Float64Array.from(loraA.data))),
       a: transpose(fromFlat(loraB.shape[0], loraB.shape[1], Float64Array.from(loraB.data))),

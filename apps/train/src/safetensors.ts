@@ -99,7 +99,11 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
     }
     const entry = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof entry !== 'object' || entry === null) throw new SafetensorsError(`tensor ${name}: entry must be an object`);
-    if (entry.dtype !== 'F32' && entry.dtype !== 'F64') throw new SafetensorsError(`tensor ${name}: unsupported dtype ${JSON.stringify(entry.dtype)} (this reader handles F32 and F64)`);
+    if (entry.dtype !== 'F32' && entry.dtype !== 'F64') {
+      // Only a string is printed: a list nested deep enough would overflow JSON.stringify's stack.
+      const dtype = typeof entry.dtype === 'string' ? JSON.stringify(entry.dtype.slice(0, 40)) : `of type ${Array.isArray(entry.dtype) ? 'list' : entry.dtype === null ? 'null' : typeof entry.dtype}`;
+      throw new SafetensorsError(`tensor ${name}: unsupported dtype ${dtype} (this reader handles F32 and F64)`);
+    }
     if (!Array.isArray(entry.shape) || !entry.shape.every((s) => Number.isInteger(s) && s >= 0)) throw new SafetensorsError(`tensor ${name}: shape must be a list of non-negative integers`);
     const offsets = entry.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0) || offsets[1] < offsets[0]) {

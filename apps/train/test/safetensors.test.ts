@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -138,5 +138,54 @@ describe('safetensors names that are JavaScript keywords of objects', () => {
     expect(Object.keys(back.tensors).sort()).toEqual(['__proto__', 'constructor']);
     expect(Array.from(back.tensors['__proto__'].data)).toEqual([1, 2]);
     expect(back.metadata['__proto__']).toBe('kept');
+  });
+});
+
+describe('hostile inputs found by the fuzz suite (#12)', () => {
+  const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+
+  it('refuses a dtype nested 10^5 deep with a typed error, not a stack overflow', () => {
+    const bytes = handBuilt(`{"w":{"dtype":${deep},"shape":[1],"data_offsets":[0,4]}}`, [0, 0, 0, 0]);
+    expect(() => decodeSafetensors(bytes)).toThrow(SafetensorsError);
+    expect(() => decodeSafetensors(bytes)).toThrow(/unsupported dtype of type list/);
+  });
+
+  async function adapterFolder(): Promise<{ dir: string; configFile: string; config: Record<string, unknown> }> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'almora-peft-'));
+    const adapter = { a: fromArray([[1, 2]]), b: fromArray([[1], [2]]) };
+    await exportPeft(dir, { adapters: { q: adapter, v: adapter }, rank: 1, alpha: 1 });
+    const configFile = path.join(dir, 'adapter_config.json');
+    return { dir, configFile, config: JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown> };
+  }
+
+  it('refuses config values nested 10^5 deep with typed errors, not a stack overflow', async () => {
+    const { dir, configFile, config } = await adapterFolder();
+    for (const text of [deep, JSON.stringify({ ...config, r: 0 }).replace('"r":0', `"r":${deep}`), JSON.stringify(config).replace('"target_modules":["q_proj","v_proj"]', `"target_modules":[${deep}]`)]) {
+      await writeFile(configFile, text);
+      await expect(importPeft(dir)).rejects.toThrow(InvalidArgumentError);
+    }
+  });
+
+  it('refuses lora_alpha 1e999 (Infinity to JSON.parse)', async () => {
+    const { dir, configFile, config } = await adapterFolder();
+    await writeFile(configFile, JSON.stringify({ ...config, lora_alpha: 0 }).replace('"lora_alpha":0', '"lora_alpha":1e999'));
+    await expect(importPeft(dir)).rejects.toThrow(/lora_alpha must be a finite positive number, got Infinity/);
+  });
+
+  it('refuses target_modules that leave tensors of the file unread, or list nothing', async () => {
+    const { dir, configFile, config } = await adapterFolder();
+    await writeFile(configFile, JSON.stringify({ ...config, target_modules: ['q_proj'] }));
+    await expect(importPeft(dir)).rejects.toThrow(/holds base_model\.model\.attention\.v_proj\.lora_A\.weight, .* which target_modules \("q_proj"\) does not list/);
+    await writeFile(configFile, JSON.stringify({ ...config, target_modules: [] }));
+    await expect(importPeft(dir)).rejects.toThrow(/non-empty list/);
+  });
+
+  it('names a missing or unreadable adapter file with a typed error', async () => {
+    const { dir, configFile } = await adapterFolder();
+    await rm(path.join(dir, 'adapter_model.safetensors'));
+    await expect(importPeft(dir)).rejects.toThrow(/cannot read adapter_model\.safetensors in .*ENOENT/);
+    await rm(configFile);
+    await mkdir(configFile);
+    await expect(importPeft(dir)).rejects.toThrow(InvalidArgumentError);
   });
 });
