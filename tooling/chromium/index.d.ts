@@ -8,5 +8,8 @@ export const CHROMIUM_FLAGS: readonly string[];
 export function chromiumInstalled(): boolean;
 /** Headless Chromium with a fresh profile; `close` also removes the profile. */
 export function launchChromium(extraFlags?: readonly string[]): Promise<{ context: BrowserContext; close: () => Promise<void> }>;
-/** Bundles `entry` for the browser and serves it as the module script of a blank page on 127.0.0.1. */
-export function servePage(entry: string): Promise<{ url: string; close: () => Promise<void> }>;
+/**
+ * Bundles `entry` for the browser and serves it as the module script of a blank page on 127.0.0.1;
+ * with `isolated`, with the COOP/COEP headers that make it cross-origin isolated (SharedArrayBuffer).
+ */
+export function servePage(entry: string, options?: { isolated?: boolean }): Promise<{ url: string; close: () => Promise<void> }>;

@@ -43,13 +43,18 @@ export async function launchChromium(extraFlags = []) {
   };
 }
 
-/** Bundles `entry` for the browser and serves it as the module script of a blank page on 127.0.0.1. */
-export async function servePage(entry) {
+/**
+ * Bundles `entry` for the browser and serves it as the module script of a blank page on 127.0.0.1.
+ * With `isolated`, every response carries the COOP/COEP headers that make the page cross-origin
+ * isolated, which SharedArrayBuffer (and so threads over shared WebAssembly memory) requires.
+ */
+export async function servePage(entry, options = {}) {
   const bundle = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'browser', write: false, logLevel: 'silent' });
   const script = bundle.outputFiles[0].text;
+  const isolation = options.isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
   const server = createServer((request, response) => {
-    if (new URL(request.url ?? '/', 'http://127.0.0.1').pathname === '/entry.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-    else response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/entry.js"></script>');
+    if (new URL(request.url ?? '/', 'http://127.0.0.1').pathname === '/entry.js') response.writeHead(200, { 'content-type': 'text/javascript', ...isolation }).end(script);
+    else response.writeHead(200, { 'content-type': 'text/html', ...isolation }).end('<!doctype html><script type="module" src="/entry.js"></script>');
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const address = server.address();

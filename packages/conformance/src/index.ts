@@ -1,15 +1,27 @@
-// One set of checks for every Backend: each primitive and whole gradients against the CPU backend
-// in float64. Plain functions, no test framework, so the same file runs under vitest in Node and
-// in a page in headless Chromium.
+/**
+ * One conformance kit for every almora `Backend` (the CPU, gpu.js's modes, WebAssembly): each
+ * primitive against its definition, and whole gradients against the CPU in float64, each check
+ * beside the time the backend took for it — validate and benchmark together, as llm.c pairs
+ * `validate_result` with `benchmark_kernel`. Plain functions, no test framework, so the same code
+ * runs under vitest in Node and in a page or a worker in headless Chromium.
+ *
+ * @packageDocumentation
+ * @module @almora/conformance
+ */
 import { featureTree, taylorExp } from '@almora/kernels';
 import { attention, attentionAsync, loraGradients, loraGradientsAsync, type AttentionCoreOptions, type LoraProblem } from '@almora/lora';
 import { type Backend, type DeviceMatrix, type DType, fromFlat, type Matrix, type ProductTree, randomNormal, Rng, scale, toDType, type TransposeForms } from '@almora/tensor';
 
-/** One comparison: the largest deviation from the float64 CPU result and what it may be. */
+/** One comparison: the largest deviation from the float64 CPU result, what it may be, and how long the backend took. */
 export interface Check {
+  /** What was compared. */
   name: string;
+  /** Largest absolute deviation from the reference. */
   deviation: number;
+  /** What the deviation may be in the backend's precision. */
   tolerance: number;
+  /** Seconds the backend took for the checked work, read-back included. */
+  seconds: number;
 }
 
 const FLOAT32_EPSILON = 2 ** -23;
@@ -119,10 +131,12 @@ export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T
       handles.push(h);
       return h;
     };
+    const began = performance.now();
     const result = run(backend, up);
     const host = await backend.read(result);
+    const seconds = (performance.now() - began) / 1000;
     for (const h of [...handles, result]) backend.dispose(h);
-    checks.push({ name, deviation: deviation(host, expected), tolerance: tolerance(precisionOf(backend, dtype), terms, maxAbsOf(expected)) });
+    checks.push({ name, deviation: deviation(host, expected), tolerance: tolerance(precisionOf(backend, dtype), terms, maxAbsOf(expected)), seconds });
   };
   const a = normal(rows, 5);
   const b = normal(rows, 5);
@@ -210,15 +224,17 @@ export async function gradientChecks(backend: Backend, length = 150, seed = 3): 
     for (const options of [{ method: 'exact' }, { method: 'fast', degree: 3, variant: 'chained' }, { method: 'fast', degree: 3, variant: 'autodiff' }] as const) {
       const reference = loraGradients(p, options);
       // Backends that can read synchronously take the synchronous entry point; WebGPU the other.
+      const began = performance.now();
       const result = backend.readSync ? loraGradients(p, { ...options, backend }) : await loraGradientsAsync(p, { ...options, backend });
+      const seconds = (performance.now() - began) / 1000;
       const label = `${options.method}${'variant' in options ? ` ${options.variant}` : ''}${causal ? ' causal' : ''}`;
       for (const t of ['q', 'k', 'v'] as const) {
         for (const g of ['a', 'b'] as const) {
           const ref = reference.grads[t]![g];
-          checks.push({ name: `loraGradients ${label} ∂${g.toUpperCase()}_${t}`, deviation: deviation(result.grads[t]![g], ref), tolerance: tolerance(precision, 4 * length, maxAbsOf(ref)) });
+          checks.push({ name: `loraGradients ${label} ∂${g.toUpperCase()}_${t}`, deviation: deviation(result.grads[t]![g], ref), tolerance: tolerance(precision, 4 * length, maxAbsOf(ref)), seconds });
         }
       }
-      checks.push({ name: `loraGradients ${label} loss`, deviation: Math.abs(result.loss - reference.loss), tolerance: tolerance(precision, length, reference.loss) });
+      checks.push({ name: `loraGradients ${label} loss`, deviation: Math.abs(result.loss - reference.loss), tolerance: tolerance(precision, length, reference.loss), seconds });
     }
     checks.push(...(await layerCoreChecks(backend, length, causal, seed)));
   }
@@ -245,12 +261,14 @@ async function layerCoreChecks(backend: Backend, length: number, causal: boolean
     const shared = { ...options, heads: 2, causal };
     const reference = attention(q, k, v, shared);
     const referenceGrads = reference.backward(upstream);
+    const began = performance.now();
     const forward = backend.readSync ? attention(q, k, v, { ...shared, backend }) : await attentionAsync(q, k, v, { ...shared, backend });
     const grads = await forward.backward(upstream);
+    const seconds = (performance.now() - began) / 1000;
     const label = `attention core ${name}${causal ? ' causal' : ''}`;
-    checks.push({ name: `${label} output`, deviation: deviation(forward.output, reference.output), tolerance: tolerance(precision, length, maxAbsOf(reference.output)) });
+    checks.push({ name: `${label} output`, deviation: deviation(forward.output, reference.output), tolerance: tolerance(precision, length, maxAbsOf(reference.output)), seconds });
     for (const g of ['dq', 'dk', 'dv'] as const) {
-      checks.push({ name: `${label} ${g}`, deviation: deviation(grads[g], referenceGrads[g]), tolerance: tolerance(precision, 4 * length, maxAbsOf(referenceGrads[g])) });
+      checks.push({ name: `${label} ${g}`, deviation: deviation(grads[g], referenceGrads[g]), tolerance: tolerance(precision, 4 * length, maxAbsOf(referenceGrads[g])), seconds });
     }
   }
   return checks;
@@ -268,21 +286,31 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
   const b = randomNormal(rows, 3, rng);
   const block = randomNormal(100, 3, rng);
   const [ha, hb, hblock] = [a, b, block].map((m) => backend.upload(m));
-  const product = backend.matmul(ha, hb, { transposeA: true });
-  const sums = backend.rowSums(hb);
-  const tail = backend.sliceRows(hb, rows - 100, rows);
-  backend.accumulate(tail, hblock);
   const expected = {
     product: reference.matmul(a, b, { transposeA: true }),
     sums: build(rows, 1, (i) => b.get(i, 0) + b.get(i, 1) + b.get(i, 2)),
     tail: build(100, 3, (i, j) => b.get(rows - 100 + i, j) + block.get(i, j)),
   };
+  const made: T[] = [];
+  const runs: Record<keyof typeof expected, () => T> = {
+    product: () => backend.matmul(ha, hb, { transposeA: true }),
+    sums: () => backend.rowSums(hb),
+    tail: () => {
+      const tail = backend.sliceRows(hb, rows - 100, rows);
+      backend.accumulate(tail, hblock);
+      return tail;
+    },
+  };
   const checks: Check[] = [];
-  for (const [name, handle] of Object.entries({ product, sums, tail }) as [keyof typeof expected, T][]) {
+  for (const name of Object.keys(expected) as (keyof typeof expected)[]) {
     const want = expected[name];
-    checks.push({ name: `${rows}-row ${name}`, deviation: deviation(await backend.read(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), name === 'product' ? rows : 3, maxAbsOf(want)) });
+    const began = performance.now();
+    const handle = runs[name]();
+    const host = await backend.read(handle);
+    made.push(handle);
+    checks.push({ name: `${rows}-row ${name}`, deviation: deviation(host, want), tolerance: tolerance(precisionOf(backend, 'float64'), name === 'product' ? rows : 3, maxAbsOf(want)), seconds: (performance.now() - began) / 1000 });
   }
-  for (const h of [ha, hb, hblock, product, sums, tail]) backend.dispose(h);
+  for (const h of [ha, hb, hblock, ...made]) backend.dispose(h);
   const long = 70_000;
   const wide = randomNormal(2, long, rng);
   const queries = scale(randomNormal(3, 4, rng), 0.5);
@@ -290,12 +318,15 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
   const [hw, hq, hk] = [wide, queries, keys].map((m) => backend.upload(m));
   const wideSums = build(2, 1, (i) => Array.from({ length: long }, (_, j) => wide.get(i, j)).reduce((t, u) => t + u, 0));
   const longRows = [
-    { name: `rowSums over ${long} columns`, handle: backend.rowSums(hw), want: wideSums, terms: long },
-    { name: `attention over ${long} keys`, handle: backend.attentionProbabilities(hq, hk, 0.7), want: reference.softmax(queries, keys, 0.7), terms: 4 * long },
-    { name: `causal attention over ${long} keys`, handle: backend.attentionProbabilities(hq, hk, 0.7, long - 5), want: reference.softmax(queries, keys, 0.7, long - 5), terms: 4 * long },
+    { name: `rowSums over ${long} columns`, run: () => backend.rowSums(hw), want: wideSums, terms: long },
+    { name: `attention over ${long} keys`, run: () => backend.attentionProbabilities(hq, hk, 0.7), want: reference.softmax(queries, keys, 0.7), terms: 4 * long },
+    { name: `causal attention over ${long} keys`, run: () => backend.attentionProbabilities(hq, hk, 0.7, long - 5), want: reference.softmax(queries, keys, 0.7, long - 5), terms: 4 * long },
   ];
-  for (const { name, handle, want, terms } of longRows) {
-    checks.push({ name, deviation: deviation(await backend.read(handle), want), tolerance: tolerance(precisionOf(backend, 'float64'), terms, maxAbsOf(want)) });
+  for (const { name, run, want, terms } of longRows) {
+    const began = performance.now();
+    const handle = run();
+    const host = await backend.read(handle);
+    checks.push({ name, deviation: deviation(host, want), tolerance: tolerance(precisionOf(backend, 'float64'), terms, maxAbsOf(want)), seconds: (performance.now() - began) / 1000 });
     backend.dispose(handle);
   }
   for (const h of [hw, hq, hk]) backend.dispose(h);

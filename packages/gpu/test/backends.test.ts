@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cpuBackend } from '@almora/tensor';
 import { availableGpuModes, createGpuBackend } from '../src/index.js';
-import { type Check, gradientChecks, primitiveChecks, tallChecks } from './conformance.js';
+import { type Check, gradientChecks, primitiveChecks, tallChecks } from '@almora/conformance';
 
 const byName = (checks: Check[]) => checks.map((c) => [c.name, c] as const);
 

@@ -1,7 +1,7 @@
 // Runs in headless Chromium: the conformance checks on gpu.js's webgl2 and webgpu modes.
 import { fromFlat } from '@almora/tensor';
 import { createGpuBackend, webgpuAvailable } from '../../src/index.js';
-import { gradientChecks, primitiveChecks, tallChecks } from '../conformance.js';
+import { gradientChecks, primitiveChecks, tallChecks } from '@almora/conformance';
 
 declare global {
   interface Window {

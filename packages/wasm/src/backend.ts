@@ -1,0 +1,303 @@
+import { type Backend, BackendError, type DeviceMatrix, DTypeError, type DType, fromFlat, type Matrix, type ProductTree, ShapeError, type TransposeForms } from '@almora/tensor';
+import type { Heap } from './heap.js';
+import type { KERNEL_NAMES, KernelExports, KernelFamily } from './kernels.js';
+import type { ThreadPool } from './threads.js';
+
+/** A matrix in the kernels' memory: row-major, contiguous, at `pointer`. */
+export interface WasmMatrix extends DeviceMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly dtype: DType;
+  /** Byte offset in the kernels' memory. */
+  readonly pointer: number;
+  /** Whether this handle owns its block (a row slice is a view into its parent's). */
+  readonly owner: boolean;
+  /** False once disposed. */
+  live: boolean;
+}
+
+/** Work below this many multiply-adds runs on the calling thread: waking the workers costs more. */
+const PARALLEL_WORK = 1 << 15;
+
+const bytesOf = (dtype: DType) => (dtype === 'float64' ? 8 : 4);
+
+/**
+ * The WebAssembly {@link Backend}: every primitive a SIMD kernel (f64x2 or f32x4, in the dtype of
+ * the uploaded matrices), split by rows over the pool's threads when the work is large enough.
+ * Handles live in the kernels' linear memory; reads copy out.
+ */
+export class WasmBackend implements Backend<WasmMatrix> {
+  readonly precision = 'input' as const;
+  private readonly trees = new WeakMap<ProductTree, { parents: number; variables: number; weights: number; size: number }>();
+
+  constructor(
+    readonly name: string,
+    private readonly heap: Heap,
+    private readonly exports: KernelExports,
+    private readonly pool: ThreadPool | undefined,
+  ) {}
+
+  /** Threads the kernels run on, the calling one included. */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  /** Bytes of the kernels' memory: it grows as matrices need it and is reused as they are released. */
+  get memoryBytes(): number {
+    return this.heap.memory.buffer.byteLength;
+  }
+
+  /** Stops the worker threads; the backend must not be used afterwards. */
+  close(): void {
+    this.pool?.terminate();
+  }
+
+  private make(rows: number, cols: number, dtype: DType): WasmMatrix {
+    return { rows, cols, dtype, pointer: this.heap.allocate(rows * cols * bytesOf(dtype)), owner: true, live: true };
+  }
+
+  private check(...handles: WasmMatrix[]): DType {
+    for (const h of handles) if (!h.live) throw new BackendError('a wasm matrix was used after dispose');
+    const dtype = handles[0].dtype;
+    for (const h of handles) if (h.dtype !== dtype) throw new DTypeError(`wasm backend: operands mix ${dtype} and ${h.dtype}`);
+    return dtype;
+  }
+
+  private view(m: WasmMatrix): Float64Array | Float32Array {
+    const count = m.rows * m.cols;
+    return m.dtype === 'float64' ? this.heap.f64(m.pointer, count) : this.heap.f32(m.pointer, count);
+  }
+
+  /** Runs a kernel of `family` in `dtype` over [0, count), on the pool when `work` (multiply-adds) is worth it. */
+  private run(family: KernelFamily, dtype: DType, args: number[], count: number, work: number, scratch?: { arg: number; stride: number }): void {
+    const kernel = `${family}${dtype === 'float64' ? 'F64' : 'F32'}` as (typeof KERNEL_NAMES)[number];
+    const parts = this.pool ? Math.max(1, Math.min(this.pool.threads, count, Math.floor(work / PARALLEL_WORK))) : 1;
+    if (parts === 1 || !this.pool) this.exports[kernel](...args, 0, count);
+    else this.pool.run(kernel, args, count, parts, scratch);
+  }
+
+  upload(m: Matrix): WasmMatrix {
+    const out = this.make(m.rows, m.cols, m.dtype);
+    this.view(out).set(m.toFlat());
+    return out;
+  }
+
+  zeros(rows: number, cols: number, like: WasmMatrix): WasmMatrix {
+    const out = this.make(rows, cols, like.dtype);
+    this.view(out).fill(0);
+    return out;
+  }
+
+  readSync(m: WasmMatrix): Matrix {
+    this.check(m);
+    return fromFlat(m.rows, m.cols, this.view(m).slice(), { dtype: m.dtype });
+  }
+
+  read(m: WasmMatrix): Promise<Matrix> {
+    return Promise.resolve(this.readSync(m));
+  }
+
+  dispose(m: WasmMatrix): void {
+    if (m.live && m.owner) this.heap.release(m.pointer, m.rows * m.cols * bytesOf(m.dtype));
+    m.live = false;
+  }
+
+  sliceRows(m: WasmMatrix, start: number, end: number): WasmMatrix {
+    this.check(m);
+    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= m.rows)) throw new ShapeError(`sliceRows: rows [${start}, ${end}) of a ${m.rows}×${m.cols} matrix`);
+    return { rows: end - start, cols: m.cols, dtype: m.dtype, pointer: m.pointer + start * m.cols * bytesOf(m.dtype), owner: false, live: true };
+  }
+
+  private transposed(m: WasmMatrix): WasmMatrix {
+    const out = this.make(m.cols, m.rows, m.dtype);
+    this.run('transpose', m.dtype, [m.pointer, out.pointer, m.rows, m.cols], m.rows, m.rows * m.cols);
+    return out;
+  }
+
+  matmul(a: WasmMatrix, b: WasmMatrix, forms: TransposeForms = {}): WasmMatrix {
+    const dtype = this.check(a, b);
+    const left = forms.transposeA ? this.transposed(a) : a;
+    const right = forms.transposeB ? this.transposed(b) : b;
+    try {
+      if (left.cols !== right.rows) throw new ShapeError(`matmul: op(A) is ${left.rows}×${left.cols} and op(B) is ${right.rows}×${right.cols}`);
+      const out = this.make(left.rows, right.cols, dtype);
+      this.run('matmul', dtype, [left.pointer, right.pointer, out.pointer, right.cols, left.cols], left.rows, left.rows * right.cols * left.cols);
+      return out;
+    } finally {
+      if (left !== a) this.dispose(left);
+      if (right !== b) this.dispose(right);
+    }
+  }
+
+  private zip(a: WasmMatrix, b: WasmMatrix, op: number, name: string): WasmMatrix {
+    const dtype = this.check(a, b);
+    if (a.rows !== b.rows || a.cols !== b.cols) throw new ShapeError(`${name}: ${a.rows}×${a.cols} and ${b.rows}×${b.cols} differ`);
+    const out = this.make(a.rows, a.cols, dtype);
+    const count = a.rows * a.cols;
+    this.run('zip', dtype, [a.pointer, b.pointer, out.pointer, op], count, count);
+    return out;
+  }
+
+  add(a: WasmMatrix, b: WasmMatrix): WasmMatrix {
+    return this.zip(a, b, 0, 'add');
+  }
+
+  sub(a: WasmMatrix, b: WasmMatrix): WasmMatrix {
+    return this.zip(a, b, 1, 'sub');
+  }
+
+  hadamard(a: WasmMatrix, b: WasmMatrix): WasmMatrix {
+    return this.zip(a, b, 2, 'hadamard');
+  }
+
+  private map(a: WasmMatrix, factor: number, shift: number, absolute: boolean): WasmMatrix {
+    const dtype = this.check(a);
+    const out = this.make(a.rows, a.cols, dtype);
+    const count = a.rows * a.cols;
+    this.run('map', dtype, [a.pointer, out.pointer, factor, shift, absolute ? 1 : 0], count, count);
+    return out;
+  }
+
+  affine(a: WasmMatrix, factor: number, shift = 0): WasmMatrix {
+    return this.map(a, factor, shift, false);
+  }
+
+  abs(a: WasmMatrix): WasmMatrix {
+    return this.map(a, 1, 0, true);
+  }
+
+  private column(s: WasmMatrix, rows: number, name: string): void {
+    if (s.rows !== rows || s.cols !== 1) throw new ShapeError(`${name}: expected a ${rows}×1 column, got ${s.rows}×${s.cols}`);
+  }
+
+  scaleRows(a: WasmMatrix, s: WasmMatrix): WasmMatrix {
+    const dtype = this.check(a, s);
+    this.column(s, a.rows, 'scaleRows');
+    const out = this.make(a.rows, a.cols, dtype);
+    this.run('scaleRows', dtype, [a.pointer, s.pointer, out.pointer, a.cols], a.rows, a.rows * a.cols);
+    return out;
+  }
+
+  rowSums(a: WasmMatrix): WasmMatrix {
+    const dtype = this.check(a);
+    const out = this.make(a.rows, 1, dtype);
+    this.run('rowSums', dtype, [a.pointer, out.pointer, a.cols], a.rows, a.rows * a.cols);
+    return out;
+  }
+
+  colSums(a: WasmMatrix): WasmMatrix {
+    const dtype = this.check(a);
+    const out = this.zeros(1, a.cols, a);
+    // One thread: every row adds into the same output, in row order.
+    this.exports[dtype === 'float64' ? 'colSumsF64' : 'colSumsF32'](a.pointer, out.pointer, a.cols, 0, a.rows);
+    return out;
+  }
+
+  faceSplit(a: WasmMatrix, b: WasmMatrix): WasmMatrix {
+    const dtype = this.check(a, b);
+    if (a.rows !== b.rows) throw new ShapeError(`faceSplit: ${a.rows} and ${b.rows} rows differ`);
+    const out = this.make(a.rows, a.cols * b.cols, dtype);
+    this.run('faceSplit', dtype, [a.pointer, b.pointer, out.pointer, a.cols, b.cols], a.rows, a.rows * a.cols * b.cols);
+    return out;
+  }
+
+  faceSplitReduce(weights: WasmMatrix, blocks: WasmMatrix): WasmMatrix {
+    const dtype = this.check(weights, blocks);
+    const d = weights.cols;
+    if (blocks.rows !== weights.rows || blocks.cols % Math.max(d, 1) !== 0) {
+      throw new ShapeError(`faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`);
+    }
+    const n = d === 0 ? 0 : blocks.cols / d;
+    const out = this.make(weights.rows, n, dtype);
+    this.run('faceSplitReduce', dtype, [weights.pointer, blocks.pointer, out.pointer, d, n], weights.rows, weights.rows * blocks.cols);
+    return out;
+  }
+
+  /** The tree's arrays in the kernels' memory, copied once per tree. */
+  private tree(tree: ProductTree): { parents: number; variables: number; weights: number; size: number } {
+    const known = this.trees.get(tree);
+    if (known) return known;
+    const size = tree.parents.length;
+    const placed = { parents: this.heap.allocate(4 * size), variables: this.heap.allocate(4 * size), weights: this.heap.allocate(8 * size), size };
+    this.heap.i32(placed.parents, size).set(tree.parents);
+    this.heap.i32(placed.variables, size).set(tree.variables);
+    this.heap.f64(placed.weights, size).set(tree.weights);
+    this.trees.set(tree, placed);
+    return placed;
+  }
+
+  productFeatures(x: WasmMatrix, tree: ProductTree): WasmMatrix {
+    const dtype = this.check(x);
+    const t = this.tree(tree);
+    const out = this.make(x.rows, t.size, dtype);
+    const stride = 8 * t.size;
+    const scratch = this.heap.allocate(stride * this.threads);
+    try {
+      this.run('productFeatures', dtype, [x.pointer, t.parents, t.variables, t.weights, out.pointer, x.cols, t.size, scratch], x.rows, x.rows * t.size, { arg: 7, stride });
+    } finally {
+      this.heap.release(scratch, stride * this.threads);
+    }
+    return out;
+  }
+
+  productFeaturesBackward(x: WasmMatrix, tree: ProductTree, featureGradient: WasmMatrix): WasmMatrix {
+    const dtype = this.check(x, featureGradient);
+    const t = this.tree(tree);
+    if (featureGradient.rows !== x.rows || featureGradient.cols !== t.size) throw new ShapeError(`feature gradient must be ${x.rows}×${t.size}, got ${featureGradient.rows}×${featureGradient.cols}`);
+    const out = this.make(x.rows, x.cols, dtype);
+    const stride = 8 * (2 * t.size + x.cols);
+    const scratch = this.heap.allocate(stride * this.threads);
+    try {
+      this.run('productFeaturesBackward', dtype, [x.pointer, t.parents, t.variables, t.weights, featureGradient.pointer, out.pointer, x.cols, t.size, scratch], x.rows, 3 * x.rows * t.size, { arg: 8, stride });
+    } finally {
+      this.heap.release(scratch, stride * this.threads);
+    }
+    return out;
+  }
+
+  attentionProbabilities(queries: WasmMatrix, keys: WasmMatrix, beta: number, causalStart?: number): WasmMatrix {
+    const dtype = this.check(queries, keys);
+    if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries have ${queries.cols} columns and keys ${keys.cols}`);
+    const keysT = this.transposed(keys);
+    try {
+      const out = this.make(queries.rows, keys.rows, dtype);
+      this.run('softmaxRows', dtype, [queries.pointer, keysT.pointer, out.pointer, keys.rows, queries.cols, beta, causalStart ?? -1], queries.rows, queries.rows * keys.rows * (queries.cols + 4));
+      return out;
+    } finally {
+      this.dispose(keysT);
+    }
+  }
+
+  attentionScoresGradient(probabilities: WasmMatrix, outputGradient: WasmMatrix, values: WasmMatrix, rowDots: WasmMatrix): WasmMatrix {
+    const dtype = this.check(probabilities, outputGradient, values, rowDots);
+    if (outputGradient.rows !== probabilities.rows || values.rows !== probabilities.cols || outputGradient.cols !== values.cols) {
+      throw new ShapeError(`attentionScoresGradient: P ${probabilities.rows}×${probabilities.cols}, ∂O ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols} do not fit`);
+    }
+    this.column(rowDots, probabilities.rows, 'attentionScoresGradient');
+    const valuesT = this.transposed(values);
+    try {
+      const out = this.make(probabilities.rows, probabilities.cols, dtype);
+      this.run('scoresGradient', dtype, [probabilities.pointer, outputGradient.pointer, valuesT.pointer, rowDots.pointer, out.pointer, probabilities.cols, values.cols], probabilities.rows, probabilities.rows * probabilities.cols * (values.cols + 2));
+      return out;
+    } finally {
+      this.dispose(valuesT);
+    }
+  }
+
+  triangle(a: WasmMatrix, keep: 'lower' | 'upper'): WasmMatrix {
+    const dtype = this.check(a);
+    const out = this.make(a.rows, a.cols, dtype);
+    this.run('triangle', dtype, [a.pointer, out.pointer, a.cols, keep === 'lower' ? 1 : 0], a.rows, a.rows * a.cols);
+    return out;
+  }
+
+  accumulate(target: WasmMatrix, source: WasmMatrix, rowOffset = 0): void {
+    const dtype = this.check(target, source);
+    if (source.cols !== target.cols || rowOffset < 0 || rowOffset + source.rows > target.rows) {
+      throw new ShapeError(`accumulate: a ${source.rows}×${source.cols} block at row ${rowOffset} does not fit a ${target.rows}×${target.cols} target`);
+    }
+    const at = target.pointer + rowOffset * target.cols * bytesOf(dtype);
+    const count = source.rows * source.cols;
+    this.run('zip', dtype, [at, source.pointer, at, 0], count, count);
+  }
+}
