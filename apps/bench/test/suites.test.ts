@@ -1,9 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBench } from '../src/index.js';
+
+const hasNumpy = existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import numpy']).status === 0;
 
 async function runQuick(suite: string, backend?: string) {
   const out = await mkdtemp(path.join(os.tmpdir(), `almora-bench-${suite}-`));
@@ -37,7 +40,7 @@ describe('bench suites in quick mode', () => {
     expect(svgs[0]).toMatch(/^<svg[\s\S]*<\/svg>$/);
   });
 
-  it('scaling times every almora method and the tfjs peers, and its findings match its rows', async () => {
+  it('scaling times every almora method, the tfjs peers and the numpy peer, and its findings match its rows', async () => {
     const { json, md, svgs } = await runQuick('scaling');
     const methods = new Set(json.rows.map((r) => r.method));
     for (const m of ['almora exact', 'almora fast chained g2', 'almora fast chained g4', 'almora fast autodiff g2', 'almora fast autodiff g4', 'tfjs-wasm autograd', 'tfjs-cpu autograd']) {
@@ -63,6 +66,16 @@ describe('bench suites in quick mode', () => {
     expect(md).toContain(`d=8 partial: almora fast autodiff g2 vs almora exact: ${ratio > 1 ? 'faster' : 'never'}`);
     expect(md).toContain(`at L=256 ${ratio.toFixed(1)}×`);
     expect(md).toMatch(/torch-cpu autograd: PyTorch|PyTorch peer skipped/);
+    if (!hasNumpy) expect(md).toContain('numpy peer skipped');
+    else {
+      // The numpy peer runs almora's algorithms on almora's inputs: its exact gradients are almora's, its fast ones as close as almora's own.
+      for (const m of ['numpy exact (blocked)', 'numpy fast chained g2', 'numpy fast autodiff g2']) expect(methods.has(m)).toBe(true);
+      for (const row of json.rows.filter((r) => r.method === 'numpy exact (blocked)')) expect(row.relativeGradientError as number).toBeLessThan(1e-12);
+      for (const row of json.rows.filter((r) => String(r.method).startsWith('numpy fast'))) expect(row.relativeGradientError as number).toBeLessThan(0.05);
+      const numpyRatio = time('almora exact', 256) / time('numpy exact (blocked)', 256);
+      expect(md).toContain(`d=8 partial: almora exact / numpy exact (blocked) at L=256: ${numpyRatio.toFixed(2)}× the time`);
+      expect(md).toMatch(/numpy rows: numpy [\d.]+ from Debian's python3-numpy, float64, .* BLAS loaded \(read from the peer's memory map\): /);
+    }
     expect(svgs).toHaveLength(2);
   });
 

@@ -2,6 +2,7 @@ import { loraGradients, relativeGradientError, type LoraOptions } from '@almora/
 import { Rng } from '@almora/tensor';
 import type { Cell, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { ADAPTED, benchProblem, layerGradients, layerOf, type Adaptation } from '../problems.js';
+import { numpyInputs, runNumpyPeer, type NumpyInputs, type NumpyMethod } from '../peers/numpy.js';
 import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
 import { runTorchPeer } from '../peers/torch.js';
 import { crossoverLength, logLogSlope, median } from '../stats.js';
@@ -41,6 +42,14 @@ const TFJS_WASM = 'tfjs-wasm autograd';
 const TFJS_CPU = 'tfjs-cpu autograd';
 const TORCH = 'torch-cpu autograd';
 const EXACT_METHODS = ['almora exact', TFJS_WASM, TFJS_CPU, TORCH];
+/** The numpy peer's methods: each row's name and the almora row that runs the same algorithm. */
+const NUMPY: { method: NumpyMethod; row: string; twin: string }[] = [
+  { method: 'exact', row: 'numpy exact (blocked)', twin: 'almora exact' },
+  { method: 'fast chained g2', row: 'numpy fast chained g2', twin: 'almora fast chained g2' },
+  { method: 'fast autodiff g2', row: 'numpy fast autodiff g2', twin: 'almora fast autodiff g2' },
+];
+/** Up to this L the numpy peer gets almora's inputs (so its gradients are compared); beyond, timing needs only the shapes and it draws its own. */
+const NUMPY_INPUTS_UP_TO = 1024;
 /** tf.grads keeps about five L×L float32 matrices alive; wasm32 memory stops at 4 GiB. */
 const WASM_MEMORY_BYTES = 3.5 * 2 ** 30;
 
@@ -98,6 +107,8 @@ export const scalingSuite: Suite = {
         const config = `d=${d} ${adaptation}`;
         const series = new Map<string, [number, number][]>();
         const skipped = new Set<string>();
+        const numpyProblems: Record<string, NumpyInputs> = {};
+        const exactGrads = new Map<number, Parameters<typeof relativeGradientError>[1]>();
         const record = (method: string, length: number, times: number[], error: Cell) => {
           const seconds = median(times);
           rows.push({ d, adaptation, L: length, method, seconds, relativeGradientError: error });
@@ -135,6 +146,10 @@ export const scalingSuite: Suite = {
             }
           }
           const exact = grads.get('almora exact');
+          if (exact && length <= NUMPY_INPUTS_UP_TO) {
+            exactGrads.set(length, exact);
+            numpyProblems[length] = numpyInputs(problem);
+          }
           for (const m of active) record(m.name, length, times.get(m.name)!, exact && !m.exact ? relativeGradientError(grads.get(m.name)!, exact) : null);
           for (const [method, backend] of [
             [TFJS_WASM, 'wasm'],
@@ -173,6 +188,43 @@ export const scalingSuite: Suite = {
             else if (r?.error) notes.push(`${config}: ${TORCH} failed at L=${length}: ${r.error}`);
           }
           const note = `${TORCH}: PyTorch ${torch.version} from Debian's python3-torch, float32, ${torch.threads} threads, run in its own process after the JavaScript methods`;
+          if (!notes.includes(note)) notes.push(note);
+        }
+        // One OpenBLAS thread, as almora runs on one: the rows then compare implementations of one algorithm.
+        const numpy = runNumpyPeer({
+          lengths,
+          d,
+          rank: RANK,
+          adaptation,
+          methods: NUMPY.map((m) => m.method),
+          repeats: context.repeats,
+          budget: context.budgetSeconds,
+          seed: context.seed,
+          gamma: GAMMA,
+          threads: 1,
+          inputs: numpyProblems,
+        });
+        if (!numpy.available) {
+          if (!notes.includes(numpy.note)) notes.push(numpy.note);
+        } else {
+          for (const length of lengths) {
+            for (const { method, row } of NUMPY) {
+              const r = numpy.results[String(length)]?.[method];
+              const exact = exactGrads.get(length);
+              if (r?.times) record(row, length, r.times, r.grads && exact ? relativeGradientError(r.grads, exact) : null);
+              else if (r?.error) notes.push(`${config}: ${row} ${r.error}`);
+            }
+          }
+          for (const { row, twin } of NUMPY) {
+            const [a, n] = [series.get(twin) ?? [], series.get(row) ?? []];
+            const both = a.filter(([l]) => n.some(([ln]) => ln === l));
+            if (both.length === 0) continue;
+            const [l, seconds] = both[both.length - 1];
+            const peer = n.find(([ln]) => ln === l)![1];
+            findings.push(`${config}: ${twin} / ${row} at L=${l}: ${(seconds / peer).toFixed(2)}× the time (${seconds.toPrecision(3)} s vs ${peer.toPrecision(3)} s).`);
+          }
+          const { blas } = numpy;
+          const note = `numpy rows: numpy ${numpy.version} from Debian's python3-numpy, float64, running almora's algorithms (blocked exact with c = O − Y fused per block of 128 rows; fast chained and autodiff with Taylor degree-2 features, keys not centered — almora's rows choose the family per head, Taylor on these problems, and center the keys when that shrinks the certified range, an O(L·d) step), in its own process after the JavaScript methods; BLAS loaded (read from the peer's memory map): ${blas.name}${blas.config ? ` (${blas.config})` : ''} at ${blas.library}, ${blas.threads ?? '?'} thread(s). Up to L=${NUMPY_INPUTS_UP_TO} it runs on almora's inputs and its gradients are compared with almora exact; test/numpy-peer.test.ts checks they equal almora's same-algorithm gradients.`;
           if (!notes.includes(note)) notes.push(note);
         }
         const fitFrom = context.quick ? 0 : 2048;
