@@ -2,11 +2,11 @@
 import { parseArgs } from 'node:util';
 import { runBench } from './run.js';
 import { suites } from './suites/index.js';
-import { BACKEND_NAMES } from './backends/select.js';
+import { backendNames } from '@almora/backends';
 
 const usage = `usage: almora-bench <suite…|all> [--quick] [--out dir] [--seed n] [--repeats n] [--budget seconds] [--backend name] [--browser-flags "…"] [--quiet]
 suites: ${[...suites.keys()].join(', ')}
-backends (--backend, where almora's methods run in scaling and phase): ${BACKEND_NAMES.join(', ')}`;
+backends (--backend, where almora's methods run in scaling and phase): ${backendNames().join(', ')}`;
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;

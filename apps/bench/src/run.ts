@@ -1,7 +1,7 @@
 import { machineInfo, writeReport, type SuiteReport, type WrittenReport } from './harness.js';
 import { Progress } from './progress.js';
 import { suites } from './suites/index.js';
-import { backendByName } from './backends/select.js';
+import { openBackend } from '@almora/backends';
 
 /** Options of one bench run; the command line maps onto these one to one. */
 export interface BenchOptions {
@@ -19,7 +19,7 @@ export interface BenchOptions {
   budgetSeconds?: number;
   /** No progress bar. */
   quiet?: boolean;
-  /** Where almora's methods run in the scaling and phase suites: `cpu` (default) or `gpu.js:<mode>`. */
+  /** Where almora's methods run in the scaling and phase suites: a name of @almora/backends' registry — `cpu` (default), `wasm`, `wasm:N`, `gpu.js:<mode>`. */
   backend?: string;
   /** Extra Chromium flags for the backends suite's browser measurements. */
   browserFlags?: string[];
@@ -38,30 +38,34 @@ export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
     if (!suites.has(name)) throw new Error(`unknown suite "${name}"; choose from ${[...suites.keys()].join(', ')} or all`);
   }
   const quick = options.quick ?? false;
+  const opened = await openBackend(options.backend ?? 'cpu');
   const context = {
     quick,
     seed: options.seed ?? 1,
     repeats: options.repeats ?? (quick ? 3 : 5),
     budgetSeconds: options.budgetSeconds ?? (quick ? 5 : 60),
     progress: new Progress(options.quiet),
-    backend: backendByName(options.backend ?? 'cpu'),
+    backend: opened.backend,
     browserFlags: options.browserFlags ?? [],
   };
   const machine = await machineInfo();
   const out = options.out ?? 'out';
   const results: BenchResult[] = [];
-  for (const name of names) {
-    const report = await suites.get(name)!.run(context);
-    const flags = [
-      quick ? ' --quick' : '',
-      ` --seed ${context.seed}`,
-      options.repeats ? ` --repeats ${context.repeats}` : '',
-      options.budgetSeconds ? ` --budget ${context.budgetSeconds}` : '',
-      options.backend && options.backend !== 'cpu' ? ` --backend ${options.backend}` : '',
-      context.browserFlags.length > 0 ? ` --browser-flags "${context.browserFlags.join(' ')}"` : '',
-    ];
-    const command = `pnpm bench ${name}${flags.join('')}`;
-    results.push({ report, files: await writeReport(out, report, machine, command) });
+  const flags = [
+    quick ? ' --quick' : '',
+    ` --seed ${context.seed}`,
+    options.repeats ? ` --repeats ${context.repeats}` : '',
+    options.budgetSeconds ? ` --budget ${context.budgetSeconds}` : '',
+    options.backend && options.backend !== 'cpu' ? ` --backend ${options.backend}` : '',
+    context.browserFlags.length > 0 ? ` --browser-flags "${context.browserFlags.join(' ')}"` : '',
+  ].join('');
+  try {
+    for (const name of names) {
+      const report = await suites.get(name)!.run(context);
+      results.push({ report, files: await writeReport(out, report, machine, `pnpm bench ${name}${flags}`) });
+    }
+  } finally {
+    opened.close();
   }
   return results;
 }

@@ -28,7 +28,7 @@ describe('bench suites in quick mode', () => {
   it('matmul writes JSON, CSV, Markdown and SVG that agree with each other', async () => {
     const { json, csv, md, svgs } = await runQuick('matmul');
     expect(json.machine.node).toBe(process.version);
-    expect(json.rows).toHaveLength(2 * 5);
+    expect(json.rows).toHaveLength(2 * 7);
     for (const row of json.rows) expect(row.gflops as number).toBeGreaterThan(0);
     expect(Object.values(json.rawTimings).every((t) => t.length === 1 && t[0] > 0)).toBe(true);
     expect(csv.trim().split('\n')).toHaveLength(1 + json.rows.length);
@@ -38,6 +38,8 @@ describe('bench suites in quick mode', () => {
     expect(json.findings.join('\n')).toContain((f64 / cpu).toFixed(2));
     expect(svgs).toHaveLength(1);
     expect(svgs[0]).toMatch(/^<svg[\s\S]*<\/svg>$/);
+    const wasm64 = json.rows.find((r) => r.n === 128 && r.method === 'almora wasm float64')!.gflops as number;
+    expect(md).toContain(`float64 ${wasm64.toFixed(2)} GFLOP/s = ${(wasm64 / f64).toFixed(2)}× almora's JavaScript float64 (goal ≥ 3×)`);
   });
 
   it('scaling times every almora method, the tfjs peers and the numpy peer, and its findings match its rows', async () => {
@@ -135,7 +137,8 @@ describe('bench suites in quick mode', () => {
   it('backends runs the same work on every backend here and finds float32-level deviations', async () => {
     const { json, md } = await runQuick('backends');
     const backends = new Set(json.rows.map((r) => r.backend));
-    for (const b of ['almora cpu float64', 'almora cpu float32', 'gpu.js cpu (Node)', 'gpu.js webasm (Node)']) expect(backends.has(b)).toBe(true);
+    for (const b of ['almora cpu float64', 'almora cpu float32', 'almora wasm simd 1 thread float64', 'gpu.js cpu (Node)', 'gpu.js webasm (Node)']) expect(backends.has(b)).toBe(true);
+    expect([...backends].filter((b) => /^almora wasm simd \d+ threads? float(32|64)$/.test(String(b)))).toHaveLength(3);
     if (existsSync('/usr/bin/chromium')) {
       expect(backends.has('gpu.js webgl2 (Chromium)')).toBe(true);
       // WebGPU needs an adapter; where Chromium has none the report says so instead.
@@ -145,10 +148,16 @@ describe('bench suites in quick mode', () => {
     expect(new Set(json.rows.map((r) => r.work)).size).toBe(6);
     for (const row of json.rows) {
       expect(row.seconds as number).toBeGreaterThan(0);
-      expect(row.deviation as number).toBeLessThan(row.backend === 'almora cpu float64' ? 1e-15 : 1e-5);
+      expect(row.deviation as number).toBeLessThan(/float64$/.test(String(row.backend)) ? 1e-13 : 1e-5);
     }
     const seconds = (backend: string) => json.rows.find((r) => r.backend === backend && String(r.work).startsWith('matmul'))!.seconds as number;
     expect(md).toContain(`gpu.js webasm (Node) ${(seconds('almora cpu float64') / seconds('gpu.js webasm (Node)')).toFixed(2)}×`);
+  });
+
+  it("--backend wasm runs almora's methods on the wasm backend and says so", async () => {
+    const { json } = await runQuick('phase', 'wasm');
+    expect(json.notes[0]).toMatch(/wasm simd \d+ threads? backend/);
+    expect(json.findings.join('\n')).not.toContain('No certified gradient bound was available');
   });
 
   it("--backend runs almora's methods on gpu.js and says so", async () => {

@@ -1,5 +1,6 @@
 import { availableGpuModes, createGpuBackend } from '@almora/gpu';
 import { cpuBackend } from '@almora/tensor';
+import { createWasmBackend } from '@almora/wasm';
 import { measureInChromium } from '../backends/chromium.js';
 import { type BackendCase, type BackendMeasurement, type BackendSizes, measureBackends } from '../backends/measure.js';
 import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
@@ -18,9 +19,14 @@ export const backendsSuite: Suite = {
   async run(context: SuiteContext): Promise<SuiteReport> {
     const sizes: BackendSizes = context.quick ? { matmul: 128, length: 512, gradientLength: 256, d: 16 } : { matmul: 512, length: 4096, gradientLength: 2048, d: 16 };
     const notes: string[] = [];
+    const wasm = await createWasmBackend();
+    const wasmSingle = await createWasmBackend({ threads: 1 });
     const cases: BackendCase[] = [
       { label: CPU64, backend: cpuBackend, dtype: 'float64' },
       { label: 'almora cpu float32', backend: cpuBackend, dtype: 'float32' },
+      { label: `almora ${wasm.name} float64`, backend: wasm, dtype: 'float64' },
+      { label: `almora ${wasm.name} float32`, backend: wasm, dtype: 'float32' },
+      { label: `almora ${wasmSingle.name} float64`, backend: wasmSingle, dtype: 'float64' },
       ...availableGpuModes().map((mode) => ({ label: `gpu.js ${mode} (Node)`, backend: createGpuBackend({ mode }), dtype: 'float64' as const })),
     ];
     notes.push(
@@ -30,6 +36,8 @@ export const backendsSuite: Suite = {
     );
     context.progress.start('backends', 7);
     const measured: BackendMeasurement[] = await measureBackends(cases, sizes, context.repeats, context.seed, (w) => context.progress.tick(`Node: ${w}`));
+    wasm.close();
+    wasmSingle.close();
     const browser = await measureInChromium(sizes, context.repeats, context.seed, context.browserFlags);
     if (typeof browser === 'string') notes.push(browser);
     else {

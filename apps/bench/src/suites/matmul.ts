@@ -1,4 +1,5 @@
 import { matmul, randomNormal, Rng, toDType, type Matrix } from '@almora/tensor';
+import { createWasmBackend, type WasmBackend, type WasmMatrix } from '@almora/wasm';
 import { Matrix as MlMatrix } from 'ml-matrix';
 import { medianTime, timeInterleaved, type Row, type Suite, type SuiteContext, type SuiteReport } from '../harness.js';
 import { linePlot } from '../svg.js';
@@ -9,12 +10,23 @@ const ALMORA_F32 = 'almora float32';
 const TFJS_CPU = 'tfjs-cpu float32';
 const TFJS_WASM = 'tfjs-wasm float32';
 const ML_MATRIX = 'ml-matrix float64';
+const WASM_F64 = 'almora wasm float64';
+const WASM_F32 = 'almora wasm float32';
+
+/** A matmul on the wasm backend with its operands already in its memory, read back like tfjs's. */
+function wasmProduct(backend: WasmBackend, a: WasmMatrix, b: WasmMatrix): () => void {
+  return () => {
+    const product = backend.matmul(a, b);
+    backend.readSync(product);
+    backend.dispose(product);
+  };
+}
 
 function toNested(m: Matrix): number[][] {
   return m.toArray();
 }
 
-/** GFLOP/s of @almora/tensor's matmul against tfjs (cpu, wasm) and ml-matrix on the same n×n inputs. */
+/** GFLOP/s of @almora/tensor's and @almora/wasm's matmul against tfjs (cpu, wasm) and ml-matrix on the same n×n inputs. */
 export const matmulSuite: Suite = {
   name: 'matmul',
   title: 'Dense matmul throughput: @almora/tensor vs tfjs and ml-matrix',
@@ -23,6 +35,7 @@ export const matmulSuite: Suite = {
     const rows: Row[] = [];
     const rawTimings: Record<string, number[]> = {};
     const gflops = new Map<string, [number, number][]>();
+    const wasm = await createWasmBackend();
     context.progress.start('matmul', sizes.length);
     for (const n of sizes) {
       const rng = new Rng(context.seed + n);
@@ -39,6 +52,7 @@ export const matmulSuite: Suite = {
       const tfWasm = await useTfjs('wasm');
       const wasmA = tfWasm.tensor2d(new Float32Array(a32.toFlat()), [n, n]);
       const wasmB = tfWasm.tensor2d(new Float32Array(b32.toFlat()), [n, n]);
+      const onWasm = [a, b, a32, b32].map((m) => wasm.upload(m));
       // tfjs can only have one active backend, so its cpu run is timed just before the interleaved
       // group; the others alternate repeat by repeat.
       const times = timeInterleaved(
@@ -47,12 +61,15 @@ export const matmulSuite: Suite = {
           { name: ALMORA_F32, run: () => matmul(a32, b32) },
           { name: TFJS_WASM, run: () => readAndDispose(tfWasm.matMul(wasmA, wasmB)) },
           { name: ML_MATRIX, run: () => mlA.mmul(mlB) },
+          { name: WASM_F64, run: wasmProduct(wasm, onWasm[0], onWasm[1]) },
+          { name: WASM_F32, run: wasmProduct(wasm, onWasm[2], onWasm[3]) },
         ],
         context.repeats,
       );
       times.set(TFJS_CPU, cpuTimes.get(TFJS_CPU)!);
       tfWasm.dispose([wasmA, wasmB]);
-      for (const method of [ALMORA_F64, ALMORA_F32, TFJS_CPU, TFJS_WASM, ML_MATRIX]) {
+      for (const m of onWasm) wasm.dispose(m);
+      for (const method of [ALMORA_F64, ALMORA_F32, WASM_F64, WASM_F32, TFJS_CPU, TFJS_WASM, ML_MATRIX]) {
         const seconds = medianTime(times, method);
         const rate = (2 * n ** 3) / seconds / 1e9;
         rows.push({ n, method, seconds, gflops: rate });
@@ -63,6 +80,7 @@ export const matmulSuite: Suite = {
       context.progress.tick(`n=${n}`);
     }
     context.progress.finish();
+    wasm.close();
     const largest = sizes[sizes.length - 1];
     const at = (method: string) => rows.find((r) => r.n === largest && r.method === method)!.gflops as number;
     const ratio = (x: string, y: string) => `${(at(x) / at(y)).toFixed(2)}×`;
@@ -71,6 +89,7 @@ export const matmulSuite: Suite = {
       `almora float64 / tfjs-cpu: ${ratio(ALMORA_F64, TFJS_CPU)}; almora float32 / tfjs-cpu: ${ratio(ALMORA_F32, TFJS_CPU)} (goal ≥ 2×).`,
       `almora float32 / tfjs-wasm: ${ratio(ALMORA_F32, TFJS_WASM)} (tfjs-wasm uses WebAssembly SIMD; plain JavaScript cannot).`,
       `almora float64 / ml-matrix: ${ratio(ALMORA_F64, ML_MATRIX)}.`,
+      `@almora/wasm (${wasm.name}) at n=${largest}: float64 ${at(WASM_F64).toFixed(2)} GFLOP/s = ${ratio(WASM_F64, ALMORA_F64)} almora's JavaScript float64 (goal ≥ 3×); float32 ${at(WASM_F32).toFixed(2)} GFLOP/s = ${ratio(WASM_F32, TFJS_WASM)} tfjs-wasm's (goal ≥ 1×).`,
     ];
     return {
       suite: 'matmul',
@@ -79,7 +98,10 @@ export const matmulSuite: Suite = {
       rows,
       rawTimings,
       findings,
-      notes: ['Every method multiplies the same seeded n×n normal matrices; times are medians of interleaved repeats and include reading the result back.'],
+      notes: [
+        'Every method multiplies the same seeded n×n normal matrices; times are medians of interleaved repeats and include reading the result back.',
+        `almora wasm rows: @almora/wasm with its operands already in its memory (as tfjs's tensors are), ${wasm.name}; the JavaScript rows run on one thread.`,
+      ],
       plots: [
         {
           name: 'gflops',

@@ -57,7 +57,8 @@ export const phaseSuite: Suite = {
     const lengths = context.quick ? [128] : [256, 1024, 4096];
     const comparisonLength = lengths[Math.min(1, lengths.length - 1)];
     const rows: Row[] = [];
-    const notes: string[] = context.backend.name === 'cpu' ? [] : [`almora's methods ran on the ${context.backend.name} backend (float32; gradients compared after widening to float64).`];
+    const precision = context.backend.precision === 'input' ? 'float64, as the problems are' : `${context.backend.precision}; gradients compared after widening to float64`;
+    const notes: string[] = context.backend.name === 'cpu' ? [] : [`almora's methods ran on the ${context.backend.name} backend (${precision}).`];
     const findings: string[] = [];
     const errorSeries = new Map<string, [number, number][]>();
     const rankSeries = new Map<string, [number, number][]>();
