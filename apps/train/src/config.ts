@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '@almora/tensor';
 import type { GradientMethod } from '@almora/lora';
 import type { Target } from '@almora/lora';
+import { describeValue } from './describe.js';
 
 /** Everything a training run needs; every field has a documented default in {@link DEFAULT_CONFIG}. */
 export interface TrainConfig {
@@ -127,7 +128,7 @@ const NUMBER_RULES: Record<'integer' | 'count' | 'countOrZero' | 'positive' | 'n
 
 function checkValue(key: keyof TrainConfig, value: unknown, source: string): unknown {
   const kind = SCHEMA[key];
-  const fail = (expected: string) => new InvalidArgumentError(`${source}: "${key}" must be ${expected}, got ${JSON.stringify(value)}`);
+  const fail = (expected: string) => new InvalidArgumentError(`${source}: "${key}" must be ${expected}, got ${describeValue(value)}`);
   if (kind === 'boolean') {
     if (typeof value !== 'boolean') throw fail('true or false');
   } else if (kind === 'targets') {

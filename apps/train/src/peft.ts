@@ -4,6 +4,7 @@ import type { Adapter, Target } from '@almora/lora';
 import { fromFlat, InvalidArgumentError, transpose } from '@almora/tensor';
 import { writeFileAtomic } from './checkpoint.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsDType, type SafetensorsTensor } from './safetensors.js';
+import { describeValue } from './describe.js';
 
 /** LoRA adapters with their hyper-parameters, as PEFT stores them. */
 export interface PeftAdapters {
@@ -51,16 +52,6 @@ export async function exportPeft(dir: string, peft: PeftAdapters, dtype: Safeten
   await writeFileAtomic(path.join(dir, 'adapter_model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));
 }
 
-/**
- * A value for an error message: a primitive as written, anything else by its kind, since a hostile
- * value can be nested too deep to print and printing it would overflow the stack.
- */
-function describe(value: unknown): string {
-  if (typeof value === 'number') return String(value);
-  if (value === null || typeof value !== 'object') return (JSON.stringify(value) ?? String(value)).slice(0, 80);
-  return Array.isArray(value) ? `a list of ${value.length}` : 'an object';
-}
-
 /** The bytes of one adapter file; a missing or unreadable file is a typed error naming it. */
 async function readAdapterFile(dir: string, name: string): Promise<Buffer> {
   try {
@@ -83,17 +74,17 @@ export async function importPeft(dir: string): Promise<PeftAdapters> {
     if (error instanceof SyntaxError) throw new InvalidArgumentError(`adapter_config.json in ${dir} is not valid JSON: ${error.message}`);
     throw error;
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError(`adapter_config.json in ${dir} must hold a JSON object, got ${describe(parsed)}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError(`adapter_config.json in ${dir} must hold a JSON object, got ${describeValue(parsed)}`);
   const config = parsed as Record<string, unknown>;
-  if (config.peft_type !== 'LORA') throw new InvalidArgumentError(`adapter_config.json: peft_type is ${describe(config.peft_type)}, expected "LORA"`);
+  if (config.peft_type !== 'LORA') throw new InvalidArgumentError(`adapter_config.json: peft_type is ${describeValue(config.peft_type)}, expected "LORA"`);
   if (config.use_rslora === true) throw new InvalidArgumentError('adapter_config.json: use_rslora scales by α/√r, which almora does not use');
   const rank = config.r;
   const alpha = config.lora_alpha;
-  if (!Number.isSafeInteger(rank) || (rank as number) <= 0) throw new InvalidArgumentError(`adapter_config.json: r must be a positive integer, got ${describe(rank)}`);
+  if (!Number.isSafeInteger(rank) || (rank as number) <= 0) throw new InvalidArgumentError(`adapter_config.json: r must be a positive integer, got ${describeValue(rank)}`);
   // JSON.parse reads 1e999 as Infinity: a finite check, not only a sign check.
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || !(alpha > 0)) throw new InvalidArgumentError(`adapter_config.json: lora_alpha must be a finite positive number, got ${describe(alpha)}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || !(alpha > 0)) throw new InvalidArgumentError(`adapter_config.json: lora_alpha must be a finite positive number, got ${describeValue(alpha)}`);
   const modules = config.target_modules;
-  if (!Array.isArray(modules) || modules.length === 0) throw new InvalidArgumentError(`adapter_config.json: target_modules must be a non-empty list, got ${describe(modules)}`);
+  if (!Array.isArray(modules) || modules.length === 0) throw new InvalidArgumentError(`adapter_config.json: target_modules must be a non-empty list, got ${describeValue(modules)}`);
   const file = decodeSafetensors(new Uint8Array(await readAdapterFile(dir, 'adapter_model.safetensors')));
   const listed = (Object.keys(MODULE) as Target[]).filter((t) => modules.includes(MODULE[t]));
   const unlisted = Object.keys(file.tensors).filter((name) => !listed.some((t) => name === key(t, 'lora_A') || name === key(t, 'lora_B')));
@@ -101,7 +92,7 @@ export async function importPeft(dir: string): Promise<PeftAdapters> {
   const adapters: Partial<Record<Target, Adapter>> = {};
   for (const module of modules) {
     const target = (Object.keys(MODULE) as Target[]).find((t) => MODULE[t] === module);
-    if (!target) throw new InvalidArgumentError(`adapter_config.json: target module ${describe(module)} is not one of q_proj, k_proj, v_proj`);
+    if (!target) throw new InvalidArgumentError(`adapter_config.json: target module ${describeValue(module)} is not one of q_proj, k_proj, v_proj`);
     const loraA = file.tensors[key(target, 'lora_A')];
     const loraB = file.tensors[key(target, 'lora_B')];
     if (!loraA || !loraB) throw new InvalidArgumentError(`adapter_model.safetensors has no ${key(target, loraA ? 'lora_B' : 'lora_A')}`);

@@ -26,6 +26,12 @@ describe('config', () => {
     expect(() => resolveConfig({ dim: 2 ** 17, heads: 1, rank: 1 })).toThrow(/a weight \(dim × dim\)/);
   });
 
+  it('names a value nested too deep to print by its kind instead of overflowing the stack (found by the #12 fuzz suite)', () => {
+    const deep = JSON.parse(`{"causal": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`) as Record<string, unknown>;
+    expect(() => parseConfig(deep, 'run.json')).toThrow(/"causal" must be true or false, got a list of 1/);
+    expect(() => parseConfig({ seed: { a: 1 } }, 'run.json')).toThrow(/"seed" must be .*, got an object/);
+  });
+
   it('layers defaults, file and flags, and checks relations', () => {
     const config = resolveConfig(parseConfig({ steps: 5, dim: 6 }, 'file'), parseConfig({ steps: 7 }, 'flags'));
     expect(config.steps).toBe(7);
