@@ -88,7 +88,7 @@ export async function importPeft(dir: string): Promise<PeftAdapters> {
   const file = decodeSafetensors(new Uint8Array(await readAdapterFile(dir, 'adapter_model.safetensors')));
   const listed = (Object.keys(MODULE) as Target[]).filter((t) => modules.includes(MODULE[t]));
   const unlisted = Object.keys(file.tensors).filter((name) => !listed.some((t) => name === key(t, 'lora_A') || name === key(t, 'lora_B')));
-  if (unlisted.length > 0) throw new InvalidArgumentError(`adapter_model.safetensors holds ${unlisted.join(', ')}, which target_modules (${modules.map(describe).join(', ')}) does not list`);
+  if (unlisted.length > 0) throw new InvalidArgumentError(`adapter_model.safetensors holds ${unlisted.join(', ')}, which target_modules (${modules.map(describeValue).join(', ')}) does not list`);
   const adapters: Partial<Record<Target, Adapter>> = {};
   for (const module of modules) {
     const target = (Object.keys(MODULE) as Target[]).find((t) => MODULE[t] === module);
