@@ -20,7 +20,7 @@ const TYPES = {
 };
 
 /**
- * Serves `root` on 127.0.0.1:`port` (0 picks a free port).
+ * Serves `root` on 127.0.0.1:`port` (0 picks a free port), cross-origin isolated.
  * @param {string} root
  * @param {number} [port]
  * @returns {Promise<{ url: string, close: () => Promise<void> }>}
@@ -33,7 +33,8 @@ export async function serveStatic(root, port = 0) {
     try {
       if ((await stat(file)).isDirectory()) file = path.join(file, 'index.html');
       const body = await readFile(file);
-      response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(body);
+      // Cross-origin isolation (COOP/COEP): SharedArrayBuffer, and so the wasm backend's threads.
+      response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }).end(body);
     } catch {
       response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${pathname}`);
     }

@@ -46,7 +46,12 @@ export interface RoundingModel {
 }
 
 /** Unit roundoff of each precision. */
-export const UNIT_ROUNDOFFS = { float64: 2 ** -53, float32: 2 ** -24 } as const;
+export const UNIT_ROUNDOFFS = {
+  /** 2⁻⁵³. */
+  float64: 2 ** -53,
+  /** 2⁻²⁴. */
+  float32: 2 ** -24,
+} as const;
 
 /**
  * How far rounding may move h = Â/A − 1 for a polynomial with these coefficients. Each computed

@@ -5,8 +5,11 @@ import type { ThreadPool } from './threads.js';
 
 /** A matrix in the kernels' memory: row-major, contiguous, at `pointer`. */
 export interface WasmMatrix extends DeviceMatrix {
+  /** Rows. */
   readonly rows: number;
+  /** Columns. */
   readonly cols: number;
+  /** float64 or float32: the kernels run in it. */
   readonly dtype: DType;
   /** Byte offset in the kernels' memory. */
   readonly pointer: number;

@@ -23,8 +23,16 @@ export interface WasmBackendOptions {
   threads?: number;
 }
 
+/** Whether the kernels can run on more than one thread here. */
+export interface ThreadSupport {
+  /** Shared memory and blocking waits are both available. */
+  available: boolean;
+  /** Why, or why not, in one sentence. */
+  reason: string;
+}
+
 /** Whether the kernels can run on more than one thread here, and if not, why. */
-export function threadSupport(): { available: boolean; reason: string } {
+export function threadSupport(): ThreadSupport {
   if (typeof SharedArrayBuffer !== 'function') return { available: false, reason: 'SharedArrayBuffer is unavailable (a page needs cross-origin isolation: COOP/COEP headers)' };
   if (!canBlock()) return { available: false, reason: "this thread may not block on Atomics.wait (a page's main thread): run almora in a Web Worker" };
   return { available: true, reason: 'shared memory and blocking waits are available' };

@@ -9,7 +9,6 @@ const table = document.querySelector<HTMLTableElement>('#results')!;
 const button = form.querySelector('button')!;
 
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-let gpuName: string | undefined;
 
 function number(value: number, digits = 3): string {
   if (!Number.isFinite(value)) return String(value);
@@ -62,15 +61,16 @@ function params(): { params: ExplorerParams; backend: ExploreRequest['backend'] 
       epsilon: Number(data.get('epsilon')),
       adaptation: data.get('adaptation') === 'full' ? 'full' : 'partial',
     },
-    backend: data.get('backend') === 'cpu' ? 'cpu' : 'auto',
+    backend: data.get('backend') === 'cpu' ? 'cpu' : data.get('backend') === 'gpu' ? 'gpu' : 'wasm',
   };
 }
 
 worker.onmessage = (event: MessageEvent<ExploreMessage>) => {
   const message = event.data;
   if (message.type === 'ready') {
-    gpuName = message.gpu;
-    status.textContent = gpuName ? `Ready: computing on the GPU (${gpuName}, float32) in a Web Worker.` : 'Ready: no WebGPU or WebGL2 here, computing on the CPU (float64) in a Web Worker.';
+    const wasm = message.wasm ? `WebAssembly SIMD (${message.wasm}, float64)` : 'no WebAssembly SIMD here: the CPU (float64)';
+    const gpu = message.gpu ? `the GPU (${message.gpu}, float32)` : 'no WebGPU or WebGL2 here';
+    status.textContent = `Ready: computing in a Web Worker on ${wasm}; GPU: ${gpu}.`;
     button.disabled = false;
   } else if (message.type === 'stage') {
     progress.value = message.index;
