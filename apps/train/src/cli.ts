@@ -61,7 +61,7 @@ function announce(config: TrainConfig, runDir: string, data: { file: string; byt
     ? `dataset ${data.file} (${formatBytes(data.bytes)})`
     : `teacher task of ${config.sequences} sequences × L = ${config.length} × d = ${config.dim} (X and Y ≈ ${formatBytes(2 * config.sequences * config.length * config.dim * 8)})`;
   const runs = config.compareExact && config.method !== 'exact' ? `${config.method} + exact side by side` : config.method;
-  return `almora train: ${task}, ${config.heads} head${config.heads === 1 ? '' : 's'}, targets ${config.targets.join(', ')} at rank ${config.rank}; ${config.steps} steps of ${runs}${resume ? ', resuming' : ''}; run dir ${runDir}`;
+  return `almora train: ${task}, ${config.heads} head${config.heads === 1 ? '' : 's'}, targets ${config.targets.join(', ')} at rank ${config.rank}; ${config.steps} steps of ${runs}${resume ? ', resuming' : ''} on the ${config.backend} backend; run dir ${runDir}`;
 }
 
 async function loadTask(config: TrainConfig, dataFile: string | undefined, quiet: boolean): Promise<TrainingTask> {

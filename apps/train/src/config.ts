@@ -1,3 +1,4 @@
+import { backendNames, backendUnavailable } from '@almora/backends';
 import { InvalidArgumentError } from '@almora/tensor';
 import type { GradientMethod } from '@almora/lora';
 import type { Target } from '@almora/lora';
@@ -53,6 +54,8 @@ export interface TrainConfig {
   checkpointEvery: number;
   /** Write a second run with method 'exact' on the same seed beside the main one, and compare. */
   compareExact: boolean;
+  /** Where the attention work runs: a name of @almora/backends' registry ('cpu', 'wasm', 'wasm:N', 'gpu.js:<mode>'). */
+  backend: string;
 }
 
 /**
@@ -85,10 +88,11 @@ export const DEFAULT_CONFIG: TrainConfig = {
   gammaBound: 0,
   checkpointEvery: 10,
   compareExact: true,
+  backend: 'cpu',
 }
 
 /** How a key's value is checked: numbers by sign and integrality, strings from a list. */
-type Kind = 'integer' | 'count' | 'countOrZero' | 'positive' | 'nonnegative' | 'boolean' | 'targets' | { oneOf: readonly string[] };
+type Kind = 'integer' | 'count' | 'countOrZero' | 'positive' | 'nonnegative' | 'boolean' | 'targets' | 'backend' | { oneOf: readonly string[] };
 
 const SCHEMA: Record<keyof TrainConfig, Kind> = {
   seed: 'integer',
@@ -115,6 +119,7 @@ const SCHEMA: Record<keyof TrainConfig, Kind> = {
   gammaBound: 'nonnegative',
   checkpointEvery: 'countOrZero',
   compareExact: 'boolean',
+  backend: 'backend',
 };
 
 const NUMBER_RULES: Record<'integer' | 'count' | 'countOrZero' | 'positive' | 'nonnegative', [string, (n: number) => boolean]> = {
@@ -135,6 +140,10 @@ function checkValue(key: keyof TrainConfig, value: unknown, source: string): unk
     if (!Array.isArray(value) || value.length === 0 || !value.every((t) => t === 'q' || t === 'k' || t === 'v') || new Set(value).size !== value.length) {
       throw fail('a list of distinct targets from "q", "k", "v"');
     }
+  } else if (kind === 'backend') {
+    if (typeof value !== 'string') throw fail(`a backend name (${backendNames().join(', ')})`);
+    const why = backendUnavailable(value);
+    if (why !== undefined) throw fail(`a backend that runs here: ${why}`);
   } else if (typeof kind === 'object') {
     if (typeof value !== 'string' || !kind.oneOf.includes(value)) throw fail(`one of ${kind.oneOf.map((o) => `"${o}"`).join(', ')}`);
   } else {
@@ -184,7 +193,7 @@ export function flagValue(key: keyof TrainConfig, text: string): unknown {
   const kind = SCHEMA[key];
   if (kind === 'boolean') return text === 'true' ? true : text === 'false' ? false : text;
   if (kind === 'targets') return text.split(',').map((t) => t.trim());
-  if (typeof kind === 'object') return text;
+  if (typeof kind === 'object' || kind === 'backend') return text;
   const n = Number(text);
   return Number.isNaN(n) ? text : n;
 }

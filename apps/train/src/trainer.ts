@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { openBackend } from '@almora/backends';
 import { loraGradients, type Adapter, type GradientMethod, type Target } from '@almora/lora';
-import { AlmoraError, fromFlat, NonFiniteError, frobeniusNorm, matmul, type Matrix, maxAbs, Rng, scale, sub, zeros, randomUniform } from '@almora/tensor';
+import { AlmoraError, type Backend, fromFlat, NonFiniteError, frobeniusNorm, matmul, type Matrix, maxAbs, Rng, scale, sub, zeros, randomUniform } from '@almora/tensor';
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
@@ -179,13 +180,18 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
   await mkdir(runDir, { recursive: true });
   const lock = await lockRunDir(runDir);
   try {
-    return await trainLocked(config, task, runDir, options, lock.note ? [lock.note] : []);
+    const opened = await openBackend(config.backend);
+    try {
+      return await trainLocked(config, task, runDir, options, lock.note ? [lock.note] : [], opened.backend);
+    } finally {
+      opened.close();
+    }
   } finally {
     await lock.release();
   }
 }
 
-async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: string, options: RunOptions, notes: string[]): Promise<RunResult> {
+async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: string, options: RunOptions, notes: string[], backend: Backend): Promise<RunResult> {
   const method = options.method ?? config.method;
   const normControl = options.normControl ?? true;
   const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
@@ -250,7 +256,7 @@ async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: stri
             heads: config.heads,
             causal: config.causal,
           },
-          { method, epsilon: config.epsilon },
+          { method, epsilon: config.epsilon, backend },
         );
       } catch (error) {
         // Adapters grown so large that attention overflows: the run has diverged, not the input.

@@ -32,6 +32,13 @@ describe('config', () => {
     expect(() => parseConfig({ seed: { a: 1 } }, 'run.json')).toThrow(/"seed" must be .*, got an object/);
   });
 
+  it('takes a backend of the registry and refuses one that is unknown or cannot run here', () => {
+    expect(parseConfig({ backend: 'wasm' }, 'flags')).toEqual({ backend: 'wasm' });
+    expect(() => parseConfig({ backend: 'tpu' }, 'flags')).toThrow(/unknown backend "tpu"; choose from cpu, wasm/);
+    expect(() => parseConfig({ backend: 'wasm:0' }, 'flags')).toThrow(/"backend" must be a backend that runs here: .*positive whole number/);
+    expect(() => parseConfig({ backend: 3 }, 'flags')).toThrow(/"backend" must be a backend name/);
+  });
+
   it('layers defaults, file and flags, and checks relations', () => {
     const config = resolveConfig(parseConfig({ steps: 5, dim: 6 }, 'file'), parseConfig({ steps: 7 }, 'flags'));
     expect(config.steps).toBe(7);

@@ -22,6 +22,14 @@ function runCli(args: string[]) {
 }
 
 describe('almora train', () => {
+  it('trains on the wasm backend with the losses of the CPU run to rounding', async () => {
+    const config = resolveConfig({ length: 256, dim: 4, sequences: 4, batchSize: 2, steps: 4, method: 'exact', compareExact: false });
+    const task = teacherTask(config);
+    const [cpu, wasm] = await Promise.all(['cpu', 'wasm'].map(async (backend) => trainRun({ ...config, backend }, task, await tempDir())));
+    expect(wasm.records.map((r) => r.step)).toEqual(cpu.records.map((r) => r.step));
+    for (const [i, r] of wasm.records.entries()) expect(Math.abs(r.loss - cpu.records[i].loss)).toBeLessThan(1e-10 * cpu.records[i].loss);
+  });
+
   it('resumes a run killed mid-way and ends with exactly the adapters of an uninterrupted run', async () => {
     const whole = await tempDir();
     const killed = await tempDir();

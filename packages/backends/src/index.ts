@@ -61,7 +61,11 @@ export const BACKENDS: readonly BackendEntry[] = [
   {
     name: 'gpu.js',
     description: `gpu.js kernels in float32: 'gpu.js:<mode>' with mode ${GPU_VARIANTS.join(', ')} ('gpu': the best GPU mode, 'best': falling back to webasm, then cpu)`,
-    names: () => ['gpu.js:gpu', 'gpu.js:best', ...availableGpuModes().map((mode) => `gpu.js:${mode}`)],
+    names: () => {
+      const modes = availableGpuModes();
+      const gpu = modes.some((m) => m === 'webgl2' || m === 'webgl' || m === 'headlessgl');
+      return [...(gpu ? ['gpu.js:gpu'] : []), 'gpu.js:best', ...modes.map((mode) => `gpu.js:${mode}`)];
+    },
     unavailable: (variant) => {
       if (variant === undefined || !(GPU_VARIANTS as readonly string[]).includes(variant)) return `name a gpu.js mode: 'gpu.js:<mode>' with mode ${GPU_VARIANTS.join(', ')}`;
       const modes = availableGpuModes();
