@@ -12,11 +12,13 @@ export interface RowFactor<T extends DeviceMatrix> {
   cols: number;
   /** Rows [start, end), made through `backend` (the caller releases them). */
   block(backend: Backend<T>, start: number, end: number): T;
+  /** The whole matrix, when it is stored: then one product replaces the blocks. */
+  whole?: T;
 }
 
 /** A stored matrix as a {@link RowFactor}. */
 export function stored<T extends DeviceMatrix>(m: T): RowFactor<T> {
-  return { rows: m.rows, cols: m.cols, block: (backend, start, end) => backend.sliceRows(m, start, end) };
+  return { rows: m.rows, cols: m.cols, block: (backend, start, end) => backend.sliceRows(m, start, end), whole: m };
 }
 
 /** A ⊘ B as a {@link RowFactor}: row i is A_i ⊗ B_i, built on demand. */
@@ -33,14 +35,32 @@ const CAUSAL_BLOCK = 64;
 
 /**
  * (A·Bᵀ)·M — or, when causal, (tril(A·Bᵀ))·M — in O(L·m·n) without forming the L×L matrix.
- * Non-causal: A·(Bᵀ·M), with Bᵀ·M summed over row blocks so a face-split factor is never whole.
+ * Non-causal: A·(Bᵀ·M) — one product each for stored factors; over row blocks for a face-split
+ * factor, which is never whole.
  * Causal: a running prefix state Σ_{j<block} B_jᵀM_j plus the in-block lower triangle, so row i
  * sees only j ≤ i.
  */
 export function lowRankApply<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, m: T, causal: boolean): T {
   if (causal) return causalApply(backend, a, b, m, 'lower');
-  const length = a.rows;
-  const out = backend.zeros(length, m.cols, m);
+  const state = blockedProduct(backend, b, m);
+  try {
+    if (a.whole) return backend.matmul(a.whole, state);
+    const out = backend.zeros(a.rows, m.cols, m);
+    const scope = scoped(backend);
+    for (let s = 0; s < a.rows; s += FULL_BLOCK) {
+      const e = Math.min(s + FULL_BLOCK, a.rows);
+      backend.accumulate(out, scope.matmul(a.block(scope, s, e), state), s);
+      scope.releaseAll();
+    }
+    return out;
+  } finally {
+    backend.dispose(state);
+  }
+}
+
+/** Bᵀ·M: one product when B is stored, else summed over row blocks so a face-split B is never whole. */
+function blockedProduct<T extends DeviceMatrix>(backend: Backend<T>, b: RowFactor<T>, m: T): T {
+  if (b.whole) return backend.matmul(b.whole, m, { transposeA: true });
   const state = backend.zeros(b.cols, m.cols, m);
   const scope = scoped(backend);
   for (let s = 0; s < b.rows; s += FULL_BLOCK) {
@@ -48,13 +68,7 @@ export function lowRankApply<T extends DeviceMatrix>(backend: Backend<T>, a: Row
     backend.accumulate(state, scope.matmul(b.block(scope, s, e), scope.sliceRows(m, s, e), { transposeA: true }));
     scope.releaseAll();
   }
-  for (let s = 0; s < length; s += FULL_BLOCK) {
-    const e = Math.min(s + FULL_BLOCK, length);
-    backend.accumulate(out, scope.matmul(a.block(scope, s, e), state), s);
-    scope.releaseAll();
-  }
-  backend.dispose(state);
-  return out;
+  return state;
 }
 
 /**
