@@ -32,6 +32,13 @@ const bytesOf = (dtype: DType) => (dtype === 'float64' ? 8 : 4);
 export class WasmBackend implements Backend<WasmMatrix> {
   readonly precision = 'input' as const;
   private readonly trees = new WeakMap<ProductTree, { parents: number; variables: number; weights: number; size: number }>();
+  /**
+   * Transposes made for kernels that read a matrix by columns (keys and values in attention),
+   * kept while the matrix lives: the exact path passes the same K and V for every block of queries.
+   * Memory changes only through `accumulate`, which drops every entry whose matrix overlaps its
+   * target (a row slice shares its parent's memory).
+   */
+  private readonly transposes = new Map<WasmMatrix, WasmMatrix>();
 
   constructor(
     readonly name: string,
@@ -101,8 +108,26 @@ export class WasmBackend implements Backend<WasmMatrix> {
   }
 
   dispose(m: WasmMatrix): void {
+    this.forgetTranspose(m);
     if (m.live && m.owner) this.heap.release(m.pointer, m.rows * m.cols * bytesOf(m.dtype));
     m.live = false;
+  }
+
+  private forgetTranspose(m: WasmMatrix): void {
+    const cached = this.transposes.get(m);
+    if (!cached) return;
+    this.transposes.delete(m);
+    this.dispose(cached);
+  }
+
+  /** mᵀ, made once and kept while m lives (see `transposes`). */
+  private cachedTranspose(m: WasmMatrix): WasmMatrix {
+    let cached = this.transposes.get(m);
+    if (!cached) {
+      cached = this.transposed(m);
+      this.transposes.set(m, cached);
+    }
+    return cached;
   }
 
   sliceRows(m: WasmMatrix, start: number, end: number): WasmMatrix {
@@ -120,7 +145,8 @@ export class WasmBackend implements Backend<WasmMatrix> {
   matmul(a: WasmMatrix, b: WasmMatrix, forms: TransposeForms = {}): WasmMatrix {
     const dtype = this.check(a, b);
     const left = forms.transposeA ? this.transposed(a) : a;
-    const right = forms.transposeB ? this.transposed(b) : b;
+    // A·Bᵀ with a tall B is Q·Kᵀ-like: the same B comes back block after block.
+    const right = forms.transposeB ? (b.rows > b.cols ? this.cachedTranspose(b) : this.transposed(b)) : b;
     try {
       if (left.cols !== right.rows) throw new ShapeError(`matmul: op(A) is ${left.rows}×${left.cols} and op(B) is ${right.rows}×${right.cols}`);
       const out = this.make(left.rows, right.cols, dtype);
@@ -128,7 +154,7 @@ export class WasmBackend implements Backend<WasmMatrix> {
       return out;
     } finally {
       if (left !== a) this.dispose(left);
-      if (right !== b) this.dispose(right);
+      if (right !== b && right !== this.transposes.get(b)) this.dispose(right);
     }
   }
 
@@ -261,14 +287,10 @@ export class WasmBackend implements Backend<WasmMatrix> {
   attentionProbabilities(queries: WasmMatrix, keys: WasmMatrix, beta: number, causalStart?: number): WasmMatrix {
     const dtype = this.check(queries, keys);
     if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries have ${queries.cols} columns and keys ${keys.cols}`);
-    const keysT = this.transposed(keys);
-    try {
-      const out = this.make(queries.rows, keys.rows, dtype);
-      this.run('softmaxRows', dtype, [queries.pointer, keysT.pointer, out.pointer, keys.rows, queries.cols, beta, causalStart ?? -1], queries.rows, queries.rows * keys.rows * (queries.cols + 4));
-      return out;
-    } finally {
-      this.dispose(keysT);
-    }
+    const keysT = this.cachedTranspose(keys);
+    const out = this.make(queries.rows, keys.rows, dtype);
+    this.run('softmaxRows', dtype, [queries.pointer, keysT.pointer, out.pointer, keys.rows, queries.cols, beta, causalStart ?? -1], queries.rows, queries.rows * keys.rows * (queries.cols + 4));
+    return out;
   }
 
   attentionScoresGradient(probabilities: WasmMatrix, outputGradient: WasmMatrix, values: WasmMatrix, rowDots: WasmMatrix): WasmMatrix {
@@ -277,14 +299,10 @@ export class WasmBackend implements Backend<WasmMatrix> {
       throw new ShapeError(`attentionScoresGradient: P ${probabilities.rows}×${probabilities.cols}, ∂O ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols} do not fit`);
     }
     this.column(rowDots, probabilities.rows, 'attentionScoresGradient');
-    const valuesT = this.transposed(values);
-    try {
-      const out = this.make(probabilities.rows, probabilities.cols, dtype);
-      this.run('scoresGradient', dtype, [probabilities.pointer, outputGradient.pointer, valuesT.pointer, rowDots.pointer, out.pointer, probabilities.cols, values.cols], probabilities.rows, probabilities.rows * probabilities.cols * (values.cols + 2));
-      return out;
-    } finally {
-      this.dispose(valuesT);
-    }
+    const valuesT = this.cachedTranspose(values);
+    const out = this.make(probabilities.rows, probabilities.cols, dtype);
+    this.run('scoresGradient', dtype, [probabilities.pointer, outputGradient.pointer, valuesT.pointer, rowDots.pointer, out.pointer, probabilities.cols, values.cols], probabilities.rows, probabilities.rows * probabilities.cols * (values.cols + 2));
+    return out;
   }
 
   triangle(a: WasmMatrix, keep: 'lower' | 'upper'): WasmMatrix {
@@ -296,6 +314,9 @@ export class WasmBackend implements Backend<WasmMatrix> {
 
   accumulate(target: WasmMatrix, source: WasmMatrix, rowOffset = 0): void {
     const dtype = this.check(target, source);
+    const from = target.pointer;
+    const to = from + target.rows * target.cols * bytesOf(dtype);
+    for (const m of [...this.transposes.keys()]) if (m.pointer < to && m.pointer + m.rows * m.cols * bytesOf(m.dtype) > from) this.forgetTranspose(m);
     if (source.cols !== target.cols || rowOffset < 0 || rowOffset + source.rows > target.rows) {
       throw new ShapeError(`accumulate: a ${source.rows}×${source.cols} block at row ${rowOffset} does not fit a ${target.rows}×${target.cols} target`);
     }

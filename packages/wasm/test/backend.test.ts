@@ -1,6 +1,6 @@
 import { gradientChecks, primitiveChecks, tallChecks } from '@almora/conformance';
 import { loraGradients } from '@almora/lora';
-import { BackendError, DTypeError, fromFlat, randomNormal, Rng, ShapeError } from '@almora/tensor';
+import { BackendError, cpuBackend, DTypeError, fromFlat, randomNormal, Rng, ShapeError } from '@almora/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, threadSupport } from '../src/index.js';
 
@@ -64,6 +64,27 @@ describe('the wasm backend', () => {
     single.dispose(f64);
     expect(() => single.abs(f64)).toThrow(BackendError);
     single.dispose(f64);
+  });
+
+  it('keeps a transposed K for block after block of queries, and forgets it once K changes or goes', () => {
+    const rng = new Rng(8);
+    const [q, k, block] = [randomNormal(16, 4, rng), randomNormal(64, 4, rng), randomNormal(3, 4, rng)];
+    const [hq, hk, hblock] = [q, k, block].map((m) => every.upload(m));
+    const softmax = () => {
+      const p = every.attentionProbabilities(hq, hk, 0.5);
+      const host = every.readSync(p);
+      every.dispose(p);
+      return host.toFlat();
+    };
+    const before = softmax();
+    expect(softmax()).toEqual(before);
+    // K's rows 10–12 change through a row slice, which shares K's memory.
+    every.accumulate(every.sliceRows(hk, 10, 13), hblock);
+    const changed = cpuBackend.attentionProbabilities(q, every.readSync(hk), 0.5).toFlat();
+    const after = softmax();
+    expect(after).not.toEqual(before);
+    for (let t = 0; t < after.length; t++) expect(Math.abs(after[t] - changed[t])).toBeLessThan(1e-15);
+    for (const h of [hq, hk, hblock]) every.dispose(h);
   });
 
   it('reuses released memory: a loop of same-sized work does not grow the heap', () => {
