@@ -101,6 +101,95 @@ export function matmulF32(a: usize, b: usize, c: usize, n: i32, k: i32, start: i
   matmulRows<f32>(a, b, c, n, k, start, end);
 }
 
+// ---------- matmulTN: C[start:end] = (Aᵀ·B)[start:end], A k×m, B k×n: no transpose of A is made ----------
+
+/** Rows [start, end) of Aᵀ·B: output row i walks down column i of A, four columns at a time so each cache line of A serves four rows. */
+function matmulTNRows<T>(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, start: i32, end: i32): void {
+  const size = sizeof<T>();
+  const step = lanes<T>() * 2;
+  const nv = n - (n % step);
+  const rowA = <usize>m * size;
+  const rowB = <usize>n * size;
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    for (let j = 0; j < nv; j += step) {
+      let s00 = v128.splat<T>(0);
+      let s01 = v128.splat<T>(0);
+      let s10 = v128.splat<T>(0);
+      let s11 = v128.splat<T>(0);
+      let s20 = v128.splat<T>(0);
+      let s21 = v128.splat<T>(0);
+      let s30 = v128.splat<T>(0);
+      let s31 = v128.splat<T>(0);
+      let ap = a + <usize>i * size;
+      let bp = b + <usize>j * size;
+      for (let p = 0; p < k; p++) {
+        const b0 = v128.load(bp);
+        const b1 = v128.load(bp, 16);
+        const x0 = v128.splat<T>(load<T>(ap));
+        const x1 = v128.splat<T>(load<T>(ap + size));
+        const x2 = v128.splat<T>(load<T>(ap + 2 * size));
+        const x3 = v128.splat<T>(load<T>(ap + 3 * size));
+        s00 = v128.add<T>(s00, v128.mul<T>(x0, b0));
+        s01 = v128.add<T>(s01, v128.mul<T>(x0, b1));
+        s10 = v128.add<T>(s10, v128.mul<T>(x1, b0));
+        s11 = v128.add<T>(s11, v128.mul<T>(x1, b1));
+        s20 = v128.add<T>(s20, v128.mul<T>(x2, b0));
+        s21 = v128.add<T>(s21, v128.mul<T>(x2, b1));
+        s30 = v128.add<T>(s30, v128.mul<T>(x3, b0));
+        s31 = v128.add<T>(s31, v128.mul<T>(x3, b1));
+        ap += rowA;
+        bp += rowB;
+      }
+      const o = c + (<usize>i * n + j) * size;
+      const rowC = <usize>n * size;
+      v128.store(o, s00);
+      v128.store(o, s01, 16);
+      v128.store(o + rowC, s10);
+      v128.store(o + rowC, s11, 16);
+      v128.store(o + 2 * rowC, s20);
+      v128.store(o + 2 * rowC, s21, 16);
+      v128.store(o + 3 * rowC, s30);
+      v128.store(o + 3 * rowC, s31, 16);
+    }
+    for (let r = 0; r < 4; r++) matmulTNTail<T>(a, b, c, m, n, k, i + r, nv);
+  }
+  for (; i < end; i++) {
+    for (let j = 0; j < nv; j += step) {
+      let s0 = v128.splat<T>(0);
+      let s1 = v128.splat<T>(0);
+      let ap = a + <usize>i * size;
+      let bp = b + <usize>j * size;
+      for (let p = 0; p < k; p++) {
+        const x = v128.splat<T>(load<T>(ap));
+        s0 = v128.add<T>(s0, v128.mul<T>(x, v128.load(bp)));
+        s1 = v128.add<T>(s1, v128.mul<T>(x, v128.load(bp, 16)));
+        ap += rowA;
+        bp += rowB;
+      }
+      v128.store(c + (<usize>i * n + j) * size, s0);
+      v128.store(c + (<usize>i * n + j) * size, s1, 16);
+    }
+    matmulTNTail<T>(a, b, c, m, n, k, i, nv);
+  }
+}
+
+@inline function matmulTNTail<T>(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, i: i32, from: i32): void {
+  const size = sizeof<T>();
+  for (let j = from; j < n; j++) {
+    let s: T = <T>0;
+    for (let p = 0; p < k; p++) s += load<T>(a + (<usize>p * m + i) * size) * load<T>(b + (<usize>p * n + j) * size);
+    store<T>(c + (<usize>i * n + j) * size, s);
+  }
+}
+
+export function matmulTNF64(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, start: i32, end: i32): void {
+  matmulTNRows<f64>(a, b, c, m, n, k, start, end);
+}
+export function matmulTNF32(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, start: i32, end: i32): void {
+  matmulTNRows<f32>(a, b, c, m, n, k, start, end);
+}
+
 // ---------- transpose: dst (cols×rows) = srcᵀ, rows [start, end) of src, in 32×32 tiles ----------
 
 function transposeRows<T>(src: usize, dst: usize, rows: i32, cols: i32, start: i32, end: i32): void {

@@ -144,6 +144,13 @@ export class WasmBackend implements Backend<WasmMatrix> {
 
   matmul(a: WasmMatrix, b: WasmMatrix, forms: TransposeForms = {}): WasmMatrix {
     const dtype = this.check(a, b);
+    // Aᵀ·B reads A by columns in place (its rows are the long side: probabilities, features), four at a time.
+    if (forms.transposeA && !forms.transposeB) {
+      if (a.rows !== b.rows) throw new ShapeError(`matmul: op(A) is ${a.cols}×${a.rows} and op(B) is ${b.rows}×${b.cols}`);
+      const out = this.make(a.cols, b.cols, dtype);
+      this.run('matmulTN', dtype, [a.pointer, b.pointer, out.pointer, a.cols, b.cols, a.rows], a.cols, a.cols * b.cols * a.rows);
+      return out;
+    }
     const left = forms.transposeA ? this.transposed(a) : a;
     // A·Bᵀ with a tall B is Q·Kᵀ-like: the same B comes back block after block.
     const right = forms.transposeB ? (b.rows > b.cols ? this.cachedTranspose(b) : this.transposed(b)) : b;

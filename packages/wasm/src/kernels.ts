@@ -4,6 +4,8 @@ import { PLAIN_KERNELS, SHARED_KERNELS } from './generated/kernels.js';
 export const KERNEL_NAMES = [
   'matmulF64',
   'matmulF32',
+  'matmulTNF64',
+  'matmulTNF32',
   'transposeF64',
   'transposeF32',
   'zipF64',
