@@ -153,7 +153,7 @@ describe('almora train', () => {
     const exited = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGKILL');
     await exited;
-    expect(first).toMatch(/8 sequences × L = 200000 × d = 4 \(X and Y ≈ 102 MB\), 1 head, targets q, v at rank 2; 60 steps of auto \+ exact side by side; run dir /);
+    expect(first).toMatch(/8 sequences × L = 200000 × d = 4 \(X and Y ≈ 102 MB\), 1 head, targets q, v at rank 2; 60 steps of auto \+ exact side by side on the cpu backend; run dir /);
     // Node's start-up is in this; on a loaded test machine it can take a second or two.
     expect(elapsed).toBeLessThan(4000);
   }, 30_000);
