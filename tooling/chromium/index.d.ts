@@ -1,4 +1,4 @@
-import type { BrowserContext } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 
 /** Debian's chromium (`apt-get install chromium`). */
 export const CHROMIUM: string;
@@ -13,3 +13,8 @@ export function launchChromium(extraFlags?: readonly string[]): Promise<{ contex
  * with `isolated`, with the COOP/COEP headers that make it cross-origin isolated (SharedArrayBuffer).
  */
 export function servePage(entry: string, options?: { isolated?: boolean }): Promise<{ url: string; close: () => Promise<void> }>;
+/**
+ * Serves `entry`, opens it in a fresh headless Chromium collecting console and page errors into
+ * `errors`, and waits until the global function `ready` exists; `close` shuts browser and server.
+ */
+export function openEntry(entry: string, options?: { isolated?: boolean; ready?: string }): Promise<{ tab: Page; errors: string[]; close: () => Promise<void> }>;

@@ -61,3 +61,29 @@ export async function servePage(entry, options = {}) {
   const port = typeof address === 'object' && address ? address.port : 0;
   return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((resolve) => server.close(() => resolve(undefined))) };
 }
+
+/**
+ * Serves `entry` (see `servePage`), opens it in a fresh headless Chromium and collects every
+ * console error and page error into `errors`, waiting until `ready` (a global function name) is
+ * defined. `close` shuts the browser and the server.
+ */
+export async function openEntry(entry, options = {}) {
+  const page = await servePage(entry, options);
+  const browser = await launchChromium();
+  const tab = await browser.context.newPage();
+  const errors = [];
+  tab.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  tab.on('pageerror', (error) => errors.push(error.message));
+  await tab.goto(page.url);
+  if (options.ready) await tab.waitForFunction((name) => typeof window[name] === 'function', options.ready);
+  return {
+    tab,
+    errors,
+    close: async () => {
+      await browser.close();
+      await page.close();
+    },
+  };
+}

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CHROMIUM, chromiumInstalled, launchChromium, servePage } from '@almora/chromium';
+import { CHROMIUM, chromiumInstalled, openEntry } from '@almora/chromium';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -8,27 +8,16 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 // Debian's chromium is installed by .ci/run; without it this suite is skipped, and says so.
 if (!chromiumInstalled()) console.warn(`skipping the browser backend tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 describe.runIf(chromiumInstalled()).each(['webgl2', 'webgpu'] as const)('the gpu.js backend in %s mode in headless Chromium', (mode) => {
-  let browser: Awaited<ReturnType<typeof launchChromium>>;
-  let page: Awaited<ReturnType<typeof servePage>>;
+  let session: Awaited<ReturnType<typeof openEntry>>;
   let result: { backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] } | { unavailable: string };
-  const errors: string[] = [];
 
   beforeAll(async () => {
-    page = await servePage(path.join(here, 'browser/entry.ts'));
-    browser = await launchChromium();
-    const tab = await browser.context.newPage();
-    tab.on('console', (message) => {
-      if (message.type() === 'error') errors.push(message.text());
-    });
-    tab.on('pageerror', (error) => errors.push(error.message));
-    await tab.goto(page.url);
-    await tab.waitForFunction(() => typeof window.runConformance === 'function');
-    result = await tab.evaluate((m) => window.runConformance(m), mode);
+    session = await openEntry(path.join(here, 'browser/entry.ts'), { ready: 'runConformance' });
+    result = await session.tab.evaluate((m) => window.runConformance(m), mode);
   }, 240_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await page?.close();
+    await session?.close();
   });
 
   it(`ran on ${mode}, without console errors`, (context) => {
@@ -38,7 +27,7 @@ describe.runIf(chromiumInstalled()).each(['webgl2', 'webgpu'] as const)('the gpu
     }
     expect(result.backend).toBe(`gpu.js ${mode}`);
     expect(result.onDevice).toBe(true);
-    expect(errors).toEqual([]);
+    expect(session.errors).toEqual([]);
   });
 
   it('every primitive, tall matrix and gradient agrees with float64 within float32 tolerance', (context) => {

@@ -1,22 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LoraProblem, Target } from '@almora/lora';
 import { fromArray, type Matrix } from '@almora/tensor';
+import { PYTHON, peerScript } from './python.js';
 
-/** Debian's python3-numpy, linked against the system BLAS (OpenBLAS here), not any virtualenv's wheel on PATH. */
-const PYTHON = '/usr/bin/python3';
-
-function script(): string | undefined {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (dir !== path.dirname(dir)) {
-    const candidate = path.join(dir, 'peers', 'numpy_lora_attention.py');
-    if (existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  return undefined;
-}
 
 /** The methods the numpy peer runs: almora's exact path and both fast variants at Taylor degree 2 (no key centering). */
 export type NumpyMethod = 'exact' | 'fast chained g2' | 'fast autodiff g2';
@@ -123,7 +110,7 @@ function gradsOf(raw: RawGrads): Partial<Record<Target, { a: Matrix; b: Matrix }
  * through Debian's python3-numpy, in its own process, and reports the BLAS it loaded.
  */
 export function runNumpyPeer(spec: NumpySpec): NumpyOutcome {
-  const file = script();
+  const file = peerScript('numpy_lora_attention.py');
   if (!existsSync(PYTHON) || !file) return { available: false, note: 'numpy peer skipped: /usr/bin/python3 or the peer script is missing' };
   const probe = spawnSync(PYTHON, ['-c', 'import numpy'], { encoding: 'utf8' });
   if (probe.status !== 0) return { available: false, note: 'numpy peer skipped: python3-numpy is not installed (apt-get install python3-numpy libopenblas0-pthread)' };

@@ -1,20 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** Debian's python3-torch lives in the system Python, not in any virtualenv on PATH. */
-const PYTHON = '/usr/bin/python3';
-
-function script(): string | undefined {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (dir !== path.dirname(dir)) {
-    const candidate = path.join(dir, 'peers', 'torch_lora_attention.py');
-    if (existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  return undefined;
-}
+import { PYTHON, peerScript } from './python.js';
 
 /** What the PyTorch peer measured, or why it could not run. */
 export type TorchOutcome =
@@ -23,7 +9,7 @@ export type TorchOutcome =
 
 /** Times PyTorch CPU autograd of the same loss at each length, through Debian's python3-torch. */
 export function runTorchPeer(spec: { lengths: number[]; d: number; rank: number; adaptation: string; repeats: number; budget: number; seed: number }): TorchOutcome {
-  const file = script();
+  const file = peerScript('torch_lora_attention.py');
   if (!existsSync(PYTHON) || !file) return { available: false, note: 'PyTorch peer skipped: /usr/bin/python3 or the peer script is missing' };
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return { available: false, note: 'PyTorch peer skipped: python3-torch is not installed (apt-get install python3-torch)' };
