@@ -3,28 +3,27 @@
 // [start, end) it computes, so worker threads sharing the memory can each take a part. Nothing here
 // allocates: the host owns the memory and passes scratch space where a kernel needs it.
 
-// ---------- matmul: C[start:end] = A[start:end]·B, A m×k, B k×n (transposes are done by `transpose`) ----------
+// ---------- matmul: rows [start, end) of C = op(A)·B, B k×n, op(A) m×k ----------
 
 @inline function lanes<T>(): i32 {
   return 16 / sizeof<T>();
 }
 
-function matmulRows<T>(a: usize, b: usize, c: usize, n: i32, k: i32, start: i32, end: i32): void {
+/**
+ * Rows [start, end) of C = op(A)·B where op(A)_ip sits at byte a + i·rowStep + p·innerStep: A·B
+ * reads rows of A (rowStep = k·size, innerStep = size), Aᵀ·B reads A by columns in place (rowStep
+ * = size, innerStep = m·size), so no transpose of A is ever made. A 4-row × 2-vector register block
+ * of C accumulates over p.
+ */
+function matmulRows<T>(a: usize, rowStep: usize, innerStep: usize, b: usize, c: usize, n: i32, k: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
   const step = lanes<T>() * 2;
   const nv = n - (n % step);
-  const rowA = <usize>k * size;
   const rowC = <usize>n * size;
   let i = start;
   for (; i + 4 <= end; i += 4) {
-    const a0 = a + <usize>i * rowA;
-    const a1 = a0 + rowA;
-    const a2 = a1 + rowA;
-    const a3 = a2 + rowA;
+    const a0 = a + <usize>i * rowStep;
     const c0 = c + <usize>i * rowC;
-    const c1 = c0 + rowC;
-    const c2 = c1 + rowC;
-    const c3 = c2 + rowC;
     for (let j = 0; j < nv; j += step) {
       let s00 = v128.splat<T>(0);
       let s01 = v128.splat<T>(0);
@@ -34,102 +33,15 @@ function matmulRows<T>(a: usize, b: usize, c: usize, n: i32, k: i32, start: i32,
       let s21 = v128.splat<T>(0);
       let s30 = v128.splat<T>(0);
       let s31 = v128.splat<T>(0);
-      let bp = b + <usize>j * size;
-      for (let p = 0; p < k; p++) {
-        const b0 = v128.load(bp);
-        const b1 = v128.load(bp, 16);
-        const o = <usize>p * size;
-        const x0 = v128.splat<T>(load<T>(a0 + o));
-        const x1 = v128.splat<T>(load<T>(a1 + o));
-        const x2 = v128.splat<T>(load<T>(a2 + o));
-        const x3 = v128.splat<T>(load<T>(a3 + o));
-        s00 = v128.add<T>(s00, v128.mul<T>(x0, b0));
-        s01 = v128.add<T>(s01, v128.mul<T>(x0, b1));
-        s10 = v128.add<T>(s10, v128.mul<T>(x1, b0));
-        s11 = v128.add<T>(s11, v128.mul<T>(x1, b1));
-        s20 = v128.add<T>(s20, v128.mul<T>(x2, b0));
-        s21 = v128.add<T>(s21, v128.mul<T>(x2, b1));
-        s30 = v128.add<T>(s30, v128.mul<T>(x3, b0));
-        s31 = v128.add<T>(s31, v128.mul<T>(x3, b1));
-        bp += rowC;
-      }
-      const o = <usize>j * size;
-      v128.store(c0 + o, s00);
-      v128.store(c0 + o, s01, 16);
-      v128.store(c1 + o, s10);
-      v128.store(c1 + o, s11, 16);
-      v128.store(c2 + o, s20);
-      v128.store(c2 + o, s21, 16);
-      v128.store(c3 + o, s30);
-      v128.store(c3 + o, s31, 16);
-    }
-    for (let r = 0; r < 4; r++) matmulTail<T>(a + <usize>(i + r) * rowA, b, c + <usize>(i + r) * rowC, n, k, nv);
-  }
-  for (; i < end; i++) {
-    const ai = a + <usize>i * rowA;
-    const ci = c + <usize>i * rowC;
-    for (let j = 0; j < nv; j += step) {
-      let s0 = v128.splat<T>(0);
-      let s1 = v128.splat<T>(0);
-      let bp = b + <usize>j * size;
-      for (let p = 0; p < k; p++) {
-        const x = v128.splat<T>(load<T>(ai + <usize>p * size));
-        s0 = v128.add<T>(s0, v128.mul<T>(x, v128.load(bp)));
-        s1 = v128.add<T>(s1, v128.mul<T>(x, v128.load(bp, 16)));
-        bp += rowC;
-      }
-      v128.store(ci + <usize>j * size, s0);
-      v128.store(ci + <usize>j * size, s1, 16);
-    }
-    matmulTail<T>(ai, b, ci, n, k, nv);
-  }
-}
-
-@inline function matmulTail<T>(ai: usize, b: usize, ci: usize, n: i32, k: i32, from: i32): void {
-  const size = sizeof<T>();
-  for (let j = from; j < n; j++) {
-    let s: T = <T>0;
-    for (let p = 0; p < k; p++) s += load<T>(ai + <usize>p * size) * load<T>(b + (<usize>p * n + j) * size);
-    store<T>(ci + <usize>j * size, s);
-  }
-}
-
-export function matmulF64(a: usize, b: usize, c: usize, n: i32, k: i32, start: i32, end: i32): void {
-  matmulRows<f64>(a, b, c, n, k, start, end);
-}
-export function matmulF32(a: usize, b: usize, c: usize, n: i32, k: i32, start: i32, end: i32): void {
-  matmulRows<f32>(a, b, c, n, k, start, end);
-}
-
-// ---------- matmulTN: C[start:end] = (Aᵀ·B)[start:end], A k×m, B k×n: no transpose of A is made ----------
-
-/** Rows [start, end) of Aᵀ·B: output row i walks down column i of A, four columns at a time so each cache line of A serves four rows. */
-function matmulTNRows<T>(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, start: i32, end: i32): void {
-  const size = sizeof<T>();
-  const step = lanes<T>() * 2;
-  const nv = n - (n % step);
-  const rowA = <usize>m * size;
-  const rowB = <usize>n * size;
-  let i = start;
-  for (; i + 4 <= end; i += 4) {
-    for (let j = 0; j < nv; j += step) {
-      let s00 = v128.splat<T>(0);
-      let s01 = v128.splat<T>(0);
-      let s10 = v128.splat<T>(0);
-      let s11 = v128.splat<T>(0);
-      let s20 = v128.splat<T>(0);
-      let s21 = v128.splat<T>(0);
-      let s30 = v128.splat<T>(0);
-      let s31 = v128.splat<T>(0);
-      let ap = a + <usize>i * size;
+      let ap = a0;
       let bp = b + <usize>j * size;
       for (let p = 0; p < k; p++) {
         const b0 = v128.load(bp);
         const b1 = v128.load(bp, 16);
         const x0 = v128.splat<T>(load<T>(ap));
-        const x1 = v128.splat<T>(load<T>(ap + size));
-        const x2 = v128.splat<T>(load<T>(ap + 2 * size));
-        const x3 = v128.splat<T>(load<T>(ap + 3 * size));
+        const x1 = v128.splat<T>(load<T>(ap + rowStep));
+        const x2 = v128.splat<T>(load<T>(ap + 2 * rowStep));
+        const x3 = v128.splat<T>(load<T>(ap + 3 * rowStep));
         s00 = v128.add<T>(s00, v128.mul<T>(x0, b0));
         s01 = v128.add<T>(s01, v128.mul<T>(x0, b1));
         s10 = v128.add<T>(s10, v128.mul<T>(x1, b0));
@@ -138,11 +50,10 @@ function matmulTNRows<T>(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, s
         s21 = v128.add<T>(s21, v128.mul<T>(x2, b1));
         s30 = v128.add<T>(s30, v128.mul<T>(x3, b0));
         s31 = v128.add<T>(s31, v128.mul<T>(x3, b1));
-        ap += rowA;
-        bp += rowB;
+        ap += innerStep;
+        bp += rowC;
       }
-      const o = c + (<usize>i * n + j) * size;
-      const rowC = <usize>n * size;
+      const o = c0 + <usize>j * size;
       v128.store(o, s00);
       v128.store(o, s01, 16);
       v128.store(o + rowC, s10);
@@ -152,42 +63,54 @@ function matmulTNRows<T>(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, s
       v128.store(o + 3 * rowC, s30);
       v128.store(o + 3 * rowC, s31, 16);
     }
-    for (let r = 0; r < 4; r++) matmulTNTail<T>(a, b, c, m, n, k, i + r, nv);
+    for (let r: usize = 0; r < 4; r++) matmulTail<T>(a0 + r * rowStep, innerStep, b, c0 + r * rowC, n, k, nv);
   }
   for (; i < end; i++) {
+    const ai = a + <usize>i * rowStep;
+    const ci = c + <usize>i * rowC;
     for (let j = 0; j < nv; j += step) {
       let s0 = v128.splat<T>(0);
       let s1 = v128.splat<T>(0);
-      let ap = a + <usize>i * size;
+      let ap = ai;
       let bp = b + <usize>j * size;
       for (let p = 0; p < k; p++) {
         const x = v128.splat<T>(load<T>(ap));
         s0 = v128.add<T>(s0, v128.mul<T>(x, v128.load(bp)));
         s1 = v128.add<T>(s1, v128.mul<T>(x, v128.load(bp, 16)));
-        ap += rowA;
-        bp += rowB;
+        ap += innerStep;
+        bp += rowC;
       }
-      v128.store(c + (<usize>i * n + j) * size, s0);
-      v128.store(c + (<usize>i * n + j) * size, s1, 16);
+      v128.store(ci + <usize>j * size, s0);
+      v128.store(ci + <usize>j * size, s1, 16);
     }
-    matmulTNTail<T>(a, b, c, m, n, k, i, nv);
+    matmulTail<T>(ai, innerStep, b, ci, n, k, nv);
   }
 }
 
-@inline function matmulTNTail<T>(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, i: i32, from: i32): void {
+/** Columns [from, n) of one row of C, scalar. */
+@inline function matmulTail<T>(ai: usize, innerStep: usize, b: usize, ci: usize, n: i32, k: i32, from: i32): void {
   const size = sizeof<T>();
   for (let j = from; j < n; j++) {
     let s: T = <T>0;
-    for (let p = 0; p < k; p++) s += load<T>(a + (<usize>p * m + i) * size) * load<T>(b + (<usize>p * n + j) * size);
-    store<T>(c + (<usize>i * n + j) * size, s);
+    for (let p = 0; p < k; p++) s += load<T>(ai + <usize>p * innerStep) * load<T>(b + (<usize>p * n + j) * size);
+    store<T>(ci + <usize>j * size, s);
   }
 }
 
+/** Rows [start, end) of A·B, A m×k. */
+export function matmulF64(a: usize, b: usize, c: usize, n: i32, k: i32, start: i32, end: i32): void {
+  matmulRows<f64>(a, <usize>k * 8, 8, b, c, n, k, start, end);
+}
+export function matmulF32(a: usize, b: usize, c: usize, n: i32, k: i32, start: i32, end: i32): void {
+  matmulRows<f32>(a, <usize>k * 4, 4, b, c, n, k, start, end);
+}
+
+/** Rows [start, end) of Aᵀ·B, A k×m. */
 export function matmulTNF64(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, start: i32, end: i32): void {
-  matmulTNRows<f64>(a, b, c, m, n, k, start, end);
+  matmulRows<f64>(a, 8, <usize>m * 8, b, c, n, k, start, end);
 }
 export function matmulTNF32(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, start: i32, end: i32): void {
-  matmulTNRows<f32>(a, b, c, m, n, k, start, end);
+  matmulRows<f32>(a, 4, <usize>m * 4, b, c, n, k, start, end);
 }
 
 // ---------- transpose: dst (cols×rows) = srcᵀ, rows [start, end) of src, in 32×32 tiles ----------
@@ -433,7 +356,7 @@ export function productFeaturesBackwardF32(x: usize, parents: usize, variables: 
  */
 function softmaxRowsRange<T>(q: usize, keysT: usize, out: usize, cols: i32, d: i32, beta: f64, causalStart: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
-  matmulRows<T>(q, keysT, out, cols, d, start, end);
+  matmulRows<T>(q, <usize>d * sizeof<T>(), sizeof<T>(), keysT, out, cols, d, start, end);
   for (let r = start; r < end; r++) {
     const row = out + <usize>r * cols * size;
     const allowed = causalStart < 0 ? cols : min(cols, causalStart + r + 1);
@@ -460,7 +383,7 @@ export function softmaxRowsF32(q: usize, keysT: usize, out: usize, cols: i32, d:
 function scoresGradientRange<T>(p: usize, c: usize, valuesT: usize, dots: usize, out: usize, cols: i32, d: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
   const l = lanes<T>();
-  matmulRows<T>(c, valuesT, out, cols, d, start, end);
+  matmulRows<T>(c, <usize>d * sizeof<T>(), sizeof<T>(), valuesT, out, cols, d, start, end);
   for (let r = start; r < end; r++) {
     const row = <usize>r * cols * size;
     const dot = load<T>(dots + <usize>r * size);
