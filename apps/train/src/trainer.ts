@@ -54,7 +54,7 @@ export interface RunOptions {
 export interface RunResult {
   runDir: string;
   method: GradientMethod;
-  /** Hash of the run's config, as in its checkpoint names (`step-0000010-<hash>.ckpt`). */
+  /** Hash of the run's config and data, as in its checkpoint names (`step-0000010-<hash>.ckpt`). */
   configHash: string;
   records: StepRecord[];
   /** Loss of the student before training (at W*), on the first batch. */
@@ -70,10 +70,20 @@ export interface RunResult {
   adapters: Partial<Record<Target, Adapter>>;
 }
 
-/** A stable hash of the config, stored in checkpoints so a resume cannot silently change it. */
-export function configHash(config: TrainConfig): string {
+/**
+ * A stable hash of the config and of the task's data (frozen weights, sequences, targets), in
+ * checkpoint names and bodies: a resume with another config — or on another dataset file — is
+ * refused instead of silently continuing, and runs on different data never share checkpoints.
+ */
+export function configHash(config: TrainConfig, task: TrainingTask): string {
   const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => a.localeCompare(b)));
-  return createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(JSON.stringify(sorted));
+  const matrices = [task.frozen.q, task.frozen.k, task.frozen.v, ...task.data.flatMap(({ x, y }) => [x, y])];
+  for (const m of matrices) {
+    const values = Float64Array.from(m.toFlat());
+    hash.update(`${m.rows}x${m.cols}`).update(new Uint8Array(values.buffer));
+  }
+  return hash.digest('hex').slice(0, 16);
 }
 
 function paramList(adapters: Partial<Record<Target, Adapter>>, targets: Target[]): [string, Matrix][] {
@@ -197,7 +207,7 @@ async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: stri
   const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
   const adapterDir = await runSubfolder(path.join(runDir, 'adapters'));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
-  const hash = configHash({ ...config, method, gammaBound: normControl ? config.gammaBound : 0 });
+  const hash = configHash({ ...config, method, gammaBound: normControl ? config.gammaBound : 0 }, task);
   let adapters = initialAdapters(config);
   let optimizer: OptimizerState = createOptimizer(config.optimizer, paramList(adapters, config.targets).map(([, m]) => m.size));
   const rng = new Rng(config.seed + 2);

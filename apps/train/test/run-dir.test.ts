@@ -25,6 +25,8 @@ const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
 /** The config the CLI resolves from `small` plus `extra`, for the hash in checkpoint names. */
 const smallConfig = (extra: Partial<TrainConfig>) => resolveConfig({ length: 256, dim: 4, sequences: 4, batchSize: 2, method: 'exact', compareExact: false, ...extra });
+/** The hash in a run's checkpoint names: its config and its (teacher) task's data. */
+const hashOf = (config: TrainConfig) => configHash(config, teacherTask(config));
 
 async function tempDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'almora-run-dir-'));
@@ -50,10 +52,10 @@ describe('checkpoints per config (#12 item 1)', () => {
     const dir = await tempDir();
     const checkpoints = path.join(dir, 'exact', 'checkpoints');
     expect(runCli([...small, '--steps', '60', '--checkpoint-every', '10', '--run-dir', dir]).status).toBe(0);
-    const oldHash = configHash(smallConfig({ steps: 60, checkpointEvery: 10 }));
+    const oldHash = hashOf(smallConfig({ steps: 60, checkpointEvery: 10 }));
     const oldFiles = await readdir(checkpoints);
     expect(runCli([...small, '--steps', '30', '--checkpoint-every', '10', '--run-dir', dir]).status).toBe(0);
-    const newHash = configHash(smallConfig({ steps: 30, checkpointEvery: 10 }));
+    const newHash = hashOf(smallConfig({ steps: 30, checkpointEvery: 10 }));
     // The data loss: the old run's step-50/60 outranked the new run's files, which were pruned as written.
     const newest = await latestCheckpoint(checkpoints, newHash);
     expect(newest?.state.step).toBe(30);
@@ -68,7 +70,7 @@ describe('checkpoints per config (#12 item 1)', () => {
     const other = smallConfig({ steps: 40, checkpointEvery: 10 });
     const error = await trainRun(other, teacherTask(other), path.join(dir, 'exact'), { resume: true }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CheckpointError);
-    expect((error as Error).message).toMatch(new RegExp(`no checkpoint of this config \\(hash ${configHash(other)}\\).*${oldHash}.*without --resume`));
+    expect((error as Error).message).toMatch(new RegExp(`no checkpoint of this config \\(hash ${hashOf(other)}\\).*${oldHash}.*without --resume`));
     expect((await readdir(checkpoints)).length).toBe(4);
   }, 60_000);
 });
@@ -98,7 +100,7 @@ describe('one run per folder (#12 item 2)', () => {
     expect(error.message).toContain(`pid ${process.pid}`);
     expect(failedAfter).toBeLessThan(finishedAfter);
     expect(await steps(path.join(dir, 'metrics.jsonl'))).toEqual(Array.from({ length: 80 }, (_, i) => i));
-    expect((await latestCheckpoint(path.join(dir, 'checkpoints'), configHash(config)))?.state.step).toBe(80);
+    expect((await latestCheckpoint(path.join(dir, 'checkpoints'), hashOf(config)))?.state.step).toBe(80);
     expect(existsSync(path.join(dir, 'run.lock'))).toBe(false);
   });
 
@@ -113,7 +115,7 @@ describe('one run per folder (#12 item 2)', () => {
     expect(loser.stderr).toMatch(new RegExp(`${path.join(dir, 'run.lock').replace(/[.]/g, '\\.')}.*pid ${winner.pid}`));
     expect(loser.ms).toBeLessThan((ra.status === 0 ? ra : rb).ms);
     expect(await steps(path.join(dir, 'exact', 'metrics.jsonl'))).toEqual(Array.from({ length: 80 }, (_, i) => i));
-    const hash = configHash(smallConfig({ steps: 80, checkpointEvery: 10 }));
+    const hash = hashOf(smallConfig({ steps: 80, checkpointEvery: 10 }));
     expect((await listCheckpoints(path.join(dir, 'exact', 'checkpoints'), hash)).map((f) => path.basename(f))).toEqual([`step-0000070-${hash}.ckpt`, `step-0000080-${hash}.ckpt`]);
     expect(existsSync(path.join(dir, 'run.lock'))).toBe(false);
   }, 60_000);
@@ -146,7 +148,7 @@ describe('no writes through planted symlinks (#12 item 3)', () => {
 
   it('refuses a symlink at metrics.jsonl, at a checkpoint, at checkpoints/, adapters/ and the lock, naming it', async () => {
     const target = await victim();
-    for (const plant of ['metrics.jsonl', `checkpoints/step-0000005-${configHash(config)}.ckpt`, 'run.lock']) {
+    for (const plant of ['metrics.jsonl', `checkpoints/step-0000005-${hashOf(config)}.ckpt`, 'run.lock']) {
       const dir = await tempDir();
       await mkdir(path.dirname(path.join(dir, plant)), { recursive: true });
       await symlink(target, path.join(dir, plant));

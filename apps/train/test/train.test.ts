@@ -11,7 +11,10 @@ import { CheckpointError, configHash, encodeSafetensors, latestCheckpoint, listC
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
 /** The hash in the checkpoint names of the CLI run with `small` plus these steps. */
-const smallHash = (steps: number, checkpointEvery: number) => configHash(resolveConfig({ length: 256, dim: 4, sequences: 4, batchSize: 2, method: 'exact', compareExact: false, steps, checkpointEvery }));
+const smallHash = (steps: number, checkpointEvery: number) => {
+  const config = resolveConfig({ length: 256, dim: 4, sequences: 4, batchSize: 2, method: 'exact', compareExact: false, steps, checkpointEvery });
+  return configHash(config, teacherTask(config));
+};
 
 async function tempDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'almora-train-'));
@@ -114,7 +117,7 @@ describe('almora train', () => {
     }
     expect(error).toBeInstanceOf(TrainingDivergedError);
     expect(String((error as Error).message)).toMatch(/diverged at step \d+: .*non-finite|diverged at step \d+: the (loss|gradient norm) is/);
-    const good = await latestCheckpoint(path.join(dir, 'checkpoints'), configHash(config));
+    const good = await latestCheckpoint(path.join(dir, 'checkpoints'), configHash(config, task));
     expect(existsSync(path.join(dir, 'run.lock'))).toBe(false);
     if (good) expect((error as Error).message).toContain(good.file);
     if (good) expect(Object.values(good.state.params).every((p) => p.data.every(Number.isFinite))).toBe(true);
@@ -229,5 +232,11 @@ describe('almora train', () => {
     const refused = runCli(['--data', bad, '--dim', '4', '--batch-size', '1', '--steps', '3', '--quiet', '--run-dir', path.join(dir, 'bad')]);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/sequence 1: X is 48×4 but Y is 47×4; Y must be 48×4/);
+    // Resuming on other data with the same config is refused, not continued silently (#12).
+    const other = path.join(dir, 'other.safetensors');
+    await writeFile(other, encodeSafetensors({ tensors: { ...tensors, 'y.0': tensor(randomNormal(64, 4, rng)) }, metadata: {} }));
+    const moved = runCli(['--data', other, '--dim', '4', '--batch-size', '1', '--steps', '5', '--method', 'exact', '--compare-exact', 'false', '--quiet', '--run-dir', path.join(dir, 'run'), '--resume']);
+    expect(moved.status).toBe(1);
+    expect(moved.stderr).toMatch(/no checkpoint of this config/);
   });
 });
