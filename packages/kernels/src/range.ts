@@ -1,4 +1,4 @@
-import { assertFinite, colSums, InvalidArgumentError, Matrix, maxAbs, ShapeError, zeros } from '@almora/tensor';
+import { assertFinite, InvalidArgumentError, Matrix, maxAbs, ShapeError, zeros } from '@almora/tensor';
 import { UNIT_ROUNDOFF } from './polynomial.js';
 
 /** The norm quantities that decide whether the fast path can work, computed in O(L·d² + m·L·d). */
@@ -220,7 +220,8 @@ function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d
     }
     done = rows;
     const rest = rows >= lq || rows >= lk ? 0 : qBalancedNorms[qOrder[rows]] * kBalancedNorms[kOrder[rows]];
-    if (rest <= exact || rows >= MAX_EXACT_ROWS) {
+    if (!(exact >= 0)) return { value: Number.POSITIVE_INFINITY, cauchySchwarz, exactRows: rows };
+    if (rest <= exact || rows >= MAX_EXACT_ROWS || rows >= Math.max(lq, lk)) {
       const slack = (transformError + 4 * (d + 2) * UNIT_ROUNDOFF) * cauchySchwarz;
       return { value: Math.min(Math.max(exact, rest) + slack, cauchySchwarz * (1 + 4 * (d + 2) * UNIT_ROUNDOFF)), cauchySchwarz, exactRows: rows };
     }
@@ -237,10 +238,14 @@ function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d
 export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = false): RangeReport {
   checkQueryKey(q, k, beta);
   const d = q.cols;
-  const mean = Float64Array.from(colSums(k), (s) => s / k.rows);
+  // Each key divided before summing: a sum of keys near the largest float64 would overflow.
+  const mean = new Float64Array(k.cols);
+  for (let j = 0; j < k.rows; j++) for (let c = 0; c < k.cols; c++) mean[c] += k.data[k.offset + j * k.stride + c] / k.rows;
   const queries = dense(q);
   // |q·k| ≤ R for the scaled rows means |q·k| ≤ R·scale_q·scale_k for the rows as given.
   const score = (keys: { values: Float64Array; scale: number }) => {
+    // Keys shifted by the mean can overflow even where the keys do not: nothing is certified then.
+    if (!Number.isFinite(queries.scale) || !Number.isFinite(keys.scale)) return { value: Number.POSITIVE_INFINITY, cauchySchwarz: Number.POSITIVE_INFINITY, exactRows: 0 };
     const result = maxAbsScore(queries.values, q.rows, keys.values, k.rows, d);
     const factor = beta * queries.scale * keys.scale;
     return { ...result, value: result.value * factor, cauchySchwarz: result.cauchySchwarz * factor };

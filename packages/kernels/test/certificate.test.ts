@@ -124,6 +124,16 @@ describe('the certified range', () => {
     }
   });
 
+  it('says Infinity, promptly, for keys near the largest float64 whose mean or centering overflows (was NaN, and a hang with centering and L < 64)', () => {
+    const rng = new Rng(16);
+    const [q, k] = [scale(randomNormal(32, 4, rng), 3e307), scale(randomNormal(32, 4, rng), 3e307)];
+    for (const centered of [false, true]) {
+      const range = certifiedRange(q, k, 0.5, centered);
+      expect(range.range).toBe(Number.POSITIVE_INFINITY);
+      expect(Number.isNaN(range.rawRange)).toBe(false);
+    }
+  });
+
   it('is attained on projected data where Cauchy–Schwarz is ~2× loose, and handles zero and rank-one inputs', () => {
     const rng = new Rng(11);
     const [q, k] = projectedPair(4096, 16, 16, 0, 0.05, rng);

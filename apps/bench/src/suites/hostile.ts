@@ -168,6 +168,7 @@ const HOSTILE: readonly { name: string; run: (rng: Rng) => unknown }[] = [
   { name: 'fractional maxDegree', run: (rng) => attention(randomNormal(16, 4, rng), randomNormal(16, 4, rng), randomNormal(16, 4, rng), { maxDegree: 2.5 }) },
   { name: 'gradientEpsilon NaN', run: (rng) => loraGradients({ x: randomNormal(16, 4, rng), target: randomNormal(16, 4, rng), weights: { q: randomNormal(4, 4, rng), k: randomNormal(4, 4, rng), v: randomNormal(4, 4, rng) }, adapters: { q: { a: randomNormal(1, 4, rng), b: randomNormal(4, 1, rng) } }, alpha: 1 }, { gradientEpsilon: Number.NaN }) },
   { name: 'float32 Q with float64 K', run: (rng) => attention(cast(randomNormal(16, 4, rng), 'float32'), randomNormal(16, 4, rng), randomNormal(16, 4, rng)) },
+  { name: 'Q and K near the largest float64', run: (rng) => attention(scale(randomNormal(32, 4, rng), 3e307), scale(randomNormal(32, 4, rng), 3e307), randomNormal(32, 4, rng)) },
 ];
 
 function poke(m: Matrix, value: number): Matrix {
