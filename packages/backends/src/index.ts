@@ -32,6 +32,9 @@ export interface BackendEntry {
   open(variant: string | undefined): Promise<OpenBackend>;
 }
 
+/** Most threads a 'wasm:N' name may ask for: each is a worker with its own engine instance. */
+const MAX_THREADS = 256;
+
 const GPU_VARIANTS = ['gpu', 'best', 'webgpu', 'webgl2', 'webgl', 'headlessgl', 'webasm', 'cpu'] as const;
 
 /** The registry: the CPU, WebAssembly SIMD on every core, and gpu.js in each of its modes. */
@@ -40,7 +43,7 @@ export const BACKENDS: readonly BackendEntry[] = [
     name: 'cpu',
     description: 'plain JavaScript on the calling thread, float64 or float32 as uploaded (the reference)',
     names: () => ['cpu'],
-    unavailable: () => undefined,
+    unavailable: (variant) => (variant === undefined ? undefined : `'cpu' takes no variant, got 'cpu:${variant}'`),
     open: () => Promise.resolve({ backend: cpuBackend, close: () => {} }),
   },
   {
@@ -49,8 +52,9 @@ export const BACKENDS: readonly BackendEntry[] = [
     names: () => ['wasm', 'wasm:1', ...(threadSupport().available ? ['wasm:2'] : [])],
     unavailable: (variant) => {
       if (variant === undefined) return undefined;
+      if (!/^[1-9]\d{0,2}$/.test(variant)) return `'wasm:${variant}' needs a positive whole number of threads, written plainly (at most ${MAX_THREADS})`;
       const threads = Number(variant);
-      if (!Number.isInteger(threads) || threads < 1) return `'wasm:${variant}' needs a positive whole number of threads`;
+      if (threads > MAX_THREADS) return `'wasm:${variant}' asks for more than ${MAX_THREADS} threads`;
       return threads > 1 && !threadSupport().available ? threadSupport().reason : undefined;
     },
     open: async (variant) => {

@@ -332,3 +332,29 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
   for (const h of [hw, hq, hk]) backend.dispose(h);
   return checks;
 }
+
+/**
+ * What every backend must refuse with a typed error (an AlmoraError) instead of computing garbage:
+ * a block accumulated at a fractional row, a negative or fractional causal start. Returns the
+ * names of the cases it accepted or threw something untyped for (empty when it conforms).
+ */
+export function refusalChecks<T extends DeviceMatrix>(backend: Backend<T>): string[] {
+  const rng = new Rng(9);
+  const [target, block, q, k] = [randomNormal(4, 3, rng), randomNormal(3, 3, rng), randomNormal(4, 3, rng), randomNormal(6, 3, rng)].map((m) => backend.upload(m));
+  const cases: [string, () => unknown][] = [
+    ['accumulate at row 0.5', () => backend.accumulate(target, block, 0.5)],
+    ['accumulate past the last row', () => backend.accumulate(target, block, 2)],
+    ['causalStart −2', () => backend.attentionProbabilities(q, k, 0.5, -2)],
+    ['causalStart 0.5', () => backend.attentionProbabilities(q, k, 0.5, 0.5)],
+  ];
+  const failed = cases.filter(([, run]) => {
+    try {
+      run();
+      return true;
+    } catch (error) {
+      return !(error instanceof Error && 'code' in error);
+    }
+  });
+  for (const h of [target, block, q, k]) backend.dispose(h);
+  return failed.map(([name]) => name);
+}

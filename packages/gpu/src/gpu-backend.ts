@@ -289,6 +289,7 @@ export class GpuBackend implements Backend<GpuMatrix> {
 
   attentionProbabilities(queries: GpuMatrix, keys: GpuMatrix, beta: number, causalStart?: number): GpuMatrix {
     if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries are ${queries.rows}×${queries.cols} and keys ${keys.rows}×${keys.cols}`);
+    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0)) throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
     const causal = causalStart ?? -1;
     const [rows, cols] = [queries.rows, keys.rows];
     const scores = this.matmul(queries, keys, { transposeB: true });
@@ -312,7 +313,7 @@ export class GpuBackend implements Backend<GpuMatrix> {
   }
 
   accumulate(target: GpuMatrix, source: GpuMatrix, rowOffset = 0): void {
-    if (source.cols !== target.cols || rowOffset < 0 || rowOffset + source.rows > target.rows) {
+    if (source.cols !== target.cols || !Number.isInteger(rowOffset) || rowOffset < 0 || rowOffset + source.rows > target.rows) {
       throw new ShapeError(`accumulate: a ${source.rows}×${source.cols} block at row ${rowOffset} does not fit a ${target.rows}×${target.cols} matrix`);
     }
     if (source.rows * source.cols === 0) return;

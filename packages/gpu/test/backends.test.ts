@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cpuBackend } from '@almora/tensor';
 import { availableGpuModes, createGpuBackend } from '../src/index.js';
-import { type Check, gradientChecks, primitiveChecks, tallChecks } from '@almora/conformance';
+import { type Check, gradientChecks, primitiveChecks, refusalChecks, tallChecks } from '@almora/conformance';
 
 const byName = (checks: Check[]) => checks.map((c) => [c.name, c] as const);
 
@@ -9,6 +9,10 @@ const cpuChecks = {
   float64: await primitiveChecks(cpuBackend, 'float64'),
   float32: await primitiveChecks(cpuBackend, 'float32'),
 };
+
+it('the CPU backend refuses a fractional row offset and a bad causal start with typed errors', () => {
+  expect(refusalChecks(cpuBackend)).toEqual([]);
+});
 
 describe.each(['float64', 'float32'] as const)('the CPU backend in %s agrees with the definitions', (dtype) => {
   it.each(byName(cpuChecks[dtype]))('%s', (_name, check) => {
@@ -26,7 +30,10 @@ const gpuChecks = await Promise.all(
   }),
 );
 
-describe.each(gpuChecks)('the gpu.js backend in $mode mode', ({ primitives, gradients }) => {
+describe.each(gpuChecks)('the gpu.js backend in $mode mode', ({ mode, primitives, gradients }) => {
+  it('refuses a fractional row offset and a bad causal start with typed errors', () => {
+    expect(refusalChecks(createGpuBackend({ mode }))).toEqual([]);
+  });
   it.each(byName(primitives))('%s agrees with its definition', (_name, check) => {
     expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
   });

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, matmul, Matrix, ones, scaleRows, sub } from '@almora/tensor';
-import { type CertifiedFactor, certifiedError, certifyPolynomial, chooseDegree, DEFAULT_MAX_DEGREE, type DegreeChoice, type ErrorBound, meetsEpsilon as certified, type RoundingModel, UNIT_ROUNDOFFS } from './bound.js';
+import { type CertifiedFactor, certifiedError, certifyPolynomial, checkDegree, chooseDegree, DEFAULT_MAX_DEGREE, type DegreeChoice, type ErrorBound, meetsEpsilon as certified, type RoundingModel, UNIT_ROUNDOFFS } from './bound.js';
 import { featureRank, polynomialFeatures } from './features.js';
 import { expPolynomial, type ExpPolynomial, type PolynomialMethod } from './polynomial.js';
 import { certifiedRange, type RangeReport } from './range.js';
@@ -149,6 +149,8 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
   if (!(budget > 0)) throw new InvalidArgumentError(`memoryBudget must be > 0, got ${budget}`);
   if (choice !== 'auto' && !FAMILIES.includes(choice)) throw new InvalidArgumentError(`unknown polynomial method "${String(choice)}"; use 'taylor', 'chebyshev' or 'auto'`);
   const families = choice === 'auto' ? FAMILIES : [choice];
+  if (options.degree !== undefined) checkDegree(options.degree, 'degree');
+  if (options.maxDegree !== undefined) checkDegree(options.maxDegree, 'maxDegree');
   const range = options.range ?? certifiedRange(q, k, options.beta, options.centerKeys ?? false);
   const precision = options.precision ?? (q.dtype === 'float32' || k.dtype === 'float32' ? 'float32' : 'float64');
   const rounding: RoundingModel = { unitRoundoff: UNIT_ROUNDOFFS[precision], keys: k.rows, dimension: q.cols, normRange: range.featureNormRange };

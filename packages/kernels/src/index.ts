@@ -34,6 +34,7 @@ export {
   certifiedError,
   type CertifiedFactor,
   DEFAULT_MAX_DEGREE,
+  MAX_POLYNOMIAL_DEGREE,
   type ErrorBound,
   type DegreeChoice,
   type RoundingModel,

@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_DEGREE, type PolynomialChoice } from '@almora/kernels';
+import { DEFAULT_MAX_DEGREE, MAX_POLYNOMIAL_DEGREE, type PolynomialChoice } from '@almora/kernels';
 import { type Backend, cpuBackend, InvalidArgumentError } from '@almora/tensor';
 
 /** How gradients are computed: exactly, by the low-rank chain, or chosen by the regime check. */
@@ -34,9 +34,9 @@ export interface AttentionOptions {
    * 'fast' reports whether it is. Default {@link DEFAULT_EPSILON}.
    */
   epsilon?: number;
-  /** Force the polynomial degree of the fast path instead of choosing it. */
+  /** Force the polynomial degree of the fast path instead of choosing it (0 to 100). */
   degree?: number;
-  /** Largest degree the chooser may pick; default 24. */
+  /** Largest degree the chooser may pick; default 24, at most 100. */
   maxDegree?: number;
   /** Polynomial family of the fast path: 'taylor' (the paper's), 'chebyshev', or 'auto' (default): per head, Chebyshev only where it certifies ε at a lower degree than Taylor. */
   polynomial?: PolynomialChoice;
@@ -112,6 +112,11 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
   return chosen;
 }
 
+function degreeOption(value: number, name: string, least: number): number {
+  if (!Number.isInteger(value) || value < least || value > MAX_POLYNOMIAL_DEGREE) throw new InvalidArgumentError(`${name} must be an integer from ${least} to ${MAX_POLYNOMIAL_DEGREE}, got ${value}`);
+  return value;
+}
+
 function nonNegative(value: number | undefined, fallback: number, name: string): number {
   const chosen = value ?? fallback;
   if (!(chosen >= 0)) throw new InvalidArgumentError(`${name} must be a number ≥ 0, got ${chosen}`);
@@ -131,8 +136,8 @@ export function resolveOptions(options: AttentionOptions): ResolvedOptions {
   return {
     method: oneOf(options.method, METHODS, 'auto', 'method'),
     epsilon,
-    degree: options.degree === undefined ? undefined : positiveInteger(options.degree, 0, 'degree', true),
-    maxDegree: positiveInteger(options.maxDegree, DEFAULT_MAX_DEGREE, 'maxDegree'),
+    degree: options.degree === undefined ? undefined : degreeOption(options.degree, 'degree', 0),
+    maxDegree: degreeOption(options.maxDegree ?? DEFAULT_MAX_DEGREE, 'maxDegree', 1),
     polynomial: oneOf(options.polynomial, POLYNOMIALS, 'auto', 'polynomial'),
     variant: options.variant === undefined ? undefined : oneOf(options.variant, VARIANTS, 'chained', 'variant'),
     centerKeys: options.centerKeys ?? true,

@@ -124,7 +124,8 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
       centerKeys: o.centerKeys,
       range,
       factor: factorOf(variant),
-      memoryBudget: o.memoryBudget,
+      // One estimate decides: this package's predictedHeadBytes (the kernel's counts U and V alone).
+      memoryBudget: Number.POSITIVE_INFINITY,
       precision,
     });
   const costOf = (approximation: ApproximationPlan, variant: FastVariant) => costAt(approximation.rank, variant);
@@ -151,7 +152,7 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
     const certified = certifiedFor(approximation, variant);
     const bytes = bytesOf(approximation.rank, variant);
     const cost = costOf(approximation, variant);
-    if (total(bytes) > o.memoryBudget || approximation.outOfRegime?.reason === 'memory') {
+    if (total(bytes) > o.memoryBudget) {
       throw new ResourceLimitError(
         `the fast path (${variant}, degree ${approximation.degree}, rank ${approximation.rank}) of ${where} would hold about ${fmtBytes(total(bytes))} and take about ${fmt(cost.fast!)} multiply-adds, over memoryBudget = ${fmtBytes(o.memoryBudget)}; lower the degree, use method 'auto' or 'exact' (${fmtBytes(total(exactBytes))}), or raise memoryBudget`,
         total(bytes),
@@ -177,7 +178,7 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
   });
   // Speed is the cost model's call; the kernel plan's own 'no-speedup' (one product, rank·d ≥ L) is not.
   const certified = candidates.filter((c) => c.approximation.meetsEpsilon && c.approximation.outOfRegime?.reason !== 'precision');
-  const fits = certified.filter((c) => total(c.bytes) <= o.memoryBudget && c.approximation.outOfRegime?.reason !== 'memory');
+  const fits = certified.filter((c) => total(c.bytes) <= o.memoryBudget);
   for (const c of certified.filter((x) => !fits.includes(x))) steps.push(`${where}: ${c.variant} would hold about ${fmtBytes(total(c.bytes))}, over memoryBudget = ${fmtBytes(o.memoryBudget)}; not considered`);
   const cheaper = fits.filter((c) => c.cost.fast! < c.cost.exact).sort((a, b) => a.cost.fast! - b.cost.fast!);
   if (cheaper.length === 0) {

@@ -84,7 +84,9 @@ describe('resource guard: memory is estimated from the shapes before anything is
   }
 
   it('refuses a forced fast degree whose features would not fit, naming the estimate and the limit (was a 31 GB allocation)', () => {
-    for (const degree of [60, 400]) {
+    expect(() => loraGradients(problem, { method: 'fast', degree: 400 })).toThrow(/degree must be an integer from 0 to 100, got 400/);
+    expect(() => loraGradients(problem, { maxDegree: 2000 })).toThrow(/maxDegree must be an integer from 1 to 100/);
+    for (const degree of [60, 100]) {
       const error = refusal(() => loraGradients(problem, { method: 'fast', degree }));
       expect(error.code).toBe('RESOURCE_LIMIT');
       expect(error.limitBytes).toBe(2 ** 33);

@@ -114,6 +114,7 @@ function monomialColumns(x: Matrix, tree: ProductTree): { monomials: Float64Arra
 }
 
 function attentionProbabilities(queries: Matrix, keys: Matrix, beta: number, causalStart?: number): Matrix {
+  if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0)) throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
   const p = cpuBackend.matmul(queries, keys, { transposeB: true });
   const { rows, cols, data } = p;
   for (let r = 0; r < rows; r++) {

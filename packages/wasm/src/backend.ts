@@ -15,6 +15,10 @@ export interface WasmMatrix extends DeviceMatrix {
   readonly pointer: number;
   /** Whether this handle owns its block (a row slice is a view into its parent's). */
   readonly owner: boolean;
+  /** Rows of the block this handle lies in (its own rows for an owner; the parent's for a slice). */
+  readonly blockRows: number;
+  /** Byte offset of that block. */
+  readonly block: number;
   /** False once disposed. */
   live: boolean;
 }
@@ -31,14 +35,13 @@ const bytesOf = (dtype: DType) => (dtype === 'float64' ? 8 : 4);
  */
 export class WasmBackend implements Backend<WasmMatrix> {
   readonly precision = 'input' as const;
-  private readonly trees = new WeakMap<ProductTree, { parents: number; variables: number; weights: number; size: number }>();
   /**
-   * Transposes made for kernels that read a matrix by columns (keys and values in attention),
-   * kept while the matrix lives: the exact path passes the same K and V for every block of queries.
-   * Memory changes only through `accumulate`, which drops every entry whose matrix overlaps its
-   * target (a row slice shares its parent's memory).
+   * Transposes of whole blocks made for kernels that read a matrix by columns (keys and values in
+   * attention), by block address: the exact path passes K and V, or a slice of all their rows, for
+   * every block of queries. An entry goes when its block is released, or when `accumulate` writes
+   * into it — the only way memory changes under a handle.
    */
-  private readonly transposes = new Map<WasmMatrix, WasmMatrix>();
+  private readonly transposes = new Map<number, WasmMatrix>();
 
   constructor(
     readonly name: string,
@@ -63,7 +66,8 @@ export class WasmBackend implements Backend<WasmMatrix> {
   }
 
   private make(rows: number, cols: number, dtype: DType): WasmMatrix {
-    return { rows, cols, dtype, pointer: this.heap.allocate(rows * cols * bytesOf(dtype)), owner: true, live: true };
+    const pointer = this.heap.allocate(rows * cols * bytesOf(dtype));
+    return { rows, cols, dtype, pointer, owner: true, blockRows: rows, block: pointer, live: true };
   }
 
   private check(...handles: WasmMatrix[]): DType {
@@ -82,8 +86,12 @@ export class WasmBackend implements Backend<WasmMatrix> {
   private run(family: KernelFamily, dtype: DType, args: number[], count: number, work: number, scratch?: { arg: number; stride: number }): void {
     const kernel = `${family}${dtype === 'float64' ? 'F64' : 'F32'}` as (typeof KERNEL_NAMES)[number];
     const parts = this.pool ? Math.max(1, Math.min(this.pool.threads, count, Math.floor(work / PARALLEL_WORK))) : 1;
-    if (parts === 1 || !this.pool) this.exports[kernel](...args, 0, count);
-    else this.pool.run(kernel, args, count, parts, scratch);
+    if (parts > 1 && this.pool) return this.pool.run(kernel, args, count, parts, scratch);
+    try {
+      this.exports[kernel](...args, 0, count);
+    } catch (error) {
+      throw new BackendError(`wasm kernel ${kernel} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   upload(m: Matrix): WasmMatrix {
@@ -108,32 +116,35 @@ export class WasmBackend implements Backend<WasmMatrix> {
   }
 
   dispose(m: WasmMatrix): void {
-    this.forgetTranspose(m);
-    if (m.live && m.owner) this.heap.release(m.pointer, m.rows * m.cols * bytesOf(m.dtype));
+    if (m.live && m.owner) {
+      this.forgetTranspose(m.block);
+      this.heap.release(m.pointer, m.rows * m.cols * bytesOf(m.dtype));
+    }
     m.live = false;
   }
 
-  private forgetTranspose(m: WasmMatrix): void {
-    const cached = this.transposes.get(m);
+  private forgetTranspose(block: number): void {
+    const cached = this.transposes.get(block);
     if (!cached) return;
-    this.transposes.delete(m);
+    this.transposes.delete(block);
     this.dispose(cached);
   }
 
-  /** mᵀ, made once and kept while m lives (see `transposes`). */
-  private cachedTranspose(m: WasmMatrix): WasmMatrix {
-    let cached = this.transposes.get(m);
+  /** mᵀ: kept by block while the block lives when m is all of its block's rows (see `transposes`), else made afresh (the caller disposes it then). */
+  private transposeOf(m: WasmMatrix): { transposed: WasmMatrix; cached: boolean } {
+    if (m.pointer !== m.block || m.rows !== m.blockRows) return { transposed: this.transposed(m), cached: false };
+    let cached = this.transposes.get(m.block);
     if (!cached) {
       cached = this.transposed(m);
-      this.transposes.set(m, cached);
+      this.transposes.set(m.block, cached);
     }
-    return cached;
+    return { transposed: cached, cached: true };
   }
 
   sliceRows(m: WasmMatrix, start: number, end: number): WasmMatrix {
     this.check(m);
     if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= m.rows)) throw new ShapeError(`sliceRows: rows [${start}, ${end}) of a ${m.rows}×${m.cols} matrix`);
-    return { rows: end - start, cols: m.cols, dtype: m.dtype, pointer: m.pointer + start * m.cols * bytesOf(m.dtype), owner: false, live: true };
+    return { rows: end - start, cols: m.cols, dtype: m.dtype, pointer: m.pointer + start * m.cols * bytesOf(m.dtype), owner: false, blockRows: m.blockRows, block: m.block, live: true };
   }
 
   private transposed(m: WasmMatrix): WasmMatrix {
@@ -151,17 +162,21 @@ export class WasmBackend implements Backend<WasmMatrix> {
       this.run('matmulTN', dtype, [a.pointer, b.pointer, out.pointer, a.cols, b.cols, a.rows], a.cols, a.cols * b.cols * a.rows);
       return out;
     }
-    const left = forms.transposeA ? this.transposed(a) : a;
     // A·Bᵀ with a tall B is Q·Kᵀ-like: the same B comes back block after block.
-    const right = forms.transposeB ? (b.rows > b.cols ? this.cachedTranspose(b) : this.transposed(b)) : b;
+    const right = forms.transposeB ? (b.rows > b.cols ? this.transposeOf(b) : { transposed: this.transposed(b), cached: false }) : { transposed: b, cached: true };
     try {
-      if (left.cols !== right.rows) throw new ShapeError(`matmul: op(A) is ${left.rows}×${left.cols} and op(B) is ${right.rows}×${right.cols}`);
-      const out = this.make(left.rows, right.cols, dtype);
-      this.run('matmul', dtype, [left.pointer, right.pointer, out.pointer, right.cols, left.cols], left.rows, left.rows * right.cols * left.cols);
-      return out;
+      const left = forms.transposeA ? this.transposed(a) : a;
+      try {
+        const r = right.transposed;
+        if (left.cols !== r.rows) throw new ShapeError(`matmul: op(A) is ${left.rows}×${left.cols} and op(B) is ${r.rows}×${r.cols}`);
+        const out = this.make(left.rows, r.cols, dtype);
+        this.run('matmul', dtype, [left.pointer, r.pointer, out.pointer, r.cols, left.cols], left.rows, left.rows * r.cols * left.cols);
+        return out;
+      } finally {
+        if (left !== a) this.dispose(left);
+      }
     } finally {
-      if (left !== a) this.dispose(left);
-      if (right !== b && right !== this.transposes.get(b)) this.dispose(right);
+      if (!right.cached) this.dispose(right.transposed);
     }
   }
 
@@ -249,55 +264,69 @@ export class WasmBackend implements Backend<WasmMatrix> {
     return out;
   }
 
-  /** The tree's arrays in the kernels' memory, copied once per tree. */
-  private tree(tree: ProductTree): { parents: number; variables: number; weights: number; size: number } {
-    const known = this.trees.get(tree);
-    if (known) return known;
+  /**
+   * Runs `body` with the tree's arrays copied into the kernels' memory (O(k), next to the O(L·k)
+   * kernel) and released after: trees are made per call, so keeping them would leak.
+   */
+  private withTree<R>(tree: ProductTree, body: (t: { parents: number; variables: number; weights: number; size: number }) => R): R {
     const size = tree.parents.length;
     const placed = { parents: this.heap.allocate(4 * size), variables: this.heap.allocate(4 * size), weights: this.heap.allocate(8 * size), size };
-    this.heap.i32(placed.parents, size).set(tree.parents);
-    this.heap.i32(placed.variables, size).set(tree.variables);
-    this.heap.f64(placed.weights, size).set(tree.weights);
-    this.trees.set(tree, placed);
-    return placed;
+    try {
+      this.heap.i32(placed.parents, size).set(tree.parents);
+      this.heap.i32(placed.variables, size).set(tree.variables);
+      this.heap.f64(placed.weights, size).set(tree.weights);
+      return body(placed);
+    } finally {
+      this.heap.release(placed.parents, 4 * size);
+      this.heap.release(placed.variables, 4 * size);
+      this.heap.release(placed.weights, 8 * size);
+    }
   }
 
   productFeatures(x: WasmMatrix, tree: ProductTree): WasmMatrix {
     const dtype = this.check(x);
-    const t = this.tree(tree);
-    const out = this.make(x.rows, t.size, dtype);
-    const stride = 8 * t.size;
-    const scratch = this.heap.allocate(stride * this.threads);
-    try {
-      this.run('productFeatures', dtype, [x.pointer, t.parents, t.variables, t.weights, out.pointer, x.cols, t.size, scratch], x.rows, x.rows * t.size, { arg: 7, stride });
-    } finally {
-      this.heap.release(scratch, stride * this.threads);
-    }
-    return out;
+    return this.withTree(tree, (t) => {
+      const out = this.make(x.rows, t.size, dtype);
+      const stride = 8 * t.size;
+      const scratch = this.heap.allocate(stride * this.threads);
+      try {
+        this.run('productFeatures', dtype, [x.pointer, t.parents, t.variables, t.weights, out.pointer, x.cols, t.size, scratch], x.rows, x.rows * t.size, { arg: 7, stride });
+      } finally {
+        this.heap.release(scratch, stride * this.threads);
+      }
+      return out;
+    });
   }
 
   productFeaturesBackward(x: WasmMatrix, tree: ProductTree, featureGradient: WasmMatrix): WasmMatrix {
     const dtype = this.check(x, featureGradient);
-    const t = this.tree(tree);
-    if (featureGradient.rows !== x.rows || featureGradient.cols !== t.size) throw new ShapeError(`feature gradient must be ${x.rows}×${t.size}, got ${featureGradient.rows}×${featureGradient.cols}`);
-    const out = this.make(x.rows, x.cols, dtype);
-    const stride = 8 * (2 * t.size + x.cols);
-    const scratch = this.heap.allocate(stride * this.threads);
-    try {
-      this.run('productFeaturesBackward', dtype, [x.pointer, t.parents, t.variables, t.weights, featureGradient.pointer, out.pointer, x.cols, t.size, scratch], x.rows, 3 * x.rows * t.size, { arg: 8, stride });
-    } finally {
-      this.heap.release(scratch, stride * this.threads);
-    }
-    return out;
+    const size = tree.parents.length;
+    if (featureGradient.rows !== x.rows || featureGradient.cols !== size) throw new ShapeError(`feature gradient must be ${x.rows}×${size}, got ${featureGradient.rows}×${featureGradient.cols}`);
+    return this.withTree(tree, (t) => {
+      const out = this.make(x.rows, x.cols, dtype);
+      const stride = 8 * (2 * t.size + x.cols);
+      const scratch = this.heap.allocate(stride * this.threads);
+      try {
+        this.run('productFeaturesBackward', dtype, [x.pointer, t.parents, t.variables, t.weights, featureGradient.pointer, out.pointer, x.cols, t.size, scratch], x.rows, 3 * x.rows * t.size, { arg: 8, stride });
+      } finally {
+        this.heap.release(scratch, stride * this.threads);
+      }
+      return out;
+    });
   }
 
   attentionProbabilities(queries: WasmMatrix, keys: WasmMatrix, beta: number, causalStart?: number): WasmMatrix {
     const dtype = this.check(queries, keys);
     if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries have ${queries.cols} columns and keys ${keys.cols}`);
-    const keysT = this.cachedTranspose(keys);
-    const out = this.make(queries.rows, keys.rows, dtype);
-    this.run('softmaxRows', dtype, [queries.pointer, keysT.pointer, out.pointer, keys.rows, queries.cols, beta, causalStart ?? -1], queries.rows, queries.rows * keys.rows * (queries.cols + 4));
-    return out;
+    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0)) throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
+    const keysT = this.transposeOf(keys);
+    try {
+      const out = this.make(queries.rows, keys.rows, dtype);
+      this.run('softmaxRows', dtype, [queries.pointer, keysT.transposed.pointer, out.pointer, keys.rows, queries.cols, beta, causalStart ?? -1], queries.rows, queries.rows * keys.rows * (queries.cols + 4));
+      return out;
+    } finally {
+      if (!keysT.cached) this.dispose(keysT.transposed);
+    }
   }
 
   attentionScoresGradient(probabilities: WasmMatrix, outputGradient: WasmMatrix, values: WasmMatrix, rowDots: WasmMatrix): WasmMatrix {
@@ -306,10 +335,14 @@ export class WasmBackend implements Backend<WasmMatrix> {
       throw new ShapeError(`attentionScoresGradient: P ${probabilities.rows}×${probabilities.cols}, ∂O ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols} do not fit`);
     }
     this.column(rowDots, probabilities.rows, 'attentionScoresGradient');
-    const valuesT = this.cachedTranspose(values);
-    const out = this.make(probabilities.rows, probabilities.cols, dtype);
-    this.run('scoresGradient', dtype, [probabilities.pointer, outputGradient.pointer, valuesT.pointer, rowDots.pointer, out.pointer, probabilities.cols, values.cols], probabilities.rows, probabilities.rows * probabilities.cols * (values.cols + 2));
-    return out;
+    const valuesT = this.transposeOf(values);
+    try {
+      const out = this.make(probabilities.rows, probabilities.cols, dtype);
+      this.run('scoresGradient', dtype, [probabilities.pointer, outputGradient.pointer, valuesT.transposed.pointer, rowDots.pointer, out.pointer, probabilities.cols, values.cols], probabilities.rows, probabilities.rows * probabilities.cols * (values.cols + 2));
+      return out;
+    } finally {
+      if (!valuesT.cached) this.dispose(valuesT.transposed);
+    }
   }
 
   triangle(a: WasmMatrix, keep: 'lower' | 'upper'): WasmMatrix {
@@ -321,12 +354,10 @@ export class WasmBackend implements Backend<WasmMatrix> {
 
   accumulate(target: WasmMatrix, source: WasmMatrix, rowOffset = 0): void {
     const dtype = this.check(target, source);
-    const from = target.pointer;
-    const to = from + target.rows * target.cols * bytesOf(dtype);
-    for (const m of [...this.transposes.keys()]) if (m.pointer < to && m.pointer + m.rows * m.cols * bytesOf(m.dtype) > from) this.forgetTranspose(m);
-    if (source.cols !== target.cols || rowOffset < 0 || rowOffset + source.rows > target.rows) {
+    if (source.cols !== target.cols || !Number.isInteger(rowOffset) || rowOffset < 0 || rowOffset + source.rows > target.rows) {
       throw new ShapeError(`accumulate: a ${source.rows}×${source.cols} block at row ${rowOffset} does not fit a ${target.rows}×${target.cols} target`);
     }
+    this.forgetTranspose(target.block);
     const at = target.pointer + rowOffset * target.cols * bytesOf(dtype);
     const count = source.rows * source.cols;
     this.run('zip', dtype, [at, source.pointer, at, 0], count, count);

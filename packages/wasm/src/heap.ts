@@ -36,11 +36,13 @@ export class Heap {
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE);
       const current = have / PAGE;
-      if (current + pages > MAX_PAGES) {
+      try {
+        if (current + pages > MAX_PAGES) throw new RangeError('past 65,536 pages');
+        this.memory.grow(pages);
+      } catch (error) {
         this.used -= size;
-        throw new BackendError(`the wasm backend ran out of memory: ${(end / 2 ** 30).toFixed(2)} GiB needed, WebAssembly (wasm32) addresses at most 4 GiB; release handles or use smaller blocks`);
+        throw new BackendError(`the wasm backend ran out of memory: ${(end / 2 ** 30).toFixed(2)} GiB needed (${error instanceof Error ? error.message : String(error)}); WebAssembly (wasm32) addresses at most 4 GiB — release handles, use smaller blocks or float32`);
       }
-      this.memory.grow(pages);
     }
     this.top = end;
     return pointer;

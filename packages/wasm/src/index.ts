@@ -47,7 +47,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   if (!simdSupported()) throw new BackendError('this engine has no WebAssembly SIMD (128-bit); the wasm backend needs it (Node 16+, current browsers)');
   const cores = await coreCount();
   const wanted = options.threads ?? cores;
-  if (!Number.isInteger(wanted) || wanted < 1) throw new BackendError(`threads must be a positive integer, got ${wanted}`);
+  if (!Number.isInteger(wanted) || wanted < 1 || wanted > 4 * cores) throw new BackendError(`threads must be an integer from 1 to ${4 * cores} (4 × the ${cores} cores here), got ${wanted}`);
   const threads = threadSupport().available ? wanted : 1;
   const shared = threads > 1;
   const module = await compileKernels(shared);

@@ -1,6 +1,6 @@
-import { gradientChecks, primitiveChecks, tallChecks } from '@almora/conformance';
+import { gradientChecks, primitiveChecks, refusalChecks, tallChecks } from '@almora/conformance';
 import { loraGradients } from '@almora/lora';
-import { BackendError, cpuBackend, DTypeError, fromFlat, randomNormal, Rng, ShapeError } from '@almora/tensor';
+import { BackendError, cpuBackend, DTypeError, fromFlat, randomNormal, Rng, scale, ShapeError } from '@almora/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, threadSupport } from '../src/index.js';
 
@@ -20,6 +20,9 @@ describe.each([single, every])('$name', (backend) => {
     it.each(byName(checks))('%s agrees with its definition', (_name, check) => {
       expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
     });
+  });
+  it('refuses a fractional row offset and a bad causal start with typed errors', () => {
+    expect(refusalChecks(backend)).toEqual([]);
   });
   describe('whole gradients', async () => {
     const checks = await gradientChecks(backend);
@@ -85,6 +88,25 @@ describe('the wasm backend', () => {
     expect(after).not.toEqual(before);
     for (let t = 0; t < after.length; t++) expect(Math.abs(after[t] - changed[t])).toBeLessThan(1e-15);
     for (const h of [hq, hk, hblock]) every.dispose(h);
+  });
+
+  it('gives back every product tree: a loop of fast gradients does not grow the heap (trees are made per call)', () => {
+    const rng = new Rng(9);
+    const d = 8;
+    const small = (rows: number, cols: number) => scale(randomNormal(rows, cols, rng), 0.3);
+    const problem = {
+      x: small(256, d),
+      target: randomNormal(256, d, rng),
+      weights: { q: small(d, d), k: small(d, d), v: small(d, d) },
+      adapters: { q: { a: small(2, d), b: small(d, 2) } },
+      alpha: 2,
+      heads: 2,
+    };
+    const run = () => loraGradients(problem, { method: 'fast', degree: 3, backend: single });
+    run();
+    const before = single.memoryBytes;
+    for (let i = 0; i < 30; i++) run();
+    expect(single.memoryBytes).toBe(before);
   });
 
   it('reuses released memory: a loop of same-sized work does not grow the heap', () => {
