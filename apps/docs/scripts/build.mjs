@@ -31,6 +31,7 @@ const BENCHMARKS = [
   ['matmul', 'Matmul'],
   ['approx', 'Approximation'],
   ['memory', 'Memory'],
+  ['hostile', 'Hostile inputs'],
 ];
 
 function escapeHtml(text) {
