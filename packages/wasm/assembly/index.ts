@@ -9,82 +9,100 @@
   return 16 / sizeof<T>();
 }
 
+/** Inner-dimension block: 4 rows of A (4·KC values) stay in L1 while a KC×NC panel of B stays in L2. */
+const KC = 128;
+/** Column block of B and C. */
+const NC = 256;
+
 /**
  * Rows [start, end) of C = op(A)·B where op(A)_ip sits at byte a + i·rowStep + p·innerStep: A·B
  * reads rows of A (rowStep = k·size, innerStep = size), Aᵀ·B reads A by columns in place (rowStep
- * = size, innerStep = m·size), so no transpose of A is ever made. A 4-row × 2-vector register block
- * of C accumulates over p.
+ * = size, innerStep = m·size), so no transpose of A is ever made. Blocked as a GEMM: per NC-column
+ * panel and KC-deep slice of B (kept in cache across all rows), a 4-row × 2-vector register block
+ * of C accumulates over the slice, starting from zero on the first slice and from C after it.
  */
 function matmulRows<T>(a: usize, rowStep: usize, innerStep: usize, b: usize, c: usize, n: i32, k: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
   const step = lanes<T>() * 2;
   const nv = n - (n % step);
   const rowC = <usize>n * size;
-  let i = start;
-  for (; i + 4 <= end; i += 4) {
-    const a0 = a + <usize>i * rowStep;
-    const c0 = c + <usize>i * rowC;
-    for (let j = 0; j < nv; j += step) {
-      let s00 = v128.splat<T>(0);
-      let s01 = v128.splat<T>(0);
-      let s10 = v128.splat<T>(0);
-      let s11 = v128.splat<T>(0);
-      let s20 = v128.splat<T>(0);
-      let s21 = v128.splat<T>(0);
-      let s30 = v128.splat<T>(0);
-      let s31 = v128.splat<T>(0);
-      let ap = a0;
-      let bp = b + <usize>j * size;
-      for (let p = 0; p < k; p++) {
-        const b0 = v128.load(bp);
-        const b1 = v128.load(bp, 16);
-        const x0 = v128.splat<T>(load<T>(ap));
-        const x1 = v128.splat<T>(load<T>(ap + rowStep));
-        const x2 = v128.splat<T>(load<T>(ap + 2 * rowStep));
-        const x3 = v128.splat<T>(load<T>(ap + 3 * rowStep));
-        s00 = v128.add<T>(s00, v128.mul<T>(x0, b0));
-        s01 = v128.add<T>(s01, v128.mul<T>(x0, b1));
-        s10 = v128.add<T>(s10, v128.mul<T>(x1, b0));
-        s11 = v128.add<T>(s11, v128.mul<T>(x1, b1));
-        s20 = v128.add<T>(s20, v128.mul<T>(x2, b0));
-        s21 = v128.add<T>(s21, v128.mul<T>(x2, b1));
-        s30 = v128.add<T>(s30, v128.mul<T>(x3, b0));
-        s31 = v128.add<T>(s31, v128.mul<T>(x3, b1));
-        ap += innerStep;
-        bp += rowC;
-      }
-      const o = c0 + <usize>j * size;
-      v128.store(o, s00);
-      v128.store(o, s01, 16);
-      v128.store(o + rowC, s10);
-      v128.store(o + rowC, s11, 16);
-      v128.store(o + 2 * rowC, s20);
-      v128.store(o + 2 * rowC, s21, 16);
-      v128.store(o + 3 * rowC, s30);
-      v128.store(o + 3 * rowC, s31, 16);
-    }
-    for (let r: usize = 0; r < 4; r++) matmulTail<T>(a0 + r * rowStep, innerStep, b, c0 + r * rowC, n, k, nv);
+  // With no inner dimension no slice runs: C is all zeros.
+  if (k == 0) {
+    memory.fill(c + <usize>start * rowC, 0, <usize>(end - start) * rowC);
+    return;
   }
-  for (; i < end; i++) {
-    const ai = a + <usize>i * rowStep;
-    const ci = c + <usize>i * rowC;
-    for (let j = 0; j < nv; j += step) {
-      let s0 = v128.splat<T>(0);
-      let s1 = v128.splat<T>(0);
-      let ap = ai;
-      let bp = b + <usize>j * size;
-      for (let p = 0; p < k; p++) {
-        const x = v128.splat<T>(load<T>(ap));
-        s0 = v128.add<T>(s0, v128.mul<T>(x, v128.load(bp)));
-        s1 = v128.add<T>(s1, v128.mul<T>(x, v128.load(bp, 16)));
-        ap += innerStep;
-        bp += rowC;
+  for (let j0 = 0; j0 < nv; j0 += NC) {
+    const j1 = min(j0 + NC, nv);
+    for (let p0 = 0; p0 < k; p0 += KC) {
+      const p1 = min(p0 + KC, k);
+      const first = p0 == 0;
+      let i = start;
+      for (; i + 4 <= end; i += 4) {
+        const a0 = a + <usize>i * rowStep + <usize>p0 * innerStep;
+        const c0 = c + <usize>i * rowC;
+        for (let j = j0; j < j1; j += step) {
+          const o = c0 + <usize>j * size;
+          let s00 = first ? v128.splat<T>(0) : v128.load(o);
+          let s01 = first ? v128.splat<T>(0) : v128.load(o, 16);
+          let s10 = first ? v128.splat<T>(0) : v128.load(o + rowC);
+          let s11 = first ? v128.splat<T>(0) : v128.load(o + rowC, 16);
+          let s20 = first ? v128.splat<T>(0) : v128.load(o + 2 * rowC);
+          let s21 = first ? v128.splat<T>(0) : v128.load(o + 2 * rowC, 16);
+          let s30 = first ? v128.splat<T>(0) : v128.load(o + 3 * rowC);
+          let s31 = first ? v128.splat<T>(0) : v128.load(o + 3 * rowC, 16);
+          let ap = a0;
+          let bp = b + <usize>p0 * rowC + <usize>j * size;
+          for (let p = p0; p < p1; p++) {
+            const b0 = v128.load(bp);
+            const b1 = v128.load(bp, 16);
+            const x0 = v128.splat<T>(load<T>(ap));
+            const x1 = v128.splat<T>(load<T>(ap + rowStep));
+            const x2 = v128.splat<T>(load<T>(ap + 2 * rowStep));
+            const x3 = v128.splat<T>(load<T>(ap + 3 * rowStep));
+            s00 = v128.add<T>(s00, v128.mul<T>(x0, b0));
+            s01 = v128.add<T>(s01, v128.mul<T>(x0, b1));
+            s10 = v128.add<T>(s10, v128.mul<T>(x1, b0));
+            s11 = v128.add<T>(s11, v128.mul<T>(x1, b1));
+            s20 = v128.add<T>(s20, v128.mul<T>(x2, b0));
+            s21 = v128.add<T>(s21, v128.mul<T>(x2, b1));
+            s30 = v128.add<T>(s30, v128.mul<T>(x3, b0));
+            s31 = v128.add<T>(s31, v128.mul<T>(x3, b1));
+            ap += innerStep;
+            bp += rowC;
+          }
+          v128.store(o, s00);
+          v128.store(o, s01, 16);
+          v128.store(o + rowC, s10);
+          v128.store(o + rowC, s11, 16);
+          v128.store(o + 2 * rowC, s20);
+          v128.store(o + 2 * rowC, s21, 16);
+          v128.store(o + 3 * rowC, s30);
+          v128.store(o + 3 * rowC, s31, 16);
+        }
       }
-      v128.store(ci + <usize>j * size, s0);
-      v128.store(ci + <usize>j * size, s1, 16);
+      for (; i < end; i++) {
+        const ai = a + <usize>i * rowStep + <usize>p0 * innerStep;
+        const ci = c + <usize>i * rowC;
+        for (let j = j0; j < j1; j += step) {
+          const o = ci + <usize>j * size;
+          let s0 = first ? v128.splat<T>(0) : v128.load(o);
+          let s1 = first ? v128.splat<T>(0) : v128.load(o, 16);
+          let ap = ai;
+          let bp = b + <usize>p0 * rowC + <usize>j * size;
+          for (let p = p0; p < p1; p++) {
+            const x = v128.splat<T>(load<T>(ap));
+            s0 = v128.add<T>(s0, v128.mul<T>(x, v128.load(bp)));
+            s1 = v128.add<T>(s1, v128.mul<T>(x, v128.load(bp, 16)));
+            ap += innerStep;
+            bp += rowC;
+          }
+          v128.store(o, s0);
+          v128.store(o, s1, 16);
+        }
+      }
     }
-    matmulTail<T>(ai, innerStep, b, ci, n, k, nv);
   }
+  for (let i = start; i < end; i++) matmulTail<T>(a + <usize>i * rowStep, innerStep, b, c + <usize>i * rowC, n, k, nv);
 }
 
 /** Columns [from, n) of one row of C, scalar. */

@@ -40,6 +40,14 @@ describe('the wasm backend', () => {
     expect(single.threads).toBe(1);
   });
 
+  it('multiplies over an inner dimension of 0 to zeros, in memory that held other values', () => {
+    const rng = new Rng(10);
+    const junk = single.upload(randomNormal(5, 9, rng));
+    single.dispose(junk);
+    const product = single.matmul(single.upload(fromFlat(5, 0, new Float64Array(0))), single.upload(fromFlat(0, 9, new Float64Array(0))));
+    expect(Array.from(single.readSync(product).toFlat())).toEqual(new Array<number>(45).fill(0));
+  });
+
   it('splits long work over its threads with the same result as one thread, bit for bit', () => {
     const rng = new Rng(4);
     const a = randomNormal(301, 37, rng);
