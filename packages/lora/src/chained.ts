@@ -1,6 +1,6 @@
 import { type Backend, type DeviceMatrix, scoped } from '@almora/tensor';
 import type { HeadGradients, HeadInput } from './head.js';
-import { faceSplitApply } from './low-rank.js';
+import { faceSplitApply, wholeOf } from './low-rank.js';
 import { applyF, applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
 /**
@@ -22,7 +22,7 @@ export interface P1<T extends DeviceMatrix> {
  * ½‖O − Y‖²; inside a model c is whatever upstream gradient ∂O arrives.
  */
 export function p1Term<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, c: T, v: T): P1<T> {
-  return { left: [backend.scaleRows(f.u, f.inverseRowSums), c], right: [f.v, v], causal: f.causal };
+  return { left: [backend.scaleRows(wholeOf(f.u), f.inverseRowSums), c], right: [wholeOf(f.v), v], causal: f.causal };
 }
 
 /** p₁·M (or p₁ᵀ·M) in O(L·k·d·m), never forming p₁ nor its L×(k·d) factors when unmasked. */

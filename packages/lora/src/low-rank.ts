@@ -1,24 +1,43 @@
-import type { Backend, DeviceMatrix } from '@almora/tensor';
-import { scoped } from '@almora/tensor';
+import type { Backend, DeviceMatrix, ProductTree } from '@almora/tensor';
+import { BackendError, scoped } from '@almora/tensor';
 
 /**
- * An L×m matrix available in row blocks. A face-splitting product A⊘B is L×(k·d) — too large to
- * hold at long L — so it is produced block by block and never stored whole.
+ * An L×m matrix available in row blocks. A face-splitting product A⊘B is L×(k·d), and the
+ * polynomial features φ(X) are L×k — too large to hold at long L — so they can be produced block
+ * by block and never stored whole.
  */
 export interface RowFactor<T extends DeviceMatrix> {
   /** Number of rows L. */
   rows: number;
   /** Number of columns m. */
   cols: number;
+  /** Rows per block when it is produced block by block. */
+  blockRows: number;
   /** Rows [start, end), made through `backend` (the caller releases them). */
   block(backend: Backend<T>, start: number, end: number): T;
   /** The whole matrix, when it is stored: then one product replaces the blocks. */
   whole?: T;
 }
 
+const FULL_BLOCK = 512;
+const CAUSAL_BLOCK = 64;
+/** Bytes a block of streamed features aims at: large enough that a block is one big product, small enough to stay in cache-sized pieces. */
+const FEATURE_BLOCK_BYTES = 4 * 2 ** 20;
+
+/** Rows per block of streamed features of `cols` columns. */
+export function featureBlockRows(cols: number, bytesPerEntry: number): number {
+  return Math.max(FULL_BLOCK, Math.floor(FEATURE_BLOCK_BYTES / (bytesPerEntry * cols)));
+}
+
 /** A stored matrix as a {@link RowFactor}. */
 export function stored<T extends DeviceMatrix>(m: T): RowFactor<T> {
-  return { rows: m.rows, cols: m.cols, block: (backend, start, end) => backend.sliceRows(m, start, end), whole: m };
+  return { rows: m.rows, cols: m.cols, blockRows: FULL_BLOCK, block: (backend, start, end) => backend.sliceRows(m, start, end), whole: m };
+}
+
+/** The stored matrix of a factor that must be stored (a causal or chained head's features). */
+export function wholeOf<T extends DeviceMatrix>(factor: RowFactor<T>): T {
+  if (!factor.whole) throw new BackendError('internal: this product needs a stored factor, and got one made block by block');
+  return factor.whole;
 }
 
 /** A ⊘ B as a {@link RowFactor}: row i is A_i ⊗ B_i, built on demand. */
@@ -26,12 +45,24 @@ export function faceSplitFactor<T extends DeviceMatrix>(a: T, b: T): RowFactor<T
   return {
     rows: a.rows,
     cols: a.cols * b.cols,
+    blockRows: FULL_BLOCK,
     block: (backend, start, end) => backend.faceSplit(backend.sliceRows(a, start, end), backend.sliceRows(b, start, end)),
   };
 }
 
-const FULL_BLOCK = 512;
-const CAUSAL_BLOCK = 64;
+/**
+ * φ(X) from a product tree as a {@link RowFactor} made block by block: O(block·k) memory instead
+ * of O(L·k), for O(L·k) work per pass, small beside the O(L·k·d) products each pass feeds.
+ */
+export function featureFactor<T extends DeviceMatrix>(x: T, tree: ProductTree, bytesPerEntry: number): RowFactor<T> {
+  const cols = tree.parents.length;
+  return {
+    rows: x.rows,
+    cols,
+    blockRows: featureBlockRows(cols, bytesPerEntry),
+    block: (backend, start, end) => backend.productFeatures(backend.sliceRows(x, start, end), tree),
+  };
+}
 
 /**
  * (A·Bᵀ)·M — or, when causal, (tril(A·Bᵀ))·M — in O(L·m·n) without forming the L×L matrix.
@@ -47,8 +78,8 @@ export function lowRankApply<T extends DeviceMatrix>(backend: Backend<T>, a: Row
     if (a.whole) return backend.matmul(a.whole, state);
     const out = backend.zeros(a.rows, m.cols, m);
     const scope = scoped(backend);
-    for (let s = 0; s < a.rows; s += FULL_BLOCK) {
-      const e = Math.min(s + FULL_BLOCK, a.rows);
+    for (let s = 0; s < a.rows; s += a.blockRows) {
+      const e = Math.min(s + a.blockRows, a.rows);
       backend.accumulate(out, scope.matmul(a.block(scope, s, e), state), s);
       scope.releaseAll();
     }
@@ -60,15 +91,21 @@ export function lowRankApply<T extends DeviceMatrix>(backend: Backend<T>, a: Row
 
 /** Bᵀ·M: one product when B is stored, else summed over row blocks so a face-split B is never whole. */
 function blockedProduct<T extends DeviceMatrix>(backend: Backend<T>, b: RowFactor<T>, m: T): T {
-  if (b.whole) return backend.matmul(b.whole, m, { transposeA: true });
-  const state = backend.zeros(b.cols, m.cols, m);
+  return blockedProducts(backend, b, [m])[0];
+}
+
+/** Bᵀ·M for each M, from one pass over B's blocks: each block is made once for all of them. */
+export function blockedProducts<T extends DeviceMatrix>(backend: Backend<T>, b: RowFactor<T>, ms: readonly T[]): T[] {
+  if (b.whole) return ms.map((m) => backend.matmul(b.whole!, m, { transposeA: true }));
+  const states = ms.map((m) => backend.zeros(b.cols, m.cols, m));
   const scope = scoped(backend);
-  for (let s = 0; s < b.rows; s += FULL_BLOCK) {
-    const e = Math.min(s + FULL_BLOCK, b.rows);
-    backend.accumulate(state, scope.matmul(b.block(scope, s, e), scope.sliceRows(m, s, e), { transposeA: true }));
+  for (let s = 0; s < b.rows; s += b.blockRows) {
+    const e = Math.min(s + b.blockRows, b.rows);
+    const block = b.block(scope, s, e);
+    ms.forEach((m, i) => backend.accumulate(states[i], scope.matmul(block, scope.sliceRows(m, s, e), { transposeA: true })));
     scope.releaseAll();
   }
-  return state;
+  return states;
 }
 
 /**

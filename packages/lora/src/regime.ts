@@ -1,4 +1,5 @@
 import { matmul, maxAbs } from '@almora/tensor';
+import { featureBlockRows } from './low-rank.js';
 import { TARGETS, type NormalizedProblem, type Target } from './problem.js';
 
 /** One of the paper's norm quantities (Remark 5.2), with √β folded in as in its Γ. */
@@ -101,9 +102,12 @@ export function predictedHeadBytes(
   const length = Math.max(queries, keys);
   const rows = 8 * length * (headDim + valueDim);
   if (variant === undefined || rank === undefined) return { kept: 0, transient: b * (3 * Math.min(blockSize, queries) * keys + rows) };
-  const kept = b * ((queries + keys) * rank + queries);
-  const chain =
-    variant === 'autodiff'
+  // Unmasked autodiff streams its features: a few blocks of them at a time, never L×k.
+  const streamed = variant === 'autodiff' && !causal;
+  const kept = b * ((streamed ? 0 : (queries + keys) * rank) + queries);
+  const chain = streamed
+    ? 3 * featureBlockRows(rank, b) * rank
+    : variant === 'autodiff'
       ? 3 * length * rank
       : queries * rank + rank * valueDim * headDim + (causal ? 2 * 64 * rank * valueDim + 64 * 64 : 2 * length * valueDim * headDim);
   return { kept, transient: b * (chain + rows) };

@@ -56,7 +56,8 @@ function* readChecked<T extends DeviceMatrix>(backend: Backend<T>, handle: T, li
 function* headForward<T extends DeviceMatrix>(backend: Backend<T>, plan: HeadPlan, layout: HeadLayout, o: ResolvedOptions): Reading<HeadState<T>> {
   const state: PartialHeadState<T> = { plan, device: upload(backend, plan, layout), factors: undefined, exact: undefined };
   try {
-    if (plan.path === 'fast') state.factors = yield* softmaxFactors(backend, state.device, plan.k, plan.approximation, layout.beta, layout.causal);
+    // Autodiff's unmasked backward goes block by block, so its features need never be whole.
+    if (plan.path === 'fast') state.factors = yield* softmaxFactors(backend, state.device, plan.k, plan.approximation, layout.beta, layout.causal, plan.variant === 'autodiff');
     else state.exact = exactForwardHead(backend, state.device, o.blockSize, plan.keepsProbabilities);
     const output = state.exact ? state.exact.output : applyF(backend, state.factors!, state.device.v);
     state.output = output;

@@ -1,17 +1,19 @@
 import { centeredKeys, featureTree, type ApproximationPlan } from '@almora/kernels';
 import { type Backend, type DeviceMatrix, fromFlat, type Matrix, OutOfRegimeError, type ProductTree, scoped } from '@almora/tensor';
 import { onesColumn, readBack, type Reading } from './head.js';
-import { lowRankApply, lowRankApplyTransposed, stored } from './low-rank.js';
+import { featureFactor, lowRankApply, lowRankApplyTransposed, type RowFactor, stored } from './low-rank.js';
 
 /**
  * The paper's f(x) = D⁻¹exp(β·QKᵀ), approximated as f̂ = D̂⁻¹·U₁V₁ᵀ (masked to j ≤ i when causal)
- * and kept as its factors on a backend: it is applied, never formed.
+ * and kept as its factors on a backend: it is applied, never formed. The features are stored, or
+ * — when {@link softmaxFactors} is asked to stream them — made block by block from Q and K̃ each
+ * time a product needs them, so a head holds O(L·d) rather than O(L·k).
  */
 export interface LowRankSoftmax<T extends DeviceMatrix = Matrix> {
   /** U₁ = φ_query(Q) (L_q×k). */
-  u: T;
+  u: RowFactor<T>;
   /** V₁ = φ_key(K̃) (L_k×k), K̃ the keys, centered when the plan says so. */
-  v: T;
+  v: RowFactor<T>;
   /** K̃ itself. */
   keys: T;
   /** Whether `keys` was made for f̂ (centered) and is released with it, rather than being K's handle. */
@@ -31,7 +33,9 @@ export interface LowRankSoftmax<T extends DeviceMatrix = Matrix> {
  * sums D̂ = tril?(U₁V₁ᵀ)·1, checked positive on the host. Throws {@link OutOfRegimeError} if any row
  * sum is ≤ 0 (a polynomial that goes negative on this range), since D̂⁻¹ would then be meaningless.
  * `device` holds Q and K already on the backend; `hostKeys` is K on the host, from which the
- * centered keys are made when the plan centers them.
+ * centered keys are made when the plan centers them. With `streamFeatures` the features are not
+ * stored but made block by block in every product (unmasked heads only: the causal products keep
+ * prefix states over stored blocks).
  */
 export function* softmaxFactors<T extends DeviceMatrix>(
   backend: Backend<T>,
@@ -40,17 +44,20 @@ export function* softmaxFactors<T extends DeviceMatrix>(
   plan: ApproximationPlan,
   beta: number,
   causal: boolean,
+  streamFeatures = false,
 ): Reading<LowRankSoftmax<T>> {
   if (!plan.polynomial) throw new OutOfRegimeError(plan.outOfRegime?.message ?? 'no polynomial degree was chosen');
   const scope = scoped(backend);
   const ownsKeys = plan.range.centered;
   const keys = ownsKeys ? backend.upload(centeredKeys(hostKeys, plan.range)) : device.k;
   const trees = { query: featureTree(device.q.cols, plan.polynomial, beta, 'query'), key: featureTree(device.k.cols, plan.polynomial, beta, 'key') };
-  const u = backend.productFeatures(device.q, trees.query);
-  const v = backend.productFeatures(keys, trees.key);
+  const streamed = streamFeatures && !causal;
+  const bytes = hostKeys.dtype === 'float64' ? 8 : 4;
+  const u = streamed ? featureFactor(device.q, trees.query, bytes) : stored(backend.productFeatures(device.q, trees.query));
+  const v = streamed ? featureFactor(keys, trees.key, bytes) : stored(backend.productFeatures(keys, trees.key));
   const inverse = new Float64Array(device.q.rows);
   try {
-    const sums = yield* readBack(backend, lowRankApply(scope, stored(u), stored(v), onesColumn(scope, keys.rows, keys), causal), 'float64');
+    const sums = yield* readBack(backend, lowRankApply(scope, u, v, onesColumn(scope, keys.rows, keys), causal), 'float64');
     for (let i = 0; i < device.q.rows; i++) {
       const s = sums.data[i];
       if (!(s > 0)) {
@@ -61,7 +68,7 @@ export function* softmaxFactors<T extends DeviceMatrix>(
       inverse[i] = 1 / s;
     }
   } catch (error) {
-    for (const handle of ownsKeys ? [keys, u, v] : [u, v]) backend.dispose(handle);
+    for (const handle of storedHandles(u, v, ownsKeys ? keys : undefined)) backend.dispose(handle);
     throw error;
   } finally {
     scope.releaseAll();
@@ -70,15 +77,19 @@ export function* softmaxFactors<T extends DeviceMatrix>(
   return { u, v, keys, ownsKeys, trees, inverseRowSums, causal, plan };
 }
 
+/** The handles among f̂'s parts that hold memory: stored features, and the centered keys it made. */
+function storedHandles<T extends DeviceMatrix>(u: RowFactor<T>, v: RowFactor<T>, ownedKeys: T | undefined): T[] {
+  return [u.whole, v.whole, ownedKeys].filter((h): h is T => h !== undefined);
+}
+
 /** Releases the device memory of f̂. */
 export function disposeSoftmax<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>): void {
-  for (const handle of [f.u, f.v, f.inverseRowSums]) backend.dispose(handle);
-  if (f.ownsKeys) backend.dispose(f.keys);
+  for (const handle of [...storedHandles(f.u, f.v, f.ownsKeys ? f.keys : undefined), f.inverseRowSums]) backend.dispose(handle);
 }
 
 /** f̂·M = D̂⁻¹·tril?(U₁V₁ᵀ)·M, in O(L·k·m). */
 export function applyF<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, m: T): T {
-  const unscaled = lowRankApply(backend, stored(f.u), stored(f.v), m, f.causal);
+  const unscaled = lowRankApply(backend, f.u, f.v, m, f.causal);
   const out = backend.scaleRows(unscaled, f.inverseRowSums);
   backend.dispose(unscaled);
   return out;
@@ -87,7 +98,7 @@ export function applyF<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSo
 /** f̂ᵀ·M = tril?(U₁V₁ᵀ)ᵀ·D̂⁻¹·M, in O(L·k·m). */
 export function applyFTransposed<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, m: T): T {
   const scaled = backend.scaleRows(m, f.inverseRowSums);
-  const out = lowRankApplyTransposed(backend, stored(f.u), stored(f.v), scaled, f.causal);
+  const out = lowRankApplyTransposed(backend, f.u, f.v, scaled, f.causal);
   backend.dispose(scaled);
   return out;
 }

@@ -5,6 +5,7 @@ import { cpuBackend, type Matrix, sub } from '@almora/tensor';
 import { autodiffBackward } from '../src/autodiff.js';
 import { chainedBackward } from '../src/chained.js';
 import { runNow } from '../src/head.js';
+import { featureFactor } from '../src/low-rank.js';
 import { applyF, type LowRankSoftmax, softmaxFactors } from '../src/softmax-factors.js';
 
 /** One head's inputs with a target Y. */
@@ -23,6 +24,15 @@ export function planHead(q: Matrix, k: Matrix, options: ApproximationOptions): A
 
 export function buildSoftmax(q: Matrix, k: Matrix, plan: ApproximationPlan, beta: number, causal: boolean): LowRankSoftmax {
   return runNow(softmaxFactors(cpuBackend, { q, k }, k, plan, beta, causal));
+}
+
+/** f̂ with its features made block by block, `blockRows` rows at a time, instead of stored: the unmasked autodiff backward's way at long L. */
+export function streamedSoftmax(f: LowRankSoftmax, q: Matrix, blockRows: number): LowRankSoftmax {
+  return {
+    ...f,
+    u: { ...featureFactor(q, f.trees.query, 8), blockRows },
+    v: { ...featureFactor(f.keys, f.trees.key, 8), blockRows },
+  };
 }
 
 function withLoss(backward: typeof chainedBackward, input: HeadInput, f: LowRankSoftmax) {
