@@ -7,7 +7,8 @@
  * @module @almora/backends
  */
 import { availableGpuModes, createGpuBackend, type GpuMode } from '@almora/gpu';
-import { type Backend, cpuBackend, InvalidArgumentError } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
+import { type Backend, InvalidArgumentError } from '@almora/tensor';
 import { createWasmBackend, threadSupport } from '@almora/wasm';
 
 /** A backend ready to use, and how to let go of it (threads, device memory). */

@@ -1,16 +1,18 @@
 /**
- * One conformance kit for every almora `Backend` (the CPU, gpu.js's modes, WebAssembly): each
- * primitive against its definition, and whole gradients against the CPU in float64, each check
- * beside the time the backend took for it — validate and benchmark together, as llm.c pairs
+ * One conformance kit for every almora `Backend` (the CPU, gpu.js's modes, WebAssembly, and the
+ * CPU's core alone, whose fused kernels are all default compositions): each core primitive and each
+ * fused kernel (through `fused`, so a backend's override or else its default) against its
+ * definition, and whole gradients against the CPU in float64, each check beside the time the
+ * backend took for it — validate and benchmark together, as llm.c pairs
  * `validate_result` with `benchmark_kernel`. Plain functions, no test framework, so the same code
  * runs under vitest in Node and in a page or a worker in headless Chromium.
  *
  * @packageDocumentation
  * @module @almora/conformance
  */
-import { featureTree, taylorExp } from '@almora/kernels';
+import { featureTree, fused, type ProductTree, taylorExp } from '@almora/kernels';
 import { attention, attentionAsync, loraGradients, loraGradientsAsync, type AttentionCoreOptions, type LoraProblem } from '@almora/lora';
-import { type Backend, type DeviceMatrix, type DType, fromFlat, type Matrix, type ProductTree, randomNormal, Rng, scale, toDType, type TransposeForms } from '@almora/tensor';
+import { type Backend, type DeviceMatrix, type DType, fromFlat, type Matrix, randomNormal, Rng, scale, toDType, type TransposeForms } from '@almora/tensor';
 
 /** One comparison: the largest deviation from the float64 CPU result, what it may be, and how long the backend took. */
 export interface Check {
@@ -115,8 +117,10 @@ function featureVjp(x: Matrix, tree: ProductTree, featureGradient: Matrix): Matr
 }
 
 /**
- * Runs every primitive on `backend`, with inputs in `dtype`, against its definition evaluated in
- * float64. `rows` sets the long dimension; pass one above the texture limit to check tiling.
+ * Runs every core primitive and every fused kernel (the backend's override, or its default
+ * composition) on `backend`, with inputs in `dtype`, against its definition evaluated in float64;
+ * each result must also come back in the backend's precision. `rows` sets the long dimension; pass
+ * one above the texture limit to check tiling.
  */
 export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T>, dtype: DType = 'float64', rows = 37, seed = 1): Promise<Check[]> {
   const rng = new Rng(seed);
@@ -136,7 +140,8 @@ export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T
     const host = await backend.read(result);
     const seconds = (performance.now() - began) / 1000;
     for (const h of [...handles, result]) backend.dispose(h);
-    checks.push({ name, deviation: deviation(host, expected), tolerance: tolerance(precisionOf(backend, dtype), terms, maxAbsOf(expected)), seconds });
+    const precision = precisionOf(backend, dtype);
+    checks.push({ name, deviation: host.dtype === precision ? deviation(host, expected) : Number.POSITIVE_INFINITY, tolerance: tolerance(precision, terms, maxAbsOf(expected)), seconds });
   };
   const a = normal(rows, 5);
   const b = normal(rows, 5);
@@ -155,32 +160,39 @@ export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T
   compare('hadamard', (be, up) => be.hadamard(up(a), up(b)), reference.zip(a, b, (u, w) => u * w), 1);
   compare('affine', (be, up) => be.affine(up(a), -0.75, 0.5), reference.map(a, (u) => -0.75 * u + 0.5), 1);
   compare('abs', (be, up) => be.abs(up(a)), reference.map(a, Math.abs), 1);
+  compare('exp', (be, up) => be.exp(up(a)), reference.map(a, Math.exp), 1);
+  compare('reciprocal', (be, up) => be.reciprocal(up(a)), reference.map(a, (u) => 1 / u), 1);
+  compare('upload in the precision of another handle', (be, up) => be.upload(small, up(a)), small, 1);
   compare('scaleRows', (be, up) => be.scaleRows(up(a), up(column)), reference.map(a, (u, i) => u * column.get(i, 0)), 1);
   compare('rowSums', (be, up) => be.rowSums(up(a)), build(a.rows, 1, (i) => Array.from({ length: a.cols }, (_, j) => a.get(i, j)).reduce((t, u) => t + u, 0)), a.cols);
   compare('colSums', (be, up) => be.colSums(up(a)), build(1, a.cols, (_, j) => Array.from({ length: a.rows }, (_, i) => a.get(i, j)).reduce((t, u) => t + u, 0)), a.rows);
+  compare('rowMax', (be, up) => be.rowMax(up(a)), build(a.rows, 1, (i) => Math.max(...Array.from({ length: a.cols }, (_, j) => a.get(i, j)))), 1);
   const right = normal(rows, 3);
-  compare('faceSplit', (be, up) => be.faceSplit(up(a), up(right)), build(rows, 15, (i, j) => a.get(i, Math.floor(j / 3)) * right.get(i, j % 3)), 1);
+  compare('faceSplit', (be, up) => fused(be).faceSplit(up(a), up(right)), build(rows, 15, (i, j) => a.get(i, Math.floor(j / 3)) * right.get(i, j % 3)), 1);
   const weights = normal(rows, 3);
   const blocks = normal(rows, 12);
-  compare('faceSplitReduce', (be, up) => be.faceSplitReduce(up(weights), up(blocks)), build(rows, 4, (i, j) => [0, 1, 2].reduce((t, l) => t + weights.get(i, l) * blocks.get(i, 4 * l + j), 0)), 3);
+  compare('faceSplitReduce', (be, up) => fused(be).faceSplitReduce(up(weights), up(blocks)), build(rows, 4, (i, j) => [0, 1, 2].reduce((t, l) => t + weights.get(i, l) * blocks.get(i, 4 * l + j), 0)), 3);
   const x = scale(normal(rows, 3), 0.5);
   const tree = featureTree(3, taylorExp(3), 0.7, 'query');
-  compare('productFeatures', (be, up) => be.productFeatures(up(x), tree), reference.features(x, tree), 1);
+  compare('productFeatures', (be, up) => fused(be).productFeatures(up(x), tree), reference.features(x, tree), 1);
   const featureGradient = normal(rows, tree.parents.length);
-  compare('productFeaturesBackward', (be, up) => be.productFeaturesBackward(up(x), tree, up(featureGradient)), featureVjp(x, tree, featureGradient), tree.parents.length);
+  compare('productFeaturesBackward', (be, up) => fused(be).productFeaturesBackward(up(x), tree, up(featureGradient)), featureVjp(x, tree, featureGradient), tree.parents.length);
   const queries = normal(rows, 4);
   const keys = normal(rows + 3, 4);
   for (const causal of [undefined, 2]) {
-    compare(`attentionProbabilities${causal === undefined ? '' : ' causal'}`, (be, up) => be.attentionProbabilities(up(queries), up(keys), 0.6, causal), reference.softmax(queries, keys, 0.6, causal), 4 * keys.rows);
+    compare(`attentionProbabilities${causal === undefined ? '' : ' causal'}`, (be, up) => fused(be).attentionProbabilities(up(queries), up(keys), 0.6, causal), reference.softmax(queries, keys, 0.6, causal), 4 * keys.rows);
   }
   const p = reference.softmax(queries, keys, 0.6);
   const c = normal(rows, 4);
   const values = normal(rows + 3, 4);
   const dots = normal(rows, 1);
-  compare('attentionScoresGradient', (be, up) => be.attentionScoresGradient(up(p), up(c), up(values), up(dots)), reference.map(reference.matmul(c, values, { transposeB: true }), (u, i, j) => p.get(i, j) * (u - dots.get(i, 0))), 4);
+  compare('attentionScoresGradient', (be, up) => fused(be).attentionScoresGradient(up(p), up(c), up(values), up(dots)), reference.map(reference.matmul(c, values, { transposeB: true }), (u, i, j) => p.get(i, j) * (u - dots.get(i, 0))), 4);
   const square = normal(9, 9);
   compare('triangle lower', (be, up) => be.triangle(up(square), 'lower'), reference.map(square, (u, i, j) => (j <= i ? u : 0)), 1);
   compare('triangle upper', (be, up) => be.triangle(up(square), 'upper'), reference.map(square, (u, i, j) => (j >= i ? u : 0)), 1);
+  const wide = normal(7, 11);
+  compare('triangle lower, diagonal 2 left', (be, up) => be.triangle(up(wide), 'lower', -2), reference.map(wide, (u, i, j) => (j <= i - 2 ? u : 0)), 1);
+  compare('triangle upper, diagonal 3 right', (be, up) => be.triangle(up(wide), 'upper', 3), reference.map(wide, (u, i, j) => (j >= i + 3 ? u : 0)), 1);
   compare('sliceRows', (be, up) => be.sliceRows(up(a), 3, rows - 2), build(rows - 5, 5, (i, j) => a.get(i + 3, j)), 1);
   const target = normal(rows, 5);
   const block = normal(4, 5);
@@ -292,6 +304,7 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
     tail: build(100, 3, (i, j) => b.get(rows - 100 + i, j) + block.get(i, j)),
   };
   const made: T[] = [];
+  const kernels = fused(backend);
   const runs: Record<keyof typeof expected, () => T> = {
     product: () => backend.matmul(ha, hb, { transposeA: true }),
     sums: () => backend.rowSums(hb),
@@ -319,8 +332,8 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
   const wideSums = build(2, 1, (i) => Array.from({ length: long }, (_, j) => wide.get(i, j)).reduce((t, u) => t + u, 0));
   const longRows = [
     { name: `rowSums over ${long} columns`, run: () => backend.rowSums(hw), want: wideSums, terms: long },
-    { name: `attention over ${long} keys`, run: () => backend.attentionProbabilities(hq, hk, 0.7), want: reference.softmax(queries, keys, 0.7), terms: 4 * long },
-    { name: `causal attention over ${long} keys`, run: () => backend.attentionProbabilities(hq, hk, 0.7, long - 5), want: reference.softmax(queries, keys, 0.7, long - 5), terms: 4 * long },
+    { name: `attention over ${long} keys`, run: () => kernels.attentionProbabilities(hq, hk, 0.7), want: reference.softmax(queries, keys, 0.7), terms: 4 * long },
+    { name: `causal attention over ${long} keys`, run: () => kernels.attentionProbabilities(hq, hk, 0.7, long - 5), want: reference.softmax(queries, keys, 0.7, long - 5), terms: 4 * long },
   ];
   for (const { name, run, want, terms } of longRows) {
     const began = performance.now();
@@ -335,17 +348,20 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
 
 /**
  * What every backend must refuse with a typed error (an AlmoraError) instead of computing garbage:
- * a block accumulated at a fractional row, a negative or fractional causal start. Returns the
+ * a block accumulated at a fractional row, a negative or fractional causal start, a fractional
+ * diagonal offset. Returns the
  * names of the cases it accepted or threw something untyped for (empty when it conforms).
  */
 export function refusalChecks<T extends DeviceMatrix>(backend: Backend<T>): string[] {
   const rng = new Rng(9);
   const [target, block, q, k] = [randomNormal(4, 3, rng), randomNormal(3, 3, rng), randomNormal(4, 3, rng), randomNormal(6, 3, rng)].map((m) => backend.upload(m));
+  const kernels = fused(backend);
   const cases: [string, () => unknown][] = [
     ['accumulate at row 0.5', () => backend.accumulate(target, block, 0.5)],
     ['accumulate past the last row', () => backend.accumulate(target, block, 2)],
-    ['causalStart −2', () => backend.attentionProbabilities(q, k, 0.5, -2)],
-    ['causalStart 0.5', () => backend.attentionProbabilities(q, k, 0.5, 0.5)],
+    ['causalStart −2', () => kernels.attentionProbabilities(q, k, 0.5, -2)],
+    ['causalStart 0.5', () => kernels.attentionProbabilities(q, k, 0.5, 0.5)],
+    ['triangle with a diagonal offset of 0.5', () => backend.triangle(q, 'lower', 0.5)],
   ];
   const failed = cases.filter(([, run]) => {
     try {

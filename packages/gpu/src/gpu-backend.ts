@@ -1,14 +1,6 @@
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
-import {
-  type Backend,
-  BackendError,
-  type DeviceMatrix,
-  fromFlat,
-  type Matrix,
-  type ProductTree,
-  ShapeError,
-  type TransposeForms,
-} from '@almora/tensor';
+import type { FusedKernels, ProductTree } from '@almora/kernels';
+import { type Backend, BackendError, type DeviceMatrix, fromFlat, type Matrix, ShapeError, type TransposeForms } from '@almora/tensor';
 import { KERNELS, type KernelName } from './kernels.js';
 
 /**
@@ -47,8 +39,12 @@ function isDeviceValues(data: unknown): data is DeviceValues {
   return typeof data === 'object' && data !== null && 'toArray' in data && 'delete' in data;
 }
 
-/** The {@link Backend} over gpu.js in one mode, float32 throughout. Made by `createGpuBackend`. */
-export class GpuBackend implements Backend<GpuMatrix> {
+/**
+ * The {@link Backend} over gpu.js in one mode, float32 throughout, with every fused kernel of
+ * `@almora/kernels` overridden by one gpu.js kernel (its default composition would take several
+ * passes and matmuls by selection matrices). Made by `createGpuBackend`.
+ */
+export class GpuBackend implements Backend<GpuMatrix>, FusedKernels<GpuMatrix> {
   readonly name: string;
   readonly precision = 'float32' as const;
   /** The gpu.js mode the kernels run in. */
@@ -146,6 +142,7 @@ export class GpuBackend implements Backend<GpuMatrix> {
     return result;
   }
 
+  /** Copies `m` to the device in float32, whatever `like` is: every handle here is float32. */
   upload(m: Matrix): GpuMatrix {
     const flat = new Float32Array(m.rows * m.cols);
     for (let i = 0; i < m.rows; i++) {
@@ -220,6 +217,14 @@ export class GpuBackend implements Backend<GpuMatrix> {
     return this.run('abs', a.rows, a.cols, [a]);
   }
 
+  exp(a: GpuMatrix): GpuMatrix {
+    return this.run('exp', a.rows, a.cols, [a]);
+  }
+
+  reciprocal(a: GpuMatrix): GpuMatrix {
+    return this.run('reciprocal', a.rows, a.cols, [a]);
+  }
+
   scaleRows(a: GpuMatrix, s: GpuMatrix): GpuMatrix {
     isColumn(s, a.rows, 'scaleRows');
     return this.run('scaleRows', a.rows, a.cols, [a, s, a.cols]);
@@ -233,6 +238,11 @@ export class GpuBackend implements Backend<GpuMatrix> {
   colSums(a: GpuMatrix): GpuMatrix {
     if (a.rows === 0) return this.zeros(1, a.cols);
     return this.chunked(a.rows, 1, (start, count) => this.run('colSums', 1, a.cols, [a, a.cols, start, count]), 'add');
+  }
+
+  rowMax(a: GpuMatrix): GpuMatrix {
+    if (a.cols === 0) return this.run('fill', a.rows, 1, [Number.NEGATIVE_INFINITY]);
+    return this.chunked(a.cols, 1, (start, count) => this.run('rowMax', a.rows, 1, [a, a.cols, start, count, 1, -1]), 'maximum');
   }
 
   faceSplit(a: GpuMatrix, b: GpuMatrix): GpuMatrix {
@@ -308,8 +318,9 @@ export class GpuBackend implements Backend<GpuMatrix> {
     return this.run('attentionScoresGradient', probabilities.rows, probabilities.cols, [probabilities, outputGradient, values, rowDots, probabilities.cols, values.cols]);
   }
 
-  triangle(a: GpuMatrix, keep: 'lower' | 'upper'): GpuMatrix {
-    return this.run('triangle', a.rows, a.cols, [a, a.cols, keep === 'lower' ? 1 : 0]);
+  triangle(a: GpuMatrix, keep: 'lower' | 'upper', offset = 0): GpuMatrix {
+    if (!Number.isInteger(offset)) throw new ShapeError(`triangle: the diagonal offset must be an integer, got ${offset}`);
+    return this.run('triangle', a.rows, a.cols, [a, a.cols, keep === 'lower' ? 1 : 0, offset]);
   }
 
   accumulate(target: GpuMatrix, source: GpuMatrix, rowOffset = 0): void {

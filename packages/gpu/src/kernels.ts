@@ -38,6 +38,8 @@ export const KERNELS = {
   hadamard: `function (a, b) { return a[this.thread.x] * b[this.thread.x]; }`,
   affine: `function (a, factor, shift) { return factor * a[this.thread.x] + shift; }`,
   abs: `function (a) { return Math.abs(a[this.thread.x]); }`,
+  exp: `function (a) { return Math.exp(a[this.thread.x]); }`,
+  reciprocal: `function (a) { return 1 / a[this.thread.x]; }`,
   scaleRows: `function (a, s, cols) {
     const t = this.thread.x;${ROW_COL}
     return a[t] * s[i];
@@ -98,6 +100,7 @@ export const KERNELS = {
   }`,
   // Row statistics of the softmax of β·S over the columns [start, start + count) that row r may
   // see (all, or j ≤ causalStart + r when causalStart ≥ 0): the maximum, then Σ exp(β·s − max).
+  // With β = 1 and causalStart = −1, rowMax is the core primitive's max_j A_rj.
   rowMax: `function (s, cols, start, count, beta, causalStart) {
     const r = this.thread.x;
     let end = start + count;
@@ -129,10 +132,10 @@ export const KERNELS = {
     for (let l = 0; l < dh; l++) s += c[i * dh + l] * v[j * dh + l];
     return p[t] * (s - dots[i]);
   }`,
-  triangle: `function (a, cols, lower) {
+  triangle: `function (a, cols, lower, offset) {
     const t = this.thread.x;${ROW_COL}
-    if (lower > 0 && j > i) return 0;
-    if (lower === 0 && j < i) return 0;
+    if (lower > 0 && j > i + offset) return 0;
+    if (lower === 0 && j < i + offset) return 0;
     return a[t];
   }`,
   accumulate: `function (target, source, start, end) {

@@ -1,23 +1,40 @@
 import { describe, expect, it } from 'vitest';
-import { cpuBackend } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
+import { cpuCore } from '@almora/tensor';
 import { availableGpuModes, createGpuBackend } from '../src/index.js';
 import { type Check, gradientChecks, primitiveChecks, refusalChecks, tallChecks } from '@almora/conformance';
 
 const byName = (checks: Check[]) => checks.map((c) => [c.name, c] as const);
 
-const cpuChecks = {
-  float64: await primitiveChecks(cpuBackend, 'float64'),
-  float32: await primitiveChecks(cpuBackend, 'float32'),
-};
+// The CPU with its fused overrides, and its core alone: there every fused kernel is its default
+// composition from the core primitives, checked against the definitions and, end to end, by whole
+// gradients against the CPU with its overrides.
+const cpuRuns = await Promise.all(
+  [cpuBackend, cpuCore].map(async (backend) => ({
+    backend,
+    float64: [...(await primitiveChecks(backend, 'float64')), ...(await tallChecks(backend))],
+    float32: await primitiveChecks(backend, 'float32'),
+    gradients: backend === cpuCore ? await gradientChecks(backend) : [],
+  })),
+);
 
-it('the CPU backend refuses a fractional row offset and a bad causal start with typed errors', () => {
-  expect(refusalChecks(cpuBackend)).toEqual([]);
-});
-
-describe.each(['float64', 'float32'] as const)('the CPU backend in %s agrees with the definitions', (dtype) => {
-  it.each(byName(cpuChecks[dtype]))('%s', (_name, check) => {
-    expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
+describe.each(cpuRuns)('the CPU backend "$backend.name"', ({ backend, float64, float32, gradients }) => {
+  it('refuses a fractional row offset, a bad causal start and a fractional diagonal offset with typed errors', () => {
+    expect(refusalChecks(backend)).toEqual([]);
   });
+  describe.each([
+    ['float64', float64],
+    ['float32', float32],
+  ] as const)('in %s', (_dtype, checks) => {
+    it.each(byName(checks))('%s agrees with its definition', (_name, check) => {
+      expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
+    });
+  });
+  if (gradients.length > 0) {
+    it.each(byName(gradients))('%s agrees with the CPU with its overrides in float64', (_name, check) => {
+      expect(check.deviation).toBeLessThanOrEqual(check.tolerance);
+    });
+  }
 });
 
 // headlessgl runs where the optional 'gl' package is built and an X display exists (xvfb-run).
@@ -31,7 +48,7 @@ const gpuChecks = await Promise.all(
 );
 
 describe.each(gpuChecks)('the gpu.js backend in $mode mode', ({ mode, primitives, gradients }) => {
-  it('refuses a fractional row offset and a bad causal start with typed errors', () => {
+  it('refuses a fractional row offset, a bad causal start and a fractional diagonal offset with typed errors', () => {
     expect(refusalChecks(createGpuBackend({ mode }))).toEqual([]);
   });
   it.each(byName(primitives))('%s agrees with its definition', (_name, check) => {

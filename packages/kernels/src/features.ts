@@ -1,5 +1,22 @@
-import { assertFinite, cpuBackend, InvalidArgumentError, type Matrix, NonFiniteError, type ProductTree, ResourceLimitError } from '@almora/tensor';
+import { assertFinite, InvalidArgumentError, type Matrix, NonFiniteError, ResourceLimitError } from '@almora/tensor';
+import { cpuFusedKernels } from './cpu.js';
 import type { ExpPolynomial } from './polynomial.js';
+
+/**
+ * The monomials x^a of a polynomial feature map as a product tree: column a is
+ * `weights[a] · m[parents[a]] · x[:, variables[a]]`, where m is the unweighted monomial column and
+ * column 0 is the constant (parents[0] = variables[0] = −1). A parent comes before its children
+ * (parents[a] < a). Made by {@link featureTree}; built into features by the fused kernel
+ * `productFeatures` (one of the `FusedKernels`).
+ */
+export interface ProductTree {
+  /** Index of each monomial's parent (−1 for the constant). */
+  parents: Int32Array;
+  /** The variable the parent is multiplied by (−1 for the constant). */
+  variables: Int32Array;
+  /** The weight each column is scaled by. */
+  weights: Float64Array;
+}
 
 /**
  * The monomials x^a of d variables with |a| ≤ g, in graded order, each stored as its parent
@@ -89,7 +106,7 @@ export type FeatureSide = 'query' | 'key';
  * pair, from p(β q·k) = Σ_j c_j β^j Σ_{|a|=j} (j!/a!) q^a k^a. Each monomial's weight
  * w_a = c_j β^j j!/a! is split as sign(w_a)·√|w_a| on the query side and √|w_a| on the key side, so
  * U and V have the same scale and negative coefficients (Chebyshev) are allowed. Any
- * `Backend` of @almora/tensor builds the features from it with `productFeatures`.
+ * `Backend` of @almora/tensor builds the features from it with `fused(backend).productFeatures`.
  */
 export function featureTree(dimension: number, polynomial: ExpPolynomial, beta: number, side: FeatureSide): ProductTree {
   if (!Number.isFinite(beta) || beta <= 0) throw new InvalidArgumentError(`beta must be finite and > 0, got ${beta}`);
@@ -110,7 +127,7 @@ export function featureTree(dimension: number, polynomial: ExpPolynomial, beta: 
  */
 export function polynomialFeatures(x: Matrix, polynomial: ExpPolynomial, beta: number, side: FeatureSide): Matrix {
   assertFinite(x, side === 'query' ? 'Q' : 'K');
-  const features = cpuBackend.productFeatures(x, featureTree(x.cols, polynomial, beta, side));
+  const features = cpuFusedKernels.productFeatures(x, featureTree(x.cols, polynomial, beta, side));
   const k = features.cols;
   for (let t = 0; t < features.data.length; t++) {
     if (!Number.isFinite(features.data[t])) {
@@ -132,5 +149,5 @@ export function polynomialFeaturesBackward(
   featureGradient: Matrix,
 ): Matrix {
   assertFinite(x, side === 'query' ? 'Q' : 'K');
-  return cpuBackend.productFeaturesBackward(x, featureTree(x.cols, polynomial, beta, side), featureGradient);
+  return cpuFusedKernels.productFeaturesBackward(x, featureTree(x.cols, polynomial, beta, side), featureGradient);
 }

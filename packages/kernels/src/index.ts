@@ -1,5 +1,5 @@
 /**
- * Certified low-rank approximation of the softmax kernel exp(β·QKᵀ): polynomial features (Taylor, Chebyshev) with a computable error bound and the regime check; FAVOR+ for comparison.
+ * Certified low-rank approximation of the softmax kernel exp(β·QKᵀ): polynomial features (Taylor, Chebyshev) with a computable error bound and the regime check; FAVOR+ for comparison. Also the fused kernels (attention, features, face splitting) every backend gets by default from its core primitives or overrides, and the CPU backend with its overrides.
  *
  * @packageDocumentation
  * @module @almora/kernels
@@ -25,7 +25,11 @@ export {
   featureTree,
   type MonomialTable,
   type FeatureSide,
+  type ProductTree,
 } from './features.js';
+export { fused, FUSED_KERNEL_NAMES, type FusedKernels } from './fused.js';
+export { cpuBackend, cpuFusedKernels } from './cpu.js';
+export { OutOfRegimeError } from './errors.js';
 export { certifiedRange, checkQueryKey, type RangeReport } from './range.js';
 export {
   certifyPolynomial,

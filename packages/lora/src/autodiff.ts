@@ -1,3 +1,4 @@
+import { fused } from '@almora/kernels';
 import { type Backend, type DeviceMatrix, scoped } from '@almora/tensor';
 import { type HeadGradients, type HeadInput, onesColumn } from './head.js';
 import { blockedProducts, lowRankApply, lowRankApplyTransposed, type RowFactor, stored, wholeOf } from './low-rank.js';
@@ -46,12 +47,12 @@ function featureGradients<T extends DeviceMatrix>(scope: Backend<T>, q: T, v: T,
   const blocks = scoped(scope);
   forBlocks(f.u, (s, e) => {
     const du = blocks.add(blocks.matmul(blocks.sliceRows(dN, s, e), keysByValues, { transposeB: true }), blocks.matmul(blocks.sliceRows(dD, s, e), keysByOnes, { transposeB: true }));
-    scope.accumulate(dq, blocks.productFeaturesBackward(blocks.sliceRows(q, s, e), f.trees.query, du), s);
+    scope.accumulate(dq, fused(blocks).productFeaturesBackward(blocks.sliceRows(q, s, e), f.trees.query, du), s);
     blocks.releaseAll();
   });
   forBlocks(f.v, (s, e) => {
     const dFeatures = blocks.add(blocks.matmul(blocks.sliceRows(v, s, e), queriesByN, { transposeB: true }), blocks.matmul(blocks.sliceRows(ones, s, e), queriesByD, { transposeB: true }));
-    scope.accumulate(dk, blocks.productFeaturesBackward(blocks.sliceRows(f.keys, s, e), f.trees.key, dFeatures), s);
+    scope.accumulate(dk, fused(blocks).productFeaturesBackward(blocks.sliceRows(f.keys, s, e), f.trees.key, dFeatures), s);
     scope.accumulate(dv, blocks.matmul(f.v.block(blocks, s, e), queriesByN), s);
     blocks.releaseAll();
   });
@@ -70,5 +71,6 @@ function maskedFeatureGradients<T extends DeviceMatrix>(scope: Backend<T>, q: T,
   const du = scope.add(lowRankApply(scope, stored(dN), stored(v), keyFeatures, true), lowRankApply(scope, stored(dD), stored(ones), keyFeatures, true));
   const dFeaturesK = scope.add(lowRankApplyTransposed(scope, stored(dN), stored(v), u, true), lowRankApplyTransposed(scope, stored(dD), stored(ones), u, true));
   const dv = lowRankApplyTransposed(scope, f.u, f.v, dN, true);
-  return { dq: scope.productFeaturesBackward(q, f.trees.query, du), dk: scope.productFeaturesBackward(f.keys, f.trees.key, dFeaturesK), dv };
+  const kernels = fused(scope);
+  return { dq: kernels.productFeaturesBackward(q, f.trees.query, du), dk: kernels.productFeaturesBackward(f.keys, f.trees.key, dFeaturesK), dv };
 }

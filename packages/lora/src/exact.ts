@@ -1,3 +1,4 @@
+import { fused } from '@almora/kernels';
 import { type Backend, type DeviceMatrix, scoped, type ScopedBackend } from '@almora/tensor';
 import type { HeadGradients, HeadInput } from './head.js';
 
@@ -33,7 +34,7 @@ export function exactForwardHead<T extends DeviceMatrix>(backend: Backend<T>, in
   for (let start = 0; start < q.rows; start += blockSize) {
     const end = Math.min(start + blockSize, q.rows);
     const keys = causal ? end : k.rows;
-    const f = (keepProbabilities ? backend : scope).attentionProbabilities(scope.sliceRows(q, start, end), scope.sliceRows(k, 0, keys), beta, causal ? start : undefined);
+    const f = fused(keepProbabilities ? backend : scope).attentionProbabilities(scope.sliceRows(q, start, end), scope.sliceRows(k, 0, keys), beta, causal ? start : undefined);
     if (keepProbabilities) probabilities.push(f);
     backend.accumulate(output, scope.matmul(f, scope.sliceRows(v, 0, keys)), start);
     scope.releaseAll();
@@ -67,6 +68,7 @@ function exactBlocks<T extends DeviceMatrix>(
   // Per-block temporaries go back to the backend after each block; on the CPU the block×L
   // buffers are then reused by the next block instead of being allocated again.
   const scope = scoped(backend);
+  const kernels = fused(scope);
   for (let start = 0, block = 0; start < q.rows; start += blockSize, block++) {
     const end = Math.min(start + blockSize, q.rows);
     const keys = causal ? end : k.rows;
@@ -74,9 +76,9 @@ function exactBlocks<T extends DeviceMatrix>(
     const kb = scope.sliceRows(k, 0, keys);
     const vb = scope.sliceRows(v, 0, keys);
     // A kept block belongs to the backward pass now, which releases it once used.
-    const f = kept ? kept[block] : scope.attentionProbabilities(qb, kb, beta, causal ? start : undefined);
+    const f = kept ? kept[block] : kernels.attentionProbabilities(qb, kb, beta, causal ? start : undefined);
     const { output: ob, c } = upstream(scope, f, vb, start, end);
-    const p = scope.attentionScoresGradient(f, c, vb, scope.rowSums(scope.hadamard(c, ob)));
+    const p = kernels.attentionScoresGradient(f, c, vb, scope.rowSums(scope.hadamard(c, ob)));
     if (output) backend.accumulate(output, ob, start);
     backend.accumulate(dqUnscaled, scope.matmul(p, kb), start);
     backend.accumulate(dkUnscaled, scope.matmul(p, qb, { transposeA: true }));

@@ -1,4 +1,5 @@
-import type { Backend, DeviceMatrix, ProductTree } from '@almora/tensor';
+import { fused, type ProductTree } from '@almora/kernels';
+import type { Backend, DeviceMatrix } from '@almora/tensor';
 import { BackendError, scoped } from '@almora/tensor';
 
 /**
@@ -46,7 +47,7 @@ export function faceSplitFactor<T extends DeviceMatrix>(a: T, b: T): RowFactor<T
     rows: a.rows,
     cols: a.cols * b.cols,
     blockRows: FULL_BLOCK,
-    block: (backend, start, end) => backend.faceSplit(backend.sliceRows(a, start, end), backend.sliceRows(b, start, end)),
+    block: (backend, start, end) => fused(backend).faceSplit(backend.sliceRows(a, start, end), backend.sliceRows(b, start, end)),
   };
 }
 
@@ -60,7 +61,7 @@ export function featureFactor<T extends DeviceMatrix>(x: T, tree: ProductTree, b
     rows: x.rows,
     cols,
     blockRows: featureBlockRows(cols, bytesPerEntry),
-    block: (backend, start, end) => backend.productFeatures(backend.sliceRows(x, start, end), tree),
+    block: (backend, start, end) => fused(backend).productFeatures(backend.sliceRows(x, start, end), tree),
   };
 }
 
@@ -167,8 +168,8 @@ export function faceSplitApply<T extends DeviceMatrix>(
   const [b, v] = transposed ? left : right;
   const scope = scoped(backend);
   // Row i of V⊘M is [V_i0·M_i | … | V_i,d−1·M_i]: the d blocks diag(V_{:,l})·M side by side.
-  const blocks = scope.matmul(a, scope.matmul(b, scope.faceSplit(v, m), { transposeA: true }));
-  const out = backend.faceSplitReduce(c, blocks);
+  const blocks = scope.matmul(a, scope.matmul(b, fused(scope).faceSplit(v, m), { transposeA: true }));
+  const out = fused(backend).faceSplitReduce(c, blocks);
   scope.releaseAll();
   return out;
 }

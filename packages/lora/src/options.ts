@@ -1,5 +1,6 @@
 import { DEFAULT_MAX_DEGREE, MAX_POLYNOMIAL_DEGREE, type PolynomialChoice } from '@almora/kernels';
-import { type Backend, cpuBackend, InvalidArgumentError } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
+import { type Backend, InvalidArgumentError } from '@almora/tensor';
 
 /** How gradients are computed: exactly, by the low-rank chain, or chosen by the regime check. */
 export type GradientMethod = 'exact' | 'fast' | 'auto';

@@ -1,5 +1,5 @@
-import { centeredKeys, featureTree, type ApproximationPlan } from '@almora/kernels';
-import { type Backend, type DeviceMatrix, fromFlat, type Matrix, OutOfRegimeError, type ProductTree, scoped } from '@almora/tensor';
+import { centeredKeys, featureTree, fused, OutOfRegimeError, type ApproximationPlan, type ProductTree } from '@almora/kernels';
+import { type Backend, type DeviceMatrix, fromFlat, type Matrix, scoped } from '@almora/tensor';
 import { onesColumn, readBack, type Reading } from './head.js';
 import { featureFactor, lowRankApply, lowRankApplyTransposed, type RowFactor, stored } from './low-rank.js';
 
@@ -53,8 +53,9 @@ export function* softmaxFactors<T extends DeviceMatrix>(
   const trees = { query: featureTree(device.q.cols, plan.polynomial, beta, 'query'), key: featureTree(device.k.cols, plan.polynomial, beta, 'key') };
   const streamed = streamFeatures && !causal;
   const bytes = hostKeys.dtype === 'float64' ? 8 : 4;
-  const u = streamed ? featureFactor(device.q, trees.query, bytes) : stored(backend.productFeatures(device.q, trees.query));
-  const v = streamed ? featureFactor(keys, trees.key, bytes) : stored(backend.productFeatures(keys, trees.key));
+  const kernels = fused(backend);
+  const u = streamed ? featureFactor(device.q, trees.query, bytes) : stored(kernels.productFeatures(device.q, trees.query));
+  const v = streamed ? featureFactor(keys, trees.key, bytes) : stored(kernels.productFeatures(keys, trees.key));
   const inverse = new Float64Array(device.q.rows);
   try {
     const sums = yield* readBack(backend, lowRankApply(scope, u, v, onesColumn(scope, keys.rows, keys), causal), 'float64');

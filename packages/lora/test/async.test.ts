@@ -1,4 +1,5 @@
-import { type Backend, cpuBackend, type Matrix } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
+import { type Backend, type Matrix } from '@almora/tensor';
 import { describe, expect, it } from 'vitest';
 import { randomNormal, Rng } from '@almora/tensor';
 import { attention, attentionAsync, loraAttention, loraAttentionAsync, loraGradients, loraGradientsAsync } from '../src/index.js';

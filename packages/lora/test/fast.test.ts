@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { centeredKeys, polynomialFeatures, polynomialFeaturesBackward, type ExpPolynomial } from '@almora/kernels';
-import { add, full, matmul, type Matrix, ones, OutOfRegimeError, randomNormal, Rng, scale, sub, zeros } from '@almora/tensor';
+import { centeredKeys, OutOfRegimeError, polynomialFeatures, polynomialFeaturesBackward, type ExpPolynomial } from '@almora/kernels';
+import { add, full, matmul, type Matrix, ones, randomNormal, Rng, scale, sub, zeros } from '@almora/tensor';
 import { loraGradients } from '../src/index.js';
 import { wholeOf } from '../src/low-rank.js';
 import { autodiffHead, buildSoftmax, chainedHead, planHead, streamedSoftmax, type HeadInput } from './heads.js';

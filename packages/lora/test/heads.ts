@@ -1,7 +1,8 @@
 // One head's paths with the paper's loss ½‖O − Y‖², assembled from the package's internal steps, so
 // the head-level tests can hold each step against a dense reference.
 import { planSoftmaxApproximation, type ApproximationOptions, type ApproximationPlan } from '@almora/kernels';
-import { cpuBackend, type Matrix, sub } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
+import { type Matrix, sub } from '@almora/tensor';
 import { autodiffBackward } from '../src/autodiff.js';
 import { chainedBackward } from '../src/chained.js';
 import { runNow } from '../src/head.js';

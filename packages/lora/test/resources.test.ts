@@ -1,20 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { type Backend, BackendError, cpuBackend, type Matrix, randomNormal, ResourceLimitError, Rng } from '@almora/tensor';
+import { cpuBackend, FUSED_KERNEL_NAMES } from '@almora/kernels';
+import { type Backend, BackendError, cpuCore, type Matrix, randomNormal, ResourceLimitError, Rng } from '@almora/tensor';
 import { attention, loraAttention, loraGradients } from '../src/index.js';
 import { randomLayer } from './layers.js';
 import { randomProblem } from './reference.js';
 
-const PRODUCERS = ['upload', 'zeros', 'sliceRows', 'matmul', 'add', 'sub', 'hadamard', 'affine', 'abs', 'scaleRows', 'rowSums', 'colSums', 'faceSplit', 'faceSplitReduce', 'productFeatures', 'productFeaturesBackward', 'attentionProbabilities', 'attentionScoresGradient', 'triangle'] as const;
+const PRODUCERS = ['upload', 'zeros', 'sliceRows', 'matmul', 'add', 'sub', 'hadamard', 'affine', 'abs', 'exp', 'reciprocal', 'scaleRows', 'rowSums', 'colSums', 'rowMax', 'triangle', ...FUSED_KERNEL_NAMES] as const;
 
-/** The CPU backend, counting every handle it hands out and every one given back; reads can be made to fail. */
-function tracking(failOnRead?: number): Backend<Matrix> & { live(): number } {
+/**
+ * A CPU backend — with its fused overrides, or the core alone, whose fused kernels are then the
+ * default compositions — counting every handle it hands out and every one given back; reads can
+ * be made to fail.
+ */
+function tracking(failOnRead?: number, base: Backend<Matrix> = cpuBackend): Backend<Matrix> & { live(): number } {
   const live = new Map<Matrix, number>();
   let reads = 0;
-  const backend = { ...cpuBackend, name: 'tracking cpu' } as Backend<Matrix> & { live(): number };
+  const backend = { ...base, name: 'tracking cpu' } as Backend<Matrix> & { live(): number };
   for (const name of PRODUCERS) {
-    const primitive = cpuBackend[name] as (...args: unknown[]) => Matrix;
+    const primitive = (base as unknown as Record<string, ((...args: unknown[]) => Matrix) | undefined>)[name];
+    if (!primitive) continue;
     (backend as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
-      const handle = primitive.apply(cpuBackend, args);
+      const handle = primitive.apply(base, args);
       live.set(handle, (live.get(handle) ?? 0) + 1);
       return handle;
     };
@@ -23,11 +29,11 @@ function tracking(failOnRead?: number): Backend<Matrix> & { live(): number } {
     const count = live.get(m);
     if (count === 1) live.delete(m);
     else if (count !== undefined) live.set(m, count - 1);
-    cpuBackend.dispose(m);
+    base.dispose(m);
   };
   backend.readSync = (m) => {
     if (++reads === failOnRead) throw new BackendError('the device was lost');
-    return cpuBackend.readSync!(m);
+    return base.readSync!(m);
   };
   backend.live = () => live.size;
   return backend;
@@ -40,16 +46,16 @@ describe('device handles: everything made is given back', () => {
   const g = randomNormal(40, 6, rng);
   const paths = [{ method: 'exact' }, { method: 'exact', probabilityBudget: 0 }, { method: 'fast', degree: 2 }, { method: 'fast', degree: 2, variant: 'autodiff' }] as const;
 
-  for (const options of paths) {
-    const label = JSON.stringify(options);
+  for (const base of [cpuBackend, cpuCore]) for (const options of paths) {
+    const label = `${base.name}, ${JSON.stringify(options)}`;
     it(`after backward, after dispose without backward, and after a failed read mid-way (${label})`, () => {
-      const backend = tracking();
+      const backend = tracking(undefined, base);
       loraAttention(layer, x, { ...options, backend }).backward(g);
       expect(backend.live()).toBe(0);
       loraAttention(layer, x, { ...options, backend }).dispose();
       expect(backend.live()).toBe(0);
       for (const failOnRead of [1, 2, 3, 5]) {
-        const failing = tracking(failOnRead);
+        const failing = tracking(failOnRead, base);
         expect(() => loraAttention(layer, x, { ...options, backend: failing }).backward(g)).toThrow(BackendError);
         expect(failing.live()).toBe(0);
       }

@@ -17,22 +17,14 @@ export interface TransposeForms {
 }
 
 /**
- * The monomials x^a of a polynomial feature map as a product tree: column a is
- * `weights[a] · m[parents[a]] · x[:, variables[a]]`, where m is the unweighted monomial column and
- * column 0 is the constant (parents[0] = variables[0] = −1).
- */
-export interface ProductTree {
-  /** Index of each monomial's parent (−1 for the constant). */
-  parents: Int32Array;
-  /** The variable the parent is multiplied by (−1 for the constant). */
-  variables: Int32Array;
-  /** The weight each column is scaled by. */
-  weights: Float64Array;
-}
-
-/**
- * The primitives the kernel-approximation and LoRA-gradient algorithms are written against; the
- * CPU implementation is {@link cpuBackend}, the gpu.js one lives in `@almora/gpu`.
+ * The small core of primitives every backend implements — tinygrad's "a couple dozen ops", and
+ * tfjs-core's kernels before any fused override: upload/read/dispose, row slices, matmul in its
+ * four transpose forms, elementwise arithmetic (add, sub, hadamard, affine, abs, exp, reciprocal),
+ * row and column reductions (rowSums, colSums, rowMax), scaleRows, triangle and accumulate. The
+ * CPU implementation is {@link cpuCore}; gpu.js and WebAssembly ones live in `@almora/gpu` and
+ * `@almora/wasm`. Fused kernels (the algorithms' attention and feature kernels) are not part of it:
+ * a package that needs one declares it with a default composed from these primitives, and a
+ * backend overrides it only where that pays (see `fused` in `@almora/kernels`).
  *
  * Every primitive returns a fresh matrix and leaves its operands unchanged, except
  * {@link Backend.accumulate}, which adds into its target. Handles are released with
@@ -51,8 +43,12 @@ export interface Backend<T extends DeviceMatrix = DeviceMatrix> {
   readonly name: string;
   /** Precision of the arithmetic: 'input' computes in the dtype of the uploaded matrices. */
   readonly precision: DType | 'input';
-  /** Copies (or, on the CPU, wraps) a host matrix; the host matrix must not change while in use. */
-  upload(m: Matrix): T;
+  /**
+   * Copies (or, on the CPU, wraps) a host matrix; the host matrix must not change while in use.
+   * With `like`, the copy is in the precision of `like` (how a default composition uploads a
+   * selection matrix to multiply a handle by); without it, in the host matrix's dtype.
+   */
+  upload(m: Matrix, like?: T): T;
   /** A rows×cols matrix of zeros, in the precision of `like`. */
   zeros(rows: number, cols: number, like: T): T;
   /** Reads a matrix back to the host. */
@@ -75,35 +71,24 @@ export interface Backend<T extends DeviceMatrix = DeviceMatrix> {
   affine(a: T, factor: number, shift?: number): T;
   /** |A|, entrywise. */
   abs(a: T): T;
+  /** exp(A), entrywise; an overflow gives +Infinity (subtract a row maximum first, as a softmax does). */
+  exp(a: T): T;
+  /** 1/A, entrywise (±Infinity for a zero). */
+  reciprocal(a: T): T;
   /** diag(s)·A for a column s (rows×1). */
   scaleRows(a: T, s: T): T;
   /** A·1, a rows×1 column. */
   rowSums(a: T): T;
   /** 1ᵀ·A, a 1×cols row. */
   colSums(a: T): T;
-  /** A ⊘ B, the row-wise Kronecker (face-splitting) product: row i is A_i ⊗ B_i. */
-  faceSplit(a: T, b: T): T;
+  /** max_j A_ij, a rows×1 column (−Infinity for a row of no columns). */
+  rowMax(a: T): T;
   /**
-   * The contraction that undoes a face split against weights: for W (L×d) and blocks (L×(d·n)),
-   * out_ij = Σ_l W_il·blocks_i,(l·n+j), L×n.
+   * The lower (j ≤ i + offset) or upper (j ≥ i + offset) triangle of A, the rest 0; `offset`
+   * (an integer, default 0) moves the diagonal right, so 'upper' with offset s + 1 keeps exactly
+   * the entries a causal mask starting at s hides.
    */
-  faceSplitReduce(weights: T, blocks: T): T;
-  /** Polynomial features of the rows of X from a {@link ProductTree}: L×(number of monomials). */
-  productFeatures(x: T, tree: ProductTree): T;
-  /** ∂ℓ/∂X given ∂ℓ/∂Φ for Φ = productFeatures(X, tree): the vector-Jacobian product, L×d. */
-  productFeaturesBackward(x: T, tree: ProductTree, featureGradient: T): T;
-  /**
-   * The attention probabilities P = softmax(β·Q·Kᵀ) row by row, with the row maximum subtracted so
-   * exp cannot overflow. With `causalStart` = s, row r keeps only keys j ≤ s + r (the rest are 0).
-   */
-  attentionProbabilities(queries: T, keys: T, beta: number, causalStart?: number): T;
-  /**
-   * The gradient through the softmax of attention, P ∘ (C·Vᵀ − r·1ᵀ), for ∂loss/∂O = C and
-   * r_i = ⟨C_i, O_i⟩ as a column: ∂loss/∂(β·S) when O = P·V.
-   */
-  attentionScoresGradient(probabilities: T, outputGradient: T, values: T, rowDots: T): T;
-  /** The lower (j ≤ i) or upper (j ≥ i) triangle of A, the rest 0. */
-  triangle(a: T, keep: 'lower' | 'upper'): T;
+  triangle(a: T, keep: 'lower' | 'upper', offset?: number): T;
   /** target[rowOffset + i, j] += source[i, j], in place. */
   accumulate(target: T, source: T, rowOffset?: number): void;
 }
@@ -119,15 +104,12 @@ const PRODUCERS = [
   'hadamard',
   'affine',
   'abs',
+  'exp',
+  'reciprocal',
   'scaleRows',
   'rowSums',
   'colSums',
-  'faceSplit',
-  'faceSplitReduce',
-  'productFeatures',
-  'productFeaturesBackward',
-  'attentionProbabilities',
-  'attentionScoresGradient',
+  'rowMax',
   'triangle',
 ] as const satisfies readonly (keyof Backend)[];
 
@@ -135,12 +117,20 @@ const PRODUCERS = [
 export interface ScopedBackend<T extends DeviceMatrix> extends Backend<T> {
   /** Disposes every handle made through this scope except those in `keep`. */
   releaseAll(keep?: readonly T[]): void;
+  /**
+   * Records a handle made outside the core primitives — by a backend's fused kernel — so that
+   * {@link ScopedBackend.releaseAll} releases it too; returns it. `fused` in `@almora/kernels`
+   * calls it for every override's result, so scoped code never calls it itself.
+   */
+  track(handle: T): T;
 }
 
 /**
  * Wraps a backend so that intermediates need no bookkeeping: an algorithm makes its temporaries
  * through the scope and calls `releaseAll(results)` at the end (on a GPU every handle holds device
- * memory; on the CPU released block buffers are reused).
+ * memory; on the CPU released block buffers are reused). Every core primitive that returns a
+ * handle is recorded; so is every handle passed to `track`. A handle released early and then
+ * again by `releaseAll` is harmless: releasing twice is allowed.
  */
 export function scoped<T extends DeviceMatrix>(backend: Backend<T>): ScopedBackend<T> {
   const made: T[] = [];
@@ -153,6 +143,10 @@ export function scoped<T extends DeviceMatrix>(backend: Backend<T>): ScopedBacke
       return result;
     };
   }
+  scope.track = (handle) => {
+    made.push(handle);
+    return handle;
+  };
   scope.releaseAll = (keep = []) => {
     for (const handle of made.splice(0)) if (!keep.includes(handle)) backend.dispose(handle);
   };

@@ -1,4 +1,7 @@
-/** What kind of bad input an {@link AlmoraError} reports; stable, so callers can branch on it. */
+/**
+ * What kind of bad input an {@link AlmoraError} reports; stable, so callers can branch on it.
+ * 'OUT_OF_REGIME' is the code of `OutOfRegimeError` in `@almora/kernels`.
+ */
 export type AlmoraErrorCode =
   | 'SHAPE'
   | 'DTYPE'
@@ -44,16 +47,6 @@ export class NonFiniteError extends AlmoraError {
 export class InvalidArgumentError extends AlmoraError {
   constructor(message: string) {
     super('INVALID_ARGUMENT', message);
-  }
-}
-
-/**
- * The fast (low-rank) path was asked for where it cannot give a meaningful answer: e.g. the
- * approximate softmax row sums are not all positive. The message says which norms are too large.
- */
-export class OutOfRegimeError extends AlmoraError {
-  constructor(message: string) {
-    super('OUT_OF_REGIME', message);
   }
 }
 

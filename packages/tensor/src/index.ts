@@ -10,7 +10,6 @@ export {
   DTypeError,
   NonFiniteError,
   InvalidArgumentError,
-  OutOfRegimeError,
   BackendError,
   ResourceLimitError,
   type AlmoraErrorCode,
@@ -47,5 +46,5 @@ export {
 } from './elementwise.js';
 export { transpose, vec, mat, kron, faceSplit } from './products.js';
 export { assertSameDType, assertSameShape, assertShape, assertFinite } from './validate.js';
-export { scoped, type Backend, type DeviceMatrix, type ProductTree, type ScopedBackend, type TransposeForms } from './backend.js';
-export { cpuBackend } from './cpu-backend.js';
+export { scoped, type Backend, type DeviceMatrix, type ScopedBackend, type TransposeForms } from './backend.js';
+export { cpuCore } from './cpu-backend.js';

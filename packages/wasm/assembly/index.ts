@@ -177,32 +177,52 @@ export function zipF32(a: usize, b: usize, out: usize, op: i32, start: i32, end:
   zipRange<f32>(a, b, out, op, start, end);
 }
 
-/** out = factor·a + shift (abs first when `absolute`), entries [start, end). */
-function mapRange<T>(a: usize, out: usize, factor: f64, shift: f64, absolute: i32, start: i32, end: i32): void {
+/** `mapRange` op codes: out = factor·a + shift, factor·|a| + shift, exp(a), 1/a. */
+const AFFINE = 0;
+const ABS = 1;
+const EXP = 2;
+const RECIPROCAL = 3;
+
+/** out = op(a) (see AFFINE…RECIPROCAL; factor and shift only for the first two), entries [start, end). */
+function mapRange<T>(a: usize, out: usize, factor: f64, shift: f64, op: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
+  if (op == EXP) {
+    // Scalar, in float64 then rounded once: as the CPU computes it.
+    for (let t = start; t < end; t++) store<T>(out + <usize>t * size, <T>Math.exp(<f64>load<T>(a + <usize>t * size)));
+    return;
+  }
   const l = lanes<T>();
   const f = v128.splat<T>(<T>factor);
   const s = v128.splat<T>(<T>shift);
+  const one = v128.splat<T>(<T>1);
   let t = start;
   const vend = start + ((end - start) / l) * l;
   for (; t < vend; t += l) {
     const o = <usize>t * size;
     let x = v128.load(a + o);
-    if (absolute) x = v128.abs<T>(x);
+    if (op == RECIPROCAL) {
+      v128.store(out + o, v128.div<T>(one, x));
+      continue;
+    }
+    if (op == ABS) x = v128.abs<T>(x);
     v128.store(out + o, v128.add<T>(v128.mul<T>(x, f), s));
   }
   for (; t < end; t++) {
     const o = <usize>t * size;
     let x = load<T>(a + o);
-    if (absolute) x = <T>abs<T>(x);
+    if (op == RECIPROCAL) {
+      store<T>(out + o, <T>1 / x);
+      continue;
+    }
+    if (op == ABS) x = <T>abs<T>(x);
     store<T>(out + o, x * <T>factor + <T>shift);
   }
 }
-export function mapF64(a: usize, out: usize, factor: f64, shift: f64, absolute: i32, start: i32, end: i32): void {
-  mapRange<f64>(a, out, factor, shift, absolute, start, end);
+export function mapF64(a: usize, out: usize, factor: f64, shift: f64, op: i32, start: i32, end: i32): void {
+  mapRange<f64>(a, out, factor, shift, op, start, end);
 }
-export function mapF32(a: usize, out: usize, factor: f64, shift: f64, absolute: i32, start: i32, end: i32): void {
-  mapRange<f32>(a, out, factor, shift, absolute, start, end);
+export function mapF32(a: usize, out: usize, factor: f64, shift: f64, op: i32, start: i32, end: i32): void {
+  mapRange<f32>(a, out, factor, shift, op, start, end);
 }
 
 // ---------- row-wise kernels over rows [start, end) ----------
@@ -210,7 +230,7 @@ export function mapF32(a: usize, out: usize, factor: f64, shift: f64, absolute: 
 /** out_i = s_i·a_i. */
 function scaleRowsRange<T>(a: usize, s: usize, out: usize, cols: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
-  for (let i = start; i < end; i++) mapRange<T>(a + <usize>i * cols * size, out + <usize>i * cols * size, <f64>load<T>(s + <usize>i * size), 0, 0, 0, cols);
+  for (let i = start; i < end; i++) mapRange<T>(a + <usize>i * cols * size, out + <usize>i * cols * size, <f64>load<T>(s + <usize>i * size), 0, AFFINE, 0, cols);
 }
 export function scaleRowsF64(a: usize, s: usize, out: usize, cols: i32, start: i32, end: i32): void {
   scaleRowsRange<f64>(a, s, out, cols, start, end);
@@ -236,6 +256,23 @@ export function rowSumsF32(a: usize, out: usize, cols: i32, start: i32, end: i32
   rowSumsRange<f32>(a, out, cols, start, end);
 }
 
+/** out_i = max_j a_ij (−Infinity for no columns; a NaN wins, as wasm's max gives). */
+function rowMaxRange<T>(a: usize, out: usize, cols: i32, start: i32, end: i32): void {
+  const size = sizeof<T>();
+  for (let i = start; i < end; i++) {
+    const row = a + <usize>i * cols * size;
+    let best: T = <T>-Infinity;
+    for (let j = 0; j < cols; j++) best = max<T>(best, load<T>(row + <usize>j * size));
+    store<T>(out + <usize>i * size, best);
+  }
+}
+export function rowMaxF64(a: usize, out: usize, cols: i32, start: i32, end: i32): void {
+  rowMaxRange<f64>(a, out, cols, start, end);
+}
+export function rowMaxF32(a: usize, out: usize, cols: i32, start: i32, end: i32): void {
+  rowMaxRange<f32>(a, out, cols, start, end);
+}
+
 /** out (cols, zeroed by the host) += Σ_{i ∈ [start, end)} a_i: columns are summed in row order by one thread. */
 function colSumsRange<T>(a: usize, out: usize, cols: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
@@ -248,19 +285,20 @@ export function colSumsF32(a: usize, out: usize, cols: i32, start: i32, end: i32
   colSumsRange<f32>(a, out, cols, start, end);
 }
 
-/** The lower (j ≤ i) or upper (j ≥ i) triangle of a, the rest 0. */
-function triangleRange<T>(a: usize, out: usize, cols: i32, lower: i32, start: i32, end: i32): void {
+/** The lower (j ≤ i + offset) or upper (j ≥ i + offset) triangle of a, the rest 0. */
+function triangleRange<T>(a: usize, out: usize, cols: i32, lower: i32, offset: i32, start: i32, end: i32): void {
   const size = sizeof<T>();
   for (let i = start; i < end; i++) {
     const row = <usize>i * cols * size;
-    for (let j = 0; j < cols; j++) store<T>(out + row + <usize>j * size, (lower ? j <= i : j >= i) ? load<T>(a + row + <usize>j * size) : <T>0);
+    const diagonal = i + offset;
+    for (let j = 0; j < cols; j++) store<T>(out + row + <usize>j * size, (lower ? j <= diagonal : j >= diagonal) ? load<T>(a + row + <usize>j * size) : <T>0);
   }
 }
-export function triangleF64(a: usize, out: usize, cols: i32, lower: i32, start: i32, end: i32): void {
-  triangleRange<f64>(a, out, cols, lower, start, end);
+export function triangleF64(a: usize, out: usize, cols: i32, lower: i32, offset: i32, start: i32, end: i32): void {
+  triangleRange<f64>(a, out, cols, lower, offset, start, end);
 }
-export function triangleF32(a: usize, out: usize, cols: i32, lower: i32, start: i32, end: i32): void {
-  triangleRange<f32>(a, out, cols, lower, start, end);
+export function triangleF32(a: usize, out: usize, cols: i32, lower: i32, offset: i32, start: i32, end: i32): void {
+  triangleRange<f32>(a, out, cols, lower, offset, start, end);
 }
 
 /** Row i of out is a_i ⊗ b_i (ca·cb entries). */
@@ -270,7 +308,7 @@ function faceSplitRange<T>(a: usize, b: usize, out: usize, ca: i32, cb: i32, sta
     const ai = a + <usize>i * ca * size;
     const bi = b + <usize>i * cb * size;
     const oi = out + <usize>i * ca * cb * size;
-    for (let l = 0; l < ca; l++) mapRange<T>(bi, oi + <usize>l * cb * size, <f64>load<T>(ai + <usize>l * size), 0, 0, 0, cb);
+    for (let l = 0; l < ca; l++) mapRange<T>(bi, oi + <usize>l * cb * size, <f64>load<T>(ai + <usize>l * size), 0, AFFINE, 0, cb);
   }
 }
 export function faceSplitF64(a: usize, b: usize, out: usize, ca: i32, cb: i32, start: i32, end: i32): void {
@@ -386,7 +424,7 @@ function softmaxRowsRange<T>(q: usize, keysT: usize, out: usize, cols: i32, d: i
       store<T>(row + <usize>j * size, <T>e);
       sum += e;
     }
-    mapRange<T>(row, row, 1 / sum, 0, 0, 0, allowed);
+    mapRange<T>(row, row, 1 / sum, 0, AFFINE, 0, allowed);
     if (allowed < cols) memory.fill(row + <usize>allowed * size, 0, <usize>(cols - allowed) * size);
   }
 }

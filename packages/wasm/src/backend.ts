@@ -1,4 +1,5 @@
-import { type Backend, BackendError, type DeviceMatrix, DTypeError, type DType, fromFlat, type Matrix, type ProductTree, ShapeError, type TransposeForms } from '@almora/tensor';
+import type { FusedKernels, ProductTree } from '@almora/kernels';
+import { type Backend, BackendError, type DeviceMatrix, DTypeError, type DType, fromFlat, type Matrix, ShapeError, toDType, type TransposeForms } from '@almora/tensor';
 import type { Heap } from './heap.js';
 import type { KERNEL_NAMES, KernelExports, KernelFamily } from './kernels.js';
 import type { ThreadPool } from './threads.js';
@@ -28,12 +29,16 @@ const PARALLEL_WORK = 1 << 15;
 
 const bytesOf = (dtype: DType) => (dtype === 'float64' ? 8 : 4);
 
+/** The op codes of the `map` kernel (AFFINE, ABS, EXP, RECIPROCAL in assembly/index.ts). */
+const MAP_OPS = { affine: 0, abs: 1, exp: 2, reciprocal: 3 } as const;
+
 /**
  * The WebAssembly {@link Backend}: every primitive a SIMD kernel (f64x2 or f32x4, in the dtype of
  * the uploaded matrices), split by rows over the pool's threads when the work is large enough.
- * Handles live in the kernels' linear memory; reads copy out.
+ * Handles live in the kernels' linear memory; reads copy out. Every fused kernel of
+ * `@almora/kernels` is overridden by one kernel here (reached through `fused(backend)`).
  */
-export class WasmBackend implements Backend<WasmMatrix> {
+export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix> {
   readonly precision = 'input' as const;
   /**
    * Transposes of whole blocks made for kernels that read a matrix by columns (keys and values in
@@ -94,9 +99,10 @@ export class WasmBackend implements Backend<WasmMatrix> {
     }
   }
 
-  upload(m: Matrix): WasmMatrix {
-    const out = this.make(m.rows, m.cols, m.dtype);
-    this.view(out).set(m.toFlat());
+  upload(m: Matrix, like?: WasmMatrix): WasmMatrix {
+    const host = like === undefined || like.dtype === m.dtype ? m : toDType(m, like.dtype);
+    const out = this.make(host.rows, host.cols, host.dtype);
+    this.view(out).set(host.toFlat());
     return out;
   }
 
@@ -201,20 +207,29 @@ export class WasmBackend implements Backend<WasmMatrix> {
     return this.zip(a, b, 2, 'hadamard');
   }
 
-  private map(a: WasmMatrix, factor: number, shift: number, absolute: boolean): WasmMatrix {
+  /** The entrywise kernel `map` with its op code (assembly/index.ts: 0 affine, 1 abs then affine, 2 exp, 3 reciprocal). */
+  private map(a: WasmMatrix, op: 'affine' | 'abs' | 'exp' | 'reciprocal', factor = 1, shift = 0): WasmMatrix {
     const dtype = this.check(a);
     const out = this.make(a.rows, a.cols, dtype);
     const count = a.rows * a.cols;
-    this.run('map', dtype, [a.pointer, out.pointer, factor, shift, absolute ? 1 : 0], count, count);
+    this.run('map', dtype, [a.pointer, out.pointer, factor, shift, MAP_OPS[op]], count, op === 'exp' ? 16 * count : count);
     return out;
   }
 
   affine(a: WasmMatrix, factor: number, shift = 0): WasmMatrix {
-    return this.map(a, factor, shift, false);
+    return this.map(a, 'affine', factor, shift);
   }
 
   abs(a: WasmMatrix): WasmMatrix {
-    return this.map(a, 1, 0, true);
+    return this.map(a, 'abs');
+  }
+
+  exp(a: WasmMatrix): WasmMatrix {
+    return this.map(a, 'exp');
+  }
+
+  reciprocal(a: WasmMatrix): WasmMatrix {
+    return this.map(a, 'reciprocal');
   }
 
   private column(s: WasmMatrix, rows: number, name: string): void {
@@ -233,6 +248,13 @@ export class WasmBackend implements Backend<WasmMatrix> {
     const dtype = this.check(a);
     const out = this.make(a.rows, 1, dtype);
     this.run('rowSums', dtype, [a.pointer, out.pointer, a.cols], a.rows, a.rows * a.cols);
+    return out;
+  }
+
+  rowMax(a: WasmMatrix): WasmMatrix {
+    const dtype = this.check(a);
+    const out = this.make(a.rows, 1, dtype);
+    this.run('rowMax', dtype, [a.pointer, out.pointer, a.cols], a.rows, a.rows * a.cols);
     return out;
   }
 
@@ -345,10 +367,11 @@ export class WasmBackend implements Backend<WasmMatrix> {
     }
   }
 
-  triangle(a: WasmMatrix, keep: 'lower' | 'upper'): WasmMatrix {
+  triangle(a: WasmMatrix, keep: 'lower' | 'upper', offset = 0): WasmMatrix {
     const dtype = this.check(a);
+    if (!Number.isInteger(offset)) throw new ShapeError(`triangle: the diagonal offset must be an integer, got ${offset}`);
     const out = this.make(a.rows, a.cols, dtype);
-    this.run('triangle', dtype, [a.pointer, out.pointer, a.cols, keep === 'lower' ? 1 : 0], a.rows, a.rows * a.cols);
+    this.run('triangle', dtype, [a.pointer, out.pointer, a.cols, keep === 'lower' ? 1 : 0, offset], a.rows, a.rows * a.cols);
     return out;
   }
 

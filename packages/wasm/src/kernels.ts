@@ -32,6 +32,8 @@ export const KERNEL_NAMES = [
   'softmaxRowsF32',
   'scoresGradientF64',
   'scoresGradientF32',
+  'rowMaxF64',
+  'rowMaxF32',
 ] as const;
 
 /** A kernel's name without its dtype suffix. */

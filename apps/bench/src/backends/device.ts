@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { availableGpuModes, createGpuBackend } from '@almora/gpu';
-import { cpuBackend } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
 import { median } from '../stats.js';
 import { type BackendCase, measureBackends } from './measure.js';
 

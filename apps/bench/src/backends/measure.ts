@@ -1,8 +1,8 @@
 // The backends suite's measurements, free of Node APIs: the same code runs in Node and in a page
 // in headless Chromium, so every backend is timed and checked by one function.
-import { featureTree, taylorExp } from '@almora/kernels';
+import { cpuBackend, featureTree, fused, taylorExp } from '@almora/kernels';
 import { faceSplitApply, loraGradientsAsync, type LoraProblem } from '@almora/lora';
-import { type Backend, cpuBackend, type DeviceMatrix, type DType, type Matrix, randomNormal, Rng, scale, toDType } from '@almora/tensor';
+import { type Backend, type DeviceMatrix, type DType, type Matrix, randomNormal, Rng, scale, toDType } from '@almora/tensor';
 import { benchProblem } from '../problems.js';
 
 /** Sizes of the measured work. */
@@ -85,14 +85,14 @@ function works(sizes: BackendSizes, seed: number): Work[] {
       name: `attention probabilities ${QUERY_BLOCK}×${length}`,
       prepare: (backend, dtype) => {
         const [hq, hk] = [queries, keys].map((m) => backend.upload(toDType(m, dtype)));
-        return () => read(backend, backend.attentionProbabilities(hq, hk, 1 / Math.sqrt(d)));
+        return () => read(backend, fused(backend).attentionProbabilities(hq, hk, 1 / Math.sqrt(d)));
       },
     },
     {
       name: `polynomial features ${length}×${d} → ${length}×${k}`,
       prepare: (backend, dtype) => {
         const hx = backend.upload(toDType(x, dtype));
-        return () => read(backend, backend.productFeatures(hx, tree));
+        return () => read(backend, fused(backend).productFeatures(hx, tree));
       },
     },
     {

@@ -1,5 +1,5 @@
 import { availableGpuModes, createGpuBackend } from '@almora/gpu';
-import { cpuBackend } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
 import { createWasmBackend } from '@almora/wasm';
 import { measureInChromium } from '../backends/chromium.js';
 import { type BackendCase, type BackendMeasurement, type BackendSizes, measureBackends } from '../backends/measure.js';

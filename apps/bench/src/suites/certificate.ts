@@ -1,6 +1,6 @@
-import { centeredKeys, featureRank, planSoftmaxApproximation, relativeErrorBound, sampledSoftmaxError, taylorExp, type PolynomialMethod } from '@almora/kernels';
+import { centeredKeys, featureRank, OutOfRegimeError, planSoftmaxApproximation, relativeErrorBound, sampledSoftmaxError, taylorExp, type PolynomialMethod } from '@almora/kernels';
 import { loraGradients, predictedHeadCost, relativeGradientError, type LoraGradients, type LoraProblem, type Target } from '@almora/lora';
-import { add, matmul, type Matrix, maxAbs, OutOfRegimeError, Rng, scale, sub } from '@almora/tensor';
+import { add, matmul, type Matrix, maxAbs, Rng, scale, sub } from '@almora/tensor';
 import type { Row } from '../harness.js';
 import { benchProblem } from '../problems.js';
 

@@ -1,6 +1,6 @@
-import { chooseDegree, featureRank, type PolynomialMethod } from '@almora/kernels';
+import { chooseDegree, featureRank, OutOfRegimeError, type PolynomialMethod } from '@almora/kernels';
 import { loraGradients, relativeGradientError, type LoraGradients } from '@almora/lora';
-import { OutOfRegimeError, Rng } from '@almora/tensor';
+import { Rng } from '@almora/tensor';
 import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { benchProblem } from '../problems.js';
 import { certificateCell, fuzzSweep, headlineRows } from './certificate.js';

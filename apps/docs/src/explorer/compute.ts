@@ -1,7 +1,8 @@
 // What the explorer computes for one choice of parameters: the same function runs in the page's
 // Web Worker and in the end-to-end test in Node, so the page's numbers can be checked.
 import { loraGradientsAsync, relativeGradientError, syntheticProblem, type LoraOptions } from '@almora/lora';
-import { type Backend, cpuBackend, OutOfRegimeError, Rng } from '@almora/tensor';
+import { cpuBackend, OutOfRegimeError } from '@almora/kernels';
+import { type Backend, Rng } from '@almora/tensor';
 
 /** The reader's choices. */
 export interface ExplorerParams {

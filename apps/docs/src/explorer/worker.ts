@@ -2,7 +2,8 @@
 // which the wasm backend's threads need.
 import { openBackend } from '@almora/backends';
 import { createGpuBackend, webgpuAvailable } from '@almora/gpu';
-import { type Backend, cpuBackend } from '@almora/tensor';
+import { cpuBackend } from '@almora/kernels';
+import type { Backend } from '@almora/tensor';
 import { explore, type ExplorerParams, STAGES } from './compute.js';
 
 /** A request from the page. */
