@@ -182,11 +182,13 @@ const MAX_EXACT_ROWS = 64;
 
 /**
  * max |q_i·k_j| over every pair, bounded in O(L·d² + m·L·d) and usually attained: the m rows of
- * largest norm on each side (in balanced coordinates) are scored exactly against the whole other
- * side, and every remaining pair is bounded by Cauchy–Schwarz with the (m+1)-th norms; m doubles
- * from 8 until that remainder is below the exact maximum (or m reaches 64). Any invertible M keeps
- * q·k = (Mq)·(M⁻¹k), so the bound holds whatever M is; the residual of M·M⁻¹ − I and the rounding of
- * the dot products are added, so it holds in floating point too.
+ * largest norm on each side (in balanced coordinates) are scored exactly against the other side,
+ * and every remaining pair is bounded by Cauchy–Schwarz with the (m+1)-th norms; m doubles from 8
+ * until that remainder is below the exact maximum (or m reaches 64). A row's scan takes the other
+ * side in order of decreasing norm and stops where the product of the two norms falls to the
+ * maximum found so far: no later pair can exceed it. Any invertible M keeps q·k = (Mq)·(M⁻¹k), so
+ * the bounds hold whatever M is; the residual of M·M⁻¹ − I and the rounding of the dot products are
+ * added, so they hold in floating point too.
  */
 function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d: number): { value: number; cauchySchwarz: number; exactRows: number } {
   const largest = (values: Float64Array) => values.reduce((a, b) => Math.max(a, b), 0);
@@ -215,8 +217,14 @@ function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d
   let rows = Math.min(8, lq, lk);
   for (;;) {
     for (let t = done; t < rows; t++) {
-      if (t < lq) for (let j = 0; j < lk; j++) exact = Math.max(exact, score(qOrder[t], j));
-      if (t < lk) for (let i = 0; i < lq; i++) exact = Math.max(exact, score(i, kOrder[t]));
+      if (t < lq) {
+        const i = qOrder[t];
+        for (let n = 0; n < lk && qBalancedNorms[i] * kBalancedNorms[kOrder[n]] > exact; n++) exact = Math.max(exact, score(i, kOrder[n]));
+      }
+      if (t < lk) {
+        const j = kOrder[t];
+        for (let n = 0; n < lq && kBalancedNorms[j] * qBalancedNorms[qOrder[n]] > exact; n++) exact = Math.max(exact, score(qOrder[n], j));
+      }
     }
     done = rows;
     const rest = rows >= lq || rows >= lk ? 0 : qBalancedNorms[qOrder[rows]] * kBalancedNorms[kOrder[rows]];
