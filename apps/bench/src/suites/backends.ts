@@ -1,5 +1,6 @@
 import { availableGpuModes, createGpuBackend } from '@almora/gpu';
 import { cpuBackend } from '@almora/kernels';
+import { cpuCore } from '@almora/tensor';
 import { createWasmBackend } from '@almora/wasm';
 import { measureInChromium } from '../backends/chromium.js';
 import { type BackendCase, type BackendMeasurement, type BackendSizes, measureBackends } from '../backends/measure.js';
@@ -10,7 +11,7 @@ const CPU64 = 'almora cpu float64';
 
 /**
  * The same kernels and full gradients on every backend that runs here: the CPU backend in float64
- * and float32, gpu.js in each mode Node offers (cpu, webasm, headlessgl where built) and in
+ * and float32, the CPU's core alone (the fused kernels' default compositions), gpu.js in each mode Node offers (cpu, webasm, headlessgl where built) and in
  * WebGPU/WebGL2/WebGL inside headless Chromium; time (compute + read-back) and deviation from float64.
  */
 export const backendsSuite: Suite = {
@@ -24,6 +25,8 @@ export const backendsSuite: Suite = {
     const cases: BackendCase[] = [
       { label: CPU64, backend: cpuBackend, dtype: 'float64' },
       { label: 'almora cpu float32', backend: cpuBackend, dtype: 'float32' },
+      // The CPU's core alone: every fused kernel is its default composition, beside the CPU's override.
+      { label: 'almora cpu core (default compositions) float64', backend: cpuCore, dtype: 'float64' },
       { label: `almora ${wasm.name} float64`, backend: wasm, dtype: 'float64' },
       { label: `almora ${wasm.name} float32`, backend: wasm, dtype: 'float32' },
       { label: `almora ${wasmSingle.name} float64`, backend: wasmSingle, dtype: 'float64' },
