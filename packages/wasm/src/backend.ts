@@ -159,13 +159,27 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
     return out;
   }
 
+  /**
+   * Runs a matmul kernel over `rows` rows of C (n columns, inner dimension k) with scratch appended
+   * to `args`: every thread packs panels of B into its own (assembly/matmul.ts sizes it).
+   */
+  private runMatmul(family: 'matmul' | 'matmulTN', dtype: DType, args: number[], rows: number, n: number, k: number): void {
+    const stride = (this.exports as unknown as { matmulScratchBytes(size: number, n: number, k: number): number }).matmulScratchBytes(bytesOf(dtype), n, k);
+    const scratch = this.heap.allocate(stride * this.threads);
+    try {
+      this.run(family, dtype, [...args, scratch], rows, rows * n * k, { arg: args.length, stride });
+    } finally {
+      this.heap.release(scratch, stride * this.threads);
+    }
+  }
+
   matmul(a: WasmMatrix, b: WasmMatrix, forms: TransposeForms = {}): WasmMatrix {
     const dtype = this.check(a, b);
     // Aᵀ·B reads A by columns in place (its rows are the long side: probabilities, features), four at a time.
     if (forms.transposeA && !forms.transposeB) {
       if (a.rows !== b.rows) throw new ShapeError(`matmul: op(A) is ${a.cols}×${a.rows} and op(B) is ${b.rows}×${b.cols}`);
       const out = this.make(a.cols, b.cols, dtype);
-      this.run('matmulTN', dtype, [a.pointer, b.pointer, out.pointer, a.cols, b.cols, a.rows], a.cols, a.cols * b.cols * a.rows);
+      this.runMatmul('matmulTN', dtype, [a.pointer, b.pointer, out.pointer, a.cols, b.cols, a.rows], a.cols, b.cols, a.rows);
       return out;
     }
     // A·Bᵀ with a tall B is Q·Kᵀ-like: the same B comes back block after block.
@@ -176,7 +190,7 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
         const r = right.transposed;
         if (left.cols !== r.rows) throw new ShapeError(`matmul: op(A) is ${left.rows}×${left.cols} and op(B) is ${r.rows}×${r.cols}`);
         const out = this.make(left.rows, r.cols, dtype);
-        this.run('matmul', dtype, [left.pointer, r.pointer, out.pointer, r.cols, left.cols], left.rows, left.rows * r.cols * left.cols);
+        this.runMatmul('matmul', dtype, [left.pointer, r.pointer, out.pointer, r.cols, left.cols], left.rows, r.cols, left.cols);
         return out;
       } finally {
         if (left !== a) this.dispose(left);
