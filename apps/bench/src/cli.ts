@@ -4,9 +4,17 @@ import { runBench } from './run.js';
 import { suites } from './suites/index.js';
 import { backendNames } from '@almora/backends';
 
-const usage = `usage: almora-bench <suite…|all> [--quick] [--out dir] [--seed n] [--repeats n] [--budget seconds] [--backend name] [--browser-flags "…"] [--quiet]
+const usage = `usage: almora-bench <suite…|all> [--quick] [--out dir] [--seed n] [--repeats n] [--budget seconds] [--backend name] [--lengths L,L,…] [--dims d,d,…] [--browser-flags "…"] [--quiet]
 suites: ${[...suites.keys()].join(', ')}
 backends (--backend, where almora's methods run in scaling and phase): ${backendNames().join(', ')}`;
+
+/** A comma-separated list of positive integers, e.g. `--lengths 4096,16384`. */
+function positiveIntegers(value: string | undefined, flag: string): number[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((part) => Number(part.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isSafeInteger(n) || n <= 0)) throw new Error(`${flag} needs positive integers separated by commas, got "${value}"`);
+  return list;
+}
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -25,6 +33,8 @@ async function main(): Promise<void> {
       repeats: { type: 'string' },
       budget: { type: 'string' },
       backend: { type: 'string' },
+      lengths: { type: 'string' },
+      dims: { type: 'string' },
       'browser-flags': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -43,6 +53,8 @@ async function main(): Promise<void> {
     budgetSeconds: positiveNumber(values.budget, '--budget'),
     quiet: values.quiet,
     backend: values.backend,
+    lengths: positiveIntegers(values.lengths, '--lengths'),
+    dims: positiveIntegers(values.dims, '--dims'),
     browserFlags: values['browser-flags']?.split(/\s+/).filter(Boolean),
   });
   for (const { report, files } of results) {

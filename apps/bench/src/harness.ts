@@ -26,6 +26,14 @@ export interface SuiteContext {
   progress: Progress;
   /** Where almora's own methods run (`--backend`); the CPU unless asked. */
   backend: Backend;
+  /** The registry name `backend` was opened by ('cpu', 'wasm', 'wasm:2', …), for child processes that open their own. */
+  backendName: string;
+  /** Threads `backend` computes on, so a peer can be given as many. */
+  backendThreads: number;
+  /** Sequence lengths to run instead of a suite's own (`--lengths`), where the suite takes them. */
+  lengths?: number[];
+  /** Head dimensions to run instead of a suite's own (`--dims`), where the suite takes them. */
+  dims?: number[];
   /** Extra Chromium flags for the browser backends (`--browser-flags`), e.g. to reach a real GPU. */
   browserFlags: string[];
 }
@@ -187,9 +195,9 @@ export interface WrittenReport {
  * Writes `<out>/<suite>.json` (machine, parameters, rows, every raw timing), `<suite>.csv`,
  * `<suite>.md` (the summary a person reads) and one `<suite>-<plot>.svg` per plot.
  */
-export async function writeReport(outDir: string, report: SuiteReport, machine: MachineInfo, command: string): Promise<WrittenReport> {
+export async function writeReport(outDir: string, report: SuiteReport, machine: MachineInfo, command: string, stem = report.suite): Promise<WrittenReport> {
   await mkdir(outDir, { recursive: true });
-  const base = path.join(outDir, report.suite);
+  const base = path.join(outDir, stem);
   const json = `${base}.json`;
   const csv = `${base}.csv`;
   const markdown = `${base}.md`;
@@ -207,14 +215,14 @@ export async function writeReport(outDir: string, report: SuiteReport, machine: 
     `# ${report.title}`,
     '',
     `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB), ${machine.platform}, Node ${machine.node}.`,
-    `Reproduce with \`${command}\`. Seed and every raw timing are in \`${report.suite}.json\`.`,
+    `Reproduce with \`${command}\`. Seed and every raw timing are in \`${stem}.json\`.`,
     '',
     '## Findings',
     '',
     ...(report.findings.length > 0 ? report.findings.map((f) => `- ${f}`) : ['- (none computed)']),
     '',
     ...(report.notes.length > 0 ? ['## Notes', '', ...report.notes.map((n) => `- ${n}`), ''] : []),
-    ...report.plots.map((p) => `![${p.name}](${report.suite}-${p.name}.svg)\n`),
+    ...report.plots.map((p) => `![${p.name}](${stem}-${p.name}.svg)\n`),
     '## Results',
     '',
     toMarkdownTable(report.rows),

@@ -23,12 +23,21 @@ export interface BenchOptions {
   backend?: string;
   /** Extra Chromium flags for the backends suite's browser measurements. */
   browserFlags?: string[];
+  /** Sequence lengths for the suites that sweep them (scaling, memory) instead of their own. */
+  lengths?: number[];
+  /** Head dimensions for the scaling suite instead of its own. */
+  dims?: number[];
 }
 
 /** One suite's report and the files it was written to. */
 export interface BenchResult {
   report: SuiteReport;
   files: WrittenReport;
+}
+
+/** The threads a backend computes on: the wasm backend says (`threads`); the others compute on one CPU thread or on a device. */
+function threadsOf(backend: object): number {
+  return 'threads' in backend && typeof backend.threads === 'number' ? backend.threads : 1;
 }
 
 /** Runs the named suites in order and writes their reports. */
@@ -38,7 +47,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
     if (!suites.has(name)) throw new Error(`unknown suite "${name}"; choose from ${[...suites.keys()].join(', ')} or all`);
   }
   const quick = options.quick ?? false;
-  const opened = await openBackend(options.backend ?? 'cpu');
+  const backendName = options.backend ?? 'cpu';
+  const opened = await openBackend(backendName);
   const context = {
     quick,
     seed: options.seed ?? 1,
@@ -46,7 +56,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
     budgetSeconds: options.budgetSeconds ?? (quick ? 5 : 60),
     progress: new Progress(options.quiet),
     backend: opened.backend,
+    backendName,
+    backendThreads: threadsOf(opened.backend),
     browserFlags: options.browserFlags ?? [],
+    lengths: options.lengths,
+    dims: options.dims,
   };
   const machine = await machineInfo();
   const out = options.out ?? 'out';
@@ -58,11 +72,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
     options.budgetSeconds ? ` --budget ${context.budgetSeconds}` : '',
     options.backend && options.backend !== 'cpu' ? ` --backend ${options.backend}` : '',
     context.browserFlags.length > 0 ? ` --browser-flags "${context.browserFlags.join(' ')}"` : '',
+    options.lengths ? ` --lengths ${options.lengths.join(',')}` : '',
+    options.dims ? ` --dims ${options.dims.join(',')}` : '',
   ].join('');
+  // Another backend's results sit beside the CPU's (scaling-wasm.md) instead of replacing them.
+  const stem = (suite: string) => (backendName === 'cpu' ? suite : `${suite}-${backendName.replace(/[^a-z0-9]+/gi, '-')}`);
   try {
     for (const name of names) {
       const report = await suites.get(name)!.run(context);
-      results.push({ report, files: await writeReport(out, report, machine, `pnpm bench ${name}${flags}`) });
+      results.push({ report, files: await writeReport(out, report, machine, `pnpm bench ${name}${flags}`, stem(report.suite)) });
     }
   } finally {
     opened.close();

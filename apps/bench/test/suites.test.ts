@@ -8,9 +8,9 @@ import { runBench } from '../src/index.js';
 
 const hasNumpy = existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import numpy']).status === 0;
 
-async function runQuick(suite: string, backend?: string) {
+async function runQuick(suite: string, backend?: string, sizes: { lengths?: number[]; dims?: number[] } = {}) {
   const out = await mkdtemp(path.join(os.tmpdir(), `almora-bench-${suite}-`));
-  const [result] = await runBench({ suites: [suite], quick: true, out, repeats: 1, quiet: true, backend });
+  const [result] = await runBench({ suites: [suite], quick: true, out, repeats: 1, quiet: true, backend, ...sizes });
   const json = JSON.parse(await readFile(result.files.json, 'utf8')) as {
     machine: { node: string };
     rows: Record<string, unknown>[];
@@ -159,6 +159,20 @@ describe('bench suites in quick mode', () => {
     expect(json.notes[0]).toMatch(/wasm simd \d+ threads? backend/);
     expect(json.findings.join('\n')).not.toContain('No certified gradient bound was available');
   });
+
+  it('--backend wasm with --lengths and --dims: memory runs its children on wasm, scaling gives numpy as many threads, each written beside the CPU report', async () => {
+    const memory = await runQuick('memory', 'wasm', { lengths: [256] });
+    expect(path.basename(memory.result.files.markdown)).toBe('memory-wasm.md');
+    expect(memory.json.notes.filter((n) => n.includes('failed'))).toEqual([]);
+    expect(new Set(memory.json.rows.map((r) => r.L))).toEqual(new Set([256]));
+    expect(memory.json.notes[0]).toMatch(/on the wasm simd \d+ threads? backend \(\d+ threads?\)/);
+    expect(memory.md).toContain('Reproduce with `pnpm bench memory --quick --seed 1 --repeats 1 --backend wasm --lengths 256`. Seed and every raw timing are in `memory-wasm.json`.');
+    const scaling = await runQuick('scaling', 'wasm', { lengths: [128], dims: [4] });
+    expect(new Set(scaling.json.rows.map((r) => `${r.d} ${r.L}`))).toEqual(new Set(['4 128']));
+    const threads = Number(/on (\d+) threads?, tfjs in float32/.exec(scaling.json.notes[0])?.[1]);
+    expect(threads).toBeGreaterThanOrEqual(1);
+    if (hasNumpy) expect(scaling.md).toContain(`, ${threads} thread(s).`);
+  }, 300_000);
 
   it("--backend runs almora's methods on gpu.js and says so", async () => {
     const { json } = await runQuick('phase', 'gpu.js:webasm');

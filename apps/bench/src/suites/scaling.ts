@@ -64,6 +64,7 @@ function predict(points: [number, number][], length: number): number {
 /** The issue's targets, checked against the measured rows (d=16, partial, Γ=0.5, degree 2, L=16,384). */
 function goals(rows: Row[]): string[] {
   const at = (method: string) => rows.find((r) => r.d === 16 && r.adaptation === 'partial' && r.L === 16384 && r.method === method);
+  const full = (method: string) => rows.find((r) => r.d === 16 && r.adaptation === 'full' && r.L === 16384 && r.method === method);
   const fast = at('almora fast chained g2') ?? undefined;
   const lines: string[] = [];
   if (!fast) return ['Goal check (d=16, partial, L=16,384) not available in this run.'];
@@ -79,6 +80,13 @@ function goals(rows: Row[]): string[] {
         : `Goal: ${method} did not run at L=16,384 (see notes), so the ≥ ${target}× target is not measured.`,
     );
   }
+  for (const { row, twin } of NUMPY) {
+    const [mine, peer] = [full(twin), full(row)];
+    if (mine && peer) {
+      const ratio = (mine.seconds as number) / (peer.seconds as number);
+      lines.push(`Goal: at L=16,384, d=16, full adaptation, float64: ${twin} takes ${ratio.toFixed(2)}× the time of ${row} (${(mine.seconds as number).toPrecision(3)} s vs ${(peer.seconds as number).toPrecision(3)} s; target ≤ 1.5×): ${ratio <= 1.5 ? 'met' : 'NOT met'}.`);
+    }
+  }
   const error = fast.relativeGradientError;
   lines.push(typeof error === 'number' ? `Goal: relative gradient error of fast chained g2 at L=16,384: ${error.toExponential(2)} (target ≤ 1e-3).` : 'Goal: gradient error at L=16,384 not measured (exact did not run).');
   for (const [layer, paper] of LAYER_PAIRS) {
@@ -93,12 +101,14 @@ export const scalingSuite: Suite = {
   name: 'scaling',
   title: 'Scaling: forward+backward to every LoRA gradient vs sequence length',
   async run(context: SuiteContext): Promise<SuiteReport> {
-    const lengths = context.quick ? [128, 256] : [256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
-    const dims = context.quick ? [8] : [8, 16];
+    const lengths = context.lengths ?? (context.quick ? [128, 256] : [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]);
+    const dims = context.dims ?? (context.quick ? [8] : [8, 16]);
+    const threads = context.backendThreads;
+    const where = `almora on the ${context.backend.name} backend in ${context.backend.precision === 'input' ? 'float64' : context.backend.precision} on ${threads} thread${threads === 1 ? '' : 's'}`;
     const adaptations: Adaptation[] = ['partial', 'full'];
     const rows: Row[] = [];
     const rawTimings: Record<string, number[]> = {};
-    const notes: string[] = context.backend.name === 'cpu' ? [] : [`almora's methods ran on the ${context.backend.name} backend (float32; gradients compared after widening to float64).`];
+    const notes: string[] = context.backend.precision === 'float32' ? [`almora's methods computed in float32 on the ${context.backend.name} backend; gradients compared after widening to float64.`] : [];
     const findings: string[] = [];
     const plots = [];
     context.progress.start('scaling', dims.length * adaptations.length * lengths.length);
@@ -190,7 +200,7 @@ export const scalingSuite: Suite = {
           const note = `${TORCH}: PyTorch ${torch.version} from Debian's python3-torch, float32, ${torch.threads} threads, run in its own process after the JavaScript methods`;
           if (!notes.includes(note)) notes.push(note);
         }
-        // One OpenBLAS thread, as almora runs on one: the rows then compare implementations of one algorithm.
+        // As many OpenBLAS threads as almora's backend has: the rows then compare implementations of one algorithm on the same cores.
         const numpy = runNumpyPeer({
           lengths,
           d,
@@ -201,7 +211,7 @@ export const scalingSuite: Suite = {
           budget: context.budgetSeconds,
           seed: context.seed,
           gamma: GAMMA,
-          threads: 1,
+          threads,
           inputs: numpyProblems,
         });
         if (!numpy.available) {
@@ -267,12 +277,12 @@ export const scalingSuite: Suite = {
     return {
       suite: 'scaling',
       title: scalingSuite.title,
-      parameters: { lengths, dims, adaptations, gamma: GAMMA, rank: RANK, repeats: context.repeats, budgetSeconds: context.budgetSeconds, seed: context.seed },
+      parameters: { backend: context.backend.name, threads, lengths, dims, adaptations, gamma: GAMMA, rank: RANK, repeats: context.repeats, budgetSeconds: context.budgetSeconds, seed: context.seed },
       rows,
       rawTimings,
       findings,
       notes: [
-        `Single head, β = 1/√d, r = ${RANK}, α = 2r, X scaled so that Γ = ${GAMMA} exactly; almora in float64 on one thread, tfjs in float32. Almora methods are interleaved repeat by repeat; each tfjs backend is timed right after them at the same L. relativeGradientError is max|Ĝ − G|/max|G| over every adapter gradient against almora exact at the same L.`,
+        `Single head, β = 1/√d, r = ${RANK}, α = 2r, X scaled so that Γ = ${GAMMA} exactly; ${where}, tfjs in float32. Almora methods are interleaved repeat by repeat; each tfjs backend is timed right after them at the same L. relativeGradientError is max|Ĝ − G|/max|G| over every adapter gradient against almora exact at the same L.`,
         'The "almora layer" rows run the same problem through the layer API: `loraAttention` on PEFT-shaped tensors (weights out×in, lora_A = Bᵀ, lora_B = Aᵀ, o_proj = I), then `backward(O − Y)` — forward and backward with an upstream gradient, as inside a model. Its exact path keeps the attention probabilities for the backward pass within `probabilityBudget` (256 MiB: up to L ≈ 5,800 for one head) and recomputes them beyond it; `loraGradients` fuses forward and backward, since its c = O − Y is known block by block.',
         ...notes,
       ],
