@@ -41,14 +41,20 @@ export function checkQueryKey(q: Matrix, k: Matrix, beta: number): void {
  * entry (exactly, so nothing rounds), so that its second moments neither overflow nor underflow.
  */
 function dense(m: Matrix, shift?: Float64Array): { values: Float64Array; scale: number } {
-  const round = m.dtype === 'float32' ? Math.fround : (x: number) => x;
+  const single = m.dtype === 'float32';
+  const offsets = new Float64Array(m.cols);
+  if (shift) for (let j = 0; j < m.cols; j++) offsets[j] = single ? Math.fround(shift[j]) : shift[j];
   const values = new Float64Array(m.rows * m.cols);
   let largest = 0;
   for (let i = 0; i < m.rows; i++) {
+    const base = m.offset + i * m.stride;
+    const row = i * m.cols;
     for (let j = 0; j < m.cols; j++) {
-      const x = round(m.data[m.offset + i * m.stride + j] - (shift ? round(shift[j]) : 0));
-      values[i * m.cols + j] = x;
-      largest = Math.max(largest, Math.abs(x));
+      const difference = m.data[base + j] - offsets[j];
+      const x = single ? Math.fround(difference) : difference;
+      values[row + j] = x;
+      const size = x < 0 ? -x : x;
+      if (size > largest) largest = size;
     }
   }
   const scale = largest > 0 ? 2 ** Math.ceil(Math.log2(largest)) : 1;
@@ -66,21 +72,37 @@ function rowNorms(x: Float64Array, rows: number, cols: number): Float64Array {
   return out;
 }
 
-/** xᵀx / rows (d×d). */
+/** xᵀx / rows (d×d): the upper triangle summed, the lower one mirrored. */
 function secondMoment(x: Float64Array, rows: number, d: number): Float64Array {
   const out = new Float64Array(d * d);
   for (let i = 0; i < rows; i++) {
     const r = i * d;
     for (let a = 0; a < d; a++) {
       const xa = x[r + a];
-      if (xa !== 0) for (let b = 0; b < d; b++) out[a * d + b] += xa * x[r + b];
+      if (xa !== 0) for (let b = a; b < d; b++) out[a * d + b] += xa * x[r + b];
     }
   }
-  for (let t = 0; t < out.length; t++) out[t] /= Math.max(rows, 1);
+  for (let a = 0; a < d; a++) for (let b = a; b < d; b++) out[b * d + a] = out[a * d + b] /= Math.max(rows, 1);
   return out;
 }
 
-/** x·m for x of `rows` rows (d columns) and m d×d; with rows = d, the product of two d×d matrices. */
+/** The row norms of x·m for x of `rows` rows (d columns) and m d×d, without storing x·m. */
+function transformedRowNorms(x: Float64Array, rows: number, m: Float64Array, d: number): Float64Array {
+  const out = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const r = i * d;
+    let norm = 0;
+    for (let j = 0; j < d; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += x[r + k] * m[k * d + j];
+      norm += s * s;
+    }
+    out[i] = Math.sqrt(norm);
+  }
+  return out;
+}
+
+/** x·m for x of `rows` rows (d columns) and m d×d: here the product of two d×d matrices. */
 function transform(x: Float64Array, rows: number, m: Float64Array, d: number): Float64Array {
   const out = new Float64Array(rows * d);
   for (let i = 0; i < rows; i++) for (let k = 0; k < d; k++) {
@@ -164,8 +186,8 @@ function matrixFunction({ values, vectors }: SymmetricEigen, d: number, f: (eige
  * moment, so a Cauchy–Schwarz bound in those coordinates no longer pays for the two sides being
  * stretched along different directions. Returns M and M⁻¹.
  */
-function balancingTransform(q: Float64Array, lq: number, k: Float64Array, lk: number, d: number): { m: Float64Array; inverse: Float64Array } {
-  const queryMoment = symmetricEigen(secondMoment(q, lq, d), d);
+function balancingTransform(querySecondMoment: Float64Array, k: Float64Array, lk: number, d: number): { m: Float64Array; inverse: Float64Array } {
+  const queryMoment = symmetricEigen(querySecondMoment, d);
   const a = matrixFunction(queryMoment, d, Math.sqrt);
   const aInverse = matrixFunction(queryMoment, d, (w) => 1 / Math.sqrt(w));
   const middle = matrixFunction(symmetricEigen(symmetrize(transform(transform(a, d, secondMoment(k, lk, d), d), d, a, d), d), d), d, Math.sqrt);
@@ -173,8 +195,33 @@ function balancingTransform(q: Float64Array, lq: number, k: Float64Array, lk: nu
   return { m: matrixFunction(p, d, Math.sqrt), inverse: matrixFunction(p, d, (w) => 1 / Math.sqrt(w)) };
 }
 
-function descending(values: Float64Array): Int32Array {
-  return Int32Array.from(values.keys()).sort((a, b) => values[b] - values[a]);
+/**
+ * The indices of `values` in decreasing order, sorted only as far as they are asked for: the scans
+ * stop after a few rows, and a comparison sort of a million rows would cost more than the rest of
+ * the range. Each extension at least doubles the sorted prefix: every value at or above a threshold
+ * read from a plain numeric sort of the values, ordered by a comparison sort of just those.
+ */
+class DescendingOrder {
+  private prefix = new Int32Array(0);
+  private ascending: Float64Array | undefined;
+
+  constructor(private readonly values: Float64Array) {}
+
+  /** The index of the n-th largest value (0-based, n < values.length); ties by index. */
+  at(n: number): number {
+    if (n >= this.prefix.length) this.extend(n + 1);
+    return this.prefix[n];
+  }
+
+  private extend(count: number): void {
+    const { values } = this;
+    const wanted = Math.min(values.length, Math.max(count, 2 * this.prefix.length, 64));
+    this.ascending ??= Float64Array.from(values).sort();
+    const threshold = this.ascending[values.length - wanted];
+    const picked: number[] = [];
+    for (let i = 0; i < values.length; i++) if (values[i] >= threshold) picked.push(i);
+    this.prefix = Int32Array.from(picked).sort((a, b) => values[b] - values[a] || a - b);
+  }
 }
 
 /** Most rows per side whose scores are computed exactly: past this the work would rival the fast path's. */
@@ -190,11 +237,18 @@ const MAX_EXACT_ROWS = 64;
  * the bounds hold whatever M is; the residual of M·M⁻¹ − I and the rounding of the dot products are
  * added, so they hold in floating point too.
  */
-function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d: number): { value: number; cauchySchwarz: number; exactRows: number } {
+function maxAbsScore(
+  queries: { values: Float64Array; secondMoment: Float64Array },
+  lq: number,
+  k: Float64Array,
+  lk: number,
+  d: number,
+): { value: number; cauchySchwarz: number; exactRows: number } {
+  const q = queries.values;
   const largest = (values: Float64Array) => values.reduce((a, b) => Math.max(a, b), 0);
   const cauchySchwarz = largest(rowNorms(q, lq, d)) * largest(rowNorms(k, lk, d));
   if (cauchySchwarz === 0) return { value: 0, cauchySchwarz, exactRows: 0 };
-  const { m, inverse } = balancingTransform(q, lq, k, lk, d);
+  const { m, inverse } = balancingTransform(queries.secondMoment, k, lk, d);
   // (q·M)·(k·M⁻¹) = q·M·M⁻ᵀ·kᵀ: the residual E = M·M⁻ᵀ − I measures how far that is from q·k.
   const residual = new Float64Array(d * d);
   for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
@@ -203,10 +257,10 @@ function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d
     residual[i * d + j] = s;
   }
   const transformError = Math.sqrt(residual.reduce((s, x) => s + x * x, 0));
-  const qBalancedNorms = rowNorms(transform(q, lq, m, d), lq, d);
-  const kBalancedNorms = rowNorms(transform(k, lk, inverse, d), lk, d);
-  const qOrder = descending(qBalancedNorms);
-  const kOrder = descending(kBalancedNorms);
+  const qBalancedNorms = transformedRowNorms(q, lq, m, d);
+  const kBalancedNorms = transformedRowNorms(k, lk, inverse, d);
+  const qOrder = new DescendingOrder(qBalancedNorms);
+  const kOrder = new DescendingOrder(kBalancedNorms);
   const score = (i: number, j: number) => {
     let s = 0;
     for (let c = 0; c < d; c++) s += q[i * d + c] * k[j * d + c];
@@ -218,16 +272,16 @@ function maxAbsScore(q: Float64Array, lq: number, k: Float64Array, lk: number, d
   for (;;) {
     for (let t = done; t < rows; t++) {
       if (t < lq) {
-        const i = qOrder[t];
-        for (let n = 0; n < lk && qBalancedNorms[i] * kBalancedNorms[kOrder[n]] > exact; n++) exact = Math.max(exact, score(i, kOrder[n]));
+        const i = qOrder.at(t);
+        for (let n = 0; n < lk && qBalancedNorms[i] * kBalancedNorms[kOrder.at(n)] > exact; n++) exact = Math.max(exact, score(i, kOrder.at(n)));
       }
       if (t < lk) {
-        const j = kOrder[t];
-        for (let n = 0; n < lq && kBalancedNorms[j] * qBalancedNorms[qOrder[n]] > exact; n++) exact = Math.max(exact, score(qOrder[n], j));
+        const j = kOrder.at(t);
+        for (let n = 0; n < lq && kBalancedNorms[j] * qBalancedNorms[qOrder.at(n)] > exact; n++) exact = Math.max(exact, score(qOrder.at(n), j));
       }
     }
     done = rows;
-    const rest = rows >= lq || rows >= lk ? 0 : qBalancedNorms[qOrder[rows]] * kBalancedNorms[kOrder[rows]];
+    const rest = rows >= lq || rows >= lk ? 0 : qBalancedNorms[qOrder.at(rows)] * kBalancedNorms[kOrder.at(rows)];
     if (!(exact >= 0)) return { value: Number.POSITIVE_INFINITY, cauchySchwarz, exactRows: rows };
     if (rest <= exact || rows >= MAX_EXACT_ROWS || rows >= Math.max(lq, lk)) {
       const slack = (transformError + 4 * (d + 2) * UNIT_ROUNDOFF) * cauchySchwarz;
@@ -250,11 +304,12 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
   const mean = new Float64Array(k.cols);
   for (let j = 0; j < k.rows; j++) for (let c = 0; c < k.cols; c++) mean[c] += k.data[k.offset + j * k.stride + c] / k.rows;
   const queries = dense(q);
+  const querySide = { values: queries.values, secondMoment: secondMoment(queries.values, q.rows, d) };
   // |q·k| ≤ R for the scaled rows means |q·k| ≤ R·scale_q·scale_k for the rows as given.
   const score = (keys: { values: Float64Array; scale: number }) => {
     // Keys shifted by the mean can overflow even where the keys do not: nothing is certified then.
     if (!Number.isFinite(queries.scale) || !Number.isFinite(keys.scale)) return { value: Number.POSITIVE_INFINITY, cauchySchwarz: Number.POSITIVE_INFINITY, exactRows: 0 };
-    const result = maxAbsScore(queries.values, q.rows, keys.values, k.rows, d);
+    const result = maxAbsScore(querySide, q.rows, keys.values, k.rows, d);
     const factor = beta * queries.scale * keys.scale;
     return { ...result, value: result.value * factor, cauchySchwarz: result.cauchySchwarz * factor };
   };
