@@ -108,8 +108,9 @@ export const cpuCore: Backend<Matrix> = {
     const out = zeros(a.rows, a.cols, { dtype: a.dtype });
     for (let i = 0; i < a.rows; i++) {
       const base = a.offset + i * a.stride;
-      const diagonal = Math.max(0, Math.min(i + offset, a.cols));
-      const [from, to] = keep === 'lower' ? [0, Math.max(0, Math.min(i + offset + 1, a.cols))] : [diagonal, a.cols];
+      // Columns up to and including the diagonal (lower), or from it on (upper), clamped to the row.
+      const clamp = (j: number) => Math.max(0, Math.min(j, a.cols));
+      const [from, to] = keep === 'lower' ? [0, clamp(i + offset + 1)] : [clamp(i + offset), a.cols];
       for (let j = from; j < to; j++) out.data[i * a.cols + j] = a.data[base + j];
     }
     return out;
