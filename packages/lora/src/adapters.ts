@@ -1,4 +1,4 @@
-import { addInto, map, matmul, type Matrix, scale, zeros } from '@almora/tensor';
+import { abs, addInto, matmul, type Matrix, scale, zeros } from '@almora/tensor';
 
 /** A LoRA adapter in PEFT's names and orientation: W_eff = W + (alpha/r)·lora_B·lora_A. */
 export interface LoraWeights {
@@ -27,7 +27,7 @@ export function linearWeightGradient(inputs: readonly Matrix[], outputGradients:
   const total = zeros(first.cols, inputs[0].cols, { dtype: first.dtype });
   inputs.forEach((x, n) => {
     const g = outputGradients[n];
-    addInto(total, absolute ? matmul(g, map(x, Math.abs), { transposeA: true }) : matmul(g, x, { transposeA: true }));
+    addInto(total, absolute ? matmul(g, abs(x), { transposeA: true }) : matmul(g, x, { transposeA: true }));
   });
   return total;
 }
@@ -38,7 +38,7 @@ export function linearWeightGradient(inputs: readonly Matrix[], outputGradients:
  * scaled — how an entrywise bound on ∂W carries over to the adapter.
  */
 export function adapterGradients(weightGradient: Matrix, adapter: LoraWeights, scaling: number, absolute = false): LoraWeights {
-  const [a, b] = absolute ? [map(adapter.lora_A, Math.abs), map(adapter.lora_B, Math.abs)] : [adapter.lora_A, adapter.lora_B];
+  const [a, b] = absolute ? [abs(adapter.lora_A), abs(adapter.lora_B)] : [adapter.lora_A, adapter.lora_B];
   return {
     lora_A: scale(matmul(b, weightGradient, { transposeA: true }), scaling),
     lora_B: scale(matmul(weightGradient, a, { transposeB: true }), scaling),

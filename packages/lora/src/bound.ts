@@ -1,4 +1,4 @@
-import { type Backend, colSums, type DeviceMatrix, map, type Matrix, scaleRows, scoped, zeros } from '@almora/tensor';
+import { type Backend, colSums, copy, type DeviceMatrix, map, type Matrix, scoped, sliceCols, zeros } from '@almora/tensor';
 import { type HeadGradients, type HeadInput, readBack, type Reading } from './head.js';
 import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
@@ -64,19 +64,26 @@ export function* gradientBound<T extends DeviceMatrix>(
   const dq = zeros(q.rows, q.cols, { dtype: 'float64' });
   for (let i = 0; i < q.rows; i++) for (let l = 0; l < q.cols; l++) dq.data[i * q.cols + l] = beta * rho[i] * keyColumnMax[l];
   const inflate = 1 / (1 - eta);
+  // Both f̂ᵀ products in one pass over f̂'s factors: f̂ᵀ·[β/(1−η)·diag(ρ)|Q| | (η|ĉ| + e)/(1−η)].
+  const width = q.cols + c.cols;
+  const stacked = zeros(q.rows, width, { dtype: 'float64' });
+  for (let i = 0; i < q.rows; i++) {
+    const row = i * width;
+    const queryFactor = beta * inflate * rho[i];
+    for (let l = 0; l < q.cols; l++) stacked.data[row + l] = queryFactor * Math.abs(q.data[q.offset + i * q.stride + l]);
+    for (let l = 0; l < c.cols; l++) stacked.data[row + q.cols + l] = inflate * (eta * Math.abs(c.data[c.offset + i * c.stride + l]) + upstreamError);
+  }
   // f̂ lives on the backend; the O(L·d) factors it multiplies are made here and uploaded.
   const scope = scoped(backend);
-  const applied = function* (m: Matrix, factor: number) {
-    return map(yield* readBack(backend, applyFTransposed(scope, f, scope.upload(m)), m.dtype), (x) => factor * x);
-  };
   try {
-    let dk = yield* applied(scaleRows(map(q, Math.abs), rho), beta * inflate);
+    const both = yield* readBack(backend, applyFTransposed(scope, f, scope.upload(stacked)), 'float64');
+    let dk = copy(sliceCols(both, 0, q.cols));
     if (factors.projected) {
       // |((I − 11ᵀ/L)·E)_jl| ≤ |E_jl| + mean_j|E_jl|.
       const means = colSums(dk).map((sum) => sum / dk.rows);
       dk = map(dk, (x, _i, l) => x + means[l]);
     }
-    const dv = yield* applied(map(c, (x) => eta * Math.abs(x) + upstreamError), inflate);
+    const dv = copy(sliceCols(both, q.cols, width));
     return { dq, dk, dv };
   } finally {
     scope.releaseAll();

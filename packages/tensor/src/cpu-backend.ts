@@ -1,6 +1,6 @@
 import type { Backend, TransposeForms } from './backend.js';
 import { toDType, zeros } from './create.js';
-import { add, addInto, colSums, hadamard, map, rowSums, scaleRows, sub } from './elementwise.js';
+import { abs, add, addInto, colSums, hadamard, map, rowSums, scaleRows, sub } from './elementwise.js';
 import { ShapeError } from './errors.js';
 import { matmul } from './matmul.js';
 import { allocate, block, copy, type DType, type FloatArray, Matrix, sliceRows } from './matrix.js';
@@ -96,7 +96,7 @@ export const cpuCore: Backend<Matrix> = {
     }
     return out;
   },
-  abs: (a) => map(a, Math.abs),
+  abs,
   exp: (a) => map(a, Math.exp),
   reciprocal: (a) => map(a, (x) => 1 / x),
   scaleRows: (a, s) => scaleRows(a, column(s, a.rows, 'scaleRows')),

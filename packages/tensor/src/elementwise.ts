@@ -14,6 +14,17 @@ export function map(m: Matrix, fn: (value: number, row: number, col: number) => 
   return out;
 }
 
+/** |A|, elementwise: a loop of its own, several times faster than {@link map} with `Math.abs` on long matrices. */
+export function abs(a: Matrix): Matrix {
+  const out = zeros(a.rows, a.cols, { dtype: a.dtype });
+  for (let i = 0; i < a.rows; i++) {
+    const base = a.offset + i * a.stride;
+    const o = i * a.cols;
+    for (let j = 0; j < a.cols; j++) out.data[o + j] = Math.abs(a.data[base + j]);
+  }
+  return out;
+}
+
 function zipWith(a: Matrix, b: Matrix, op: string, fn: (x: number, y: number) => number): Matrix {
   assertSameShape(a, b, op);
   const out = zeros(a.rows, a.cols, { dtype: a.dtype });

@@ -37,6 +37,7 @@ export {
   hadamard,
   scale,
   exp,
+  abs,
   scaleRows,
   scaleCols,
   rowSums,

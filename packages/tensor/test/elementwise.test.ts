@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  abs,
   add,
   addInto,
   block,
@@ -56,6 +57,11 @@ describe('elementwise operations', () => {
     ]);
     expect(map(a, (x, i, j) => x + 10 * i + 100 * j).get(1, 2)).toBe(-6 + 10 + 200);
     expect(exp(fromArray([[0, 1]])).toArray()[0]).toEqual([1, Math.E]);
+    expect(abs(a).toArray()).toEqual(map(a, Math.abs).toArray());
+    // A view (offset and stride) in float32 keeps its dtype.
+    const view = block(toDType(a, 'float32'), 1, 1, 1, 2);
+    expect(abs(view).dtype).toBe('float32');
+    expect(abs(view).toArray()).toEqual([[5, 6]]);
   });
 
   it('accumulates in place into a view', () => {
