@@ -24,14 +24,17 @@ const NAV = [
   ['api/index.html', 'API'],
 ];
 
+/** [results file, label, the bench command that makes it]. */
 const BENCHMARKS = [
-  ['scaling', 'Scaling'],
-  ['phase', 'Phase transition'],
-  ['backends', 'Backends'],
-  ['matmul', 'Matmul'],
-  ['approx', 'Approximation'],
-  ['memory', 'Memory'],
-  ['hostile', 'Hostile inputs'],
+  ['scaling', 'Scaling', 'scaling'],
+  ['scaling-wasm', 'Scaling on WebAssembly, beside numpy', 'scaling --backend wasm'],
+  ['phase', 'Phase transition', 'phase'],
+  ['backends', 'Backends', 'backends'],
+  ['matmul', 'Matmul', 'matmul'],
+  ['approx', 'Approximation', 'approx'],
+  ['memory', 'Memory', 'memory'],
+  ['memory-wasm', 'Memory on WebAssembly, to L = 1,048,576', 'memory --backend wasm'],
+  ['hostile', 'Hostile inputs', 'hostile'],
 ];
 
 function escapeHtml(text) {
@@ -109,12 +112,12 @@ async function contentPages() {
 
 async function benchmarkPages() {
   const items = [];
-  for (const [name, label] of BENCHMARKS) {
+  for (const [name, label, command] of BENCHMARKS) {
     let source;
     try {
       source = await readFile(path.join(results, `${name}.md`), 'utf8');
     } catch {
-      items.push(`<li>${label}: no committed results yet (run <code>pnpm bench ${name}</code>).</li>`);
+      items.push(`<li>${label}: no committed results yet (run <code>pnpm bench ${command}</code>).</li>`);
       continue;
     }
     const at = `benchmarks/${name}.html`;
