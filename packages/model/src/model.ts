@@ -1,0 +1,170 @@
+import type { AttentionOptions, LoraWeights } from '@almora/lora';
+import { InvalidArgumentError, matmul, type Matrix, zeros } from '@almora/tensor';
+import { splitRows, tokenBatch } from './batch.js';
+import { type Qwen3Config, qwen3Config } from './config.js';
+import { crossEntropy, crossEntropyBackward } from './cross-entropy.js';
+import { decoderLayer, type LayerResult, type Qwen3LayerReport } from './layer.js';
+import { checkLora, type Qwen3Lora } from './lora.js';
+import { rmsNorm, rmsNormBackward } from './rms-norm.js';
+import { rotaryTables } from './rotary.js';
+import { checkWeights, type Qwen3Weights } from './weights.js';
+
+/** A Qwen3 causal language model: its config, its parameters by state-dict key, and optional LoRA adapters. */
+export interface Qwen3Model {
+  /** The shape, in Hugging Face's config.json names (see {@link qwen3Config}). */
+  config: Qwen3Config;
+  /** Every parameter under its Hugging Face state-dict key. */
+  weights: Qwen3Weights;
+  /** LoRA on some of the linear maps of every layer, PEFT-style; without it the model is frozen (and `weightGradients` trains it all). */
+  lora?: Qwen3Lora;
+}
+
+/** Options of {@link qwen3ForCausalLM}: the attention core's (method, epsilon, …, the same for every layer), plus the model's own. */
+export interface Qwen3Options extends AttentionOptions {
+  /**
+   * Hugging Face's `labels`: one per input id (the same shape as the input), shifted inside so
+   * that label t + 1 is the target of position t; −100 (`IGNORE_INDEX`) leaves a position out
+   * of the loss (a prompt, padding). Default: the input ids, plain next-token prediction.
+   */
+  labels?: readonly number[] | readonly (readonly number[])[];
+  /** Also return ∂loss/∂(every base parameter), by state-dict key, for pretraining or full fine-tuning; default false. */
+  weightGradients?: boolean;
+  /**
+   * The norm control (the paper's Remark 5.2): every q_norm and k_norm gain is clamped to [−G, G]
+   * in the forward pass (and gets no gradient where clamped, torch.clamp's rule), so every head's Γ
+   * is at most G·head_dim^¼ whatever the weights, the bound each layer's report states as
+   * `gammaBound`. Gains inside the cap are untouched, so a checkpoint within it computes exactly
+   * as in transformers. Default: no cap.
+   */
+  qkNormCap?: number;
+}
+
+/** What {@link Qwen3Result.backward} returns. */
+export interface Qwen3Gradients {
+  /** ∂loss/∂lora_A (r×in) and ∂loss/∂lora_B (out×r) of every adapter, by module path as in {@link Qwen3Lora.adapters}. */
+  lora: Record<string, LoraWeights>;
+  /** ∂loss/∂(every parameter) by state-dict key, in the parameters' shapes, when `weightGradients` was asked for. With tied embeddings the embedding's gradient includes the head's. */
+  weights: Qwen3Weights | undefined;
+}
+
+/** The forward result of {@link qwen3ForCausalLM}, in the vjp style. */
+export interface Qwen3Result<L> {
+  /** Logits, L×vocab per sequence (an array for a batch). */
+  logits: L;
+  /** Mean cross-entropy of next-token prediction over every position with a target in the batch (transformers' `loss`). */
+  loss: number;
+  /** How many positions the loss averages over. */
+  tokens: number;
+  /** For every decoder layer: the attention core's report (each head's Γ, path, reason) and the Γ bound of its q_norm/k_norm. */
+  layers: Qwen3LayerReport[];
+  /** The gradient of `loss`: every adapter's and, when asked for, every parameter's. Call it once. */
+  backward(): Qwen3Gradients;
+  /** Releases what the attention cores kept without computing gradients (inference). */
+  dispose(): void;
+}
+
+function checkOptions(options: Qwen3Options): { attention: AttentionOptions; labels: Qwen3Options['labels']; cap: number | undefined; weightGradients: boolean } {
+  const { labels, weightGradients = false, qkNormCap: cap, ...attention } = options;
+  if (typeof weightGradients !== 'boolean') throw new InvalidArgumentError(`weightGradients must be true or false, got ${String(weightGradients)}`);
+  if (cap !== undefined && !(Number.isFinite(cap) && cap > 0)) throw new InvalidArgumentError(`qkNormCap must be finite and > 0, got ${cap}`);
+  for (const name of ['heads', 'causal', 'beta']) {
+    if (name in attention) throw new InvalidArgumentError(`${name} is set by the model (num_attention_heads, causal, 1/√head_dim), not an option`);
+  }
+  return { attention, labels, cap, weightGradients };
+}
+
+/**
+ * A Qwen3 causal language model (Hugging Face's `Qwen3ForCausalLM`) on token ids — one sequence,
+ * or an array of sequences of any lengths (a batch without padding) — forward now, backward on
+ * demand:
+ *
+ *     h = embed_tokens[ids];  h = layer_N(… layer_0(h));  logits = lm_head(norm(h))
+ *     loss = mean cross-entropy of each position's logits against the next id (or `labels`)
+ *
+ * Every layer's attention runs through @almora/lora's attention core after q_norm/k_norm and rotary,
+ * so each head of each layer takes 'exact', 'fast' or 'auto' (`options.method`) with its report.
+ * `backward()` gives every LoRA adapter's gradient (PEFT's lora_A, lora_B) and, with
+ * `weightGradients`, every base parameter's. The config is checked with {@link qwen3Config}, the
+ * weights and adapters against it; anything wrong is a typed error naming what.
+ *
+ * @example
+ * ```ts
+ * const { loss, layers, backward } = qwen3ForCausalLM({ config, weights, lora }, [[1, 2, 3, 4]], { method: 'auto' });
+ * const { lora: grads } = backward(); // grads['model.layers.0.self_attn.q_proj'].lora_A, …
+ * ```
+ */
+export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonly number[])[]>(model: Qwen3Model, inputIds: I, options: Qwen3Options = {}): Qwen3Result<I extends readonly (readonly number[])[] ? Matrix[] : Matrix> {
+  type Logits = I extends readonly (readonly number[])[] ? Matrix[] : Matrix;
+  if (typeof model !== 'object' || model === null) throw new InvalidArgumentError('model must be { config, weights, lora? }');
+  const config = qwen3Config(model.config);
+  const weights = checkWeights(config, model.weights);
+  const lora = checkLora(config, model.lora, weights.dtype);
+  const { attention, labels, cap, weightGradients } = checkOptions(options);
+  const batch = tokenBatch(config, inputIds, labels);
+  const rotary = rotaryTables(batch.positions, config.head_dim, config.rope_theta);
+
+  // The embedding: row t of h is embed_tokens[ids[t]].
+  let h = zeros(batch.ids.length, config.hidden_size, { dtype: weights.dtype });
+  batch.ids.forEach((id, t) => h.data.set(weights.embed.row(id), t * h.cols));
+  const layers: LayerResult[] = [];
+  try {
+    for (let l = 0; l < config.num_hidden_layers; l++) {
+      const layer = decoderLayer(h, { config, index: l, weights: weights.layers[l], lora, rotary, spans: batch.spans, attention, qkNormCap: cap, weightGradients });
+      layers.push(layer);
+      h = layer.output;
+    }
+  } catch (error) {
+    for (const layer of layers) layer.dispose();
+    throw error;
+  }
+  const final = rmsNorm(h, weights.norm, config.rms_norm_eps);
+  const logits = matmul(final.y, weights.head, { transposeB: true });
+  const { loss, count } = crossEntropy(logits, batch.targets);
+  let done = false;
+  const release = () => {
+    done = true;
+    for (const layer of layers) layer.dispose();
+  };
+
+  function backward(): Qwen3Gradients {
+    if (done) throw new InvalidArgumentError('backward was already called (or the result disposed): run the forward pass again');
+    done = true;
+    const grads: Qwen3Gradients = { lora: {}, weights: weightGradients ? {} : undefined };
+    const dz = crossEntropyBackward(logits, batch.targets, count);
+    const dFinal = matmul(dz, weights.head);
+    const normBack = rmsNormBackward(h, weights.norm, final.inverseRms, dFinal);
+    let dh = normBack.dx;
+    const layerWeights: Record<string, Matrix>[] = [];
+    for (let l = layers.length - 1; l >= 0; l--) {
+      const back = layers[l].backward(dh);
+      dh = back.dh;
+      Object.assign(grads.lora, back.lora);
+      layerWeights[l] = back.weights;
+    }
+    if (grads.weights) {
+      // The embedding's gradient: every row of ∂h₀ added to its token's row (and the tied head's ∂zᵀ·x).
+      const dEmbed = config.tie_word_embeddings ? matmul(dz, final.y, { transposeA: true }) : zeros(config.vocab_size, config.hidden_size, { dtype: weights.dtype });
+      batch.ids.forEach((id, t) => {
+        const row = dEmbed.row(id);
+        const source = dh.row(t);
+        for (let j = 0; j < row.length; j++) row[j] += source[j];
+      });
+      grads.weights['model.embed_tokens.weight'] = dEmbed;
+      for (const own of layerWeights) Object.assign(grads.weights, own);
+      grads.weights['model.norm.weight'] = normBack.dgain;
+      if (!config.tie_word_embeddings) grads.weights['lm_head.weight'] = matmul(dz, final.y, { transposeA: true });
+    }
+    return grads;
+  }
+
+  return {
+    logits: (batch.single ? logits : splitRows(logits, batch.spans)) as Logits,
+    loss,
+    tokens: count,
+    layers: layers.map((layer) => layer.report),
+    backward,
+    dispose: () => {
+      if (!done) release();
+    },
+  };
+}

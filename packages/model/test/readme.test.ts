@@ -1,0 +1,17 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runReadmeExample } from '@almora/vitest-config/readme';
+import { expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+it('the README example runs as written: a loss near ln 256 at initialisation, a report per layer, PEFT shapes', () => {
+  const run = runReadmeExample(root);
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  const loss = Number(run.stdout.split(' ')[0]);
+  expect(Math.abs(loss - Math.log(256))).toBeLessThan(0.1);
+  expect(run.stdout).toMatch(/exact, Γ = [\d.]+ ≤ 2\.00/);
+  // down_proj is 64×192 (out×in): lora_A r×in, lora_B out×r.
+  expect(run.stdout).toContain('[ 8, 192 ] [ 64, 8 ]');
+});
