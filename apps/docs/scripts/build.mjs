@@ -130,7 +130,7 @@ async function benchmarkPages() {
 }
 
 async function apiReference() {
-  const packages = ['tensor', 'kernels', 'lora', 'gpu', 'wasm', 'backends'];
+  const packages = ['tensor', 'kernels', 'lora', 'gpu', 'wasm', 'backends', 'model'];
   const app = await Application.bootstrapWithPlugins({
     entryPoints: packages.map((p) => path.join(repo, 'packages', p, 'src', 'index.ts')),
     tsconfig: path.join(root, 'typedoc.tsconfig.json'),
