@@ -1,3 +1,3 @@
 import { almoraTsup } from '@almora/tsup-config';
 
-export default almoraTsup(['src/cli.ts', 'src/index.ts', 'src/memory-child.ts']);
+export default almoraTsup(['src/cli.ts', 'src/index.ts', 'src/memory-child.ts'], { formats: ['esm'] });

@@ -1,3 +1,3 @@
 import { almoraTsup } from '@almora/tsup-config';
 
-export default almoraTsup(['src/cli.ts', 'src/index.ts', 'src/fuzz-cli.ts']);
+export default almoraTsup(['src/cli.ts', 'src/index.ts', 'src/fuzz-cli.ts'], { formats: ['esm'] });

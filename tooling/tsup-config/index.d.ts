@@ -1,6 +1,6 @@
 import type { Options } from 'tsup';
 
-/** ESM + .d.ts + source maps for the given entries (types from src/index.ts). */
-export function almoraTsup(entries?: string[]): Options | Options[] | ((overrideOptions: Options) => Options | Options[] | Promise<Options | Options[]>);
+/** ESM + CommonJS (or the given `formats`) with .d.ts/.d.cts types and source maps for the given entries (types from src/index.ts). */
+export function almoraTsup(entries?: string[], options?: { formats?: ('esm' | 'cjs')[] }): Options | Options[] | ((overrideOptions: Options) => Options | Options[] | Promise<Options | Options[]>);
 declare const config: ReturnType<typeof almoraTsup>;
 export default config;
