@@ -1,12 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { loraGradients, relativeGradientError, type LoraOptions } from '@almora/lora';
 import { Rng } from '@almora/tensor';
 import { describe, expect, it } from 'vitest';
+import { pythonModuleMissing } from '@almora/vitest-config/python';
 import { numpyInputs, runNumpyPeer, type NumpyMethod } from '../src/peers/numpy.js';
 import { benchProblem, type Adaptation } from '../src/problems.js';
 
-const hasNumpy = existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import numpy']).status === 0;
+const hasNumpy = pythonModuleMissing('numpy') === undefined;
 
 /** Each numpy method beside the almora options that name the same algorithm, and how closely they must agree (rounding only). */
 const TWINS: [NumpyMethod, LoraOptions, number][] = [

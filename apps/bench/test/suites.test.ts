@@ -1,12 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { pythonModuleMissing } from '@almora/vitest-config/python';
 import { runBench } from '../src/index.js';
 
-const hasNumpy = existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import numpy']).status === 0;
+const hasNumpy = pythonModuleMissing('numpy') === undefined;
 
 async function runQuick(suite: string, backend?: string, sizes: { lengths?: number[]; dims?: number[] } = {}) {
   const out = await mkdtemp(path.join(os.tmpdir(), `almora-bench-${suite}-`));

@@ -1,21 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { pythonModuleMissing, SYSTEM_PYTHON as PYTHON } from '@almora/vitest-config/python';
 import { fromFlat, type Matrix, randomNormal, Rng } from '@almora/tensor';
 import { type AttentionLayer, loraAttention } from '../src/index.js';
 import { randomLayer } from './layers.js';
 
-/** Debian's python3-torch lives in the system Python, not in a virtualenv that may come first on PATH. */
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_layers.py');
-
-function torchMissing(): string | undefined {
-  if (!existsSync(PYTHON)) return `${PYTHON} is missing`;
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  return probe.status === 0 ? undefined : 'python3-torch is not installed (apt-get install python3-torch)';
-}
 
 interface Plain {
   rows: number;
@@ -50,7 +42,7 @@ function mismatch(ours: Matrix, theirs: Plain): number {
   return num / den;
 }
 
-const missing = torchMissing();
+const missing = pythonModuleMissing('torch');
 
 describe(`two stacked LoRA attention layers against PyTorch float64 autograd${missing ? ` (skipped: ${missing})` : ''}`, () => {
   for (const causal of [false, true]) {

@@ -1,23 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { pythonModuleMissing, SYSTEM_PYTHON as PYTHON } from '@almora/vitest-config/python';
 import { fromFlat, type Matrix, Rng } from '@almora/tensor';
 import { qwen3ForCausalLM, type Qwen3Model } from '../src/index.js';
 import { mismatch, randomIds, randomModel, tinyConfig } from './models.js';
 
-/** Debian's python3-torch lives in the system Python, not in a virtualenv that may come first on PATH. */
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_qwen3.py');
 /** The issue's bar: loss and every gradient within 1e-9 of PyTorch's float64 autograd (relative to max(1, |reference|)). */
 const TOLERANCE = 1e-9;
-
-function torchMissing(): string | undefined {
-  if (!existsSync(PYTHON)) return `${PYTHON} is missing`;
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  return probe.status === 0 ? undefined : 'python3-torch is not installed (apt-get install python3-torch)';
-}
 
 interface Plain {
   rows: number;
@@ -45,7 +37,7 @@ function runTorch(model: Qwen3Model, ids: number[][], qkNormCap: number | undefi
   return JSON.parse(run.stdout) as TorchResult;
 }
 
-const missing = torchMissing();
+const missing = pythonModuleMissing('torch');
 
 describe(`a 2-layer Qwen3 with LoRA on all seven modules against PyTorch float64 autograd${missing ? ` (skipped: ${missing})` : ''}`, () => {
   for (const [name, tied, kv, cap] of [
