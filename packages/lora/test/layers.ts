@@ -1,5 +1,6 @@
 // Random PEFT-shaped attention layers and the plain loss the layer tests differentiate.
 import { type Matrix, randomNormal, type Rng, scale } from '@almora/tensor';
+import { centralDifferences } from '@almora/vitest-config/finite-difference';
 import type { AttentionLayer, ModuleName } from '../src/index.js';
 
 export interface LayerShape {
@@ -43,20 +44,7 @@ export function projectedLoss(out: Matrix | Matrix[], g: Matrix | Matrix[]): num
 
 /** Central finite difference of f with respect to every entry of m (m is changed and restored in place). */
 export function finiteDifference(m: Matrix, f: () => number, h = 1e-6): Float64Array {
-  const out = new Float64Array(m.rows * m.cols);
-  for (let i = 0; i < m.rows; i++) {
-    for (let j = 0; j < m.cols; j++) {
-      const t = m.offset + i * m.stride + j;
-      const original = m.data[t];
-      m.data[t] = original + h;
-      const plus = f();
-      m.data[t] = original - h;
-      const minus = f();
-      m.data[t] = original;
-      out[i * m.cols + j] = (plus - minus) / (2 * h);
-    }
-  }
-  return out;
+  return centralDifferences(m, f, Array.from({ length: m.rows * m.cols }, (_, e) => e), h);
 }
 
 /** max|analytic − numeric| / max(1, max|numeric|). */

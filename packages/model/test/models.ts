@@ -1,5 +1,6 @@
 // Small random Qwen3 models and the finite-difference helpers the model tests share.
 import { type Matrix, randomNormal, type Rng, scale } from '@almora/tensor';
+import { centralDifferences } from '@almora/vitest-config/finite-difference';
 import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3Config, type Qwen3Config, type Qwen3Model, type Qwen3Module } from '../src/index.js';
 
 /** A 2-layer Qwen3 small enough for finite differences: 4 query heads on 2 key/value heads of width 4. */
@@ -28,18 +29,8 @@ export function randomIds(vocab: number, lengths: readonly number[], rng: Rng): 
 
 /** Central finite difference of f at the given entries of m (m is changed and restored in place). */
 export function finiteDifference(m: Matrix, f: () => number, entries: readonly number[], h = 1e-5): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const e of entries) {
-    const t = m.offset + Math.floor(e / m.cols) * m.stride + (e % m.cols);
-    const original = m.data[t];
-    m.data[t] = original + h;
-    const plus = f();
-    m.data[t] = original - h;
-    const minus = f();
-    m.data[t] = original;
-    out.set(e, (plus - minus) / (2 * h));
-  }
-  return out;
+  const values = centralDifferences(m, f, entries, h);
+  return new Map(entries.map((e, n) => [e, values[n]]));
 }
 
 /** Up to `count` distinct entries of an n-entry matrix, drawn from rng (all of them when n ≤ count). */
