@@ -12,3 +12,4 @@ export { initQwen3Adapters, type Qwen3Lora, type Qwen3LoraConfig, type AdapterIn
 export { qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Result, type Qwen3Gradients } from './model.js';
 export type { Qwen3LayerReport } from './layer.js';
 export { IGNORE_INDEX } from './cross-entropy.js';
+export { generate, type GenerateOptions, type GenerateResult } from './generate.js';

@@ -70,7 +70,7 @@ export interface LayerResult {
 }
 
 /** The q_norm/k_norm gain with every entry clamped to [−G, G] (the norm control), or as given. */
-function capped(gain: Matrix, cap: number | undefined): Matrix {
+export function capped(gain: Matrix, cap: number | undefined): Matrix {
   return cap === undefined ? gain : map(gain, (g) => Math.min(cap, Math.max(-cap, g)));
 }
 
