@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { median } from './stats.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '@almora/cli-kit';
 import type { Backend } from '@almora/tensor';
 
 /** A table cell: numbers are written as they are to JSON and CSV, and formatted for Markdown. */

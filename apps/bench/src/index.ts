@@ -18,5 +18,3 @@ export {
   type WrittenReport,
 } from './harness.js';
 export { median, logLogSlope, crossoverLength } from './stats.js';
-export { linePlot, type PlotSpec, type Series, type Marker } from './svg.js';
-export { Progress } from './progress.js';

@@ -1,5 +1,5 @@
 import { machineInfo, writeReport, type SuiteReport, type WrittenReport } from './harness.js';
-import { Progress } from './progress.js';
+import { Progress } from '@almora/cli-kit';
 import { suites } from './suites/index.js';
 import { openBackend } from '@almora/backends';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crossoverLength, linePlot, logLogSlope, median, timeInterleaved, toCsv, toMarkdownTable, type Row } from '../src/index.js';
+import { crossoverLength, logLogSlope, median, timeInterleaved, toCsv, toMarkdownTable, type Row } from '../src/index.js';
 
 describe('harness pieces', () => {
   it('median and log-log slope are right on known data', () => {
@@ -37,24 +37,5 @@ describe('harness pieces', () => {
     ];
     expect(toCsv(rows)).toBe('method,seconds,extra\n"x, y",0.5,\nz,0.000001,\n');
     expect(toMarkdownTable(rows)).toContain('| z | 1.00e-6 | — |');
-  });
-
-  it('draws a parseable SVG with one path per series and skips non-positive values on log axes', () => {
-    const svg = linePlot({
-      title: 'T <1>',
-      xLabel: 'x',
-      yLabel: 'y',
-      logX: true,
-      logY: true,
-      series: [
-        { name: 'a', points: [[1, 1], [10, 100], [100, 0]] },
-        { name: 'b', points: [[1, 2], [10, 20]], dashed: true },
-      ],
-      markers: [{ x: 5, label: 'm' }],
-    });
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg.match(/<path /g)).toHaveLength(2);
-    expect(svg).toContain('T &lt;1&gt;');
-    expect(svg).not.toContain('NaN');
   });
 });

@@ -2,12 +2,14 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Progress } from '@almora/cli-kit';
 import { AlmoraError, InvalidArgumentError } from '@almora/tensor';
 import { CONFIG_KEYS, flagValue, parseConfig, resolveConfig, type TrainConfig } from './config.js';
 import { lockRunDir, runSubfolder } from './run-dir.js';
 import { decodeSafetensors } from './safetensors.js';
 import { taskFromSafetensors, teacherTask, type TrainingTask } from './task.js';
 import { trainRun, type RunResult } from './trainer.js';
+import { writeReport } from './report.js';
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -104,8 +106,6 @@ async function train(argv: string[]): Promise<void> {
 }
 
 async function trainAndReport(config: TrainConfig, task: TrainingTask, runDir: string, quiet: boolean, resume: boolean): Promise<void> {
-  // @almora/bench (progress bar, plot) loads the GPU backends, seconds of start-up: so only after the announce.
-  const [{ Progress }, { writeReport }] = await Promise.all([import('@almora/bench'), import('./report.js')]);
   const run = async (label: string, method: TrainConfig['method'], normControl: boolean): Promise<RunResult> => {
     const dir = await runSubfolder(path.join(runDir, label));
     const progress = new Progress(quiet);

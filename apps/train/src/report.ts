@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { linePlot } from '@almora/bench';
+import { linePlot } from '@almora/cli-kit';
 import { writeFileAtomic } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import type { RunResult } from './trainer.js';

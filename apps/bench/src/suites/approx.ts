@@ -2,7 +2,7 @@ import { applySoftmax, approximateSoftmaxKernel, exactSoftmax, featureRank, posi
 import { matmul, maxAbs, randomNormal, Rng, scale, sub, type Matrix } from '@almora/tensor';
 import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { median } from '../stats.js';
-import { linePlot } from '../svg.js';
+import { linePlot } from '@almora/cli-kit';
 
 const D = 4;
 

@@ -2,7 +2,7 @@ import { matmul, randomNormal, Rng, toDType, type Matrix } from '@almora/tensor'
 import { createWasmBackend, type WasmBackend, type WasmMatrix } from '@almora/wasm';
 import { Matrix as MlMatrix } from 'ml-matrix';
 import { medianTime, timeInterleaved, type Row, type Suite, type SuiteContext, type SuiteReport } from '../harness.js';
-import { linePlot } from '../svg.js';
+import { linePlot } from '@almora/cli-kit';
 import { readAndDispose, useTfjs } from '../peers/tfjs.js';
 
 const ALMORA_F64 = 'almora float64';

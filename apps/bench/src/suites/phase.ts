@@ -4,7 +4,7 @@ import { Rng } from '@almora/tensor';
 import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { benchProblem } from '../problems.js';
 import { certificateCell, fuzzSweep, headlineRows } from './certificate.js';
-import { linePlot } from '../svg.js';
+import { linePlot } from '@almora/cli-kit';
 
 const D = 4;
 const RANK = 2;

@@ -6,7 +6,7 @@ import { numpyInputs, runNumpyPeer, type NumpyInputs, type NumpyMethod } from '.
 import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
 import { runTorchPeer } from '../peers/torch.js';
 import { crossoverLength, logLogSlope, median } from '../stats.js';
-import { linePlot } from '../svg.js';
+import { linePlot } from '@almora/cli-kit';
 
 const GAMMA = 0.5;
 const RANK = 4;
