@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Matrix, ShapeError, sliceRows, zeros } from '@almora/tensor';
+import { InvalidArgumentError, type Matrix, ShapeError, sliceRows } from '@almora/tensor';
 import type { Qwen3Config } from './config.js';
 import { IGNORE_INDEX } from './cross-entropy.js';
 
@@ -68,16 +68,4 @@ export function tokenBatch(config: Qwen3Config, inputIds: readonly number[] | re
 /** Each sequence's rows of m, as views. */
 export function splitRows(m: Matrix, spans: readonly Span[]): Matrix[] {
   return spans.map((s) => sliceRows(m, s.start, s.start + s.length));
-}
-
-/** The rows of every matrix, one after another, as one contiguous matrix. */
-export function concatRows(parts: readonly Matrix[]): Matrix {
-  const rows = parts.reduce((sum, m) => sum + m.rows, 0);
-  const out = zeros(rows, parts[0].cols, { dtype: parts[0].dtype });
-  let row = 0;
-  for (const m of parts) {
-    for (let i = 0; i < m.rows; i++) out.data.set(m.data.subarray(m.offset + i * m.stride, m.offset + i * m.stride + m.cols), (row + i) * out.cols);
-    row += m.rows;
-  }
-  return out;
 }

@@ -11,5 +11,6 @@ export { initQwen3Weights, qwen3StateDictShapes, qwen3ModulePath, QWEN3_MODULES,
 export { initQwen3Adapters, type Qwen3Lora, type Qwen3LoraConfig, type AdapterInitOptions } from './lora.js';
 export { qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Result, type Qwen3Gradients } from './model.js';
 export type { Qwen3LayerReport } from './layer.js';
+export type { ShiftedSparseAttention, AttentionBlock } from './shifted-sparse.js';
 export { IGNORE_INDEX } from './cross-entropy.js';
 export { generate, type GenerateOptions, type GenerateResult } from './generate.js';

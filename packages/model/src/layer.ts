@@ -1,12 +1,12 @@
 import { attention, type AttentionOptions, type AttentionReport, type LoraWeights } from '@almora/lora';
 import { add, addInto, map, type Matrix, maxAbs } from '@almora/tensor';
-import { concatRows, type Span, splitRows } from './batch.js';
 import type { Qwen3Config } from './config.js';
 import { repeatKv, sumKv } from './kv-heads.js';
 import { linearBackward, linearForward, type LinearState } from './linear.js';
 import type { CheckedLora } from './lora.js';
 import { rmsNorm, rmsNormBackward } from './rms-norm.js';
 import { rotary, type RotaryTables } from './rotary.js';
+import { type AttentionBlock, type CoreBlock, joinBlocks, splitBlocks } from './shifted-sparse.js';
 import { swiglu, swigluBackward } from './swiglu.js';
 import { type LayerWeights, type Qwen3Module, qwen3ModulePath } from './weights.js';
 
@@ -23,6 +23,13 @@ export interface Qwen3LayerReport {
    * after the cap). With `qkNormCap` = G it is at most G·head_dim^¼ whatever the weights are.
    */
   gammaBound: number;
+  /**
+   * With `shiftedSparseAttention`: the attention core's sequences, the groups of each sequence and
+   * the query heads that attend within them. `attention.heads[i].sequence` indexes this list and
+   * `attention.heads[i].head` counts from its block's `firstHead`; `attention.threshold` is
+   * √(log of the longest group).
+   */
+  blocks?: AttentionBlock[];
 }
 
 /** Everything one decoder layer needs besides its input. */
@@ -37,8 +44,10 @@ export interface LayerContext {
   lora: CheckedLora;
   /** The rotary angles of every row. */
   rotary: RotaryTables;
-  /** Where each sequence's rows are. */
-  spans: Span[];
+  /** The attention core's sequences: each sequence with all heads, or its groups (shifted sparse attention). */
+  blocks: CoreBlock[];
+  /** Whether the blocks are shifted sparse attention's (and go in the report). */
+  shiftedSparse: boolean;
   /** The attention core's options, passed through. */
   attention: AttentionOptions;
   /** The cap G on |q_norm|, |k_norm| gains, if any. */
@@ -85,13 +94,14 @@ function cappedBackward(gain: Matrix, cap: number | undefined, dgain: Matrix): M
  *     a = input_layernorm(h)
  *     q = q_norm(q_proj(a)), k = k_norm(k_proj(a)), v = v_proj(a)     (q_norm, k_norm per head)
  *     o = attention(rotary(q), repeat_kv(rotary(k)), repeat_kv(v))    (causal, per sequence, the core)
+ *         (with shifted sparse attention, per group and half of the heads: the core's sequences are the blocks)
  *     h₁ = h + o_proj(o)
  *     h₂ = h₁ + down_proj(silu(gate_proj(b)) ∘ up_proj(b)),  b = post_attention_layernorm(h₁)
  *
  * Every linear map is LoRA-adapted where the adapters say so.
  */
 export function decoderLayer(h: Matrix, ctx: LayerContext): LayerResult {
-  const { config, weights: w, lora, spans } = ctx;
+  const { config, weights: w, lora, blocks } = ctx;
   const eps = config.rms_norm_eps;
   const [headDim, heads, groups] = [config.head_dim, config.num_attention_heads, config.num_attention_heads / config.num_key_value_heads];
   const path = (module: Qwen3Module) => qwen3ModulePath(ctx.index, module);
@@ -107,13 +117,16 @@ export function decoderLayer(h: Matrix, ctx: LayerContext): LayerResult {
   const [qGain, kGain] = [capped(w.q_norm, ctx.qkNormCap), capped(w.k_norm, ctx.qkNormCap)];
   const [qn, kn] = [rmsNorm(q, qGain, eps), rmsNorm(k, kGain, eps)];
   const [qr, kr] = [rotary(qn.y, ctx.rotary), rotary(kn.y, ctx.rotary)];
-  const core = attention(splitRows(qr, spans), splitRows(repeatKv(kr, groups, headDim), spans), splitRows(repeatKv(v, groups, headDim), spans), { ...ctx.attention, heads, causal: true });
-  const o = concatRows(core.output);
+  const split = (m: Matrix) => splitBlocks(m, blocks, headDim);
+  const join = (parts: Matrix[]) => joinBlocks(parts, blocks, h.rows, heads * headDim, headDim);
+  const core = attention(split(qr), split(repeatKv(kr, groups, headDim)), split(repeatKv(v, groups, headDim)), { ...ctx.attention, heads: blocks[0].heads, causal: true });
+  const o = join(core.output);
   const h1 = add(h, linear(o, 'o_proj'));
   const b = rmsNorm(h1, w.post_attention_layernorm, eps);
   const [gate, up] = [linear(b.y, 'gate_proj'), linear(b.y, 'up_proj')];
   const output = add(h1, linear(swiglu(gate, up), 'down_proj'));
-  const report = { layer: ctx.index, attention: core.report, gammaBound: Math.max(maxAbs(qGain), maxAbs(kGain)) * Math.pow(headDim, 0.25) };
+  const report: Qwen3LayerReport = { layer: ctx.index, attention: core.report, gammaBound: Math.max(maxAbs(qGain), maxAbs(kGain)) * Math.pow(headDim, 0.25) };
+  if (ctx.shiftedSparse) report.blocks = blocks.map(({ sequence, start, length, firstHead, heads: n }) => ({ sequence, start, length, firstHead, heads: n }));
 
   function backward(dOutput: Matrix): LayerBackward {
     const result: LayerBackward = { dh: dOutput, lora: {}, weights: {} };
@@ -135,10 +148,10 @@ export function decoderLayer(h: Matrix, ctx: LayerContext): LayerResult {
     addInto(db, back(dup, 'up_proj'));
     const dh1 = add(dOutput, norm('post_attention_layernorm', h1, w.post_attention_layernorm, b.inverseRms, db));
     // Attention block: h₁ = h + o_proj(o).
-    const g = core.backward(splitRows(back(dh1, 'o_proj'), spans));
-    const dq = rotary(concatRows(g.dq), ctx.rotary, true);
-    const dk = rotary(sumKv(concatRows(g.dk), groups, headDim), ctx.rotary, true);
-    const dv = sumKv(concatRows(g.dv), groups, headDim);
+    const g = core.backward(split(back(dh1, 'o_proj')));
+    const dq = rotary(join(g.dq), ctx.rotary, true);
+    const dk = rotary(sumKv(join(g.dk), groups, headDim), ctx.rotary, true);
+    const dv = sumKv(join(g.dv), groups, headDim);
     const qNorm = rmsNormBackward(q, qGain, qn.inverseRms, dq);
     const kNorm = rmsNormBackward(k, kGain, kn.inverseRms, dk);
     if (ctx.weightGradients) {

@@ -7,6 +7,7 @@ import { decoderLayer, type LayerResult, type Qwen3LayerReport } from './layer.j
 import { checkLora, type Qwen3Lora } from './lora.js';
 import { rmsNorm, rmsNormBackward } from './rms-norm.js';
 import { rotaryTables } from './rotary.js';
+import { attentionBlocks, checkShiftedSparse, type ShiftedSparseAttention } from './shifted-sparse.js';
 import { checkWeights, type Qwen3Weights } from './weights.js';
 
 /** A Qwen3 causal language model: its config, its parameters by state-dict key, and optional LoRA adapters. */
@@ -37,6 +38,14 @@ export interface Qwen3Options extends AttentionOptions {
    * as in transformers. Default: no cap.
    */
   qkNormCap?: number;
+  /**
+   * LongLoRA's shifted sparse attention (S²-Attn) with groups of `groupSize` tokens, for training
+   * on long sequences: half of the query heads attend within groups, half within groups shifted by
+   * half a group, without wrap-around (see {@link ShiftedSparseAttention}). Every group runs through
+   * the attention core as one of its sequences, so `method` and the report apply; each layer's
+   * report lists the groups as `blocks`. Default: full causal attention (use it to evaluate).
+   */
+  shiftedSparseAttention?: ShiftedSparseAttention;
 }
 
 /** What {@link Qwen3Result.backward} returns. */
@@ -63,14 +72,15 @@ export interface Qwen3Result<L> {
   dispose(): void;
 }
 
-function checkOptions(options: Qwen3Options): { attention: AttentionOptions; labels: Qwen3Options['labels']; cap: number | undefined; weightGradients: boolean } {
-  const { labels, weightGradients = false, qkNormCap: cap, ...attention } = options;
+function checkOptions(options: Qwen3Options, config: Qwen3Config): { attention: AttentionOptions; labels: Qwen3Options['labels']; cap: number | undefined; weightGradients: boolean; s2: ShiftedSparseAttention | undefined } {
+  const { labels, weightGradients = false, qkNormCap: cap, shiftedSparseAttention, ...attention } = options;
+  const s2 = checkShiftedSparse(shiftedSparseAttention, config.num_attention_heads);
   if (typeof weightGradients !== 'boolean') throw new InvalidArgumentError(`weightGradients must be true or false, got ${String(weightGradients)}`);
   if (cap !== undefined && !(Number.isFinite(cap) && cap > 0)) throw new InvalidArgumentError(`qkNormCap must be finite and > 0, got ${cap}`);
   for (const name of ['heads', 'causal', 'beta']) {
     if (name in attention) throw new InvalidArgumentError(`${name} is set by the model (num_attention_heads, causal, 1/√head_dim), not an option`);
   }
-  return { attention, labels, cap, weightGradients };
+  return { attention, labels, cap, weightGradients, s2 };
 }
 
 /**
@@ -99,9 +109,10 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
   const config = qwen3Config(model.config);
   const weights = checkWeights(config, model.weights);
   const lora = checkLora(config, model.lora, weights.dtype);
-  const { attention, labels, cap, weightGradients } = checkOptions(options);
+  const { attention, labels, cap, weightGradients, s2 } = checkOptions(options, config);
   const batch = tokenBatch(config, inputIds, labels);
   const rotary = rotaryTables(batch.positions, config.head_dim, config.rope_theta);
+  const blocks = attentionBlocks(batch.spans, config.num_attention_heads, s2);
 
   // The embedding: row t of h is embed_tokens[ids[t]].
   let h = zeros(batch.ids.length, config.hidden_size, { dtype: weights.dtype });
@@ -109,7 +120,7 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
   const layers: LayerResult[] = [];
   try {
     for (let l = 0; l < config.num_hidden_layers; l++) {
-      const layer = decoderLayer(h, { config, index: l, weights: weights.layers[l], lora, rotary, spans: batch.spans, attention, qkNormCap: cap, weightGradients });
+      const layer = decoderLayer(h, { config, index: l, weights: weights.layers[l], lora, rotary, blocks, shiftedSparse: s2 !== undefined, attention, qkNormCap: cap, weightGradients });
       layers.push(layer);
       h = layer.output;
     }

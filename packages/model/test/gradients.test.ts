@@ -1,45 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '@almora/tensor';
-import { IGNORE_INDEX, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options } from '../src/index.js';
-import { fdMismatch, finiteDifference, randomIds, randomModel, someEntries, tinyConfig } from './models.js';
-
-/** Central differences with h = 1e-5 in float64: a correct gradient agrees to ~1e-10 relative; 1e-7 leaves room. */
-const FD_TOLERANCE = 1e-7;
-/** Entries checked per parameter matrix (all of the smaller ones). */
-const ENTRIES = 12;
-
-/** The loss alone, its attention state released. */
-function lossOf(model: Qwen3Model, ids: number[][], options: Qwen3Options): () => number {
-  return () => {
-    const result = qwen3ForCausalLM(model, ids, options);
-    result.dispose();
-    return result.loss;
-  };
-}
-
-/** Checks every parameter and adapter of the model against finite differences; returns the largest mismatch. */
-function checkAll(model: Qwen3Model, ids: number[][], options: Qwen3Options, rng: Rng): number {
-  const { weights: grads, lora } = qwen3ForCausalLM(model, ids, { ...options, weightGradients: true }).backward();
-  const loss = lossOf(model, ids, options);
-  let worst = 0;
-  expect(Object.keys(grads!).sort()).toEqual(Object.keys(model.weights).sort());
-  for (const [key, weight] of Object.entries(model.weights)) {
-    expect(grads![key].shape, key).toEqual(weight.shape);
-    const error = fdMismatch(grads![key], finiteDifference(weight, loss, someEntries(weight.size, ENTRIES, rng)));
-    expect(error, key).toBeLessThan(FD_TOLERANCE);
-    worst = Math.max(worst, error);
-  }
-  expect(Object.keys(lora).sort()).toEqual(Object.keys(model.lora!.adapters).sort());
-  for (const [path, adapter] of Object.entries(model.lora!.adapters)) {
-    for (const which of ['lora_A', 'lora_B'] as const) {
-      expect(lora[path][which].shape, `${path}.${which}`).toEqual(adapter[which].shape);
-      const error = fdMismatch(lora[path][which], finiteDifference(adapter[which], loss, someEntries(adapter[which].size, ENTRIES, rng)));
-      expect(error, `${path}.${which}`).toBeLessThan(FD_TOLERANCE);
-      worst = Math.max(worst, error);
-    }
-  }
-  return worst;
-}
+import { IGNORE_INDEX, qwen3ForCausalLM } from '../src/index.js';
+import { checkAll, FD_TOLERANCE, randomIds, randomModel, tinyConfig } from './models.js';
 
 describe('qwen3ForCausalLM: every gradient against finite differences of the loss (float64, exact attention)', () => {
   for (const tied of [false, true]) {

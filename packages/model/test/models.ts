@@ -1,7 +1,8 @@
 // Small random Qwen3 models and the finite-difference helpers the model tests share.
+import { expect } from 'vitest';
 import { type Matrix, randomNormal, type Rng, scale } from '@almora/tensor';
 import { centralDifferences } from '@almora/vitest-config/finite-difference';
-import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3Config, type Qwen3Config, type Qwen3Model, type Qwen3Module } from '../src/index.js';
+import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3Config, type Qwen3Config, qwen3ForCausalLM, type Qwen3Model, type Qwen3Module, type Qwen3Options } from '../src/index.js';
 
 /** A 2-layer Qwen3 small enough for finite differences: 4 query heads on 2 key/value heads of width 4. */
 export function tinyConfig(overrides: Partial<Qwen3Config> = {}): Qwen3Config {
@@ -63,4 +64,42 @@ export function mismatch(a: Matrix, b: Matrix): number {
     }
   }
   return num / den;
+}
+
+/** Central differences with h = 1e-5 in float64: a correct gradient agrees to ~1e-10 relative; 1e-7 leaves room. */
+export const FD_TOLERANCE = 1e-7;
+/** Entries checked per parameter matrix (all of the smaller ones). */
+const ENTRIES = 12;
+
+/** The loss alone, its attention state released. */
+function lossOf(model: Qwen3Model, ids: number[][], options: Qwen3Options): () => number {
+  return () => {
+    const result = qwen3ForCausalLM(model, ids, options);
+    result.dispose();
+    return result.loss;
+  };
+}
+
+/** Checks every parameter and adapter of the model against finite differences; returns the largest mismatch. */
+export function checkAll(model: Qwen3Model, ids: number[][], options: Qwen3Options, rng: Rng): number {
+  const { weights: grads, lora } = qwen3ForCausalLM(model, ids, { ...options, weightGradients: true }).backward();
+  const loss = lossOf(model, ids, options);
+  let worst = 0;
+  expect(Object.keys(grads!).sort()).toEqual(Object.keys(model.weights).sort());
+  for (const [key, weight] of Object.entries(model.weights)) {
+    expect(grads![key].shape, key).toEqual(weight.shape);
+    const error = fdMismatch(grads![key], finiteDifference(weight, loss, someEntries(weight.size, ENTRIES, rng)));
+    expect(error, key).toBeLessThan(FD_TOLERANCE);
+    worst = Math.max(worst, error);
+  }
+  expect(Object.keys(lora).sort()).toEqual(Object.keys(model.lora!.adapters).sort());
+  for (const [path, adapter] of Object.entries(model.lora!.adapters)) {
+    for (const which of ['lora_A', 'lora_B'] as const) {
+      expect(lora[path][which].shape, `${path}.${which}`).toEqual(adapter[which].shape);
+      const error = fdMismatch(lora[path][which], finiteDifference(adapter[which], loss, someEntries(adapter[which].size, ENTRIES, rng)));
+      expect(error, `${path}.${which}`).toBeLessThan(FD_TOLERANCE);
+      worst = Math.max(worst, error);
+    }
+  }
+  return worst;
 }
