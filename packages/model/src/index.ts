@@ -1,7 +1,8 @@
 /**
  * A decoder-only transformer with Hugging Face's Qwen3 conventions — token embedding, RMSNorm,
  * rotary position embedding, per-head q_norm/k_norm, SwiGLU MLP, final norm, LM head — forward and
- * backward, with LoRA on PEFT's target_modules and every attention through @almora/lora's core.
+ * backward, with LoRA on PEFT's target_modules and every attention through @almora/lora's core (LongLoRA's
+ * shifted sparse attention as a training option), and text generation with a KV cache.
  *
  * @packageDocumentation
  * @module @almora/model
