@@ -10,6 +10,7 @@ import { decodeSafetensors } from './safetensors.js';
 import { taskFromSafetensors, teacherTask, type TrainingTask } from './task.js';
 import { trainRun, type RunResult } from './trainer.js';
 import { writeReport } from './report.js';
+import { finetuneCommand, pretrainCommand } from './text-cli.js';
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -143,7 +144,15 @@ async function trainAndReport(config: TrainConfig, task: TrainingTask, runDir: s
 
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
-  if (command === 'train') return train(rest);
+  if (command === 'train') {
+    // --task teacher is the paper's synthetic task with its own options; anything else is the text job.
+    const task = rest.findIndex((arg, n) => arg === '--task=teacher' || (arg === '--task' && rest[n + 1] === 'teacher'));
+    if (task >= 0) return train(rest.filter((_, n) => n !== task && !(rest[task] === '--task' && n === task + 1)));
+    const other = rest.find((arg, n) => arg.startsWith('--task=') || (rest[n - 1] === '--task' && arg !== 'text'));
+    if (other !== undefined && other !== '--task=text') throw new InvalidArgumentError(`--task must be text or teacher, got "${other.replace('--task=', '')}"`);
+    return finetuneCommand(rest);
+  }
+  if (command === 'pretrain') return pretrainCommand(rest);
   console.log(usage);
   if (command !== undefined && command !== '--help' && command !== '-h') process.exitCode = 1;
 }

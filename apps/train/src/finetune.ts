@@ -1,0 +1,171 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { linePlot, Progress } from '@almora/cli-kit';
+import { generate, type Qwen3Model } from '@almora/model';
+import { Rng } from '@almora/tensor';
+import { decodeBytes, encodeBytes } from './brown.js';
+import { brownText } from './brown-text.js';
+import { writeFileAtomic } from './checkpoint.js';
+import { loadQwen3, savePeftAdapters } from './hf-files.js';
+import { adaptersOf, type LanguageModelConfig, type LanguageModelRun, trainLanguageModel } from './language-model.js';
+import { runSubfolder } from './run-dir.js';
+
+/** The shipped base model's folder (config.json, model.safetensors), made by `almora pretrain`. */
+export const SHIPPED_BASE_DIR = fileURLToPath(new URL('../base-model/', import.meta.url));
+
+/**
+ * The main job's recipe: LoRA (r = 8, α = 16) on every linear map of the shipped base, fine-tuned
+ * on the imaginative half of the Brown corpus at L = 2,048 — eight times the base's pretraining
+ * context — with the base's q_norm/k_norm cap.
+ */
+export const FINETUNE_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<LanguageModelConfig>({
+  mode: 'finetune',
+  contextLength: 2048,
+  batchSize: 1,
+  steps: 40,
+  learningRate: 3e-3,
+  warmupSteps: 4,
+  decay: 'cosine',
+  clipNorm: 1,
+  seed: 1,
+  method: 'auto',
+  epsilon: 1e-3,
+  qkNormCap: 1.5,
+  shiftedSparseGroup: 0,
+  lora: { r: 8, lora_alpha: 16, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+  evalEvery: 0,
+  evalWindows: 8,
+  checkpointEvery: 10,
+});
+
+/** What the report's sample generation uses: the prompt, length, temperature and seed. */
+export interface SampleSettings {
+  prompt: string;
+  tokens: number;
+  temperature: number;
+  seed: number;
+}
+
+const SAMPLE: SampleSettings = { prompt: 'She looked at him for a long moment and then she said, "', tokens: 160, temperature: 0.7, seed: 7 };
+
+function sample(model: Qwen3Model, settings: SampleSettings, qkNormCap: number): string {
+  const ids = generate(model, Array.from(encodeBytes(settings.prompt)), { maxNewTokens: settings.tokens, temperature: settings.temperature, topK: 40, rng: new Rng(settings.seed), ...(qkNormCap > 0 ? { qkNormCap } : {}) }).ids;
+  return decodeBytes(ids);
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+const perplexityChange = (before: number, after: number) => `${((2 ** (after - before) - 1) * 100).toFixed(1)}%`;
+
+function pathsTable(run: LanguageModelRun): string[] {
+  const rows = ['| layer | steps with every head exact | steps with some head fast | Γ first → last step | Γ bound (cap) | √log L | reason at the last step |', '| --- | --- | --- | --- | --- | --- | --- |'];
+  const layers = run.records[0].layers.length;
+  for (let l = 0; l < layers; l++) {
+    const steps = run.records.map((r) => r.layers[l]);
+    const last = steps[steps.length - 1];
+    rows.push(`| ${l} | ${steps.filter((s) => s.fastHeads === 0).length} | ${steps.filter((s) => s.fastHeads > 0).length} | ${steps[0].gamma.toFixed(2)} → ${last.gamma.toFixed(2)} | ${last.gammaBound.toFixed(2)} | ${last.threshold.toFixed(2)} | ${last.reason.replace(/\|/g, '\\|')} |`);
+  }
+  return rows;
+}
+
+/** The fine-tune's outcome: the runs side by side and where the report is. */
+export interface FinetuneOutcome {
+  runs: { label: string; run: LanguageModelRun }[];
+  report: string;
+}
+
+/**
+ * The main job: fine-tunes LoRA adapters of the base model on held-in fiction, once with
+ * `config.method` and, unless it is 'exact', once with exact gradients on the same seed, then
+ * writes `report.md` (held-out bits per character and perplexity before and after, time per step,
+ * every layer's path and why, Γ per layer over training, text generated before and after, the
+ * curves) and each run's PEFT adapters in `<label>/adapter`.
+ */
+export async function finetune(config: LanguageModelConfig, runDir: string, options: { baseDir: string; resume: boolean; quiet: boolean; compareExact: boolean; command: string }): Promise<FinetuneOutcome> {
+  const base = await loadQwen3(options.baseDir);
+  const data = brownText('imaginative');
+  const labels = options.compareExact && config.method !== 'exact' ? [config.method, 'exact'] : [config.method];
+  if (!options.quiet) {
+    console.log(
+      `almora train: LoRA r = ${config.lora.r} on ${config.lora.target_modules.join(', ')} of the base in ${options.baseDir}, on ${data.train.length.toLocaleString('en-US')} bytes of imaginative Brown text (held out: ${data.validationDocuments.join(' ')}); ${config.steps} steps of ${config.batchSize} × L = ${config.contextLength}, ${labels.join(' and ')} side by side; run dir ${runDir}`,
+    );
+  }
+  const runs: { label: string; run: LanguageModelRun }[] = [];
+  for (const label of labels) {
+    const progress = new Progress(options.quiet);
+    let started = false;
+    const run = await trainLanguageModel(base, data, { ...config, method: label as LanguageModelConfig['method'] }, await runSubfolder(path.join(runDir, label)), {
+      resume: options.resume,
+      onStep: (r) => {
+        if (!started) progress.start(label, config.steps, r.step);
+        started = true;
+        const fast = r.layers.reduce((n, l) => n + l.fastHeads, 0);
+        const heads = r.layers.reduce((n, l) => n + l.fastHeads + l.exactHeads, 0);
+        progress.tick(`${r.bitsPerChar.toFixed(3)} bits/char · ${(r.seconds * 1000).toFixed(0)} ms · ${fast}/${heads} heads fast`);
+      },
+    });
+    progress.finish();
+    if (run.resumedFrom !== undefined) console.log(`${label}: resumed from step ${run.resumedFrom}`);
+    for (const note of run.notes) console.log(`${label}: ${note}`);
+    await savePeftAdapters(await runSubfolder(path.join(runDir, label, 'adapter')), adaptersOf(run), options.baseDir);
+    runs.push({ label, run });
+  }
+  const report = await writeFinetuneReport(runDir, config, runs, base, options.command);
+  for (const { label, run } of runs) {
+    console.log(`${label}: held-out ${run.initialValidation.toFixed(3)} → ${run.finalValidation.toFixed(3)} bits/char (perplexity ${perplexityChange(run.initialValidation, run.finalValidation)}); median step ${median(run.records.map((r) => r.seconds)).toFixed(2)} s`);
+  }
+  console.log(`report: ${report}`);
+  return { runs, report };
+}
+
+async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, runs: { label: string; run: LanguageModelRun }[], base: Qwen3Model, command: string): Promise<string> {
+  const curves = linePlot({
+    title: `LoRA fine-tuning on fiction, L = ${config.contextLength}`,
+    xLabel: 'step',
+    yLabel: 'bits per character',
+    series: runs.flatMap(({ label, run }) => [
+      { name: `${label}: train batch`, points: run.records.map((r) => [r.step + 1, r.bitsPerChar] as [number, number]) },
+      { name: `${label}: held-out`, points: [[0, run.initialValidation], [config.steps, run.finalValidation]] as [number, number][], dashed: true },
+    ]),
+  });
+  const gammas = linePlot({
+    title: 'Γ per layer over training (largest over heads)',
+    xLabel: 'step',
+    yLabel: 'Γ',
+    series: [
+      ...runs.flatMap(({ label, run }) => run.records[0].layers.map((_, l) => ({ name: `${label}: layer ${l}`, points: run.records.map((r) => [r.step + 1, r.layers[l].gamma] as [number, number]) }))),
+      { name: '√log L', points: [[1, runs[0].run.records[0].layers[0].threshold], [config.steps, runs[0].run.records[0].layers[0].threshold]] as [number, number][], dashed: true },
+    ],
+  });
+  await writeFileAtomic(path.join(runDir, 'loss.svg'), curves);
+  await writeFileAtomic(path.join(runDir, 'gamma.svg'), gammas);
+  const before = sample(base, SAMPLE, config.qkNormCap);
+  const lines = [
+    '# LoRA fine-tuning of the Brown base model on fiction',
+    '',
+    `\`${command}\`: LoRA r = ${config.lora.r}, lora_alpha = ${config.lora.lora_alpha} on ${config.lora.target_modules.join(', ')} of every layer; ${config.steps} steps of ${config.batchSize} × ${config.contextLength} bytes of imaginative Brown text (fiction, mystery, science fiction, adventure, romance, humor), Adam at ${config.learningRate} (${config.decay}), clipping ${config.clipNorm}, seed ${config.seed}, q_norm/k_norm cap ${config.qkNormCap}, ε = ${config.epsilon}. Held-out: the last document of each category, ${config.evalWindows} windows of ${config.contextLength} bytes, full exact attention.`,
+    '',
+    '| gradients | held-out bits/char before | after | perplexity change | median step | steps total |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...runs.map(({ label, run }) => `| ${label} | ${run.initialValidation.toFixed(4)} | ${run.finalValidation.toFixed(4)} | ${perplexityChange(run.initialValidation, run.finalValidation)} | ${median(run.records.map((r) => r.seconds)).toFixed(2)} s | ${run.stepSeconds.toFixed(1)} s |`),
+    '',
+    '![loss](loss.svg)',
+    '',
+  ];
+  for (const { label, run } of runs) lines.push(`## Paths of '${label}'`, '', ...pathsTable(run), '');
+  lines.push('![Γ per layer](gamma.svg)', '', `## Text generated from the same prompt (temperature ${SAMPLE.temperature}, top-k 40, seed ${SAMPLE.seed}, ${SAMPLE.tokens} bytes)`, '', `Prompt: \`${SAMPLE.prompt}\``, '', '**Base:**', '', '```text', SAMPLE.prompt + before, '```', '');
+  for (const { label, run } of runs) lines.push(`**After fine-tuning with ${label} gradients:**`, '', '```text', SAMPLE.prompt + sample(run.model, SAMPLE, config.qkNormCap), '```', '');
+  lines.push(
+    '## Adapters',
+    '',
+    ...runs.map(({ label }) => `- \`${label}/adapter/\`: PEFT's \`adapter_config.json\` (task_type CAUSAL_LM) and \`adapter_model.safetensors\` (\`base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight\`, …).`),
+    '',
+  );
+  const file = path.join(runDir, 'report.md');
+  await writeFileAtomic(file, lines.join('\n'));
+  return file;
+}

@@ -1,0 +1,132 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { QWEN3_MODULES, type Qwen3Config, qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, type Qwen3Module, type Qwen3Weights, qwen3StateDictShapes } from '@almora/model';
+import { fromFlat, InvalidArgumentError, type Matrix } from '@almora/tensor';
+import { writeFileAtomic } from './checkpoint.js';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsDType, type SafetensorsTensor } from './safetensors.js';
+
+const PEFT_PREFIX = 'base_model.model.';
+
+function tensorOf(m: Matrix, shape: number[], dtype: SafetensorsDType): SafetensorsTensor {
+  const flat = m.toFlat();
+  return { dtype, shape, data: dtype === 'F32' ? Float32Array.from(flat) : Float64Array.from(flat) };
+}
+
+async function readBytes(file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+async function readJson(file: string): Promise<unknown> {
+  const text = new TextDecoder().decode(await readBytes(file));
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`${file} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/**
+ * Writes a Qwen3 model as Hugging Face saves one: `config.json` (with `architectures` and
+ * `torch_dtype`) and `model.safetensors` under the state-dict keys, each tensor in its torch
+ * shape (RMSNorm weights 1-D). Both files are written atomically.
+ */
+export async function saveQwen3(dir: string, config: Qwen3Config, weights: Qwen3Weights, dtype: SafetensorsDType = 'F32'): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tensors: Record<string, SafetensorsTensor> = {};
+  for (const [key, shape] of Object.entries(qwen3StateDictShapes(config))) tensors[key] = tensorOf(weights[key], shape, dtype);
+  const json = { architectures: ['Qwen3ForCausalLM'], ...config, torch_dtype: dtype === 'F32' ? 'float32' : 'float64' };
+  await writeFileAtomic(path.join(dir, 'config.json'), `${JSON.stringify(json, null, 2)}\n`);
+  await writeFileAtomic(path.join(dir, 'model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));
+}
+
+/**
+ * Reads a model folder in Hugging Face's layout (`config.json`, `model.safetensors`) into float64
+ * weights; the config is checked by `qwen3Config`, and a missing, unknown or misshapen tensor is
+ * an `InvalidArgumentError` naming its key.
+ */
+export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; weights: Qwen3Weights }> {
+  const config = qwen3Config((await readJson(path.join(dir, 'config.json'))) as Record<string, unknown>);
+  const file = decodeSafetensors(await readBytes(path.join(dir, 'model.safetensors')));
+  const shapes = qwen3StateDictShapes(config);
+  const weights: Qwen3Weights = {};
+  for (const [key, shape] of Object.entries(shapes)) {
+    const tensor = file.tensors[key];
+    if (!tensor) throw new InvalidArgumentError(`${dir}/model.safetensors has no tensor "${key}"`);
+    if (tensor.shape.join(',') !== shape.join(',')) throw new InvalidArgumentError(`${dir}/model.safetensors: "${key}" has shape [${tensor.shape.join(', ')}] but config.json needs [${shape.join(', ')}]`);
+    weights[key] = fromFlat(shape.length === 1 ? 1 : shape[0], shape[shape.length - 1], Array.from(tensor.data));
+  }
+  for (const key of Object.keys(file.tensors)) {
+    if (!(key in shapes) && !(key === 'lm_head.weight' && config.tie_word_embeddings)) throw new InvalidArgumentError(`${dir}/model.safetensors has the unknown tensor "${key}"`);
+  }
+  return { config, weights };
+}
+
+/**
+ * Writes LoRA adapters of a Qwen3 model as PEFT saves them for a causal LM: `adapter_config.json`
+ * (peft_type LORA, task_type CAUSAL_LM, base_model_name_or_path, target_modules, r, lora_alpha)
+ * and `adapter_model.safetensors` with keys `base_model.model.<module path>.lora_A.weight` (r×in)
+ * and `….lora_B.weight` (out×r), which `PeftModel.from_pretrained` loads onto the base.
+ */
+export async function savePeftAdapters(dir: string, lora: Qwen3Lora, baseModel: string, dtype: SafetensorsDType = 'F32'): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tensors: Record<string, SafetensorsTensor> = {};
+  for (const [module, { lora_A: a, lora_B: b }] of Object.entries(lora.adapters)) {
+    tensors[`${PEFT_PREFIX}${module}.lora_A.weight`] = tensorOf(a, [a.rows, a.cols], dtype);
+    tensors[`${PEFT_PREFIX}${module}.lora_B.weight`] = tensorOf(b, [b.rows, b.cols], dtype);
+  }
+  const config = {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: baseModel,
+    r: lora.r,
+    lora_alpha: lora.lora_alpha,
+    target_modules: [...lora.target_modules],
+    lora_dropout: 0,
+    bias: 'none',
+    fan_in_fan_out: false,
+    use_rslora: false,
+    inference_mode: true,
+  };
+  await writeFileAtomic(path.join(dir, 'adapter_config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  await writeFileAtomic(path.join(dir, 'adapter_model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));
+}
+
+/**
+ * Reads adapters written by {@link savePeftAdapters} or by PEFT for this model: every target
+ * module of every layer must be there with lora_A r×in and lora_B out×r (checked again when the
+ * model runs); use_rslora, DoRA, biases and per-module ranks are refused, not silently ignored.
+ */
+export async function loadPeftAdapters(dir: string, config: Qwen3Config): Promise<Qwen3Lora> {
+  const json = (await readJson(path.join(dir, 'adapter_config.json'))) as Record<string, unknown>;
+  if (json.peft_type !== 'LORA') throw new InvalidArgumentError(`${dir}/adapter_config.json: peft_type is ${JSON.stringify(json.peft_type)}, only "LORA" is supported`);
+  for (const [field, allowed] of [['use_rslora', false], ['use_dora', false], ['bias', 'none']] as const) {
+    if (json[field] !== undefined && json[field] !== allowed) throw new InvalidArgumentError(`${dir}/adapter_config.json: ${field} is ${JSON.stringify(json[field])}; only ${JSON.stringify(allowed)} is supported`);
+  }
+  for (const field of ['rank_pattern', 'alpha_pattern']) {
+    const value = json[field];
+    if (value !== undefined && value !== null && Object.keys(value as object).length > 0) throw new InvalidArgumentError(`${dir}/adapter_config.json: ${field} is not supported (one r and lora_alpha for every module)`);
+  }
+  const targets = json.target_modules;
+  if (!Array.isArray(targets) || !targets.every((t) => (QWEN3_MODULES as readonly unknown[]).includes(t))) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules must list some of ${QWEN3_MODULES.join(', ')}`);
+  const settings: Qwen3LoraConfig = { r: json.r as number, lora_alpha: json.lora_alpha as number, target_modules: targets as Qwen3Module[] };
+  const file = decodeSafetensors(await readBytes(path.join(dir, 'adapter_model.safetensors')));
+  const adapters: Qwen3Lora['adapters'] = {};
+  const matrix = (key: string) => {
+    const tensor = file.tensors[key];
+    if (!tensor || tensor.shape.length !== 2) throw new InvalidArgumentError(`${dir}/adapter_model.safetensors has no 2-D tensor "${key}"`);
+    return fromFlat(tensor.shape[0], tensor.shape[1], Array.from(tensor.data));
+  };
+  for (let layer = 0; layer < config.num_hidden_layers; layer++) {
+    for (const module of settings.target_modules) {
+      const modulePath = `model.layers.${layer}.${['q_proj', 'k_proj', 'v_proj', 'o_proj'].includes(module) ? 'self_attn' : 'mlp'}.${module}`;
+      adapters[modulePath] = { lora_A: matrix(`${PEFT_PREFIX}${modulePath}.lora_A.weight`), lora_B: matrix(`${PEFT_PREFIX}${modulePath}.lora_B.weight`) };
+    }
+  }
+  const expected = 2 * config.num_hidden_layers * settings.target_modules.length;
+  if (Object.keys(file.tensors).length !== expected) throw new InvalidArgumentError(`${dir}/adapter_model.safetensors has ${Object.keys(file.tensors).length} tensors; ${expected} expected for ${settings.target_modules.join(', ')} in ${config.num_hidden_layers} layers`);
+  return { ...settings, adapters };
+}

@@ -1,0 +1,374 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { GradientMethod } from '@almora/lora';
+import { initQwen3Adapters, initQwen3Weights, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
+import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteError, Rng } from '@almora/tensor';
+import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
+import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
+import { lockRunDir, openAppend, runSubfolder } from './run-dir.js';
+import { TrainingDivergedError } from './trainer.js';
+
+/** A byte stream for training and one for held-out evaluation (the tokenizer is UTF-8 bytes, vocab 256). */
+export interface TextSplit {
+  train: Uint8Array;
+  validation: Uint8Array;
+}
+
+/**
+ * One run of language-model training: 'pretrain' trains every parameter from a fresh
+ * initialisation (or the given weights); 'finetune' trains only LoRA adapters on a frozen base.
+ */
+export interface LanguageModelConfig {
+  mode: 'pretrain' | 'finetune';
+  /** Tokens per training sequence L (the loss covers L − 1 next-token predictions). */
+  contextLength: number;
+  /** Sequences per step. */
+  batchSize: number;
+  steps: number;
+  learningRate: number;
+  warmupSteps: number;
+  decay: 'cosine' | 'linear' | 'none';
+  /** Clip the global gradient norm to this (0: off). */
+  clipNorm: number;
+  /** Seeds the initialisation and the data order. */
+  seed: number;
+  /** Gradient path of every attention head. */
+  method: GradientMethod;
+  /** ε of the attention core's certificate. */
+  epsilon: number;
+  /** The norm control: every q_norm/k_norm gain clamped to [−G, G] (0: none). */
+  qkNormCap: number;
+  /** LongLoRA's shifted sparse attention during training, with groups of this many tokens (0: full attention). Evaluation always uses full attention. */
+  shiftedSparseGroup: number;
+  /** The adapters of a fine-tune (ignored when pretraining). */
+  lora: Qwen3LoraConfig;
+  /** Evaluate held-out bits per character every this many steps (0: only before and after). */
+  evalEvery: number;
+  /** Held-out windows of contextLength tokens per evaluation, spread evenly over the validation text. */
+  evalWindows: number;
+  /** Checkpoint every this many steps (0: only at the end). */
+  checkpointEvery: number;
+}
+
+/** One attention layer's state at a step: its largest Γ, the paths its heads took, and the core's reason. */
+export interface LayerStep {
+  layer: number;
+  /** Γ, the largest over heads and sequences of the batch. */
+  gamma: number;
+  /** Γ's bound by construction from the q_norm/k_norm gains (after the cap). */
+  gammaBound: number;
+  /** √log L. */
+  threshold: number;
+  /** Heads (of every sequence) that ran each path. */
+  exactHeads: number;
+  fastHeads: number;
+  /** The core's one-sentence reason. */
+  reason: string;
+}
+
+/** What one step did. */
+export interface LanguageModelStep {
+  step: number;
+  /** Mean next-token cross-entropy of the batch, in bits per character (byte). */
+  bitsPerChar: number;
+  learningRate: number;
+  /** Global norm of the gradient before clipping. */
+  gradNorm: number;
+  layers: LayerStep[];
+  /** Held-out bits per character after this step, when evaluated. */
+  validationBitsPerChar: number | undefined;
+  seconds: number;
+}
+
+/** The outcome of {@link trainLanguageModel}. */
+export interface LanguageModelRun {
+  runDir: string;
+  configHash: string;
+  /** Held-out bits per character before the first step (of the base, for a fine-tune). */
+  initialValidation: number;
+  /** Held-out bits per character after the last step. */
+  finalValidation: number;
+  records: LanguageModelStep[];
+  /** Wall time of the steps run in this process (evaluations excluded). */
+  stepSeconds: number;
+  resumedFrom: number | undefined;
+  notes: string[];
+  /** The trained model: the base weights (trained, when pretraining) and the adapters of a fine-tune. */
+  model: Qwen3Model;
+}
+
+/** Options of one run. */
+export interface LanguageModelRunOptions {
+  /** Continue from the newest checkpoint of this config in the run folder. */
+  resume?: boolean;
+  /** Called after every step. */
+  onStep?: (record: LanguageModelStep) => void;
+}
+
+const LN2 = Math.LN2;
+
+/** Checks a config for what the trainer needs; a bad value is an `InvalidArgumentError` naming it. */
+export function checkLanguageModelConfig(config: LanguageModelConfig, model: Qwen3Config): void {
+  const integer = (name: keyof LanguageModelConfig, min: number) => {
+    const value = config[name];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${String(value)}`);
+  };
+  const finite = (name: keyof LanguageModelConfig, min: number) => {
+    const value = config[name];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new InvalidArgumentError(`${name} must be a finite number ≥ ${min}, got ${String(value)}`);
+  };
+  integer('contextLength', 2);
+  integer('batchSize', 1);
+  integer('steps', 1);
+  integer('warmupSteps', 0);
+  integer('seed', 0);
+  integer('evalEvery', 0);
+  integer('evalWindows', 1);
+  integer('checkpointEvery', 0);
+  integer('shiftedSparseGroup', 0);
+  finite('learningRate', 0);
+  finite('clipNorm', 0);
+  finite('qkNormCap', 0);
+  finite('epsilon', 0);
+  if (config.contextLength > model.max_position_embeddings) throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
+  if (!['pretrain', 'finetune'].includes(config.mode)) throw new InvalidArgumentError(`mode must be 'pretrain' or 'finetune', got ${String(config.mode)}`);
+}
+
+/** A stable hash of the config, the base weights and the data: a resume with anything else is refused. */
+function runHash(config: LanguageModelConfig, base: Qwen3Model, data: TextSplit): string {
+  const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => a.localeCompare(b)));
+  const hash = createHash('sha256').update(JSON.stringify({ run: sorted, model: base.config }));
+  for (const key of Object.keys(base.weights).sort()) hash.update(key).update(new Uint8Array(Float64Array.from(base.weights[key].toFlat()).buffer));
+  hash.update(data.train).update(data.validation);
+  return hash.digest('hex').slice(0, 16);
+}
+
+function forwardOptions(config: LanguageModelConfig, training: boolean, weightGradients: boolean): Qwen3Options {
+  const options: Qwen3Options = { method: training ? config.method : 'exact', epsilon: config.epsilon, weightGradients };
+  if (config.qkNormCap > 0) options.qkNormCap = config.qkNormCap;
+  if (training && config.shiftedSparseGroup > 0) Object.assign(options, { shiftedSparseAttention: { groupSize: config.shiftedSparseGroup } });
+  return options;
+}
+
+/** The held-out windows: `count` windows of `length` tokens spread evenly over the text (all of them if it has fewer). */
+export function evaluationWindows(text: Uint8Array, length: number, count: number): number[][] {
+  const available = Math.floor(text.length / length);
+  if (available === 0) throw new InvalidArgumentError(`the validation text (${text.length} bytes) is shorter than one window of ${length}`);
+  const n = Math.min(count, available);
+  return Array.from({ length: n }, (_, w) => {
+    const start = Math.floor((w * available) / n) * length;
+    return Array.from(text.subarray(start, start + length));
+  });
+}
+
+/**
+ * Held-out bits per character of a model: mean next-token cross-entropy over the windows, in
+ * bits (one token is one byte, one character of ASCII text), with full exact attention.
+ */
+export function bitsPerChar(model: Qwen3Model, windows: number[][], qkNormCap = 0): number {
+  let nats = 0;
+  let tokens = 0;
+  for (const window of windows) {
+    const result = qwen3ForCausalLM(model, window, { method: 'exact', ...(qkNormCap > 0 ? { qkNormCap } : {}) });
+    nats += result.loss * result.tokens;
+    tokens += result.tokens;
+    result.dispose();
+  }
+  return nats / tokens / LN2;
+}
+
+function trainableList(model: Qwen3Model, mode: LanguageModelConfig['mode']): [string, Matrix][] {
+  if (mode === 'pretrain') return Object.keys(model.weights).map((key) => [key, model.weights[key]]);
+  return Object.keys(model.lora!.adapters).flatMap((module) => [
+    [`${module}.lora_A`, model.lora!.adapters[module].lora_A],
+    [`${module}.lora_B`, model.lora!.adapters[module].lora_B],
+  ]);
+}
+
+function layerSteps(result: { layers: { layer: number; gammaBound: number; attention: { gamma: number; threshold: number; reason: string; heads: { chosen: string }[] } }[] }): LayerStep[] {
+  return result.layers.map((l) => ({
+    layer: l.layer,
+    gamma: l.attention.gamma,
+    gammaBound: l.gammaBound,
+    threshold: l.attention.threshold,
+    exactHeads: l.attention.heads.filter((h) => h.chosen === 'exact').length,
+    fastHeads: l.attention.heads.filter((h) => h.chosen === 'fast').length,
+    reason: l.attention.reason,
+  }));
+}
+
+function readRecords(text: string, file: string, notes: string[]): LanguageModelStep[] {
+  const lines = text.split('\n').filter((line, n, all) => line !== '' || n < all.length - 1);
+  const records: LanguageModelStep[] = [];
+  lines.forEach((line, n) => {
+    if (line === '') return;
+    try {
+      records.push(JSON.parse(line) as LanguageModelStep);
+    } catch {
+      if (n !== lines.length - 1) throw new AlmoraError('INVALID_ARGUMENT', `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`);
+      notes.push(`dropped the torn last line of ${file} (a write cut off by a crash or a full disk); the checkpoint it followed is intact`);
+    }
+  });
+  return records;
+}
+
+/**
+ * Trains a Qwen3 language model on a byte stream: windows of `contextLength` bytes drawn at
+ * seeded random offsets, Adam with warm-up, decay and clipping, every attention head through the
+ * core with `method` (and its report per layer in each step's record), held-out bits per character
+ * before, every `evalEvery` steps and after (full exact attention), checkpoints that resume bit for
+ * bit, a metrics line per step. When fine-tuning the base weights are never changed; adapters
+ * start as PEFT's (lora_B = 0), so step 0 evaluates the base. Stops with `TrainingDivergedError`,
+ * the last good checkpoint intact, if the loss or the gradient stops being finite. Holds the
+ * folder's `run.lock` throughout.
+ */
+export async function trainLanguageModel(base: Qwen3Model, data: TextSplit, config: LanguageModelConfig, runDir: string, options: LanguageModelRunOptions = {}): Promise<LanguageModelRun> {
+  checkLanguageModelConfig(config, base.config);
+  if (data.train.length <= config.contextLength) throw new InvalidArgumentError(`the training text (${data.train.length} bytes) must be longer than contextLength (${config.contextLength})`);
+  await mkdir(runDir, { recursive: true });
+  const lock = await lockRunDir(runDir);
+  try {
+    return await trainLocked(base, data, config, runDir, options, lock.note ? [lock.note] : []);
+  } finally {
+    await lock.release();
+  }
+}
+
+function freshModel(base: Qwen3Model, config: LanguageModelConfig): Qwen3Model {
+  if (config.mode === 'pretrain') {
+    const weights: Qwen3Weights = {};
+    for (const [key, m] of Object.entries(base.weights)) weights[key] = fromFlat(m.rows, m.cols, m.toFlat());
+    return { config: base.config, weights };
+  }
+  return { config: base.config, weights: base.weights, lora: initQwen3Adapters(base.config, config.lora, new Rng(config.seed + 1)) };
+}
+
+async function trainLocked(base: Qwen3Model, data: TextSplit, config: LanguageModelConfig, runDir: string, options: LanguageModelRunOptions, notes: string[]): Promise<LanguageModelRun> {
+  const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
+  const metricsFile = path.join(runDir, 'metrics.jsonl');
+  const hash = runHash(config, base, data);
+  const model = freshModel(base, config);
+  let optimizer: OptimizerState = createOptimizer('adam', trainableList(model, config.mode).map(([, m]) => m.size));
+  const rng = new Rng(config.seed + 2);
+  const windows = evaluationWindows(data.validation, config.contextLength, config.evalWindows);
+  let start = 0;
+  let records: LanguageModelStep[] = [];
+  let resumedFrom: number | undefined;
+  let initialValidation: number | undefined;
+  const latest = options.resume ? await latestCheckpoint(checkpoints, hash) : undefined;
+  if (latest) {
+    const state = latest.state;
+    if (state.configHash !== hash) throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
+    for (const [name, m] of trainableList(model, config.mode)) {
+      const saved = state.params[name];
+      if (!saved || saved.rows !== m.rows || saved.cols !== m.cols) throw new CheckpointError(`cannot resume ${latest.file}: it has no ${m.rows}×${m.cols} "${name}"`);
+      m.data.set(fromFlat(saved.rows, saved.cols, saved.data).data);
+    }
+    optimizer = state.optimizer;
+    rng.setState(state.rngState);
+    start = state.step;
+    resumedFrom = state.step;
+    const previous = readRecords(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes);
+    records = previous.filter((r) => r.step < start);
+    initialValidation = (previous as (LanguageModelStep & { initialValidation?: number })[]).find((r) => r.initialValidation !== undefined)?.initialValidation;
+  }
+  initialValidation ??= bitsPerChar(config.mode === 'pretrain' ? model : { config: base.config, weights: base.weights }, windows, config.qkNormCap);
+  // The first line carries the evaluation before training, so a resume reports it without recomputing.
+  const withInitial = (r: LanguageModelStep, n: number) => (n === 0 ? { ...r, initialValidation } : r);
+  await writeFileAtomic(metricsFile, records.map((r, n) => `${JSON.stringify(withInitial(r, n))}\n`).join(''));
+  const metrics = await openAppend(metricsFile);
+  try {
+    const trainable = () => trainableList(model, config.mode);
+    const checkpoint = async (step: number) =>
+      saveCheckpoint(await runSubfolder(checkpoints), {
+        step,
+        configHash: hash,
+        rngState: rng.state,
+        params: Object.fromEntries(trainable().map(([name, m]) => [name, { rows: m.rows, cols: m.cols, data: Array.from(m.data) }])),
+        optimizer,
+      } satisfies CheckpointState);
+    let lastCheckpoint: string | undefined = latest?.file;
+    let stepSeconds = 0;
+    const schedule = { learningRate: config.learningRate, warmupSteps: config.warmupSteps, decay: config.decay, steps: config.steps };
+    for (let step = start; step < config.steps; step++) {
+      const t0 = performance.now();
+      const rate = learningRate(schedule, step);
+      const diverged = (what: string) =>
+        new TrainingDivergedError(
+          `training diverged at step ${step + 1}: ${what} (learning rate ${rate.toPrecision(3)}; try a smaller one). ${lastCheckpoint ? `The last good checkpoint, ${lastCheckpoint}, is intact.` : 'No checkpoint was written yet.'}`,
+        );
+      const batch = Array.from({ length: config.batchSize }, () => {
+        const offset = rng.int(data.train.length - config.contextLength + 1);
+        return Array.from(data.train.subarray(offset, offset + config.contextLength));
+      });
+      let result: ReturnType<typeof qwen3ForCausalLM<number[][]>>;
+      try {
+        result = qwen3ForCausalLM(model, batch, forwardOptions(config, true, config.mode === 'pretrain'));
+      } catch (error) {
+        if (error instanceof NonFiniteError) throw diverged(`the forward pass became non-finite (${error.message})`);
+        throw error;
+      }
+      const grads = result.backward();
+      const gradList = trainable().map(([name]) => {
+        if (config.mode === 'pretrain') return grads.weights![name];
+        const [module, which] = [name.slice(0, name.lastIndexOf('.')), name.slice(name.lastIndexOf('.') + 1) as 'lora_A' | 'lora_B'];
+        return grads.lora[module][which];
+      });
+      const gradNorm = globalNorm(gradList);
+      if (!Number.isFinite(result.loss) || !Number.isFinite(gradNorm)) throw diverged(!Number.isFinite(result.loss) ? `the loss is ${result.loss}` : `the gradient norm is ${gradNorm}`);
+      const clip = config.clipNorm > 0 && gradNorm > config.clipNorm ? config.clipNorm / gradNorm : 1;
+      applyUpdate(
+        optimizer,
+        trainable().map(([, m]) => m),
+        gradList,
+        rate,
+        clip,
+      );
+      const broken = trainable().find(([, m]) => !m.data.every(Number.isFinite));
+      if (broken) throw diverged(`the update made ${broken[0]} non-finite`);
+      const seconds = (performance.now() - t0) / 1000;
+      stepSeconds += seconds;
+      const done = step + 1;
+      const evaluate = done === config.steps || (config.evalEvery > 0 && done % config.evalEvery === 0);
+      const record: LanguageModelStep = {
+        step,
+        bitsPerChar: result.loss / LN2,
+        learningRate: rate,
+        gradNorm,
+        layers: layerSteps(result),
+        validationBitsPerChar: evaluate ? bitsPerChar(model, windows, config.qkNormCap) : undefined,
+        seconds,
+      };
+      records.push(record);
+      await metrics.appendFile(`${JSON.stringify(withInitial(record, records.length - 1))}\n`);
+      options.onStep?.(record);
+      if ((config.checkpointEvery > 0 && done % config.checkpointEvery === 0) || done === config.steps) lastCheckpoint = await checkpoint(done);
+    }
+    const last = records[records.length - 1];
+    return {
+      runDir,
+      configHash: hash,
+      initialValidation,
+      finalValidation: last.validationBitsPerChar ?? bitsPerChar(model, windows, config.qkNormCap),
+      records,
+      stepSeconds,
+      resumedFrom,
+      notes,
+      model,
+    };
+  } finally {
+    await metrics.close();
+  }
+}
+
+/** A fresh model of this shape, initialised as transformers does, from `seed`. */
+export function freshQwen3(config: Qwen3Config, seed: number): Qwen3Model {
+  return { config, weights: initQwen3Weights(config, new Rng(seed)) };
+}
+
+/** The adapters of a run's model (a fine-tune), or an error saying it has none. */
+export function adaptersOf(run: LanguageModelRun): Qwen3Lora {
+  if (!run.model.lora) throw new InvalidArgumentError('this run trained no adapters (it was a pretraining run)');
+  return run.model.lora;
+}
