@@ -22,3 +22,22 @@ export {
 export { exportPeft, importPeft, type PeftAdapters } from './peft.js';
 export { RunDirError, RunLockedError } from './run-dir.js';
 export { writeReport } from './report.js';
+export {
+  trainLanguageModel,
+  bitsPerChar,
+  evaluationWindows,
+  checkLanguageModelConfig,
+  freshQwen3,
+  adaptersOf,
+  type LanguageModelConfig,
+  type LanguageModelRun,
+  type LanguageModelRunOptions,
+  type LanguageModelStep,
+  type LayerStep,
+  type TextSplit,
+} from './language-model.js';
+export { saveQwen3, loadQwen3, savePeftAdapters, loadPeftAdapters } from './hf-files.js';
+export { readBrownCorpus, splitByCategory, encodeBytes, decodeBytes, brownCorpusDir, INFORMATIVE_CATEGORIES, IMAGINATIVE_CATEGORIES, type BrownDocument } from './brown.js';
+export { brownText, type BrownDomain } from './brown-text.js';
+export { pretrain, PRETRAIN_DEFAULTS, BROWN_BASE_SHAPE } from './pretrain.js';
+export { finetune, FINETUNE_DEFAULTS, SHIPPED_BASE_DIR, type FinetuneOutcome } from './finetune.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GradientMethod } from '@almora/lora';
-import { initQwen3Adapters, initQwen3Weights, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
+import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
 import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteError, Rng } from '@almora/tensor';
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
@@ -108,8 +108,13 @@ export interface LanguageModelRunOptions {
 
 const LN2 = Math.LN2;
 
-/** Checks a config for what the trainer needs; a bad value is an `InvalidArgumentError` naming it. */
-export function checkLanguageModelConfig(config: LanguageModelConfig, model: Qwen3Config): void {
+/**
+ * Checks a config for what the trainer needs; a bad value is an `InvalidArgumentError` naming it.
+ * Without `model` everything but the context's fit in its positions is checked (what a command
+ * line can check before it loads the base).
+ */
+export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qwen3Config): void {
+  if (!['pretrain', 'finetune'].includes(config.mode)) throw new InvalidArgumentError(`mode must be 'pretrain' or 'finetune', got ${String(config.mode)}`);
   const integer = (name: keyof LanguageModelConfig, min: number) => {
     const value = config[name];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${String(value)}`);
@@ -131,8 +136,20 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model: Qwe
   finite('clipNorm', 0);
   finite('qkNormCap', 0);
   finite('epsilon', 0);
-  if (config.contextLength > model.max_position_embeddings) throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
-  if (!['pretrain', 'finetune'].includes(config.mode)) throw new InvalidArgumentError(`mode must be 'pretrain' or 'finetune', got ${String(config.mode)}`);
+  if (!['exact', 'fast', 'auto'].includes(config.method)) throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
+  if (!['cosine', 'linear', 'none'].includes(config.decay)) throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
+  if (config.mode === 'finetune') checkLora(config.lora);
+  if (model && config.contextLength > model.max_position_embeddings) throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
+}
+
+/** The adapters' settings of a fine-tune, checked before any work: PEFT's r, lora_alpha and target_modules. */
+function checkLora(lora: Qwen3LoraConfig): void {
+  if (!Number.isInteger(lora.r) || lora.r < 1) throw new InvalidArgumentError(`lora r must be an integer ≥ 1, got ${String(lora.r)}`);
+  if (typeof lora.lora_alpha !== 'number' || !Number.isFinite(lora.lora_alpha) || lora.lora_alpha <= 0) throw new InvalidArgumentError(`lora_alpha must be a finite number > 0, got ${String(lora.lora_alpha)}`);
+  const targets = lora.target_modules;
+  if (!Array.isArray(targets) || targets.length === 0 || new Set(targets).size !== targets.length || !targets.every((t) => (QWEN3_MODULES as readonly string[]).includes(t))) {
+    throw new InvalidArgumentError(`target_modules must be distinct modules of ${QWEN3_MODULES.join(', ')}, got ${JSON.stringify(targets)}`);
+  }
 }
 
 /** A stable hash of the config, the base weights and the data: a resume with anything else is refused. */
@@ -226,10 +243,12 @@ function readRecords(text: string, file: string, notes: string[]): LanguageModel
 export async function trainLanguageModel(base: Qwen3Model, data: TextSplit, config: LanguageModelConfig, runDir: string, options: LanguageModelRunOptions = {}): Promise<LanguageModelRun> {
   checkLanguageModelConfig(config, base.config);
   if (data.train.length <= config.contextLength) throw new InvalidArgumentError(`the training text (${data.train.length} bytes) must be longer than contextLength (${config.contextLength})`);
+  // Made before the folder, so a validation text too short is refused with nothing written.
+  const windows = evaluationWindows(data.validation, config.contextLength, config.evalWindows);
   await mkdir(runDir, { recursive: true });
   const lock = await lockRunDir(runDir);
   try {
-    return await trainLocked(base, data, config, runDir, options, lock.note ? [lock.note] : []);
+    return await trainLocked(base, data, windows, config, runDir, options, lock.note ? [lock.note] : []);
   } finally {
     await lock.release();
   }
@@ -238,20 +257,20 @@ export async function trainLanguageModel(base: Qwen3Model, data: TextSplit, conf
 function freshModel(base: Qwen3Model, config: LanguageModelConfig): Qwen3Model {
   if (config.mode === 'pretrain') {
     const weights: Qwen3Weights = {};
-    for (const [key, m] of Object.entries(base.weights)) weights[key] = fromFlat(m.rows, m.cols, m.toFlat());
+    // A copy (slice): fromFlat wraps a typed array of its dtype, and training must not write into the caller's base.
+    for (const [key, m] of Object.entries(base.weights)) weights[key] = fromFlat(m.rows, m.cols, m.toFlat().slice());
     return { config: base.config, weights };
   }
   return { config: base.config, weights: base.weights, lora: initQwen3Adapters(base.config, config.lora, new Rng(config.seed + 1)) };
 }
 
-async function trainLocked(base: Qwen3Model, data: TextSplit, config: LanguageModelConfig, runDir: string, options: LanguageModelRunOptions, notes: string[]): Promise<LanguageModelRun> {
+async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][], config: LanguageModelConfig, runDir: string, options: LanguageModelRunOptions, notes: string[]): Promise<LanguageModelRun> {
   const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   const hash = runHash(config, base, data);
   const model = freshModel(base, config);
   let optimizer: OptimizerState = createOptimizer('adam', trainableList(model, config.mode).map(([, m]) => m.size));
   const rng = new Rng(config.seed + 2);
-  const windows = evaluationWindows(data.validation, config.contextLength, config.evalWindows);
   let start = 0;
   let records: LanguageModelStep[] = [];
   let resumedFrom: number | undefined;
@@ -270,8 +289,9 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, config: LanguageMo
     start = state.step;
     resumedFrom = state.step;
     const previous = readRecords(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes);
-    records = previous.filter((r) => r.step < start);
+    // The first line also carries the evaluation before training; a record itself never does.
     initialValidation = (previous as (LanguageModelStep & { initialValidation?: number })[]).find((r) => r.initialValidation !== undefined)?.initialValidation;
+    records = previous.filter((r) => r.step < start).map(({ initialValidation: _, ...r }: LanguageModelStep & { initialValidation?: number }) => r);
   }
   initialValidation ??= bitsPerChar(config.mode === 'pretrain' ? model : { config: base.config, weights: base.weights }, windows, config.qkNormCap);
   // The first line carries the evaluation before training, so a resume reports it without recomputing.
@@ -303,13 +323,16 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, config: LanguageMo
         return Array.from(data.train.subarray(offset, offset + config.contextLength));
       });
       let result: ReturnType<typeof qwen3ForCausalLM<number[][]>>;
+      let grads: ReturnType<typeof result.backward>;
+      let pass = 'forward';
       try {
         result = qwen3ForCausalLM(model, batch, forwardOptions(config, true, config.mode === 'pretrain'));
+        pass = 'backward';
+        grads = result.backward();
       } catch (error) {
-        if (error instanceof NonFiniteError) throw diverged(`the forward pass became non-finite (${error.message})`);
+        if (error instanceof NonFiniteError) throw diverged(`the ${pass} pass became non-finite (${error.message})`);
         throw error;
       }
-      const grads = result.backward();
       const gradList = trainable().map(([name]) => {
         if (config.mode === 'pretrain') return grads.weights![name];
         const [module, which] = [name.slice(0, name.lastIndexOf('.')), name.slice(name.lastIndexOf('.') + 1) as 'lora_A' | 'lora_B'];
@@ -345,12 +368,13 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, config: LanguageMo
       options.onStep?.(record);
       if ((config.checkpointEvery > 0 && done % config.checkpointEvery === 0) || done === config.steps) lastCheckpoint = await checkpoint(done);
     }
-    const last = records[records.length - 1];
+    // A resume of a finished run whose metrics were lost has no records: evaluate the checkpoint.
+    const last = records.at(-1);
     return {
       runDir,
       configHash: hash,
       initialValidation,
-      finalValidation: last.validationBitsPerChar ?? bitsPerChar(model, windows, config.qkNormCap),
+      finalValidation: last?.validationBitsPerChar ?? bitsPerChar(model, windows, config.qkNormCap),
       records,
       stepSeconds,
       resumedFrom,

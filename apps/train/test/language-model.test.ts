@@ -1,0 +1,215 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { initQwen3Adapters, qwen3Config, QWEN3_TINY, type Qwen3Model } from '@almora/model';
+import { InvalidArgumentError, Rng } from '@almora/tensor';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  bitsPerChar,
+  CheckpointError,
+  checkLanguageModelConfig,
+  encodeBytes,
+  evaluationWindows,
+  freshQwen3,
+  latestCheckpoint,
+  listCheckpoints,
+  trainLanguageModel,
+  TrainingDivergedError,
+  type LanguageModelConfig,
+  type LanguageModelStep,
+  type TextSplit,
+} from '../src/index.js';
+
+// QWEN3_TINY's layout (grouped query heads, q_norm/k_norm, SwiGLU, tied embeddings, byte vocab), narrower and with 32 positions: each step takes milliseconds.
+const SHAPE = qwen3Config({ ...QWEN3_TINY, hidden_size: 32, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, max_position_embeddings: 32 });
+
+/** A learnable text: one phrase over and over (its held-out half is the same phrase). */
+const PHRASE = encodeBytes('the cat sat on the mat. '.repeat(40));
+const DATA: TextSplit = { train: PHRASE.subarray(0, 600), validation: PHRASE.subarray(600) };
+
+const BASE_CONFIG: LanguageModelConfig = {
+  mode: 'pretrain',
+  contextLength: 16,
+  batchSize: 2,
+  steps: 6,
+  learningRate: 1e-2,
+  warmupSteps: 1,
+  decay: 'cosine',
+  clipNorm: 1,
+  seed: 3,
+  method: 'exact',
+  epsilon: 1e-3,
+  qkNormCap: 0,
+  shiftedSparseGroup: 0,
+  lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
+  evalEvery: 3,
+  evalWindows: 2,
+  checkpointEvery: 3,
+};
+const FINETUNE: LanguageModelConfig = { ...BASE_CONFIG, mode: 'finetune', learningRate: 3e-2 };
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'almora-lm-'));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+const snapshot = (model: Qwen3Model) => Object.fromEntries(Object.entries(model.weights).map(([key, m]) => [key, m.toFlat()]));
+/** A step's record without its wall time, the one thing a rerun may change. */
+const timeless = ({ seconds: _seconds, ...rest }: LanguageModelStep & { initialValidation?: number }) => rest;
+const metricsOf = async (dir: string) =>
+  (await readFile(path.join(dir, 'metrics.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => timeless(JSON.parse(line) as LanguageModelStep));
+
+describe('trainLanguageModel', () => {
+  it('pretraining on a repeated phrase brings held-out bits per character well down', async () => {
+    const run = await trainLanguageModel(freshQwen3(SHAPE, 1), DATA, { ...BASE_CONFIG, steps: 40, learningRate: 2e-2, evalEvery: 0, checkpointEvery: 0 }, await tempDir());
+    // A fresh model guesses near-uniformly over 256 bytes: about 8 bits per character.
+    expect(run.initialValidation).toBeGreaterThan(7);
+    expect(run.finalValidation).toBeLessThan(run.initialValidation - 3);
+    expect(run.records).toHaveLength(40);
+    expect(run.records.every((r) => r.layers.length === SHAPE.num_hidden_layers && r.layers.every((l) => l.exactHeads > 0 && l.fastHeads === 0))).toBe(true);
+  });
+
+  it('a fine-tune never changes the base weights and starts at the base (lora_B = 0)', async () => {
+    const base = freshQwen3(SHAPE, 2);
+    const before = snapshot(base);
+    const windows = evaluationWindows(DATA.validation, FINETUNE.contextLength, FINETUNE.evalWindows);
+    const baseBits = bitsPerChar(base, windows);
+    // Fresh adapters (lora_A random, lora_B = 0) leave the model exactly the base.
+    const adapted = { ...base, lora: initQwen3Adapters(SHAPE, FINETUNE.lora, new Rng(9)) };
+    expect(bitsPerChar(adapted, windows)).toBe(baseBits);
+    const run = await trainLanguageModel(base, DATA, FINETUNE, await tempDir());
+    expect(run.initialValidation).toBe(baseBits);
+    expect(snapshot(base)).toEqual(before);
+    expect(run.model.weights).toBe(base.weights);
+    expect(Object.keys(run.model.lora!.adapters).sort()).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
+    // The adapters did learn: lora_B moved off zero and the held-out loss moved with it.
+    expect(Object.values(run.model.lora!.adapters).some((a) => a.lora_B.toFlat().some((x) => x !== 0))).toBe(true);
+    expect(run.finalValidation).not.toBe(run.initialValidation);
+  });
+
+  for (const config of [BASE_CONFIG, FINETUNE]) {
+    it(`a ${config.mode} run stopped after step 3 and resumed ends bit for bit like one run straight through`, async () => {
+      const base = freshQwen3(SHAPE, 4);
+      const straightDir = await tempDir();
+      const straight = await trainLanguageModel(base, DATA, config, straightDir);
+      const resumedDir = await tempDir();
+      // Stopped by a crash during the fourth step, after its metrics line: the resume must drop that line.
+      const crash = trainLanguageModel(base, DATA, config, resumedDir, {
+        onStep: (r) => {
+          if (r.step === 3) throw new Error('simulated crash');
+        },
+      });
+      await expect(crash).rejects.toThrow('simulated crash');
+      expect(existsSync(path.join(resumedDir, 'run.lock'))).toBe(false);
+      const resumed = await trainLanguageModel(base, DATA, config, resumedDir, { resume: true });
+      expect(resumed.resumedFrom).toBe(3);
+      expect(resumed.configHash).toBe(straight.configHash);
+      expect(resumed.records.map(timeless)).toEqual(straight.records.map(timeless));
+      expect(resumed.initialValidation).toBe(straight.initialValidation);
+      expect(resumed.finalValidation).toBe(straight.finalValidation);
+      expect(await metricsOf(resumedDir)).toEqual(await metricsOf(straightDir));
+      const [a, b] = await Promise.all([straightDir, resumedDir].map(async (dir) => (await latestCheckpoint(path.join(dir, 'checkpoints'), straight.configHash))!.state));
+      expect(b.step).toBe(6);
+      expect(b.params).toEqual(a.params);
+      expect(b.optimizer).toEqual(a.optimizer);
+      expect(b.rngState).toEqual(a.rngState);
+    });
+  }
+
+  it('refuses to resume with another config, touching nothing', async () => {
+    const base = freshQwen3(SHAPE, 5);
+    const dir = await tempDir();
+    const first = await trainLanguageModel(base, DATA, { ...BASE_CONFIG, steps: 2, evalEvery: 0 }, dir);
+    const files = await listCheckpoints(path.join(dir, 'checkpoints'), first.configHash);
+    const other = trainLanguageModel(base, DATA, { ...BASE_CONFIG, steps: 2, evalEvery: 0, learningRate: 5e-3 }, dir, { resume: true });
+    await expect(other).rejects.toThrow(CheckpointError);
+    await expect(other).rejects.toThrow(new RegExp(`no checkpoint of this config .*only of other configs \\(${first.configHash}\\)`));
+    expect(await listCheckpoints(path.join(dir, 'checkpoints'), first.configHash)).toEqual(files);
+    // Another base model under the same config is another run, too.
+    await expect(trainLanguageModel(freshQwen3(SHAPE, 6), DATA, { ...BASE_CONFIG, steps: 2, evalEvery: 0 }, dir, { resume: true })).rejects.toThrow(CheckpointError);
+  });
+
+  it('stops with TrainingDivergedError when the loss goes non-finite, the last checkpoint intact', async () => {
+    const dir = await tempDir();
+    const config: LanguageModelConfig = { ...BASE_CONFIG, steps: 8, learningRate: 1e300, warmupSteps: 0, clipNorm: 0, decay: 'none', checkpointEvery: 1, evalEvery: 0 };
+    const error = await trainLanguageModel(freshQwen3(SHAPE, 7), DATA, config, dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TrainingDivergedError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/^training diverged at step \d+: /);
+    const hash = /step-\d+-([0-9a-f]{16})\.ckpt/.exec(message)?.[1];
+    expect(hash).toBeDefined();
+    const good = await latestCheckpoint(path.join(dir, 'checkpoints'), hash!);
+    expect(message).toContain(`The last good checkpoint, ${good!.file}, is intact.`);
+    expect(Object.values(good!.state.params).every((p) => p.data.every(Number.isFinite))).toBe(true);
+    expect(existsSync(path.join(dir, 'run.lock'))).toBe(false);
+  });
+});
+
+describe('evaluationWindows', () => {
+  const text = Uint8Array.from({ length: 100 }, (_, i) => i);
+
+  it('spreads the windows evenly over the text', () => {
+    const windows = evaluationWindows(text, 10, 3);
+    expect(windows.map((w) => w[0])).toEqual([0, 30, 60]);
+    expect(windows.every((w) => w.length === 10)).toBe(true);
+    expect(evaluationWindows(text, 10, 2).map((w) => w[0])).toEqual([0, 50]);
+  });
+
+  it('takes every whole window when asked for more than the text holds', () => {
+    expect(evaluationWindows(text, 30, 8).map((w) => w[0])).toEqual([0, 30, 60]);
+  });
+
+  it('refuses a text shorter than one window', () => {
+    expect(() => evaluationWindows(text.subarray(0, 9), 10, 1)).toThrow(InvalidArgumentError);
+    expect(() => evaluationWindows(text.subarray(0, 9), 10, 1)).toThrow(/9 bytes\) is shorter than one window of 10/);
+  });
+});
+
+describe('checkLanguageModelConfig', () => {
+  const refusals: [string, Partial<LanguageModelConfig>, RegExp][] = [
+    ['a context longer than the positions', { contextLength: 33 }, /contextLength 33 exceeds the model's max_position_embeddings \(32\)/],
+    ['a fractional step count', { steps: 2.5 }, /steps must be an integer ≥ 1, got 2.5/],
+    ['zero steps', { steps: 0 }, /steps must be an integer ≥ 1/],
+    ['a context of one token', { contextLength: 1 }, /contextLength must be an integer ≥ 2/],
+    ['an empty batch', { batchSize: 0 }, /batchSize must be an integer ≥ 1/],
+    ['a NaN learning rate', { learningRate: Number.NaN }, /learningRate must be a finite number ≥ 0, got NaN/],
+    ['a negative clip', { clipNorm: -1 }, /clipNorm must be a finite number ≥ 0/],
+    ['no evaluation windows', { evalWindows: 0 }, /evalWindows must be an integer ≥ 1/],
+    ['an unknown method', { method: 'slow' as LanguageModelConfig['method'] }, /method must be 'exact', 'fast' or 'auto', got slow/],
+    ['an unknown decay', { decay: 'step' as LanguageModelConfig['decay'] }, /decay must be 'cosine', 'linear' or 'none', got step/],
+    ['an unknown mode', { mode: 'distil' as LanguageModelConfig['mode'] }, /mode must be 'pretrain' or 'finetune'/],
+    ['a fine-tune at rank 0', { mode: 'finetune', lora: { r: 0, lora_alpha: 4, target_modules: ['q_proj'] } }, /lora r must be an integer ≥ 1, got 0/],
+    ['a fine-tune of lm_head', { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['lm_head' as 'q_proj'] } }, /target_modules must be distinct modules of q_proj/],
+    ['a fine-tune naming q_proj twice', { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'q_proj'] } }, /target_modules must be distinct/],
+  ];
+  for (const [what, change, message] of refusals) {
+    it(`refuses ${what}`, () => {
+      expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, SHAPE)).toThrow(InvalidArgumentError);
+      expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, SHAPE)).toThrow(message);
+    });
+  }
+
+  it('accepts the test recipe, and leaves the positions unchecked without a model', () => {
+    expect(() => checkLanguageModelConfig(BASE_CONFIG, SHAPE)).not.toThrow();
+    expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, contextLength: 4096 })).not.toThrow();
+    // A pretraining run ignores the adapters' settings.
+    expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, lora: { r: 0, lora_alpha: 0, target_modules: [] } }, SHAPE)).not.toThrow();
+  });
+
+  it('trainLanguageModel refuses a bad config or a text too short before writing anything', async () => {
+    const dir = path.join(await tempDir(), 'run');
+    await expect(trainLanguageModel(freshQwen3(SHAPE, 1), DATA, { ...BASE_CONFIG, steps: -3 }, dir)).rejects.toThrow(/steps must be an integer ≥ 1, got -3/);
+    await expect(trainLanguageModel(freshQwen3(SHAPE, 1), { train: DATA.train.subarray(0, 16), validation: DATA.validation }, BASE_CONFIG, dir)).rejects.toThrow(/training text \(16 bytes\) must be longer than contextLength \(16\)/);
+    await expect(trainLanguageModel(freshQwen3(SHAPE, 1), { train: DATA.train, validation: DATA.validation.subarray(0, 15) }, BASE_CONFIG, dir)).rejects.toThrow(/validation text \(15 bytes\) is shorter than one window of 16/);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
