@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { QWEN3_MODULES, type Qwen3Config, qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, type Qwen3Module, type Qwen3Weights, qwen3StateDictShapes } from '@almora/model';
+import { QWEN3_MODULES, type Qwen3Config, qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, type Qwen3Module, qwen3ModulePath, type Qwen3Weights, qwen3StateDictShapes } from '@almora/model';
 import { fromFlat, InvalidArgumentError, type Matrix } from '@almora/tensor';
 import { writeFileAtomic } from './checkpoint.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsDType, type SafetensorsTensor } from './safetensors.js';
@@ -97,8 +97,8 @@ export async function savePeftAdapters(dir: string, lora: Qwen3Lora, baseModel: 
 
 /**
  * Reads adapters written by {@link savePeftAdapters} or by PEFT for this model: every target
- * module of every layer must be there with lora_A r×in and lora_B out×r (checked again when the
- * model runs); use_rslora, DoRA, biases and per-module ranks are refused, not silently ignored.
+ * module of every layer must be there with lora_A r×in and lora_B out×r, and nothing else;
+ * use_rslora, DoRA, biases and per-module ranks are refused, not silently ignored.
  */
 export async function loadPeftAdapters(dir: string, config: Qwen3Config): Promise<Qwen3Lora> {
   const json = (await readJson(path.join(dir, 'adapter_config.json'))) as Record<string, unknown>;
@@ -112,21 +112,30 @@ export async function loadPeftAdapters(dir: string, config: Qwen3Config): Promis
   }
   const targets = json.target_modules;
   if (!Array.isArray(targets) || !targets.every((t) => (QWEN3_MODULES as readonly unknown[]).includes(t))) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules must list some of ${QWEN3_MODULES.join(', ')}`);
-  const settings: Qwen3LoraConfig = { r: json.r as number, lora_alpha: json.lora_alpha as number, target_modules: targets as Qwen3Module[] };
+  if (new Set(targets).size !== targets.length) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules lists a module twice: ${JSON.stringify(targets)}`);
+  const r = json.r;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw new InvalidArgumentError(`${dir}/adapter_config.json: r must be an integer ≥ 1, got ${JSON.stringify(r)}`);
+  const alpha = json.lora_alpha;
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw new InvalidArgumentError(`${dir}/adapter_config.json: lora_alpha must be a finite number > 0, got ${JSON.stringify(alpha)}`);
+  const settings: Qwen3LoraConfig = { r, lora_alpha: alpha, target_modules: targets as Qwen3Module[] };
   const file = decodeSafetensors(await readBytes(path.join(dir, 'adapter_model.safetensors')));
+  const shapes = qwen3StateDictShapes(config);
   const adapters: Qwen3Lora['adapters'] = {};
-  const matrix = (key: string) => {
+  const matrix = (key: string, rows: number, cols: number) => {
     const tensor = file.tensors[key];
-    if (!tensor || tensor.shape.length !== 2) throw new InvalidArgumentError(`${dir}/adapter_model.safetensors has no 2-D tensor "${key}"`);
-    return fromFlat(tensor.shape[0], tensor.shape[1], Array.from(tensor.data));
+    if (!tensor) throw new InvalidArgumentError(`${dir}/adapter_model.safetensors has no tensor "${key}"`);
+    if (tensor.shape.join(',') !== `${rows},${cols}`) throw new InvalidArgumentError(`${dir}/adapter_model.safetensors: "${key}" has shape [${tensor.shape.join(', ')}] but r = ${r} and the model need [${rows}, ${cols}]`);
+    return fromFlat(rows, cols, Array.from(tensor.data));
   };
   for (let layer = 0; layer < config.num_hidden_layers; layer++) {
     for (const module of settings.target_modules) {
-      const modulePath = `model.layers.${layer}.${['q_proj', 'k_proj', 'v_proj', 'o_proj'].includes(module) ? 'self_attn' : 'mlp'}.${module}`;
-      adapters[modulePath] = { lora_A: matrix(`${PEFT_PREFIX}${modulePath}.lora_A.weight`), lora_B: matrix(`${PEFT_PREFIX}${modulePath}.lora_B.weight`) };
+      const modulePath = qwen3ModulePath(layer, module);
+      const [out, inner] = shapes[`${modulePath}.weight`];
+      adapters[modulePath] = { lora_A: matrix(`${PEFT_PREFIX}${modulePath}.lora_A.weight`, r, inner), lora_B: matrix(`${PEFT_PREFIX}${modulePath}.lora_B.weight`, out, r) };
     }
   }
-  const expected = 2 * config.num_hidden_layers * settings.target_modules.length;
-  if (Object.keys(file.tensors).length !== expected) throw new InvalidArgumentError(`${dir}/adapter_model.safetensors has ${Object.keys(file.tensors).length} tensors; ${expected} expected for ${settings.target_modules.join(', ')} in ${config.num_hidden_layers} layers`);
+  const expected = new Set(Object.keys(adapters).flatMap((m) => [`${PEFT_PREFIX}${m}.lora_A.weight`, `${PEFT_PREFIX}${m}.lora_B.weight`]));
+  const extra = Object.keys(file.tensors).find((key) => !expected.has(key));
+  if (extra !== undefined) throw new InvalidArgumentError(`${dir}/adapter_model.safetensors has the tensor "${extra}", which is not an adapter of ${settings.target_modules.join(', ')} in ${config.num_hidden_layers} layers`);
   return { ...settings, adapters };
 }
