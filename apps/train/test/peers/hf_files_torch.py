@@ -26,6 +26,7 @@ import sys
 
 import torch
 
+sys.dont_write_bytecode = True  # no __pycache__ left beside the model package's peer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "packages", "model", "test", "peers"))
 from torch_qwen3 import Model, plain  # noqa: E402  (the model package's float64 peer)
 
