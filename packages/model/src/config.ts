@@ -50,16 +50,17 @@ export interface Qwen3Config {
 
 /**
  * Hugging Face's defaults for every field `Qwen3Config.__init__` sets (transformers 4.51+), used
- * where a config.json leaves one out; `head_dim` defaults to 128 there, and
- * `num_key_value_heads` to `num_attention_heads`.
+ * where a config.json leaves one out: `head_dim` 128, `num_key_value_heads` 32 (the signature's
+ * default; only an explicit null means `num_attention_heads`).
  */
-const HF_DEFAULTS: Omit<Qwen3Config, 'num_key_value_heads'> = {
+const HF_DEFAULTS: Qwen3Config = {
   model_type: 'qwen3',
   vocab_size: 151936,
   hidden_size: 4096,
   intermediate_size: 22016,
   num_hidden_layers: 32,
   num_attention_heads: 32,
+  num_key_value_heads: 32,
   head_dim: 128,
   hidden_act: 'silu',
   max_position_embeddings: 32768,
@@ -149,7 +150,8 @@ export function qwen3Config(json: Readonly<Partial<Qwen3Config>> | Readonly<Reco
     intermediate_size: positiveInteger(field('intermediate_size'), 'intermediate_size'),
     num_hidden_layers: positiveInteger(field('num_hidden_layers'), 'num_hidden_layers'),
     num_attention_heads: heads,
-    num_key_value_heads: positiveInteger(c.num_key_value_heads ?? heads, 'num_key_value_heads'),
+    // transformers: a missing field takes the signature's default (32); an explicit null means as many as the query heads.
+    num_key_value_heads: positiveInteger(c.num_key_value_heads === null ? heads : field('num_key_value_heads'), 'num_key_value_heads'),
     head_dim: positiveInteger(field('head_dim'), 'head_dim'),
     hidden_act: only(field('hidden_act'), 'silu', 'hidden_act', "Qwen3's MLP is SwiGLU"),
     max_position_embeddings: positiveInteger(field('max_position_embeddings'), 'max_position_embeddings'),

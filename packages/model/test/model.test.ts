@@ -23,7 +23,10 @@ describe('qwen3Config', () => {
   it("fills in Hugging Face's defaults and keeps what config.json says", () => {
     const config = qwen3Config({ hidden_size: 1024, num_attention_heads: 16, num_key_value_heads: 8, architectures: ['Qwen3ForCausalLM'], torch_dtype: 'bfloat16' });
     expect(config).toMatchObject({ model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 32768 });
-    expect(qwen3Config({ num_attention_heads: 8 }).num_key_value_heads).toBe(8);
+    // transformers' signature default is 32 key/value heads; only an explicit null means one per query head.
+    expect(qwen3Config({ num_attention_heads: 64 }).num_key_value_heads).toBe(32);
+    expect(qwen3Config({ num_attention_heads: 8, num_key_value_heads: null }).num_key_value_heads).toBe(8);
+    expect(() => qwen3Config({ num_attention_heads: 8 })).toThrow(/num_key_value_heads \(32\) must divide num_attention_heads \(8\)/);
     expect(qwen3Config({ rope_parameters: { rope_type: 'default', rope_theta: 1e6 } }).rope_theta).toBe(1e6);
     expect(qwen3Config({ rope_scaling: null, sliding_window: null, use_sliding_window: false, max_window_layers: 28 })).toMatchObject({ rope_scaling: null });
   });
