@@ -14,11 +14,17 @@ import { finetuneCommand, pretrainCommand } from './text-cli.js';
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-const usage = `usage: almora train [--config file.json] [--data file.safetensors] [--run-dir dir] [--resume] [--quiet] [--<key> value …]
+const usage = `usage: almora train --task teacher [--config file.json] [--data file.safetensors] [--run-dir dir] [--resume] [--quiet] [--<key> value …]
+The paper's synthetic task: a teacher head with a hidden rank-r ΔW makes the targets, the student learns A and B.
 keys (also valid in the config file, camelCase there): ${CONFIG_KEYS.map(kebab).join(', ')}
-With no options it trains the embedded default task: auto and exact side by side, about a minute.
+With no other options it trains the embedded default task: auto and exact side by side, about a minute.
 --data reads w_q, w_k, w_v (dim×dim) and sequences x.0, y.0, x.1, y.1, … (L×dim) instead.
 One run at a time per --run-dir (it holds run.lock there); checkpoints are kept per config.`;
+
+const commandsUsage = `usage: almora <command> [options]
+  almora train                  LoRA fine-tuning of the Brown base model on fiction, the main job (almora train --help)
+  almora train --task teacher   the paper's synthetic teacher task (almora train --task teacher --help)
+  almora pretrain               trains the base model on informative Brown text (almora pretrain --help)`;
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -36,7 +42,7 @@ function parseFlags(argv: string[]) {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
     // parseArgs throws only for the user's flags: unknown, or missing a value.
-    throw new InvalidArgumentError(`${messageOf(error)} (almora train --help lists the options)`);
+    throw new InvalidArgumentError(`${messageOf(error)} (almora train --task teacher --help lists the options)`);
   }
 }
 
@@ -153,8 +159,8 @@ async function main(): Promise<void> {
     return finetuneCommand(rest);
   }
   if (command === 'pretrain') return pretrainCommand(rest);
-  console.log(usage);
-  if (command !== undefined && command !== '--help' && command !== '-h') process.exitCode = 1;
+  if (command !== undefined && command !== '--help' && command !== '-h') throw new InvalidArgumentError(`unknown command "${command}"; the commands are train and pretrain (almora --help)`);
+  console.log(commandsUsage);
 }
 
 main().catch((error: unknown) => {

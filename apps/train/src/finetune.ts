@@ -63,7 +63,7 @@ const perplexityChange = (before: number, after: number) => `${((2 ** (after - b
 
 function pathsTable(run: LanguageModelRun): string[] {
   const rows = ['| layer | steps with every head exact | steps with some head fast | Γ first → last step | Γ bound (cap) | √log L | reason at the last step |', '| --- | --- | --- | --- | --- | --- | --- |'];
-  const layers = run.records[0].layers.length;
+  const layers = run.records[0]?.layers.length ?? 0;
   for (let l = 0; l < layers; l++) {
     const steps = run.records.map((r) => r.layers[l]);
     const last = steps[steps.length - 1];
@@ -137,8 +137,8 @@ async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, 
     xLabel: 'step',
     yLabel: 'Γ',
     series: [
-      ...runs.flatMap(({ label, run }) => run.records[0].layers.map((_, l) => ({ name: `${label}: layer ${l}`, points: run.records.map((r) => [r.step + 1, r.layers[l].gamma] as [number, number]) }))),
-      { name: '√log L', points: [[1, runs[0].run.records[0].layers[0].threshold], [config.steps, runs[0].run.records[0].layers[0].threshold]] as [number, number][], dashed: true },
+      ...runs.flatMap(({ label, run }) => (run.records[0]?.layers ?? []).map((_, l) => ({ name: `${label}: layer ${l}`, points: run.records.map((r) => [r.step + 1, r.layers[l].gamma] as [number, number]) }))),
+      ...runs[0].run.records.slice(0, 1).map((r) => ({ name: '√log L', points: [[1, r.layers[0].threshold], [config.steps, r.layers[0].threshold]] as [number, number][], dashed: true })),
     ],
   });
   await writeFileAtomic(path.join(runDir, 'loss.svg'), curves);
@@ -147,7 +147,7 @@ async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, 
   const lines = [
     '# LoRA fine-tuning of the Brown base model on fiction',
     '',
-    `\`${command}\`: LoRA r = ${config.lora.r}, lora_alpha = ${config.lora.lora_alpha} on ${config.lora.target_modules.join(', ')} of every layer; ${config.steps} steps of ${config.batchSize} × ${config.contextLength} bytes of imaginative Brown text (fiction, mystery, science fiction, adventure, romance, humor), Adam at ${config.learningRate} (${config.decay}), clipping ${config.clipNorm}, seed ${config.seed}, q_norm/k_norm cap ${config.qkNormCap}, ε = ${config.epsilon}. Held-out: the last document of each category, ${config.evalWindows} windows of ${config.contextLength} bytes, full exact attention.`,
+    `\`${command}\`: LoRA r = ${config.lora.r}, lora_alpha = ${config.lora.lora_alpha} on ${config.lora.target_modules.join(', ')} of every layer; ${config.steps} steps of ${config.batchSize} × ${config.contextLength} bytes of imaginative Brown text (fiction, mystery, science fiction, adventure, romance, humor), Adam at ${config.learningRate} (${config.decay}), clipping ${config.clipNorm}, seed ${config.seed}, q_norm/k_norm cap ${config.qkNormCap}, ε = ${config.epsilon}. Held-out: the last document of each category, ${config.evalWindows} window${config.evalWindows === 1 ? '' : 's'} of ${config.contextLength} bytes, full exact attention.`,
     '',
     '| gradients | held-out bits/char before | after | perplexity change | median step | steps total |',
     '| --- | --- | --- | --- | --- | --- |',

@@ -75,7 +75,7 @@ export async function pretrain(config: LanguageModelConfig, runDir: string, opti
     '',
     `Made by \`${options.command}\`: ${config.steps} steps of ${config.batchSize} × ${config.contextLength} bytes, Adam at ${config.learningRate} (warm-up ${config.warmupSteps}, ${config.decay} decay), clipping ${config.clipNorm}, seed ${config.seed}, q_norm/k_norm gains capped at ${config.qkNormCap} (the norm control: every head's Γ ≤ ${(config.qkNormCap * Math.pow(BROWN_BASE_SHAPE.head_dim, 0.25)).toFixed(2)}). Run it with the same cap (\`qkNormCap\`).`,
     '',
-    `Held-out bits per character (${config.evalWindows} windows of ${config.contextLength} bytes of ${data.validationDocuments.join(', ')}): ${run.initialValidation.toFixed(3)} at initialisation → ${run.finalValidation.toFixed(3)} after training; ${run.stepSeconds.toFixed(0)} s of steps${run.resumedFrom === undefined ? '' : ` in this process (resumed from step ${run.resumedFrom})`}.`,
+    `Held-out bits per character (${config.evalWindows} window${config.evalWindows === 1 ? '' : 's'} of ${config.contextLength} bytes of ${data.validationDocuments.join(', ')}): ${run.initialValidation.toFixed(3)} at initialisation → ${run.finalValidation.toFixed(3)} after training; ${run.stepSeconds.toFixed(0)} s of steps${run.resumedFrom === undefined ? '' : ` in this process (resumed from step ${run.resumedFrom})`}.`,
     '',
     '![training curve](curve.svg)',
     '',

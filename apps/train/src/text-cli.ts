@@ -2,9 +2,10 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '@almora/tensor';
-import type { LanguageModelConfig } from './language-model.js';
+import type { Qwen3Config } from '@almora/model';
+import { checkLanguageModelConfig, type LanguageModelConfig } from './language-model.js';
 import { FINETUNE_DEFAULTS, finetune, SHIPPED_BASE_DIR } from './finetune.js';
-import { PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
+import { BROWN_BASE_SHAPE, PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
 import { lockRunDir } from './run-dir.js';
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -41,8 +42,20 @@ export function parseTextFlags(argv: string[], defaults: Readonly<LanguageModelC
   return { values, config };
 }
 
+/** Checks the recipe before any folder is made or file read, naming a bad key by its flag. */
+function checkFlags(config: LanguageModelConfig, model?: Qwen3Config): void {
+  try {
+    checkLanguageModelConfig(config, model);
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    const names: [string, string][] = [...NUMERIC_KEYS.map((k): [string, string] => [k, kebab(k)]), ['lora r', 'rank'], ['lora_alpha', 'lora-alpha'], ['target_modules', 'target-modules']];
+    const named = names.find(([key]) => error.message.startsWith(`${key} `));
+    throw named ? new InvalidArgumentError(`--${named[1]}${error.message.slice(named[0].length)}`) : error;
+  }
+}
+
 const pretrainUsage = `usage: almora pretrain [--run-dir dir] [--resume] [--quiet] [--<key> value …]
-Trains the base model (${'QWEN3_TINY'} shape, one token per byte) on the informative half of the Brown corpus and writes it in Hugging Face's layout to <run-dir>/model.
+Trains the base model (QWEN3_TINY's shape, one token per byte) on the informative half of the Brown corpus and writes it in Hugging Face's layout to <run-dir>/model.
 keys (defaults: the recipe of the shipped base): ${NUMERIC_KEYS.map((k) => `--${kebab(k)} ${String(PRETRAIN_DEFAULTS[k])}`).join(', ')}, --method ${PRETRAIN_DEFAULTS.method}, --decay ${PRETRAIN_DEFAULTS.decay}`;
 
 /** `almora pretrain`. */
@@ -52,6 +65,7 @@ export async function pretrainCommand(argv: string[]): Promise<void> {
     console.log(pretrainUsage);
     return;
   }
+  checkFlags(config, BROWN_BASE_SHAPE);
   const runDir = path.resolve(typeof values['run-dir'] === 'string' ? values['run-dir'] : 'runs/pretrain');
   await mkdir(runDir, { recursive: true });
   const lock = await lockRunDir(runDir);
@@ -84,6 +98,8 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   if (typeof values['target-modules'] === 'string') config.lora.target_modules = values['target-modules'].split(',').map((m) => m.trim()) as typeof config.lora.target_modules;
   const compare = values['compare-exact'];
   if (compare !== undefined && compare !== 'true' && compare !== 'false') throw new InvalidArgumentError(`--compare-exact must be true or false, got "${String(compare)}"`);
+  // The context's fit in the base's positions is checked once the base is loaded.
+  checkFlags(config);
   const runDir = path.resolve(typeof values['run-dir'] === 'string' ? values['run-dir'] : 'runs/default');
   await mkdir(runDir, { recursive: true });
   const lock = await lockRunDir(runDir);
