@@ -35,6 +35,7 @@ const BENCHMARKS = [
   ['memory', 'Memory', 'memory'],
   ['memory-wasm', 'Memory on WebAssembly, to L = 1,048,576', 'memory --backend wasm'],
   ['hostile', 'Hostile inputs', 'hostile'],
+  ['model', 'The model: LoRA fine-tuning on real text and the real-text phase diagram', 'model'],
 ];
 
 function escapeHtml(text) {
