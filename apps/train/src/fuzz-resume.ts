@@ -19,7 +19,7 @@ const TIMEOUT_MS = 120_000;
 
 function args(seed: number, runDir: string): string[] {
   const job = ['--length', '64', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
-  return ['train', ...job, '--seed', String(seed), '--steps', String(STEPS), '--checkpoint-every', '1', '--run-dir', runDir];
+  return ['train', '--task', 'teacher', ...job, '--seed', String(seed), '--steps', String(STEPS), '--checkpoint-every', '1', '--run-dir', runDir];
 }
 
 /**

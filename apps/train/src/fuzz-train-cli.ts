@@ -141,7 +141,7 @@ function classify(result: ProcessResult, timeoutMs: number): { outcome: FuzzOutc
 }
 
 /**
- * Spawns `node cli.js train` on a small valid job with one thing mutated per case — a flag's value,
+ * Spawns `node cli.js train --task teacher` on a small valid job with one thing mutated per case — a flag's value,
  * the flags themselves, a --config file, a --data file or the --run-dir — and sorts each run into
  * ok, a typed error (exit 1, one `almora: …` message, no stack or engine error), a crash or a hang.
  */
@@ -154,7 +154,7 @@ export async function fuzzCli(options: CliFuzzOptions): Promise<FuzzCounts> {
       const dir = path.join(root, String(i));
       await mkdir(dir);
       const { args, what } = await caseArgs(caseRng(options.seed, i), dir);
-      const verdict = classify(await runNode([options.cliPath, 'train', ...args], { cwd: dir, timeoutMs }), timeoutMs);
+      const verdict = classify(await runNode([options.cliPath, 'train', '--task', 'teacher', ...args], { cwd: dir, timeoutMs }), timeoutMs);
       await chmod(path.join(dir, 'ro'), 0o755).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
       return { ...verdict, what: `case ${i} (seed ${options.seed}), ${what}` };

@@ -33,13 +33,13 @@ async function tempDir(): Promise<string> {
 }
 
 function runCli(args: string[]) {
-  return spawnSync(process.execPath, [cli, 'train', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [cli, 'train', '--task', 'teacher', ...args], { encoding: 'utf8' });
 }
 
 /** Starts the CLI; resolves when it exits, with its pid, output and the time it took. */
 function startCli(args: string[]): { pid: number; done: Promise<{ status: number | null; stderr: string; ms: number }> } {
   const began = performance.now();
-  const child = spawn(process.execPath, [cli, 'train', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'train', '--task', 'teacher', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (status) => resolve({ status, stderr, ms: performance.now() - began }))) };

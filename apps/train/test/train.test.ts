@@ -21,7 +21,7 @@ async function tempDir(): Promise<string> {
 }
 
 function runCli(args: string[]) {
-  return spawnSync(process.execPath, [cli, 'train', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [cli, 'train', '--task', 'teacher', ...args], { encoding: 'utf8' });
 }
 
 describe('almora train', () => {
@@ -38,7 +38,7 @@ describe('almora train', () => {
     const killed = await tempDir();
     const args = [...small, '--steps', '150', '--checkpoint-every', '5'];
     expect(runCli([...args, '--run-dir', whole]).status).toBe(0);
-    const child = spawn(process.execPath, [cli, 'train', ...args, '--run-dir', killed], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [cli, 'train', '--task', 'teacher', ...args, '--run-dir', killed], { stdio: 'ignore' });
     const checkpoints = path.join(killed, 'exact', 'checkpoints');
     const hash = smallHash(150, 5);
     let killedAt = 0;
@@ -131,7 +131,7 @@ describe('almora train', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/flags: "steps" must be an integer > 0, got "ten"/);
     expect(bad.stderr).not.toMatch(/bug/);
-    const help = spawnSync(process.execPath, [cli, 'train', '--help'], { encoding: 'utf8' });
+    const help = spawnSync(process.execPath, [cli, 'train', '--task', 'teacher', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^usage: almora train/);
   });
@@ -139,7 +139,7 @@ describe('almora train', () => {
   it('says what it is about to do before any heavy work (#12 item 5)', async () => {
     const dir = await tempDir();
     // L = 200000: building the teacher task alone took 45 s+ in silence before the announce line.
-    const child = spawn(process.execPath, [cli, 'train', '--length', '200000', '--run-dir', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [cli, 'train', '--task', 'teacher', '--length', '200000', '--run-dir', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
     const began = performance.now();
     const first = await new Promise<string>((resolve) => {
       let out = '';
@@ -165,7 +165,7 @@ describe('almora train', () => {
     const dir = await tempDir();
     // A bug stood in for by a fault injected at start-up: os.hostname, which the run lock calls, throws a TypeError.
     const inject = `data:text/javascript,${encodeURIComponent('import os from "node:os"; os.hostname = () => { throw new TypeError("injected fault"); };')}`;
-    const run = (debug: string) => spawnSync(process.execPath, ['--import', inject, cli, 'train', ...small, '--run-dir', dir], { encoding: 'utf8', env: { ...process.env, ALMORA_DEBUG: debug } });
+    const run = (debug: string) => spawnSync(process.execPath, ['--import', inject, cli, 'train', '--task', 'teacher', ...small, '--run-dir', dir], { encoding: 'utf8', env: { ...process.env, ALMORA_DEBUG: debug } });
     const plain = run('');
     expect(plain.status).toBe(1);
     expect(plain.stderr).toMatch(/^almora: unexpected error: TypeError: injected fault\n/);
