@@ -61,10 +61,11 @@ describe('the model suite', () => {
   it('runs in quick mode: both tables, findings computed from its rows, two plots, and says its numbers are not the results', async () => {
     const out = await mkdtemp(path.join(os.tmpdir(), 'almora-bench-model-'));
     const [result] = await runBench({ suites: ['model'], quick: true, out, quiet: true });
-    const json = JSON.parse(await readFile(result.files.json, 'utf8')) as { rows: Record<string, unknown>[]; findings: string[]; notes: string[] };
+    const json = JSON.parse(await readFile(result.files.json, 'utf8')) as { rows: Record<string, unknown>[]; rawTimings: Record<string, number[]>; findings: string[]; notes: string[] };
     const finetune = json.rows.filter((r) => r.table === 'finetune');
     expect(finetune.map((r) => r.run)).toEqual(['base', 'exact', 'auto', 'S²-Attn (groups of 64, exact)']);
     for (const row of finetune) expect(row.perplexity as number).toBeCloseTo(2 ** (row.heldOutBitsPerChar as number), 9);
+    expect(json.rawTimings['finetune exact']).toHaveLength(finetune[1].steps as number);
     const phase = json.rows.filter((r) => r.table === 'phase');
     expect(phase.map((r) => `${r.cap} ${r.L}`)).toEqual(['none 256', 'none 512', '0.5 256', '0.5 512']);
     for (const row of phase) {

@@ -101,7 +101,7 @@ async function fineTuneBase(context: SuiteContext, scratch: string): Promise<{ b
 }
 
 /** Part A: the main job's recipe on the shipped base, fine-tuned once per variant with the same steps and seed. */
-async function compareFinetunes(context: SuiteContext, scratch: string): Promise<{ rows: Row[]; findings: string[]; config: LanguageModelConfig; baseName: string }> {
+async function compareFinetunes(context: SuiteContext, scratch: string): Promise<{ rows: Row[]; findings: string[]; config: LanguageModelConfig; baseName: string; stepTimes: Record<string, number[]> }> {
   const { base, name: baseName } = await fineTuneBase(context, scratch);
   const data = brownText('imaginative');
   const config: LanguageModelConfig = context.quick ? { ...FINETUNE_DEFAULTS, contextLength: 256, steps: 3, warmupSteps: 1, evalWindows: 2, checkpointEvery: 0 } : { ...FINETUNE_DEFAULTS, checkpointEvery: 0 };
@@ -132,7 +132,8 @@ async function compareFinetunes(context: SuiteContext, scratch: string): Promise
       fastHeadShare: o.fastHeadShare,
     })),
   ];
-  return { rows, findings: finetuneFindings(baseBitsPerChar, outcomes), config, baseName };
+  const stepTimes = Object.fromEntries(runs.map(({ variant, run }) => [`finetune ${variant.label}`, run.records.map((r) => r.seconds)]));
+  return { rows, findings: finetuneFindings(baseBitsPerChar, outcomes), config, baseName, stepTimes };
 }
 
 // ─── Part B: the real-text phase diagram ──────────────────────────────────────────────────────────
@@ -404,7 +405,7 @@ export const modelSuite: Suite = {
           seed: f.seed,
         },
         rows: [...finetune.rows, ...phase.rows],
-        rawTimings: phase.rawTimings,
+        rawTimings: { ...finetune.stepTimes, ...phase.rawTimings },
         findings: [...finetune.findings, ...phaseFindings(phase.cells, grid)],
         notes,
         plots: phasePlots(phase.cells, grid),
