@@ -360,7 +360,7 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][
         learningRate: rate,
         gradNorm,
         layers: layerSteps(result),
-        validationBitsPerChar: evaluate ? bitsPerChar(model, windows, config.qkNormCap) : undefined,
+        validationBitsPerChar: evaluate ? heldOut(model, windows, config.qkNormCap, diverged) : undefined,
         seconds,
       };
       records.push(record);
@@ -384,6 +384,19 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][
   } finally {
     await metrics.close();
   }
+}
+
+/** Held-out bits per character after a step; a non-finite evaluation is the step's divergence, not a number in the metrics. */
+function heldOut(model: Qwen3Model, windows: number[][], qkNormCap: number, diverged: (what: string) => TrainingDivergedError): number {
+  let bits: number;
+  try {
+    bits = bitsPerChar(model, windows, qkNormCap);
+  } catch (error) {
+    if (error instanceof NonFiniteError) throw diverged(`the held-out evaluation became non-finite (${error.message})`);
+    throw error;
+  }
+  if (!Number.isFinite(bits)) throw diverged(`the held-out bits per character are ${bits}`);
+  return bits;
 }
 
 /** A fresh model of this shape, initialised as transformers does, from `seed`. */
