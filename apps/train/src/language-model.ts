@@ -136,6 +136,8 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   finite('clipNorm', 0);
   finite('qkNormCap', 0);
   finite('epsilon', 0);
+  if (config.epsilon === 0) throw new InvalidArgumentError('epsilon must be a finite number > 0, got 0 (the certificate needs a tolerance)');
+  if (config.shiftedSparseGroup % 2 !== 0) throw new InvalidArgumentError(`shiftedSparseGroup must be 0 (full attention) or an even integer ≥ 2 (half of the heads shift by G/2), got ${config.shiftedSparseGroup}`);
   if (!['exact', 'fast', 'auto'].includes(config.method)) throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
   if (!['cosine', 'linear', 'none'].includes(config.decay)) throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
   if (config.mode === 'finetune') checkLora(config.lora);

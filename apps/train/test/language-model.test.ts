@@ -184,6 +184,8 @@ describe('checkLanguageModelConfig', () => {
     ['a NaN learning rate', { learningRate: Number.NaN }, /learningRate must be a finite number ≥ 0, got NaN/],
     ['a negative clip', { clipNorm: -1 }, /clipNorm must be a finite number ≥ 0/],
     ['no evaluation windows', { evalWindows: 0 }, /evalWindows must be an integer ≥ 1/],
+    ['a zero epsilon', { epsilon: 0 }, /epsilon must be a finite number > 0, got 0/],
+    ['an odd shifted sparse group', { shiftedSparseGroup: 3 }, /shiftedSparseGroup must be 0 \(full attention\) or an even integer ≥ 2 .*got 3/],
     ['an unknown method', { method: 'slow' as LanguageModelConfig['method'] }, /method must be 'exact', 'fast' or 'auto', got slow/],
     ['an unknown decay', { decay: 'step' as LanguageModelConfig['decay'] }, /decay must be 'cosine', 'linear' or 'none', got step/],
     ['an unknown mode', { mode: 'distil' as LanguageModelConfig['mode'] }, /mode must be 'pretrain' or 'finetune'/],

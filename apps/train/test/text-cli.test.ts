@@ -107,6 +107,7 @@ describe('almora train (the text task)', () => {
     ['an unknown task (=)', ['train', '--task=nope'], /--task must be text or teacher, got "nope"/],
     ['an unknown flag', ['train', '--stepz', '3'], /Unknown option '--stepz'.*almora train --help lists the options/s],
     ['an unknown flag (pretrain)', ['pretrain', '--rank', '3'], /Unknown option '--rank'.*almora pretrain --help/s],
+    ['an odd shifted sparse group', ['train', '--shifted-sparse-group', '3'], /--shifted-sparse-group must be 0 \(full attention\) or an even integer/],
     ['rank 0', ['train', '--rank', '0'], /--rank must be an integer ≥ 1, got 0/],
     ['a module Qwen3 has not', ['train', '--target-modules', 'q_proj,lm_head'], /--target-modules must be distinct modules of/],
     ['a bad --compare-exact', ['train', '--compare-exact', 'maybe'], /--compare-exact must be true or false, got "maybe"/],
