@@ -141,6 +141,7 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   if (!['exact', 'fast', 'auto'].includes(config.method)) throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
   if (!['cosine', 'linear', 'none'].includes(config.decay)) throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
   if (config.mode === 'finetune') checkLora(config.lora);
+  if (model && model.vocab_size < 256) throw new InvalidArgumentError(`the model's vocab_size is ${model.vocab_size}; the text is one token per byte, so it must be at least 256`);
   if (model && config.contextLength > model.max_position_embeddings) throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
 }
 

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -100,13 +101,17 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   if (compare !== undefined && compare !== 'true' && compare !== 'false') throw new InvalidArgumentError(`--compare-exact must be true or false, got "${String(compare)}"`);
   // The context's fit in the base's positions is checked once the base is loaded.
   checkFlags(config);
+  const baseDir = typeof values.base === 'string' ? path.resolve(values.base) : SHIPPED_BASE_DIR;
+  if (baseDir === SHIPPED_BASE_DIR && !existsSync(path.join(baseDir, 'config.json'))) {
+    throw new InvalidArgumentError(`the shipped base model is missing (${baseDir} has no config.json): pass --base <folder with config.json and model.safetensors>, or make one with almora pretrain`);
+  }
   const runDir = path.resolve(typeof values['run-dir'] === 'string' ? values['run-dir'] : 'runs/default');
   await mkdir(runDir, { recursive: true });
   const lock = await lockRunDir(runDir);
   try {
     if (lock.note) console.log(lock.note);
     await finetune(config, runDir, {
-      baseDir: typeof values.base === 'string' ? path.resolve(values.base) : SHIPPED_BASE_DIR,
+      baseDir,
       resume: values.resume === true,
       quiet: values.quiet === true,
       compareExact: compare !== 'false',

@@ -186,6 +186,7 @@ describe('checkLanguageModelConfig', () => {
     ['no evaluation windows', { evalWindows: 0 }, /evalWindows must be an integer ≥ 1/],
     ['a zero epsilon', { epsilon: 0 }, /epsilon must be a finite number > 0, got 0/],
     ['an odd shifted sparse group', { shiftedSparseGroup: 3 }, /shiftedSparseGroup must be 0 \(full attention\) or an even integer ≥ 2 .*got 3/],
+    ['a model with fewer tokens than bytes', {}, /vocab_size is 128; the text is one token per byte/],
     ['an unknown method', { method: 'slow' as LanguageModelConfig['method'] }, /method must be 'exact', 'fast' or 'auto', got slow/],
     ['an unknown decay', { decay: 'step' as LanguageModelConfig['decay'] }, /decay must be 'cosine', 'linear' or 'none', got step/],
     ['an unknown mode', { mode: 'distil' as LanguageModelConfig['mode'] }, /mode must be 'pretrain' or 'finetune'/],
@@ -195,8 +196,9 @@ describe('checkLanguageModelConfig', () => {
   ];
   for (const [what, change, message] of refusals) {
     it(`refuses ${what}`, () => {
-      expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, SHAPE)).toThrow(InvalidArgumentError);
-      expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, SHAPE)).toThrow(message);
+      const model = what.includes('fewer tokens') ? qwen3Config({ ...SHAPE, vocab_size: 128 }) : SHAPE;
+      expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, model)).toThrow(InvalidArgumentError);
+      expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, model)).toThrow(message);
     });
   }
 
