@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { initQwen3Adapters, qwen3Config, QWEN3_TINY, type Qwen3Model } from '@almora/model';
@@ -124,6 +124,22 @@ describe('trainLanguageModel', () => {
       expect(b.rngState).toEqual(a.rngState);
     });
   }
+
+  it('a resume drops a torn last metrics line and says so; a bad line before the last is refused', async () => {
+    const base = freshQwen3(SHAPE, 8);
+    const dir = await tempDir();
+    const config = { ...BASE_CONFIG, steps: 3, evalEvery: 0 };
+    const first = await trainLanguageModel(base, DATA, config, dir);
+    const file = path.join(dir, 'metrics.jsonl');
+    const whole = await readFile(file, 'utf8');
+    await writeFile(file, `${whole}{"step": 3, "bitsPer`);
+    const resumed = await trainLanguageModel(base, DATA, config, dir, { resume: true });
+    expect(resumed.notes.join('\n')).toMatch(/dropped the torn last line of .*metrics\.jsonl/);
+    expect(resumed.records.map(timeless)).toEqual(first.records.map(timeless));
+    expect(await readFile(file, 'utf8')).toBe(whole);
+    await writeFile(file, `not json\n${whole}`);
+    await expect(trainLanguageModel(base, DATA, config, dir, { resume: true })).rejects.toThrow(/line 1 of .*metrics\.jsonl is not JSON and is not the last line/);
+  });
 
   it('refuses to resume with another config, touching nothing', async () => {
     const base = freshQwen3(SHAPE, 5);
