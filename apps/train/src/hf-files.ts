@@ -37,7 +37,14 @@ async function readJson(file: string): Promise<unknown> {
 export async function saveQwen3(dir: string, config: Qwen3Config, weights: Qwen3Weights, dtype: SafetensorsDType = 'F32'): Promise<void> {
   await mkdir(dir, { recursive: true });
   const tensors: Record<string, SafetensorsTensor> = {};
-  for (const [key, shape] of Object.entries(qwen3StateDictShapes(config))) tensors[key] = tensorOf(weights[key], shape, dtype);
+  for (const [key, shape] of Object.entries(qwen3StateDictShapes(config))) {
+    const m = weights[key] as Matrix | undefined;
+    // A torch shape [out, in] is an out×in matrix here, and [n] a 1×n one.
+    const [rows, cols] = shape.length === 1 ? [1, shape[0]] : shape;
+    if (!m) throw new InvalidArgumentError(`saveQwen3: the weights have no "${key}"`);
+    if (m.rows !== rows || m.cols !== cols) throw new InvalidArgumentError(`saveQwen3: "${key}" is ${m.rows}×${m.cols}, the config needs ${rows}×${cols}`);
+    tensors[key] = tensorOf(m, shape, dtype);
+  }
   const json = { architectures: ['Qwen3ForCausalLM'], ...config, torch_dtype: dtype === 'F32' ? 'float32' : 'float64' };
   await writeFileAtomic(path.join(dir, 'config.json'), `${JSON.stringify(json, null, 2)}\n`);
   await writeFileAtomic(path.join(dir, 'model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { initQwen3Adapters, qwen3Config, QWEN3_TINY, qwen3StateDictShapes, type Qwen3Lora } from '@almora/model';
-import { InvalidArgumentError, randomNormal, Rng } from '@almora/tensor';
+import { InvalidArgumentError, randomNormal, Rng, transpose } from '@almora/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors, encodeSafetensors, freshQwen3, loadPeftAdapters, loadQwen3, savePeftAdapters, saveQwen3 } from '../src/index.js';
 
@@ -71,6 +71,16 @@ describe('saveQwen3 / loadQwen3', () => {
     const loaded = await loadQwen3(dir);
     for (const [key, m] of Object.entries(model.weights)) expect(loaded.weights[key].toFlat(), key).toEqual(m.toFlat());
     expect(Object.keys(loaded.weights).sort()).toEqual(Object.keys(model.weights).sort());
+  });
+
+  it('refuses to save weights that are missing a tensor or have one in another shape', async () => {
+    const dir = await tempDir();
+    const { weights } = freshQwen3(SHAPE, 3);
+    const missing = { ...weights };
+    delete missing['model.norm.weight'];
+    await expect(saveQwen3(dir, SHAPE, missing)).rejects.toThrow(/the weights have no "model\.norm\.weight"/);
+    const kv = { ...weights, 'model.layers.0.self_attn.k_proj.weight': transpose(weights['model.layers.0.self_attn.k_proj.weight']) };
+    await expect(saveQwen3(dir, SHAPE, kv)).rejects.toThrow(/"model\.layers\.0\.self_attn\.k_proj\.weight" is 32×16, the config needs 16×32/);
   });
 
   it('refuses a missing, misshapen or unknown tensor, naming its key', async () => {
