@@ -117,7 +117,8 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   if (!['pretrain', 'finetune'].includes(config.mode)) throw new InvalidArgumentError(`mode must be 'pretrain' or 'finetune', got ${String(config.mode)}`);
   const integer = (name: keyof LanguageModelConfig, min: number) => {
     const value = config[name];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${String(value)}`);
+    // Safe integers only: past 2^53 a count no longer counts (seed + 1 === seed).
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min} (and ≤ 2^53 − 1), got ${String(value)}`);
   };
   const finite = (name: keyof LanguageModelConfig, min: number) => {
     const value = config[name];
@@ -132,6 +133,10 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   integer('evalWindows', 1);
   integer('checkpointEvery', 0);
   integer('shiftedSparseGroup', 0);
+  // A step's batch is held as arrays of token ids, and no JavaScript array is longer than 2^32 − 1.
+  if (typeof config.batchSize === 'number' && config.batchSize * config.contextLength >= 2 ** 32) {
+    throw new InvalidArgumentError(`batchSize × contextLength = ${config.batchSize * config.contextLength} tokens a step is more than one process can hold (under 2^32)`);
+  }
   finite('learningRate', 0);
   finite('clipNorm', 0);
   finite('qkNormCap', 0);
