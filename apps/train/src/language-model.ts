@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GradientMethod } from '@almora/lora';
-import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
+import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3ModulePath, qwen3StateDictShapes, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
 import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteError, Rng } from '@almora/tensor';
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
@@ -146,13 +146,18 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   if (!['exact', 'fast', 'auto'].includes(config.method)) throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
   if (!['cosine', 'linear', 'none'].includes(config.decay)) throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
   if (config.mode === 'finetune') checkLora(config.lora);
+  if (model && config.mode === 'finetune') {
+    const shapes = qwen3StateDictShapes(model);
+    const limit = Math.min(...config.lora.target_modules.map((module) => Math.min(...shapes[`${qwen3ModulePath(0, module)}.weight`])));
+    if (config.lora.r > limit) throw new InvalidArgumentError(`lora r = ${config.lora.r} exceeds ${limit}, the smallest side of the adapted ${config.lora.target_modules.join(', ')} weights: a rank above it adds parameters but no rank`);
+  }
   if (model && model.vocab_size < 256) throw new InvalidArgumentError(`the model's vocab_size is ${model.vocab_size}; the text is one token per byte, so it must be at least 256`);
   if (model && config.contextLength > model.max_position_embeddings) throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
 }
 
 /** The adapters' settings of a fine-tune, checked before any work: PEFT's r, lora_alpha and target_modules. */
 function checkLora(lora: Qwen3LoraConfig): void {
-  if (!Number.isInteger(lora.r) || lora.r < 1) throw new InvalidArgumentError(`lora r must be an integer ≥ 1, got ${String(lora.r)}`);
+  if (!Number.isSafeInteger(lora.r) || lora.r < 1) throw new InvalidArgumentError(`lora r must be an integer ≥ 1 (and ≤ 2^53 − 1), got ${String(lora.r)}`);
   if (typeof lora.lora_alpha !== 'number' || !Number.isFinite(lora.lora_alpha) || lora.lora_alpha <= 0) throw new InvalidArgumentError(`lora_alpha must be a finite number > 0, got ${String(lora.lora_alpha)}`);
   const targets = lora.target_modules;
   if (!Array.isArray(targets) || targets.length === 0 || new Set(targets).size !== targets.length || !targets.every((t) => (QWEN3_MODULES as readonly string[]).includes(t))) {

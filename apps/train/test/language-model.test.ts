@@ -209,6 +209,10 @@ describe('checkLanguageModelConfig', () => {
     ['an unknown decay', { decay: 'step' as LanguageModelConfig['decay'] }, /decay must be 'cosine', 'linear' or 'none', got step/],
     ['an unknown mode', { mode: 'distil' as LanguageModelConfig['mode'] }, /mode must be 'pretrain' or 'finetune'/],
     ['a fine-tune at rank 0', { mode: 'finetune', lora: { r: 0, lora_alpha: 4, target_modules: ['q_proj'] } }, /lora r must be an integer ≥ 1.*got 0/],
+    // SHAPE's k_proj and v_proj are 16×32: a rank above 16 adds nothing (and a huge one would not fit in memory).
+    ['a fine-tune at a rank past the adapted weights', { mode: 'finetune', lora: { r: 17, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] } }, /lora r = 17 exceeds 16, the smallest side of the adapted q_proj, v_proj weights/],
+    ['a fine-tune at rank 1e8', { mode: 'finetune', lora: { r: 1e8, lora_alpha: 4, target_modules: ['q_proj'] } }, /lora r = 100000000 exceeds 32/],
+    ['a fine-tune at rank 1e300', { mode: 'finetune', lora: { r: 1e300, lora_alpha: 4, target_modules: ['q_proj'] } }, /lora r must be an integer ≥ 1 \(and ≤ 2\^53 − 1\), got 1e\+300/],
     ['a fine-tune of lm_head', { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['lm_head' as 'q_proj'] } }, /target_modules must be distinct modules of q_proj/],
     ['a fine-tune naming q_proj twice', { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'q_proj'] } }, /target_modules must be distinct/],
   ];

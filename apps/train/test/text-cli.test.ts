@@ -123,10 +123,12 @@ describe('almora train (the text task)', () => {
     });
   }
 
-  it('refuses a missing base and a context past its positions, naming them', () => {
+  it('refuses a missing base, a context past its positions and a rank past its weights, naming them', () => {
     const missing = path.join(root, 'no-such-model');
     expectTypedError(almora('train', '--base', missing, '--run-dir', path.join(root, 'missing'), '--quiet'), new RegExp(`cannot read ${missing}/config\\.json`));
     expectTypedError(almora('train', '--base', baseDir(), '--context-length', '5000', '--run-dir', path.join(root, 'long'), '--quiet'), /contextLength 5000 exceeds the model's max_position_embeddings \(4096\)/);
+    // --rank 1e8 was a RangeError ('unexpected error') allocating the adapters.
+    expectTypedError(almora('train', '--base', baseDir(), '--rank', '100000000', '--run-dir', path.join(root, 'rank'), '--quiet'), /lora r = 100000000 exceeds 32, the smallest side of the adapted q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj weights/);
   });
 });
 
