@@ -85,7 +85,8 @@ describe('almora train (the text task)', () => {
 
   it('--compare-exact false runs only --method', async () => {
     const dir = path.join(root, 'one');
-    const run = almora('train', '--base', baseDir(), '--steps', '1', '--context-length', '64', '--eval-windows', '1', '--method', 'exact', '--target-modules', 'q_proj,v_proj', '--rank', '2', '--compare-exact', 'false', '--run-dir', dir, '--quiet');
+    const args = ['train', '--base', baseDir(), '--steps', '1', '--context-length', '64', '--eval-windows', '1', '--method', 'exact', '--target-modules', 'q_proj,v_proj', '--rank', '2', '--compare-exact', 'false', '--run-dir', dir, '--quiet'];
+    const run = almora(...args);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const report = await readFile(path.join(dir, 'report.md'), 'utf8');
@@ -94,6 +95,12 @@ describe('almora train (the text task)', () => {
     expect(existsSync(path.join(dir, 'auto'))).toBe(false);
     const adapters = await loadPeftAdapters(path.join(dir, 'exact', 'adapter'), BROWN_BASE_SHAPE);
     expect({ r: adapters.r, target_modules: adapters.target_modules }).toEqual({ r: 2, target_modules: ['q_proj', 'v_proj'] });
+    // --resume of the finished run picks up its checkpoint: the same held-out numbers (and median step, read back from metrics.jsonl).
+    const again = almora(...args, '--resume');
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toMatch(/^exact: resumed from step 1$/m);
+    const rows = (text: string) => text.split('\n').filter((line) => line.startsWith('| exact |')).map((line) => line.split('|').slice(0, 6));
+    expect(rows(await readFile(path.join(dir, 'report.md'), 'utf8'))).toEqual(rows(report));
   }, 60_000);
 
   const refusals: [string, string[], RegExp][] = [
