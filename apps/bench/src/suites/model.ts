@@ -225,7 +225,7 @@ interface PhaseGrid {
 function phaseGrid(quick: boolean): PhaseGrid {
   return quick
     ? { headDims: [16], caps: [undefined, 0.5], lengths: [256, 512], pretrainSteps: 5, evalWindows: 2, repeats: 1 }
-    : { headDims: [8, 16], caps: [undefined, 2, 1, 0.5], lengths: [2048, 4096], pretrainSteps: 300, evalWindows: 4, repeats: 3 };
+    : { headDims: [8, 16], caps: [undefined, 1.5, 0.5, 0.25], lengths: [2048, 4096], pretrainSteps: 300, evalWindows: 4, repeats: 3 };
 }
 
 /** PRETRAIN_DEFAULTS with fewer steps (warm-up scaled alike), the cap, and no evaluation or checkpoint along the way. */
