@@ -7,11 +7,15 @@ import { decodeBytes, encodeBytes } from './brown.js';
 import { brownText } from './brown-text.js';
 import { writeFileAtomic } from './checkpoint.js';
 import { loadQwen3, savePeftAdapters } from './hf-files.js';
-import { adaptersOf, type LanguageModelConfig, type LanguageModelRun, trainLanguageModel } from './language-model.js';
+import { adaptersOf, bitsPerChar, evaluationWindows, type LanguageModelConfig, type LanguageModelRun, trainLanguageModel } from './language-model.js';
+import { PRETRAIN_DEFAULTS } from './pretrain.js';
 import { runSubfolder } from './run-dir.js';
 
 /** The shipped base model's folder (config.json, model.safetensors), made by `almora pretrain`. */
 export const SHIPPED_BASE_DIR = fileURLToPath(new URL('../base-model/', import.meta.url));
+
+/** The context length the shipped base was pretrained at. */
+const BASE_PRETRAINING_CONTEXT = PRETRAIN_DEFAULTS.contextLength;
 
 /**
  * The main job's recipe: LoRA (r = 8, α = 16) on every linear map of the shipped base, fine-tuned
@@ -72,6 +76,36 @@ function pathsTable(run: LanguageModelRun): string[] {
   return rows;
 }
 
+/** Every head at the run's last step: its path, Γ, certified range, the degree and rank planned, and the core's reason. */
+function headsTable(run: LanguageModelRun): string[] {
+  const last = run.records[run.records.length - 1];
+  if (!last) return [];
+  const cell = (v: number | null) => (v === null ? '—' : String(v));
+  return [
+    '| layer | sequence | head | path | Γ | R | degree | rank | reason |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...last.layers.flatMap((l) => l.heads.map((h) => `| ${l.layer} | ${h.sequence} | ${h.head} | ${h.chosen} | ${h.gamma.toFixed(2)} | ${h.range.toFixed(2)} | ${cell(h.degree)} | ${cell(h.rank)} | ${h.reason.replace(/\|/g, '\\|')} |`)),
+  ];
+}
+
+/**
+ * Held-out bits per character of the base and of each fine-tuned model at the base's pretraining
+ * context and at the fine-tune's, on the same held-out bytes: how much of the gain is the longer
+ * context and how much the new domain.
+ */
+function contextTable(base: Qwen3Model, runs: { label: string; run: LanguageModelRun }[], validation: Uint8Array, config: LanguageModelConfig): string[] {
+  const short = Math.min(BASE_PRETRAINING_CONTEXT, config.contextLength);
+  const longWindows = evaluationWindows(validation, config.contextLength, config.evalWindows);
+  // The same bytes as the long windows, cut into windows of the short context.
+  const shortWindows = longWindows.flatMap((w) => Array.from({ length: Math.floor(w.length / short) }, (_, k) => w.slice(k * short, (k + 1) * short)));
+  const models: [string, Qwen3Model][] = [['base', base], ...runs.map(({ label, run }): [string, Qwen3Model] => [`fine-tuned (${label})`, run.model])];
+  return [
+    `| model | held-out bits/char at L = ${short} | at L = ${config.contextLength} |`,
+    '| --- | --- | --- |',
+    ...models.map(([name, model]) => `| ${name} | ${bitsPerChar(model, shortWindows, config.qkNormCap).toFixed(4)} | ${bitsPerChar(model, longWindows, config.qkNormCap).toFixed(4)} |`),
+  ];
+}
+
 /** The fine-tune's outcome: the runs side by side and where the report is. */
 export interface FinetuneOutcome {
   runs: { label: string; run: LanguageModelRun }[];
@@ -114,7 +148,7 @@ export async function finetune(config: LanguageModelConfig, runDir: string, opti
     await savePeftAdapters(await runSubfolder(path.join(runDir, label, 'adapter')), adaptersOf(run), options.baseDir);
     runs.push({ label, run });
   }
-  const report = await writeFinetuneReport(runDir, config, runs, base, options.command);
+  const report = await writeFinetuneReport(runDir, config, runs, base, data.validation, options.command);
   for (const { label, run } of runs) {
     console.log(`${label}: held-out ${run.initialValidation.toFixed(3)} → ${run.finalValidation.toFixed(3)} bits/char (perplexity ${perplexityChange(run.initialValidation, run.finalValidation)}); median step ${median(run.records.map((r) => r.seconds)).toFixed(2)} s`);
   }
@@ -122,7 +156,7 @@ export async function finetune(config: LanguageModelConfig, runDir: string, opti
   return { runs, report };
 }
 
-async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, runs: { label: string; run: LanguageModelRun }[], base: Qwen3Model, command: string): Promise<string> {
+async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, runs: { label: string; run: LanguageModelRun }[], base: Qwen3Model, validation: Uint8Array, command: string): Promise<string> {
   const curves = linePlot({
     title: `LoRA fine-tuning on fiction, L = ${config.contextLength}`,
     xLabel: 'step',
@@ -156,7 +190,15 @@ async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, 
     '![loss](loss.svg)',
     '',
   ];
-  for (const { label, run } of runs) lines.push(`## Paths of '${label}'`, '', ...pathsTable(run), '');
+  lines.push(
+    `## Context or domain?`,
+    '',
+    `The base was pretrained on ${BASE_PRETRAINING_CONTEXT}-byte windows; the same held-out bytes, scored in windows of ${Math.min(BASE_PRETRAINING_CONTEXT, config.contextLength)} and of ${config.contextLength}:`,
+    '',
+    ...contextTable(base, runs, validation, config),
+    '',
+  );
+  for (const { label, run } of runs) lines.push(`## Paths of '${label}'`, '', ...pathsTable(run), '', `Every head at the last step:`, '', ...headsTable(run), '');
   lines.push('![Γ per layer](gamma.svg)', '', `## Text generated from the same prompt (temperature ${SAMPLE.temperature}, top-k 40, seed ${SAMPLE.seed}, ${SAMPLE.tokens} bytes)`, '', `Prompt: \`${SAMPLE.prompt}\``, '', '**Base:**', '', '```text', SAMPLE.prompt + before, '```', '');
   for (const { label, run } of runs) lines.push(`**After fine-tuning with ${label} gradients:**`, '', '```text', SAMPLE.prompt + sample(run.model, SAMPLE, config.qkNormCap), '```', '');
   lines.push(

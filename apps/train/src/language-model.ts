@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GradientMethod } from '@almora/lora';
-import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3ModulePath, qwen3StateDictShapes, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
+import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3ModulePath, qwen3StateDictShapes, type Qwen3Config, type Qwen3Lora, type Qwen3LayerReport, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
 import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteError, Rng } from '@almora/tensor';
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
@@ -64,6 +64,24 @@ export interface LayerStep {
   exactHeads: number;
   fastHeads: number;
   /** The core's one-sentence reason. */
+  reason: string;
+  /** Every head of every sequence (with shifted sparse attention: of every group), as the core decided it. */
+  heads: HeadStep[];
+}
+
+/** One head's decision at a step: the attention core's numbers behind it. */
+export interface HeadStep {
+  /** The core's sequence (the batch's sequence, or a group of it with shifted sparse attention). */
+  sequence: number;
+  head: number;
+  chosen: 'exact' | 'fast';
+  /** Γ of the queries and keys entering this head's softmax. */
+  gamma: number;
+  /** Certified range R of β·q·k. */
+  range: number;
+  /** Polynomial degree and feature rank planned ('auto' or 'fast'); null when none was. */
+  degree: number | null;
+  rank: number | null;
   reason: string;
 }
 
@@ -216,7 +234,7 @@ function trainableList(model: Qwen3Model, mode: LanguageModelConfig['mode']): [s
   ]);
 }
 
-function layerSteps(result: { layers: { layer: number; gammaBound: number; attention: { gamma: number; threshold: number; reason: string; heads: { chosen: string }[] } }[] }): LayerStep[] {
+function layerSteps(result: { layers: Qwen3LayerReport[] }): LayerStep[] {
   return result.layers.map((l) => ({
     layer: l.layer,
     gamma: l.attention.gamma,
@@ -225,6 +243,7 @@ function layerSteps(result: { layers: { layer: number; gammaBound: number; atten
     exactHeads: l.attention.heads.filter((h) => h.chosen === 'exact').length,
     fastHeads: l.attention.heads.filter((h) => h.chosen === 'fast').length,
     reason: l.attention.reason,
+    heads: l.attention.heads.map((h) => ({ sequence: h.sequence, head: h.head, chosen: h.chosen, gamma: h.gamma, range: h.range, degree: h.degree ?? null, rank: h.rank ?? null, reason: h.reason })),
   }));
 }
 

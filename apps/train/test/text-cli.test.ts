@@ -68,7 +68,10 @@ describe('almora train (the text task)', () => {
       expect(report).toContain(`**After fine-tuning with ${label} gradients:**`);
     }
     // One row per layer in each paths table, each run's steps counted.
-    expect(report.match(/^\| [01] \| \d \| \d \| /gm)).toHaveLength(4);
+    expect(report.match(/^\| [01] \| \d+ \| \d+ \| [\d.]+ → /gm)).toHaveLength(4);
+    // Every head of every layer at the last step, for both runs: 2 runs × 2 layers × 4 heads.
+    expect(report.match(/^\| [01] \| 0 \| [0-3] \| (exact|fast) \| /gm)).toHaveLength(16);
+    expect(report).toMatch(/^\| base \| [\d.]+ \| [\d.]+ \|$/m);
     expect(report).toContain('**Base:**');
     expect(report).toContain('Prompt: `She looked at him');
     expect(report).toMatch(/2 steps of 1 × 128 bytes/);
