@@ -10,7 +10,7 @@ import { decodeSafetensors } from './safetensors.js';
 import { taskFromSafetensors, teacherTask, type TrainingTask } from './task.js';
 import { trainRun, type RunResult } from './trainer.js';
 import { writeReport } from './report.js';
-import { finetuneCommand, pretrainCommand } from './text-cli.js';
+import { finetuneCommand, generateCommand, pretrainCommand } from './text-cli.js';
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -24,7 +24,8 @@ One run at a time per --run-dir (it holds run.lock there); checkpoints are kept 
 const commandsUsage = `usage: almora <command> [options]
   almora train                  LoRA fine-tuning of the Brown base model on fiction, the main job (almora train --help)
   almora train --task teacher   the paper's synthetic teacher task (almora train --task teacher --help)
-  almora pretrain               trains the base model on informative Brown text (almora pretrain --help)`;
+  almora pretrain               trains the base model on informative Brown text (almora pretrain --help)
+  almora generate --prompt text continues a prompt with the base, or with adapters applied (almora generate --help)`;
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -159,7 +160,8 @@ async function main(): Promise<void> {
     return finetuneCommand(rest);
   }
   if (command === 'pretrain') return pretrainCommand(rest);
-  if (command !== undefined && command !== '--help' && command !== '-h') throw new InvalidArgumentError(`unknown command "${command}"; the commands are train and pretrain (almora --help)`);
+  if (command === 'generate') return generateCommand(rest);
+  if (command !== undefined && command !== '--help' && command !== '-h') throw new InvalidArgumentError(`unknown command "${command}"; the commands are train, pretrain and generate (almora --help)`);
   console.log(commandsUsage);
 }
 

@@ -30,11 +30,19 @@ async function readJson(file: string): Promise<unknown> {
 }
 
 /**
+ * The config.json field that records the q_norm/k_norm gain cap a model was trained with (the norm
+ * control); transformers keeps unknown fields as attributes and computes as without it, which is
+ * the same model while every gain is inside the cap.
+ */
+export const QK_NORM_CAP_FIELD = 'almora_qk_norm_cap';
+
+/**
  * Writes a Qwen3 model as Hugging Face saves one: `config.json` (with `architectures` and
  * `torch_dtype`) and `model.safetensors` under the state-dict keys, each tensor in its torch
  * shape (RMSNorm weights 1-D). Both files are written atomically.
  */
-export async function saveQwen3(dir: string, config: Qwen3Config, weights: Qwen3Weights, dtype: SafetensorsDType = 'F32'): Promise<void> {
+export async function saveQwen3(dir: string, config: Qwen3Config, weights: Qwen3Weights, dtype: SafetensorsDType = 'F32', qkNormCap?: number): Promise<void> {
+  if (qkNormCap !== undefined && !(Number.isFinite(qkNormCap) && qkNormCap > 0)) throw new InvalidArgumentError(`saveQwen3: qkNormCap must be finite and > 0, got ${qkNormCap}`);
   await mkdir(dir, { recursive: true });
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const [key, shape] of Object.entries(qwen3StateDictShapes(config))) {
@@ -45,18 +53,33 @@ export async function saveQwen3(dir: string, config: Qwen3Config, weights: Qwen3
     if (m.rows !== rows || m.cols !== cols) throw new InvalidArgumentError(`saveQwen3: "${key}" is ${m.rows}×${m.cols}, the config needs ${rows}×${cols}`);
     tensors[key] = tensorOf(m, shape, dtype);
   }
-  const json = { architectures: ['Qwen3ForCausalLM'], ...config, torch_dtype: dtype === 'F32' ? 'float32' : 'float64' };
+  const json = { architectures: ['Qwen3ForCausalLM'], ...config, torch_dtype: dtype === 'F32' ? 'float32' : 'float64', ...(qkNormCap === undefined ? {} : { [QK_NORM_CAP_FIELD]: qkNormCap }) };
   await writeFileAtomic(path.join(dir, 'config.json'), `${JSON.stringify(json, null, 2)}\n`);
   await writeFileAtomic(path.join(dir, 'model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));
 }
 
+/** The q_norm/k_norm cap a model folder's config.json records ({@link QK_NORM_CAP_FIELD}), or undefined. */
+export async function readQkNormCap(dir: string): Promise<number | undefined> {
+  return qkNormCapOf((await readJson(path.join(dir, 'config.json'))) as Record<string, unknown>, dir);
+}
+
+function qkNormCapOf(json: Record<string, unknown>, dir: string): number | undefined {
+  const cap = json[QK_NORM_CAP_FIELD];
+  if (cap === undefined || cap === null) return undefined;
+  if (typeof cap !== 'number' || !Number.isFinite(cap) || cap <= 0) throw new InvalidArgumentError(`${dir}/config.json: ${QK_NORM_CAP_FIELD} must be a finite number > 0, got ${JSON.stringify(cap)}`);
+  return cap;
+}
+
 /**
  * Reads a model folder in Hugging Face's layout (`config.json`, `model.safetensors`) into float64
- * weights; the config is checked by `qwen3Config`, and a missing, unknown or misshapen tensor is
- * an `InvalidArgumentError` naming its key.
+ * weights, with the q_norm/k_norm cap it was trained with if its config.json records one; the
+ * config is checked by `qwen3Config`, and a missing, unknown or misshapen tensor is an
+ * `InvalidArgumentError` naming its key.
  */
-export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; weights: Qwen3Weights }> {
-  const config = qwen3Config((await readJson(path.join(dir, 'config.json'))) as Record<string, unknown>);
+export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; weights: Qwen3Weights; qkNormCap: number | undefined }> {
+  const json = (await readJson(path.join(dir, 'config.json'))) as Record<string, unknown>;
+  const qkNormCap = qkNormCapOf(json, dir);
+  const config = qwen3Config(json);
   const file = decodeSafetensors(await readBytes(path.join(dir, 'model.safetensors')));
   const shapes = qwen3StateDictShapes(config);
   const weights: Qwen3Weights = {};
@@ -69,7 +92,7 @@ export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; wei
   for (const key of Object.keys(file.tensors)) {
     if (!(key in shapes) && !(key === 'lm_head.weight' && config.tie_word_embeddings)) throw new InvalidArgumentError(`${dir}/model.safetensors has the unknown tensor "${key}"`);
   }
-  return { config, weights };
+  return { config, weights, qkNormCap };
 }
 
 /**

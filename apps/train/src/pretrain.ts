@@ -65,7 +65,7 @@ export async function pretrain(config: LanguageModelConfig, runDir: string, opti
   });
   progress.finish();
   const modelDir = await runSubfolder(path.join(runDir, 'model'));
-  await saveQwen3(modelDir, BROWN_BASE_SHAPE, run.model.weights);
+  await saveQwen3(modelDir, BROWN_BASE_SHAPE, run.model.weights, 'F32', config.qkNormCap > 0 ? config.qkNormCap : undefined);
   await writeFileAtomic(path.join(runDir, 'curve.svg'), curvePlot(run, 'Pretraining on informative Brown text'));
   const readme = [
     '# The Brown base model',

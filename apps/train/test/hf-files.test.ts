@@ -63,6 +63,20 @@ describe('saveQwen3 / loadQwen3', () => {
     });
   }
 
+  it('records the q_norm/k_norm cap in config.json (almora_qk_norm_cap) and reads it back; a bad one is refused', async () => {
+    const dir = await tempDir();
+    const model = freshQwen3(SHAPE, 3);
+    await saveQwen3(dir, SHAPE, model.weights, 'F32', 1.25);
+    const json = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(json.almora_qk_norm_cap).toBe(1.25);
+    expect((await loadQwen3(dir)).qkNormCap).toBe(1.25);
+    await saveQwen3(dir, SHAPE, model.weights);
+    expect((await loadQwen3(dir)).qkNormCap).toBeUndefined();
+    await expect(saveQwen3(dir, SHAPE, model.weights, 'F32', 0)).rejects.toThrow(InvalidArgumentError);
+    await writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...json, almora_qk_norm_cap: -1 }));
+    await expect(loadQwen3(dir)).rejects.toThrow(/almora_qk_norm_cap must be a finite number > 0, got -1/);
+  });
+
   it('keeps every float64 exactly with dtype F64', async () => {
     const dir = await tempDir();
     const model = freshQwen3(SHAPE, 2);

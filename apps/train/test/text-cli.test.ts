@@ -43,6 +43,8 @@ describe('almora pretrain', () => {
     for (const file of ['model/config.json', 'model/model.safetensors', 'curve.svg', 'README.md', 'metrics.jsonl']) expect(existsSync(path.join(run, file)), file).toBe(true);
     const model = await loadQwen3(baseDir());
     expect(model.config).toEqual(BROWN_BASE_SHAPE);
+    // The cap it was trained with travels in config.json, so fine-tuning and generation use it by default.
+    expect(model.qkNormCap).toBe(1.5);
     expect((await readFile(path.join(run, 'curve.svg'), 'utf8')).startsWith('<svg')).toBe(true);
     const readme = await readFile(path.join(run, 'README.md'), 'utf8');
     expect(readme).toContain('`almora pretrain --steps 3 --context-length 64');
@@ -106,6 +108,24 @@ describe('almora train (the text task)', () => {
     expect(rows(await readFile(path.join(dir, 'report.md'), 'utf8'))).toEqual(rows(report));
   }, 60_000);
 
+  it('almora generate continues a prompt with the base and with adapters applied; the same seed, the same text', async () => {
+    const dir = path.join(root, 'both');
+    const withBase = (...extra: string[]) => almora('generate', '--base', baseDir(), '--prompt', 'The jury', '--tokens', '12', '--seed', '5', ...extra);
+    const base = withBase();
+    expect(base.stderr).toBe('');
+    expect(base.status).toBe(0);
+    expect(base.stdout.startsWith('The jury')).toBe(true);
+    expect(withBase().stdout).toBe(base.stdout);
+    const greedy = withBase('--temperature', '0');
+    expect(greedy.status).toBe(0);
+    expect(Buffer.byteLength(greedy.stdout) - Buffer.byteLength('The jury\n')).toBeGreaterThanOrEqual(12);
+    const adapted = withBase('--adapter', path.join(dir, 'exact', 'adapter'));
+    expect(adapted.stderr).toBe('');
+    expect(adapted.status).toBe(0);
+    expect(adapted.stdout.startsWith('The jury')).toBe(true);
+    expect(adapted.stdout).not.toBe(base.stdout);
+  }, 60_000);
+
   const refusals: [string, string[], RegExp][] = [
     // node:util's parseArgs takes `--steps -3` for a flag missing its value and says how to write it.
     ['negative steps', ['train', '--steps', '-3'], /Option '--steps' argument is ambiguous.*--steps=-XYZ/s],
@@ -125,6 +145,16 @@ describe('almora train (the text task)', () => {
     ['a context past the positions (pretrain)', ['pretrain', '--context-length', '5000'], /--context-length 5000 exceeds the model's max_position_embeddings \(4096\)/],
     ['an unknown command', ['pretrian'], /unknown command "pretrian"/],
   ];
+  const generateRefusals: [string, string[], RegExp][] = [
+    ['no prompt', ['--tokens', '3'], /almora generate needs --prompt/],
+    ['a negative temperature', ['--prompt', 'a', '--temperature=-1'], /--temperature must be a number ≥ 0, got "-1"/],
+    ['more tokens than positions', ['--prompt', 'a', '--tokens', '5000'], /--tokens 5000 and a prompt of 1 bytes exceed the model's 4096 positions/],
+    ['an adapter folder that is not one', ['--prompt', 'a', '--adapter', '/nonexistent-adapter'], /cannot read .*adapter_config\.json/],
+  ];
+  for (const [what, args, message] of generateRefusals) {
+    it(`almora generate refuses ${what} with one line and no stack`, () => expectTypedError(almora('generate', '--base', baseDir(), ...args), message));
+  }
+
   for (const [what, args, message] of refusals) {
     it(`refuses ${what} with one line and no stack, before making the run folder`, () => {
       const dir = path.join(root, `refused-${what.replace(/\W+/g, '-')}`);
