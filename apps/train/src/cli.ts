@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { mkdir, readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Progress } from '@almora/cli-kit';
@@ -161,6 +162,11 @@ async function main(): Promise<void> {
   }
   if (command === 'pretrain') return pretrainCommand(rest);
   if (command === 'generate') return generateCommand(rest);
+  if (command === '--version' || command === '-v') {
+    const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+    console.log(`almora ${version}`);
+    return;
+  }
   if (command !== undefined && command !== '--help' && command !== '-h') throw new InvalidArgumentError(`unknown command "${command}"; the commands are train, pretrain and generate (almora --help)`);
   console.log(commandsUsage);
 }

@@ -145,6 +145,16 @@ describe('almora train (the text task)', () => {
     ['a context past the positions (pretrain)', ['pretrain', '--context-length', '5000'], /--context-length 5000 exceeds the model's max_position_embeddings \(4096\)/],
     ['an unknown command', ['pretrian'], /unknown command "pretrian"/],
   ];
+  it('almora --version prints the version and exits 0', async () => {
+    const { version } = JSON.parse(await readFile(path.resolve(path.dirname(cli), '../package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const run = almora(flag);
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(run.stdout).toBe(`almora ${version}\n`);
+    }
+  });
+
   const generateRefusals: [string, string[], RegExp][] = [
     ['no prompt', ['--tokens', '3'], /almora generate needs --prompt/],
     ['a negative temperature', ['--prompt', 'a', '--temperature=-1'], /--temperature must be a number ≥ 0, got "-1"/],
