@@ -140,7 +140,7 @@ describe('almora train', () => {
     const dir = await tempDir();
     // L = 200000: building the teacher task alone took 45 s+ in silence before the announce line.
     const child = spawn(process.execPath, [cli, 'train', '--task', 'teacher', '--length', '200000', '--run-dir', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const began = performance.now();
+    // The announce must be the first line: were the task built first, its "building … s" line would come before it.
     const first = await new Promise<string>((resolve) => {
       let out = '';
       const timer = setTimeout(() => resolve(out), 15_000);
@@ -152,13 +152,10 @@ describe('almora train', () => {
         }
       });
     });
-    const elapsed = performance.now() - began;
     const exited = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGKILL');
     await exited;
     expect(first).toMatch(/8 sequences × L = 200000 × d = 4 \(X and Y ≈ 102 MB\), 1 head, targets q, v at rank 2; 60 steps of auto \+ exact side by side on the cpu backend; run dir /);
-    // Node's start-up is in this; on a loaded test machine it can take a second or two.
-    expect(elapsed).toBeLessThan(4000);
   }, 30_000);
 
   it('on an unexpected error (a bug) prints its message and a hint, exit code 1, no stack unless ALMORA_DEBUG=1', async () => {
