@@ -1,4 +1,6 @@
 import { abs, addInto, matmul, type Matrix, scale, zeros } from '@almora/tensor';
+import type { Reading } from './head.js';
+import type { DenseProducts } from './products.js';
 
 /** A LoRA adapter in PEFT's names and orientation: W_eff = W + (alpha/r)·lora_B·lora_A. */
 export interface LoraWeights {
@@ -20,15 +22,13 @@ export function effectiveWeight(weight: Matrix, adapter: LoraWeights | undefined
 
 /**
  * ∂loss/∂W = Σ_n ∂Y_nᵀ·X_n (out×in) for a linear map Y = X·Wᵀ applied to every sequence; with
- * `absolute`, |∂Y|ᵀ·|X| — how an entrywise bound on ∂Y carries over to ∂W.
+ * `absolute`, |∂Y|ᵀ·|X| (∂Y is a bound, already ≥ 0) — how an entrywise bound on ∂Y carries over
+ * to ∂W. The products run where `products` puts them.
  */
-export function linearWeightGradient(inputs: readonly Matrix[], outputGradients: readonly Matrix[], absolute = false): Matrix {
+export function* linearWeightGradient(products: DenseProducts, inputs: readonly Matrix[], outputGradients: readonly Matrix[], absolute = false): Reading<Matrix> {
   const first = outputGradients[0];
   const total = zeros(first.cols, inputs[0].cols, { dtype: first.dtype });
-  inputs.forEach((x, n) => {
-    const g = outputGradients[n];
-    addInto(total, absolute ? matmul(g, abs(x), { transposeA: true }) : matmul(g, x, { transposeA: true }));
-  });
+  for (let n = 0; n < inputs.length; n++) addInto(total, yield* products.matmul(outputGradients[n], inputs[n], { transposeA: true }, absolute));
   return total;
 }
 

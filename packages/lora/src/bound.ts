@@ -1,4 +1,4 @@
-import { type Backend, colSums, copy, type DeviceMatrix, map, type Matrix, scoped, sliceCols, zeros } from '@almora/tensor';
+import { type Backend, colSums, type DeviceMatrix, map, type Matrix, scoped, zeros } from '@almora/tensor';
 import { type HeadGradients, type HeadInput, readBack, type Reading } from './head.js';
 import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
 
@@ -10,6 +10,19 @@ function rowNorms(m: Matrix): Float64Array {
     out[i] = Math.sqrt(s);
   }
   return out;
+}
+
+/** The first `cols` columns of m and the rest, as two fresh contiguous float64 matrices, in one pass. */
+function splitColumns(m: Matrix, cols: number): [Matrix, Matrix] {
+  const rest = m.cols - cols;
+  const left = zeros(m.rows, cols, { dtype: 'float64' });
+  const right = zeros(m.rows, rest, { dtype: 'float64' });
+  for (let i = 0; i < m.rows; i++) {
+    const base = m.offset + i * m.stride;
+    for (let l = 0; l < cols; l++) left.data[i * cols + l] = m.data[base + l];
+    for (let l = 0; l < rest; l++) right.data[i * rest + l] = m.data[base + cols + l];
+  }
+  return [left, right];
 }
 
 /** The certified entrywise relative errors a fast head's backward is built from. */
@@ -56,7 +69,8 @@ export function* gradientBound<T extends DeviceMatrix>(
   }
   const a = rowNorms(v).reduce((best, n) => Math.max(best, n), 0);
   const upstreamError = upstreamFromOutput ? eta * a : 0;
-  const rho = rowNorms(c).map((n) => (2 * etaBackward + eta) * a * n + (2 + eta) * a * upstreamError);
+  const rho = rowNorms(c);
+  for (let i = 0; i < rho.length; i++) rho[i] = (2 * etaBackward + eta) * a * rho[i] + (2 + eta) * a * upstreamError;
   const keyColumnMax = new Float64Array(k.cols);
   for (let j = 0; j < k.rows; j++) {
     for (let l = 0; l < k.cols; l++) keyColumnMax[l] = Math.max(keyColumnMax[l], Math.abs(k.data[k.offset + j * k.stride + l]));
@@ -77,13 +91,13 @@ export function* gradientBound<T extends DeviceMatrix>(
   const scope = scoped(backend);
   try {
     const both = yield* readBack(backend, applyFTransposed(scope, f, scope.upload(stacked)), 'float64');
-    let dk = copy(sliceCols(both, 0, q.cols));
+    const [raw, dv] = splitColumns(both, q.cols);
+    let dk = raw;
     if (factors.projected) {
       // |((I − 11ᵀ/L)·E)_jl| ≤ |E_jl| + mean_j|E_jl|.
       const means = colSums(dk).map((sum) => sum / dk.rows);
       dk = map(dk, (x, _i, l) => x + means[l]);
     }
-    const dv = copy(sliceCols(both, q.cols, width));
     return { dq, dk, dv };
   } finally {
     scope.releaseAll();

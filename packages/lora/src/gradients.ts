@@ -1,9 +1,10 @@
-import { InvalidArgumentError, type Matrix, matmul, maxAbs, transpose } from '@almora/tensor';
+import { InvalidArgumentError, type Matrix, maxAbs, transpose } from '@almora/tensor';
 import { adapterGradients, linearWeightGradient, type LoraWeights } from './adapters.js';
 import { planAttention } from './plan.js';
 import type { AttentionReport } from './report.js';
 import { coreLoss } from './run.js';
 import { type Reading, runLater, runNow } from './head.js';
+import { type DenseProducts, denseProducts } from './products.js';
 import type { AttentionOptions } from './options.js';
 import { normalizeProblem, type LoraProblem, type NormalizedProblem, type Target } from './problem.js';
 import { fmt, normQuantities, type NormQuantity } from './regime.js';
@@ -133,19 +134,35 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
   const wanted = options.gradientEpsilon;
   if (wanted !== undefined && !(Number.isFinite(wanted) && wanted > 0)) throw new InvalidArgumentError(`gradientEpsilon must be finite and > 0, got ${wanted}`);
   const p = normalizeProblem(problem);
-  const sequences = p.sequences.map((s) => ({ q: matmul(s.xq, p.effective.q), k: matmul(s.xk, p.effective.k), v: matmul(s.xv, p.effective.v) }));
+  // The projections, weight gradients and norms are dense products over X: each X goes to the backend once.
+  const products = denseProducts(options.backend);
+  try {
+    return yield* gradientsOf(problem, p, products, options);
+  } finally {
+    products.release();
+  }
+}
+
+/** {@link gradients} of a normalized problem, its dense products through `products`. */
+function* gradientsOf(problem: LoraProblem, p: NormalizedProblem, products: DenseProducts, options: LoraOptions): Reading<LoraGradients> {
+  const wanted = options.gradientEpsilon;
+  const sequences: { q: Matrix; k: Matrix; v: Matrix }[] = [];
+  for (const s of p.sequences) sequences.push({ q: yield* products.matmul(s.xq, p.effective.q), k: yield* products.matmul(s.xk, p.effective.k), v: yield* products.matmul(s.xv, p.effective.v) });
   // Exact heads run forward and backward as one fused pass, so nothing is kept between them.
   const core = planAttention(sequences, { ...options, heads: p.heads, causal: p.causal, beta: p.beta, probabilityBudget: 0 });
   const { outputs, gradients: g } = yield* coreLoss(core, p.sequences.map((s) => s.y));
   let loss = 0;
   outputs.forEach((o, n) => {
     const y = p.sequences[n].y;
-    for (let i = 0; i < o.rows; i++) for (let j = 0; j < o.cols; j++) loss += 0.5 * (o.get(i, j) - y.get(i, j)) ** 2;
+    for (let i = 0; i < o.rows; i++) {
+      const [oRow, yRow] = [o.offset + i * o.stride, y.offset + i * y.stride];
+      for (let j = 0; j < o.cols; j++) loss += 0.5 * (o.data[oRow + j] - y.data[yRow + j]) ** 2;
+    }
   });
   const perTarget: Record<Target, Matrix[]> = { q: g.dq, k: g.dk, v: g.dv };
   const grads: Partial<Record<Target, AdapterGradient>> = {};
   for (const t of p.adapted) {
-    const weight = linearWeightGradient(inputsOf(p, t), perTarget[t]);
+    const weight = yield* linearWeightGradient(products, inputsOf(p, t), perTarget[t]);
     const { lora_A, lora_B } = adapterGradients(weight, peft(p.adapters[t]!), p.scaling);
     grads[t] = { a: transpose(lora_B), b: transpose(lora_A), ...(options.weightGradients ? { w: transpose(weight) } : {}) };
   }
@@ -155,7 +172,7 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
     const bounds: Record<Target, Matrix[]> = { q: g.bound.dq, k: g.bound.dk, v: g.bound.dv };
     gradientBound = {};
     for (const t of p.adapted) {
-      const weight = linearWeightGradient(inputsOf(p, t), bounds[t], true);
+      const weight = yield* linearWeightGradient(products, inputsOf(p, t), bounds[t], true);
       const { lora_A, lora_B } = adapterGradients(weight, peft(p.adapters[t]!), p.scaling, true);
       gradientBound[t] = {
         a: relativeBound(maxAbs(lora_B), grads[t]!.a),
@@ -179,6 +196,6 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
       : Number.isFinite(gradientRelativeBound)
         ? `certified: every adapter gradient is within ${fmt(gradientRelativeBound)} of the exact one, relative to its largest entry (worst case; the measured error is usually far smaller)`
         : 'no finite gradient-level guarantee: the certified error could exceed the gradient itself (gradientBound gives absolute bounds); only the attention matrix is certified';
-  const report: GradientReport = { ...core.report, norms: normQuantities(p), gradientBound, gradientRelativeBound, gradientGuarantee };
+  const report: GradientReport = { ...core.report, norms: yield* normQuantities(p, products), gradientBound, gradientRelativeBound, gradientGuarantee };
   return { loss, output: p.single ? outputs[0] : outputs, grads, report };
 }

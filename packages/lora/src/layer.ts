@@ -1,5 +1,6 @@
 import { addInto, assertFinite, type DeviceMatrix, InvalidArgumentError, matmul, type Matrix, ShapeError, zeros } from '@almora/tensor';
 import { adapterGradients, effectiveWeight, linearWeightGradient, type LoraWeights } from './adapters.js';
+import { denseProducts } from './products.js';
 import { asList, once, upstreamOf } from './attention.js';
 import { type CorePlan, planAttention } from './plan.js';
 import type { AttentionReport } from './report.js';
@@ -212,15 +213,20 @@ function* layerBackward(forward: LayerForward, states: HeadState<DeviceMatrix>[]
   const bound: NonNullable<LayerGradients<Matrix[]>['bound']> = {};
   // o_proj has no bound: its gradient is exact for the output the layer returned.
   const coreBounds: Partial<Record<ModuleName, Matrix[]>> = g.bound ? { q_proj: g.bound.dq, k_proj: g.bound.dk, v_proj: g.bound.dv } : {};
-  for (const name of MODULES) {
-    const adapter = adapters[name];
-    if (!adapter && !options.weightGradients) continue;
-    const [inputs, gradients] = perModule[name];
-    weightGrads[name] = linearWeightGradient(inputs, gradients);
-    if (!adapter) continue;
-    grads[name] = adapterGradients(weightGrads[name], adapter, scaling);
-    const coreBound = coreBounds[name];
-    if (coreBound) bound[name] = adapterGradients(linearWeightGradient(xs, coreBound, true), adapter, scaling, true);
+  const products = denseProducts(core.options.backend);
+  try {
+    for (const name of MODULES) {
+      const adapter = adapters[name];
+      if (!adapter && !options.weightGradients) continue;
+      const [inputs, gradients] = perModule[name];
+      weightGrads[name] = yield* linearWeightGradient(products, inputs, gradients);
+      if (!adapter) continue;
+      grads[name] = adapterGradients(weightGrads[name], adapter, scaling);
+      const coreBound = coreBounds[name];
+      if (coreBound) bound[name] = adapterGradients(yield* linearWeightGradient(products, xs, coreBound, true), adapter, scaling, true);
+    }
+  } finally {
+    products.release();
   }
   return { dx, grads, weightGrads: options.weightGradients ? weightGrads : undefined, bound: g.bound ? bound : undefined };
 }

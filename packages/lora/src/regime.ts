@@ -1,4 +1,6 @@
-import { matmul, maxAbs } from '@almora/tensor';
+import { maxAbs } from '@almora/tensor';
+import type { Reading } from './head.js';
+import type { DenseProducts } from './products.js';
 import { featureBlockRows } from './low-rank.js';
 import { TARGETS, type NormalizedProblem, type Target } from './problem.js';
 
@@ -17,7 +19,7 @@ export interface NormQuantity {
  * Q and K and, for each adapted one, the adapter's part — two quantities for partial adaptation's
  * query side plus the frozen keys, four for full adaptation. Their sums bound Γ.
  */
-export function normQuantities(p: NormalizedProblem): NormQuantity[] {
+export function* normQuantities(p: NormalizedProblem, products: DenseProducts): Reading<NormQuantity[]> {
   const out: NormQuantity[] = [];
   const rootBeta = Math.sqrt(p.beta);
   for (const target of TARGETS.filter((t) => t !== 'v')) {
@@ -26,8 +28,8 @@ export function normQuantities(p: NormalizedProblem): NormQuantity[] {
     let adapted = 0;
     for (const s of p.sequences) {
       const x = target === 'q' ? s.xq : s.xk;
-      frozen = Math.max(frozen, rootBeta * maxAbs(matmul(x, p.frozen[target])));
-      if (adapter) adapted = Math.max(adapted, rootBeta * p.scaling * maxAbs(matmul(matmul(x, adapter.b), adapter.a)));
+      frozen = Math.max(frozen, rootBeta * maxAbs(yield* products.matmul(x, p.frozen[target])));
+      if (adapter) adapted = Math.max(adapted, rootBeta * p.scaling * maxAbs(yield* products.matmul(yield* products.matmul(x, adapter.b), adapter.a)));
     }
     out.push({ target, part: 'frozen', value: frozen });
     if (adapter) out.push({ target, part: 'adapter', value: adapted });

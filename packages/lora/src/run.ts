@@ -136,40 +136,63 @@ function certifiable(backend: Backend, like: Matrix): boolean {
 
 /** Full-width matrices per sequence, and the columns of one head in them. */
 class Assembly {
-  private readonly grads: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] };
+  private readonly grads: Parts;
   // Bound matrices only once a head brings a bound (the chained fast path).
-  private bounds: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] } | undefined;
+  private bounds: Parts | undefined;
   private bounded = true;
 
   constructor(private readonly core: CorePlan) {
-    this.grads = this.zeros();
+    this.grads = this.parts();
   }
 
-  private zeros(): { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] } {
-    const like = (pick: (s: AttentionSequence) => Matrix) => this.core.sequences.map((s) => zeros(pick(s).rows, pick(s).cols, { dtype: pick(s).dtype }));
-    return { dq: like((s) => s.q), dk: like((s) => s.k), dv: like((s) => s.v) };
+  private parts(): Parts {
+    const none = () => this.core.sequences.map((): Matrix | undefined => undefined);
+    return { dq: none(), dk: none(), dv: none() };
   }
 
   add(plan: HeadPlan, grads: HeadGradients, bound: HeadGradients | undefined): void {
     const { headDim, valueDim } = this.core.layout;
     const n = plan.sequence;
-    const place = (into: { dq: Matrix[]; dk: Matrix[]; dv: Matrix[] }, part: HeadGradients) => {
+    const place = (into: Parts, part: HeadGradients) => {
       for (const [name, width] of [
         ['dq', headDim],
         ['dk', headDim],
         ['dv', valueDim],
       ] as const) {
-        addInto(sliceCols(into[name][n], plan.head * width, (plan.head + 1) * width), part[name]);
+        into[name][n] = placeHead(into[name][n], part[name], plan.head, width, this.core.layout.heads);
       }
     };
     place(this.grads, grads);
-    if (bound) place((this.bounds ??= this.zeros()), bound);
+    if (bound) place((this.bounds ??= this.parts()), bound);
     else if (plan.path === 'fast') this.bounded = false;
   }
 
   result(): CoreGradients {
-    return { ...this.grads, bound: this.bounded ? this.bounds : undefined };
+    const whole = (parts: Parts) => {
+      const like = (pick: (s: AttentionSequence) => Matrix, part: readonly (Matrix | undefined)[]) =>
+        this.core.sequences.map((s, n) => part[n] ?? zeros(pick(s).rows, pick(s).cols, { dtype: pick(s).dtype }));
+      return { dq: like((s) => s.q, parts.dq), dk: like((s) => s.k, parts.dk), dv: like((s) => s.v, parts.dv) };
+    };
+    return { ...whole(this.grads), bound: this.bounded && this.bounds ? whole(this.bounds) : undefined };
   }
+}
+
+/** Per sequence, the full-width matrix made so far (undefined until a head adds to it). */
+interface Parts {
+  dq: (Matrix | undefined)[];
+  dk: (Matrix | undefined)[];
+  dv: (Matrix | undefined)[];
+}
+
+/**
+ * Puts head `head`'s columns (`part`, a fresh host matrix the caller hands over) into the
+ * sequence's full-width matrix: a single head's part is the matrix itself, with no copy.
+ */
+function placeHead(into: Matrix | undefined, part: Matrix, head: number, width: number, heads: number): Matrix {
+  if (heads === 1 && into === undefined) return part;
+  const out = into ?? zeros(part.rows, heads * width, { dtype: part.dtype });
+  addInto(sliceCols(out, head * width, (head + 1) * width), part);
+  return out;
 }
 
 /** The forward pass of every head; its states wait for {@link coreBackward}. */
@@ -218,7 +241,7 @@ export function* coreBackward<T extends DeviceMatrix>(core: CorePlan, states: He
 export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matrix[]): Reading<{ outputs: Matrix[]; gradients: CoreGradients }> {
   const backend = core.options.backend as Backend<T>;
   const { layout, options } = core;
-  const outputs = core.sequences.map((s) => zeros(s.q.rows, s.v.cols, { dtype: s.q.dtype }));
+  const outputs = core.sequences.map((): Matrix | undefined => undefined);
   const assembly = new Assembly(core);
   for (const plan of core.plans) {
     const columns = (m: Matrix) => sliceCols(m, plan.head * layout.valueDim, (plan.head + 1) * layout.valueDim);
@@ -246,8 +269,8 @@ export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matri
       const { grads, bound } = yield* headBackward(backend, state, sub(output, y), options, true);
       assembly.add(plan, grads, bound);
     }
-    addInto(columns(outputs[plan.sequence]), output);
+    outputs[plan.sequence] = placeHead(outputs[plan.sequence], output, plan.head, layout.valueDim, layout.heads);
   }
-  return { outputs, gradients: assembly.result() };
+  return { outputs: outputs.map((o, n) => o ?? zeros(core.sequences[n].q.rows, core.sequences[n].v.cols, { dtype: core.sequences[n].q.dtype })), gradients: assembly.result() };
 }
 

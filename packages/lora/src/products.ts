@@ -1,0 +1,63 @@
+import { abs, type Backend, type DeviceMatrix, matmul, type Matrix, scoped, type TransposeForms } from '@almora/tensor';
+import { readBack, type Reading } from './head.js';
+
+/**
+ * The layer's dense products of host matrices — projections X·W, weight gradients ∂Yᵀ·X and their
+ * bounds |∂Y|ᵀ·|X|, the norm quantities' X·W — O(L·d²) each. Float64 products run on a backend
+ * that computes in the inputs' precision (each X uploaded once, |X| made once, the backend's matmul
+ * instead of the host's); the others on the host as before: a float32 device would round float64
+ * products, and the host accumulates float32 products in float64.
+ */
+export interface DenseProducts {
+  /** op(A)·op(|B| when `absoluteB`, else B), on the host. */
+  matmul(a: Matrix, b: Matrix, forms?: TransposeForms, absoluteB?: boolean): Reading<Matrix>;
+  /** Releases what was uploaded. */
+  release(): void;
+}
+
+/** Dense products on `backend` when it computes float64 products in float64, else on the host. */
+export function denseProducts(backend: Backend | undefined): DenseProducts {
+  const host = hostProducts();
+  if (!backend || backend.precision !== 'input') return host;
+  const scope = scoped(backend);
+  const uploads = new Map<Matrix, DeviceMatrix>();
+  const absolutes = new Map<Matrix, DeviceMatrix>();
+  const handle = (m: Matrix) => uploads.get(m) ?? set(uploads, m, scope.upload(m));
+  const absolute = (m: Matrix) => absolutes.get(m) ?? set(absolutes, m, scope.abs(handle(m)));
+  return {
+    *matmul(a, b, forms = {}, absoluteB = false) {
+      if (a.dtype !== 'float64') return yield* host.matmul(a, b, forms, absoluteB);
+      const product = scope.matmul(handle(a), absoluteB ? absolute(b) : handle(b), forms);
+      try {
+        return yield* readBack(scope, product, a.dtype);
+      } finally {
+        scope.dispose(product);
+      }
+    },
+    release() {
+      host.release();
+      uploads.clear();
+      absolutes.clear();
+      scope.releaseAll();
+    },
+  };
+}
+
+function set<K, V>(map: Map<K, V>, key: K, value: V): V {
+  map.set(key, value);
+  return value;
+}
+
+/** The host's products (|B| made once per matrix). */
+function hostProducts(): DenseProducts {
+  const absolutes = new Map<Matrix, Matrix>();
+  return {
+    // eslint-disable-next-line require-yield
+    *matmul(a, b, forms = {}, absoluteB = false) {
+      return matmul(a, absoluteB ? (absolutes.get(b) ?? set(absolutes, b, abs(b))) : b, forms);
+    },
+    release() {
+      absolutes.clear();
+    },
+  };
+}
