@@ -1,6 +1,6 @@
 import { type Backend, colSums, type DeviceMatrix, map, type Matrix, scoped, zeros } from '@almora/tensor';
 import { type HeadGradients, type HeadInput, readBack, type Reading } from './head.js';
-import { applyFTransposed, type LowRankSoftmax } from './softmax-factors.js';
+import { applyFTransposedEach, type LowRankSoftmax } from './softmax-factors.js';
 
 function rowNorms(m: Matrix): Float64Array {
   const out = new Float64Array(m.rows);
@@ -10,19 +10,6 @@ function rowNorms(m: Matrix): Float64Array {
     out[i] = Math.sqrt(s);
   }
   return out;
-}
-
-/** The first `cols` columns of m and the rest, as two fresh contiguous float64 matrices, in one pass. */
-function splitColumns(m: Matrix, cols: number): [Matrix, Matrix] {
-  const rest = m.cols - cols;
-  const left = zeros(m.rows, cols, { dtype: 'float64' });
-  const right = zeros(m.rows, rest, { dtype: 'float64' });
-  for (let i = 0; i < m.rows; i++) {
-    const base = m.offset + i * m.stride;
-    for (let l = 0; l < cols; l++) left.data[i * cols + l] = m.data[base + l];
-    for (let l = 0; l < rest; l++) right.data[i * rest + l] = m.data[base + cols + l];
-  }
-  return [left, right];
 }
 
 /** The certified entrywise relative errors a fast head's backward is built from. */
@@ -57,6 +44,7 @@ export function* gradientBound<T extends DeviceMatrix>(
   input: HeadInput,
   f: LowRankSoftmax<T>,
   c: Matrix,
+  held: { q: T; c: T },
   factors: BackwardFactors,
   upstreamFromOutput: boolean,
 ): Reading<HeadGradients> {
@@ -78,20 +66,17 @@ export function* gradientBound<T extends DeviceMatrix>(
   const dq = zeros(q.rows, q.cols, { dtype: 'float64' });
   for (let i = 0; i < q.rows; i++) for (let l = 0; l < q.cols; l++) dq.data[i * q.cols + l] = beta * rho[i] * keyColumnMax[l];
   const inflate = 1 / (1 - eta);
-  // Both f̂ᵀ products in one pass over f̂'s factors: f̂ᵀ·[β/(1−η)·diag(ρ)|Q| | (η|ĉ| + e)/(1−η)].
-  const width = q.cols + c.cols;
-  const stacked = zeros(q.rows, width, { dtype: 'float64' });
-  for (let i = 0; i < q.rows; i++) {
-    const row = i * width;
-    const queryFactor = beta * inflate * rho[i];
-    for (let l = 0; l < q.cols; l++) stacked.data[row + l] = queryFactor * Math.abs(q.data[q.offset + i * q.stride + l]);
-    for (let l = 0; l < c.cols; l++) stacked.data[row + q.cols + l] = inflate * (eta * Math.abs(c.data[c.offset + i * c.stride + l]) + upstreamError);
-  }
-  // f̂ lives on the backend; the O(L·d) factors it multiplies are made here and uploaded.
+  // Both f̂ᵀ products in one pass over f̂'s factors, their operands made on the backend from the Q
+  // and ĉ it holds: f̂ᵀ·(β/(1−η)·diag(ρ)|Q|) and f̂ᵀ·((η|ĉ| + e)/(1−η)).
+  const queryFactors = zeros(q.rows, 1, { dtype: 'float64' });
+  for (let i = 0; i < q.rows; i++) queryFactors.data[i] = beta * inflate * rho[i];
   const scope = scoped(backend);
   try {
-    const both = yield* readBack(backend, applyFTransposed(scope, f, scope.upload(stacked)), 'float64');
-    const [raw, dv] = splitColumns(both, q.cols);
+    const queryTerm = scope.scaleRows(scope.abs(held.q), scope.upload(queryFactors, held.q));
+    const upstreamTerm = scope.affine(scope.affine(scope.abs(held.c), eta, upstreamError), inflate);
+    const [keyBound, valueBound] = applyFTransposedEach(scope, f, [queryTerm, upstreamTerm]);
+    const raw = yield* readBack(backend, keyBound, 'float64');
+    const dv = yield* readBack(backend, valueBound, 'float64');
     let dk = raw;
     if (factors.projected) {
       // |((I − 11ᵀ/L)·E)_jl| ≤ |E_jl| + mean_j|E_jl|.

@@ -73,26 +73,30 @@ export function featureFactor<T extends DeviceMatrix>(x: T, tree: ProductTree, b
  * sees only j ≤ i.
  */
 export function lowRankApply<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, m: T, causal: boolean): T {
-  if (causal) return causalApply(backend, a, b, m, 'lower');
-  const state = blockedProduct(backend, b, m);
+  return lowRankApplyEach(backend, a, b, [m], causal)[0];
+}
+
+/**
+ * {@link lowRankApply} for several M at once: unmasked, each factor's blocks are made once for all
+ * of them (one pass over B for every Bᵀ·M, one over A for every A·(Bᵀ·M)).
+ */
+export function lowRankApplyEach<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, ms: readonly T[], causal: boolean): T[] {
+  if (causal) return ms.map((m) => causalApply(backend, a, b, m, 'lower'));
+  const states = blockedProducts(backend, b, ms);
   try {
-    if (a.whole) return backend.matmul(a.whole, state);
-    const out = backend.zeros(a.rows, m.cols, m);
+    if (a.whole) return states.map((state) => backend.matmul(a.whole!, state));
+    const outs = ms.map((m) => backend.zeros(a.rows, m.cols, m));
     const scope = scoped(backend);
     for (let s = 0; s < a.rows; s += a.blockRows) {
       const e = Math.min(s + a.blockRows, a.rows);
-      backend.accumulate(out, scope.matmul(a.block(scope, s, e), state), s);
+      const block = a.block(scope, s, e);
+      states.forEach((state, i) => backend.accumulate(outs[i], scope.matmul(block, state), s));
       scope.releaseAll();
     }
-    return out;
+    return outs;
   } finally {
-    backend.dispose(state);
+    for (const state of states) backend.dispose(state);
   }
-}
-
-/** Bᵀ·M: one product when B is stored, else summed over row blocks so a face-split B is never whole. */
-function blockedProduct<T extends DeviceMatrix>(backend: Backend<T>, b: RowFactor<T>, m: T): T {
-  return blockedProducts(backend, b, [m])[0];
 }
 
 /** Bᵀ·M for each M, from one pass over B's blocks: each block is made once for all of them. */
@@ -114,8 +118,13 @@ export function blockedProducts<T extends DeviceMatrix>(backend: Backend<T>, b: 
  * Σ_{i>block} A_iᵀM_i so that row j sees only i ≥ j.
  */
 export function lowRankApplyTransposed<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, m: T, causal: boolean): T {
+  return lowRankApplyTransposedEach(backend, a, b, [m], causal)[0];
+}
+
+/** {@link lowRankApplyTransposed} for several M at once, each factor's blocks made once when unmasked. */
+export function lowRankApplyTransposedEach<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, ms: readonly T[], causal: boolean): T[] {
   // Without a mask, (A·Bᵀ)ᵀ·M = (B·Aᵀ)·M.
-  return causal ? causalApply(backend, b, a, m, 'upper') : lowRankApply(backend, b, a, m, false);
+  return causal ? ms.map((m) => causalApply(backend, b, a, m, 'upper')) : lowRankApplyEach(backend, b, a, ms, false);
 }
 
 /**

@@ -108,7 +108,7 @@ function* headBackward<T extends DeviceMatrix>(
     let bound: HeadGradients | undefined;
     if (factors && certifiable(backend, plan.q)) {
       const input = { q: plan.q, k: plan.k, v: plan.v, beta: device.beta, causal: device.causal };
-      bound = yield* gradientBound(backend, input, factors, c, backwardFactors(plan), upstreamFromOutput);
+      bound = yield* gradientBound(backend, input, factors, c, { q: device.q, c: upstream }, backwardFactors(plan), upstreamFromOutput);
     }
     return { grads: host, bound };
   } finally {

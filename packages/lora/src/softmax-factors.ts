@@ -1,7 +1,7 @@
 import { centeredKeys, featureTree, fused, OutOfRegimeError, type ApproximationPlan, type ProductTree } from '@almora/kernels';
 import { type Backend, type DeviceMatrix, fromFlat, type Matrix, scoped } from '@almora/tensor';
 import { onesColumn, readBack, type Reading } from './head.js';
-import { featureFactor, lowRankApply, lowRankApplyTransposed, type RowFactor, stored } from './low-rank.js';
+import { featureFactor, lowRankApply, lowRankApplyTransposedEach, type RowFactor, stored } from './low-rank.js';
 
 /**
  * The paper's f(x) = D⁻¹exp(β·QKᵀ), approximated as f̂ = D̂⁻¹·U₁V₁ᵀ (masked to j ≤ i when causal)
@@ -98,8 +98,15 @@ export function applyF<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSo
 
 /** f̂ᵀ·M = tril?(U₁V₁ᵀ)ᵀ·D̂⁻¹·M, in O(L·k·m). */
 export function applyFTransposed<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, m: T): T {
-  const scaled = backend.scaleRows(m, f.inverseRowSums);
-  const out = lowRankApplyTransposed(backend, f.u, f.v, scaled, f.causal);
-  backend.dispose(scaled);
-  return out;
+  return applyFTransposedEach(backend, f, [m])[0];
+}
+
+/** f̂ᵀ·M for several M, in one pass over f̂'s factors when unmasked (streamed features are made once for all). */
+export function applyFTransposedEach<T extends DeviceMatrix>(backend: Backend<T>, f: LowRankSoftmax<T>, ms: readonly T[]): T[] {
+  const scaled = ms.map((m) => backend.scaleRows(m, f.inverseRowSums));
+  try {
+    return lowRankApplyTransposedEach(backend, f.u, f.v, scaled, f.causal);
+  } finally {
+    for (const handle of scaled) backend.dispose(handle);
+  }
 }
