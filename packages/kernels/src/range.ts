@@ -40,11 +40,11 @@ export function checkQueryKey(q: Matrix, k: Matrix, beta: number): void {
  * first (as {@link centeredKeys} does). Returned divided by a power of two near its largest
  * entry (exactly, so nothing rounds), so that its second moments neither overflow nor underflow.
  */
-function dense(m: Matrix, shift?: Float64Array): { values: Float64Array; scale: number } {
+function dense(m: Matrix, slot: number, shift?: Float64Array): { values: Float64Array; scale: number } {
   const single = m.dtype === 'float32';
   const offsets = new Float64Array(m.cols);
   if (shift) for (let j = 0; j < m.cols; j++) offsets[j] = single ? Math.fround(shift[j]) : shift[j];
-  const values = new Float64Array(m.rows * m.cols);
+  const values = scratch(slot, m.rows * m.cols);
   let largest = 0;
   for (let i = 0; i < m.rows; i++) {
     const base = m.offset + i * m.stride;
@@ -60,6 +60,24 @@ function dense(m: Matrix, shift?: Float64Array): { values: Float64Array; scale: 
   const scale = largest > 0 ? 2 ** Math.ceil(Math.log2(largest)) : 1;
   for (let t = 0; t < values.length; t++) values[t] /= scale;
   return { values, scale };
+}
+
+/**
+ * Buffers the dense copies are made in, kept between calls up to {@link SCRATCH_LIMIT} entries
+ * each: they never outlive a call of {@link certifiedRange} (synchronous), and a fresh L×d buffer
+ * per call costs more in page faults than the O(L·d) work done in it.
+ */
+const scratchBuffers: Float64Array[] = [];
+/** Entries (8 MiB) up to which a scratch buffer is kept for the next call. */
+const SCRATCH_LIMIT = 2 ** 20;
+/** The queries', the keys' and the centered keys' slots. */
+const [QUERY_SLOT, KEY_SLOT, CENTERED_SLOT] = [0, 1, 2];
+
+/** `size` entries of scratch slot `slot` (contents arbitrary): the kept buffer when it fits, else a fresh one. */
+function scratch(slot: number, size: number): Float64Array {
+  if (size > SCRATCH_LIMIT) return new Float64Array(size);
+  if (!(scratchBuffers[slot]?.length >= size)) scratchBuffers[slot] = new Float64Array(Math.max(size, 2 * (scratchBuffers[slot]?.length ?? 0)));
+  return scratchBuffers[slot].subarray(0, size);
 }
 
 function rowNorms(x: Float64Array, rows: number, cols: number): Float64Array {
@@ -89,14 +107,19 @@ function secondMoment(x: Float64Array, rows: number, d: number): Float64Array {
 /** The row norms of x·m for x of `rows` rows (d columns) and m d×d, without storing x·m. */
 function transformedRowNorms(x: Float64Array, rows: number, m: Float64Array, d: number): Float64Array {
   const out = new Float64Array(rows);
+  // The row of x·m accumulated over k for all j at once: d independent sums instead of one chain
+  // of d dependent adds per entry, each summed in the same order (k ascending).
+  const product = new Float64Array(d);
   for (let i = 0; i < rows; i++) {
     const r = i * d;
-    let norm = 0;
-    for (let j = 0; j < d; j++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += x[r + k] * m[k * d + j];
-      norm += s * s;
+    product.fill(0);
+    for (let k = 0; k < d; k++) {
+      const xk = x[r + k];
+      const row = k * d;
+      for (let j = 0; j < d; j++) product[j] += xk * m[row + j];
     }
+    let norm = 0;
+    for (let j = 0; j < d; j++) norm += product[j] * product[j];
     out[i] = Math.sqrt(norm);
   }
   return out;
@@ -302,8 +325,8 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
   const d = q.cols;
   // Each key divided before summing: a sum of keys near the largest float64 would overflow.
   const mean = new Float64Array(k.cols);
-  for (let j = 0; j < k.rows; j++) for (let c = 0; c < k.cols; c++) mean[c] += k.data[k.offset + j * k.stride + c] / k.rows;
-  const queries = dense(q);
+  if (centerKeys) for (let j = 0; j < k.rows; j++) for (let c = 0; c < k.cols; c++) mean[c] += k.data[k.offset + j * k.stride + c] / k.rows;
+  const queries = dense(q, QUERY_SLOT);
   const querySide = { values: queries.values, secondMoment: secondMoment(queries.values, q.rows, d) };
   // |q·k| ≤ R for the scaled rows means |q·k| ≤ R·scale_q·scale_k for the rows as given.
   const score = (keys: { values: Float64Array; scale: number }) => {
@@ -313,8 +336,8 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
     const factor = beta * queries.scale * keys.scale;
     return { ...result, value: result.value * factor, cauchySchwarz: result.cauchySchwarz * factor };
   };
-  const raw = score(dense(k));
-  const centeredScore = centerKeys ? score(dense(k, mean)) : undefined;
+  const raw = score(dense(k, KEY_SLOT));
+  const centeredScore = centerKeys ? score(dense(k, CENTERED_SLOT, mean)) : undefined;
   const rawRange = raw.value;
   const centeredRange = centeredScore ? centeredScore.value : Number.POSITIVE_INFINITY;
   const centered = centeredRange < rawRange;
