@@ -1,4 +1,4 @@
-import { abs, type Backend, type DeviceMatrix, matmul, type Matrix, scoped, type TransposeForms } from '@almora/tensor';
+import { abs, type Backend, type DeviceMatrix, matmul, type Matrix, maxAbs, scoped, type TransposeForms } from '@almora/tensor';
 import { readBack, type Reading } from './head.js';
 
 /**
@@ -11,6 +11,8 @@ import { readBack, type Reading } from './head.js';
 export interface DenseProducts {
   /** op(A)·op(|B| when `absoluteB`, else B), on the host. */
   matmul(a: Matrix, b: Matrix, forms?: TransposeForms, absoluteB?: boolean): Reading<Matrix>;
+  /** max |X·F₁·F₂·…| (products taken left to right), reading back one column rather than the product. */
+  maxAbsProduct(x: Matrix, factors: readonly Matrix[]): Reading<number>;
   /** Releases what was uploaded. */
   release(): void;
 }
@@ -34,6 +36,18 @@ export function denseProducts(backend: Backend | undefined): DenseProducts {
         scope.dispose(product);
       }
     },
+    *maxAbsProduct(x, factors) {
+      if (x.dtype !== 'float64') return yield* host.maxAbsProduct(x, factors);
+      const made = scoped(scope);
+      try {
+        let product = handle(x);
+        for (const factor of factors) product = made.matmul(product, handle(factor));
+        const rows = yield* readBack(made, made.rowMax(made.abs(product)), 'float64');
+        return maxAbs(rows);
+      } finally {
+        made.releaseAll();
+      }
+    },
     release() {
       host.release();
       uploads.clear();
@@ -55,6 +69,10 @@ function hostProducts(): DenseProducts {
     // eslint-disable-next-line require-yield
     *matmul(a, b, forms = {}, absoluteB = false) {
       return matmul(a, absoluteB ? (absolutes.get(b) ?? set(absolutes, b, abs(b))) : b, forms);
+    },
+    // eslint-disable-next-line require-yield
+    *maxAbsProduct(x, factors) {
+      return maxAbs(factors.reduce((product, factor) => matmul(product, factor), x));
     },
     release() {
       absolutes.clear();

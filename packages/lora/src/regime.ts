@@ -1,4 +1,3 @@
-import { maxAbs } from '@almora/tensor';
 import type { Reading } from './head.js';
 import type { DenseProducts } from './products.js';
 import { featureBlockRows } from './low-rank.js';
@@ -28,8 +27,8 @@ export function* normQuantities(p: NormalizedProblem, products: DenseProducts): 
     let adapted = 0;
     for (const s of p.sequences) {
       const x = target === 'q' ? s.xq : s.xk;
-      frozen = Math.max(frozen, rootBeta * maxAbs(yield* products.matmul(x, p.frozen[target])));
-      if (adapter) adapted = Math.max(adapted, rootBeta * p.scaling * maxAbs(yield* products.matmul(yield* products.matmul(x, adapter.b), adapter.a)));
+      frozen = Math.max(frozen, rootBeta * (yield* products.maxAbsProduct(x, [p.frozen[target]])));
+      if (adapter) adapted = Math.max(adapted, rootBeta * p.scaling * (yield* products.maxAbsProduct(x, [adapter.b, adapter.a])));
     }
     out.push({ target, part: 'frozen', value: frozen });
     if (adapter) out.push({ target, part: 'adapter', value: adapted });
