@@ -66,7 +66,9 @@ export function fromFlat(
     (dtype === 'float64' && values instanceof Float64Array) || (dtype === 'float32' && values instanceof Float32Array);
   const data = wraps ? (values as FloatArray) : allocate(rows * cols, dtype);
   for (let k = 0; k < values.length; k++) {
-    const v = checkedEntry(values[k], Math.floor(k / Math.max(cols, 1)), k % Math.max(cols, 1));
+    const v = values[k];
+    // The entry's (row, column) is worked out only for the message, when it throws.
+    if (typeof v !== 'number' || !Number.isFinite(v)) checkedEntry(v, Math.floor(k / cols), k % cols);
     if (!wraps) data[k] = v;
   }
   return new Matrix(rows, cols, data);
