@@ -1,8 +1,8 @@
-import { InvalidArgumentError, type Matrix, maxAbs, transpose } from '@almora/tensor';
-import { adapterGradients, linearWeightGradient, type LoraWeights } from './adapters.js';
-import { planAttention } from './plan.js';
+import { addInto, type DeviceMatrix, InvalidArgumentError, type Matrix, maxAbs, sliceRows, transpose, zeros } from '@almora/tensor';
+import { adapterGradients, type LoraWeights } from './adapters.js';
+import { type CorePlan, planAttention } from './plan.js';
 import type { AttentionReport } from './report.js';
-import { coreLoss } from './run.js';
+import { coreLoss, type HeadSink } from './run.js';
 import { type Reading, runLater, runNow } from './head.js';
 import { type DenseProducts, denseProducts } from './products.js';
 import type { AttentionOptions } from './options.js';
@@ -125,8 +125,29 @@ function relativeBound(absolute: number, estimate: Matrix): GradientErrorBound {
   return { absolute, relativeToComputed: computed > 0 ? absolute / computed : Number.POSITIVE_INFINITY, relative: floor > 0 ? absolute / floor : Number.POSITIVE_INFINITY };
 }
 
-function inputsOf(p: NormalizedProblem, t: Target): Matrix[] {
-  return p.sequences.map((s) => (t === 'q' ? s.xq : t === 'k' ? s.xk : s.xv));
+const GRADIENT_OF: Record<Target, 'dq' | 'dk' | 'dv'> = { q: 'dq', k: 'dk', v: 'dv' };
+
+/**
+ * ∂W = Σ_n ∂Y_nᵀ·X_n (out×in, PEFT's orientation) for every adapted target, and the bound's
+ * |∂Y|ᵀ·|X|, summed head by head as the core hands over each head's gradients: a head's rows of ∂W
+ * are its ∂Yᵀ·X, multiplied on the backend where its ∂Y already is.
+ */
+function weightSums(p: NormalizedProblem, core: CorePlan, products: DenseProducts) {
+  const weights: Partial<Record<Target, Matrix>> = {};
+  const bounds: Partial<Record<Target, Matrix>> = {};
+  const add: HeadSink<DeviceMatrix> = function* (plan, grads, bound) {
+    const s = p.sequences[plan.sequence];
+    for (const t of p.adapted) {
+      const x = t === 'q' ? s.xq : t === 'k' ? s.xk : s.xv;
+      const width = t === 'v' ? core.layout.valueDim : core.layout.headDim;
+      const sum = () => zeros(core.layout.heads * width, x.cols, { dtype: x.dtype });
+      const rows = (m: Matrix) => sliceRows(m, plan.head * width, (plan.head + 1) * width);
+      const name = GRADIENT_OF[t];
+      addInto(rows((weights[t] ??= sum())), yield* products.transposedProduct(core.options.backend, grads[name], x, name));
+      if (bound) addInto(rows((bounds[t] ??= sum())), yield* products.matmul(bound[name], x, { transposeA: true }, true));
+    }
+  };
+  return { weights, bounds, add };
 }
 
 /** The paper's Problem 1 through the attention core: project, forward and backward with c = O − Y, then the LoRA chain rule. */
@@ -150,7 +171,8 @@ function* gradientsOf(problem: LoraProblem, p: NormalizedProblem, products: Dens
   for (const s of p.sequences) sequences.push({ q: yield* products.matmul(s.xq, p.effective.q), k: yield* products.matmul(s.xk, p.effective.k), v: yield* products.matmul(s.xv, p.effective.v) });
   // Exact heads run forward and backward as one fused pass, so nothing is kept between them.
   const core = planAttention(sequences, { ...options, heads: p.heads, causal: p.causal, beta: p.beta, probabilityBudget: 0 });
-  const { outputs, gradients: g } = yield* coreLoss(core, p.sequences.map((s) => s.y));
+  const sums = weightSums(p, core, products);
+  const { outputs, bounded } = yield* coreLoss(core, p.sequences.map((s) => s.y), sums.add);
   let loss = 0;
   outputs.forEach((o, n) => {
     const y = p.sequences[n].y;
@@ -159,20 +181,18 @@ function* gradientsOf(problem: LoraProblem, p: NormalizedProblem, products: Dens
       for (let j = 0; j < o.cols; j++) loss += 0.5 * (o.data[oRow + j] - y.data[yRow + j]) ** 2;
     }
   });
-  const perTarget: Record<Target, Matrix[]> = { q: g.dq, k: g.dk, v: g.dv };
   const grads: Partial<Record<Target, AdapterGradient>> = {};
   for (const t of p.adapted) {
-    const weight = yield* linearWeightGradient(products, inputsOf(p, t), perTarget[t]);
+    const weight = sums.weights[t]!;
     const { lora_A, lora_B } = adapterGradients(weight, peft(p.adapters[t]!), p.scaling);
     grads[t] = { a: transpose(lora_B), b: transpose(lora_A), ...(options.weightGradients ? { w: transpose(weight) } : {}) };
   }
   let gradientBound: GradientReport['gradientBound'];
   const fastHeads = core.plans.some((plan) => plan.path === 'fast');
-  if (g.bound) {
-    const bounds: Record<Target, Matrix[]> = { q: g.bound.dq, k: g.bound.dk, v: g.bound.dv };
+  if (bounded) {
     gradientBound = {};
     for (const t of p.adapted) {
-      const weight = yield* linearWeightGradient(products, inputsOf(p, t), bounds[t], true);
+      const weight = sums.bounds[t]!;
       const { lora_A, lora_B } = adapterGradients(weight, peft(p.adapters[t]!), p.scaling, true);
       gradientBound[t] = {
         a: relativeBound(maxAbs(lora_B), grads[t]!.a),

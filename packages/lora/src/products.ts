@@ -1,4 +1,4 @@
-import { abs, type Backend, type DeviceMatrix, matmul, type Matrix, maxAbs, scoped, type TransposeForms } from '@almora/tensor';
+import { abs, assertFinite, type Backend, type DeviceMatrix, matmul, type Matrix, maxAbs, scoped, type TransposeForms } from '@almora/tensor';
 import { readBack, type Reading } from './head.js';
 
 /**
@@ -11,6 +11,11 @@ import { readBack, type Reading } from './head.js';
 export interface DenseProducts {
   /** op(A)·op(|B| when `absoluteB`, else B), on the host. */
   matmul(a: Matrix, b: Matrix, forms?: TransposeForms, absoluteB?: boolean): Reading<Matrix>;
+  /**
+   * Gᵀ·X for G a handle of `backend` (the one the products run on, or any when they run on the
+   * host): multiplied where G is when it can be, else read back first; the product (or G) checked finite.
+   */
+  transposedProduct<T extends DeviceMatrix>(backend: Backend<T>, g: T, x: Matrix, name: string): Reading<Matrix>;
   /** max |X·F₁·F₂·…| (products taken left to right), reading back one column rather than the product. */
   maxAbsProduct(x: Matrix, factors: readonly Matrix[]): Reading<number>;
   /** Releases what was uploaded. */
@@ -32,6 +37,17 @@ export function denseProducts(backend: Backend | undefined): DenseProducts {
       const product = scope.matmul(handle(a), absoluteB ? absolute(b) : handle(b), forms);
       try {
         return yield* readBack(scope, product, a.dtype);
+      } finally {
+        scope.dispose(product);
+      }
+    },
+    *transposedProduct(owner, g, x, name) {
+      if (x.dtype !== 'float64' || (owner as Backend) !== backend) return yield* host.transposedProduct(owner, g, x, name);
+      const product = scope.matmul(g, handle(x), { transposeA: true });
+      try {
+        const out = yield* readBack(scope, product, x.dtype);
+        assertFinite(out, `the ${backend.name} backend's ${name}ᵀ·X`);
+        return out;
       } finally {
         scope.dispose(product);
       }
@@ -69,6 +85,11 @@ function hostProducts(): DenseProducts {
     // eslint-disable-next-line require-yield
     *matmul(a, b, forms = {}, absoluteB = false) {
       return matmul(a, absoluteB ? (absolutes.get(b) ?? set(absolutes, b, abs(b))) : b, forms);
+    },
+    *transposedProduct(owner, g, x, name) {
+      const host = yield* readBack(owner, g, x.dtype);
+      assertFinite(host, `the ${owner.name} backend's ${name}`);
+      return matmul(host, x, { transposeA: true });
     },
     // eslint-disable-next-line require-yield
     *maxAbsProduct(x, factors) {

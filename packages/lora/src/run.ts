@@ -81,8 +81,15 @@ export function releaseHeads(core: CorePlan, states: readonly HeadState<DeviceMa
 }
 
 /**
+ * Takes one head's ∂Q, ∂K, ∂V as handles of the backend (released once it returns) with the head's
+ * certified gradient bound on the host, if any: reading them back, or using them where they are.
+ */
+export type HeadSink<T extends DeviceMatrix> = (plan: HeadPlan, grads: HeadGradients<T>, bound: HeadGradients | undefined) => Reading<void>;
+
+/**
  * One head's backward pass for the upstream gradient c (host, this head's columns), with the
- * certified gradient bound when it holds (either fast variant, float64). Releases the head's state.
+ * certified gradient bound when it holds (either fast variant, float64), handed to `sink`.
+ * Releases the head's state.
  */
 function* headBackward<T extends DeviceMatrix>(
   backend: Backend<T>,
@@ -90,7 +97,8 @@ function* headBackward<T extends DeviceMatrix>(
   c: Matrix,
   o: ResolvedOptions,
   upstreamFromOutput: boolean,
-): Reading<{ grads: HeadGradients; bound: HeadGradients | undefined }> {
+  sink: HeadSink<T>,
+): Reading<void> {
   const { plan, device, factors } = state;
   const upstream = backend.upload(c);
   let grads: HeadGradients<T> | undefined;
@@ -100,21 +108,28 @@ function* headBackward<T extends DeviceMatrix>(
       // exactBackwardHead released the kept probabilities as it went.
       state.exact = { ...state.exact, probabilities: undefined };
     } else grads = (plan.variant === 'autodiff' ? autodiffBackward : chainedBackward)(backend, device, factors!, state.output, upstream);
-    const host: HeadGradients = {
-      dq: yield* readChecked(backend, grads.dq, plan.q, 'dq'),
-      dk: yield* readChecked(backend, grads.dk, plan.q, 'dk'),
-      dv: yield* readChecked(backend, grads.dv, plan.q, 'dv'),
-    };
     let bound: HeadGradients | undefined;
     if (factors && certifiable(backend, plan.q)) {
       const input = { q: plan.q, k: plan.k, v: plan.v, beta: device.beta, causal: device.causal };
       bound = yield* gradientBound(backend, input, factors, c, { q: device.q, c: upstream }, backwardFactors(plan), upstreamFromOutput);
     }
-    return { grads: host, bound };
+    yield* sink(plan, grads, bound);
   } finally {
     for (const handle of grads ? [upstream, grads.dq, grads.dk, grads.dv] : [upstream]) backend.dispose(handle);
     releaseHead(backend, state);
   }
+}
+
+/** A sink that reads a head's gradients back (checked finite) into the full-width matrices of `assembly`. */
+function readInto<T extends DeviceMatrix>(backend: Backend<T>, assembly: Assembly): HeadSink<T> {
+  return function* (plan, grads, bound) {
+    const host: HeadGradients = {
+      dq: yield* readChecked(backend, grads.dq, plan.q, 'dq'),
+      dk: yield* readChecked(backend, grads.dk, plan.q, 'dk'),
+      dv: yield* readChecked(backend, grads.dv, plan.q, 'dv'),
+    };
+    assembly.add(plan, host, bound);
+  };
 }
 
 /** The certified factors of a fast head's backward: autodiff multiplies by p′(S)/D̂ and sums over the centered keys. */
@@ -225,8 +240,7 @@ export function* coreBackward<T extends DeviceMatrix>(core: CorePlan, states: He
       const { plan } = state;
       const width = core.layout.valueDim;
       const c = sliceCols(upstream[plan.sequence], plan.head * width, (plan.head + 1) * width);
-      const { grads, bound } = yield* headBackward(backend, state, c, core.options, upstreamFromOutput);
-      assembly.add(plan, grads, bound);
+      yield* headBackward(backend, state, c, core.options, upstreamFromOutput, readInto(backend, assembly));
     }
   } finally {
     for (const state of pending) releaseHead(backend, state);
@@ -236,13 +250,20 @@ export function* coreBackward<T extends DeviceMatrix>(core: CorePlan, states: He
 
 /**
  * Output and ∂Q, ∂K, ∂V of the paper's loss ½‖O − Y‖² in one go: exact heads run the fused
- * single pass ({@link exactLossHead}); fast heads run forward, then backward with c = Ô − Y.
+ * single pass ({@link exactLossHead}); fast heads run forward, then backward with c = Ô − Y. Each
+ * head's gradients go to `sink` on the backend, so a caller that only multiplies them never reads
+ * them back; `bounded` says whether every fast head brought a certified bound (and one did).
  */
-export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matrix[]): Reading<{ outputs: Matrix[]; gradients: CoreGradients }> {
+export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matrix[], sink: HeadSink<T>): Reading<{ outputs: Matrix[]; bounded: boolean }> {
   const backend = core.options.backend as Backend<T>;
   const { layout, options } = core;
   const outputs = core.sequences.map((): Matrix | undefined => undefined);
-  const assembly = new Assembly(core);
+  let [someBound, everyBound] = [false, true];
+  const counted: HeadSink<T> = function* (plan, grads, bound) {
+    if (bound) someBound = true;
+    else if (plan.path === 'fast') everyBound = false;
+    yield* sink(plan, grads, bound);
+  };
   for (const plan of core.plans) {
     const columns = (m: Matrix) => sliceCols(m, plan.head * layout.valueDim, (plan.head + 1) * layout.valueDim);
     const y = columns(targets[plan.sequence]);
@@ -255,22 +276,16 @@ export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matri
         const result = exactLossHead(backend, device, target, options.blockSize);
         made.push(result.output, result.dq, result.dk, result.dv);
         output = yield* readChecked(backend, result.output, plan.q, 'output');
-        assembly.add(plan, {
-          dq: yield* readChecked(backend, result.dq, plan.q, 'dq'),
-          dk: yield* readChecked(backend, result.dk, plan.q, 'dk'),
-          dv: yield* readChecked(backend, result.dv, plan.q, 'dv'),
-        }, undefined);
+        yield* counted(plan, { dq: result.dq, dk: result.dk, dv: result.dv }, undefined);
       } finally {
         for (const handle of made) backend.dispose(handle);
       }
     } else {
       const state = yield* headForward(backend, plan, layout, options);
       output = state.hostOutput;
-      const { grads, bound } = yield* headBackward(backend, state, sub(output, y), options, true);
-      assembly.add(plan, grads, bound);
+      yield* headBackward(backend, state, sub(output, y), options, true, counted);
     }
     outputs[plan.sequence] = placeHead(outputs[plan.sequence], output, plan.head, layout.valueDim, layout.heads);
   }
-  return { outputs: outputs.map((o, n) => o ?? zeros(core.sequences[n].q.rows, core.sequences[n].v.cols, { dtype: core.sequences[n].q.dtype })), gradients: assembly.result() };
+  return { outputs: outputs.map((o, n) => o ?? zeros(core.sequences[n].q.rows, core.sequences[n].v.cols, { dtype: core.sequences[n].q.dtype })), bounded: someBound && everyBound };
 }
-
