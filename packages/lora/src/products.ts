@@ -29,11 +29,14 @@ export function denseProducts(backend: Backend | undefined): DenseProducts {
   const scope = scoped(backend);
   const uploads = new Map<Matrix, DeviceMatrix>();
   const absolutes = new Map<Matrix, DeviceMatrix>();
+  const finite = new Map<Matrix, boolean>();
   const handle = (m: Matrix) => uploads.get(m) ?? set(uploads, m, scope.upload(m));
+  // An infinite bound (no certificate on this range) is a legitimate input: the host's product carries it, a backend's read-back refuses it.
+  const allFinite = (m: Matrix) => finite.get(m) ?? set(finite, m, everyEntryFinite(m));
   const absolute = (m: Matrix) => absolutes.get(m) ?? set(absolutes, m, scope.abs(handle(m)));
   return {
     *matmul(a, b, forms = {}, absoluteB = false) {
-      if (a.dtype !== 'float64') return yield* host.matmul(a, b, forms, absoluteB);
+      if (a.dtype !== 'float64' || !allFinite(a) || !allFinite(b)) return yield* host.matmul(a, b, forms, absoluteB);
       const product = scope.matmul(handle(a), absoluteB ? absolute(b) : handle(b), forms);
       try {
         return yield* readBack(scope, product, a.dtype);
@@ -68,9 +71,18 @@ export function denseProducts(backend: Backend | undefined): DenseProducts {
       host.release();
       uploads.clear();
       absolutes.clear();
+      finite.clear();
       scope.releaseAll();
     },
   };
+}
+
+function everyEntryFinite(m: Matrix): boolean {
+  for (let i = 0; i < m.rows; i++) {
+    const base = m.offset + i * m.stride;
+    for (let j = 0; j < m.cols; j++) if (!Number.isFinite(m.data[base + j])) return false;
+  }
+  return true;
 }
 
 function set<K, V>(map: Map<K, V>, key: K, value: V): V {
