@@ -53,7 +53,10 @@ export interface SampleSettings {
 const SAMPLE: SampleSettings = { prompt: 'She looked at him for a long moment and then she said, "', tokens: 160, temperature: 0.7, seed: 7 };
 
 function sample(model: Qwen3Model, settings: SampleSettings, qkNormCap: number): string {
-  const ids = generate(model, Array.from(encodeBytes(settings.prompt)), { maxNewTokens: settings.tokens, temperature: settings.temperature, topK: 40, rng: new Rng(settings.seed), ...(qkNormCap > 0 ? { qkNormCap } : {}) }).ids;
+  // As many bytes as the model's positions leave after the prompt.
+  const prompt = Array.from(encodeBytes(settings.prompt));
+  const tokens = Math.max(0, Math.min(settings.tokens, model.config.max_position_embeddings - prompt.length));
+  const ids = generate(model, prompt, { maxNewTokens: tokens, temperature: settings.temperature, topK: 40, rng: new Rng(settings.seed), ...(qkNormCap > 0 ? { qkNormCap } : {}) }).ids;
   return decodeBytes(ids);
 }
 
@@ -95,14 +98,14 @@ function headsTable(run: LanguageModelRun): string[] {
  */
 function contextTable(base: Qwen3Model, runs: { label: string; run: LanguageModelRun }[], validation: Uint8Array, config: LanguageModelConfig): string[] {
   const short = Math.min(BASE_PRETRAINING_CONTEXT, config.contextLength);
+  // The runs evaluated these long windows already; the same bytes are cut into windows of the short context.
   const longWindows = evaluationWindows(validation, config.contextLength, config.evalWindows);
-  // The same bytes as the long windows, cut into windows of the short context.
   const shortWindows = longWindows.flatMap((w) => Array.from({ length: Math.floor(w.length / short) }, (_, k) => w.slice(k * short, (k + 1) * short)));
-  const models: [string, Qwen3Model][] = [['base', base], ...runs.map(({ label, run }): [string, Qwen3Model] => [`fine-tuned (${label})`, run.model])];
+  const rows: [string, Qwen3Model, number][] = [['base', base, runs[0].run.initialValidation], ...runs.map(({ label, run }): [string, Qwen3Model, number] => [`fine-tuned (${label})`, run.model, run.finalValidation])];
   return [
     `| model | held-out bits/char at L = ${short} | at L = ${config.contextLength} |`,
     '| --- | --- | --- |',
-    ...models.map(([name, model]) => `| ${name} | ${bitsPerChar(model, shortWindows, config.qkNormCap).toFixed(4)} | ${bitsPerChar(model, longWindows, config.qkNormCap).toFixed(4)} |`),
+    ...rows.map(([name, model, long]) => `| ${name} | ${bitsPerChar(model, shortWindows, config.qkNormCap).toFixed(4)} | ${long.toFixed(4)} |`),
   ];
 }
 

@@ -169,7 +169,8 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
     const limit = Math.min(...config.lora.target_modules.map((module) => Math.min(...shapes[`${qwen3ModulePath(0, module)}.weight`])));
     if (config.lora.r > limit) throw new InvalidArgumentError(`lora r = ${config.lora.r} exceeds ${limit}, the smallest side of the adapted ${config.lora.target_modules.join(', ')} weights: a rank above it adds parameters but no rank`);
   }
-  if (model && model.vocab_size < 256) throw new InvalidArgumentError(`the model's vocab_size is ${model.vocab_size}; the text is one token per byte, so it must be at least 256`);
+  // Ids above 255 could be sampled but never decoded: the tokenizer is the 256 byte values.
+  if (model && model.vocab_size !== 256) throw new InvalidArgumentError(`the model's vocab_size is ${model.vocab_size}; the text is one token per byte, so it must be 256`);
   if (model && config.contextLength > model.max_position_embeddings) throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
 }
 

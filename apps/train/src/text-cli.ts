@@ -158,6 +158,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const seed = numberFlag(values, 'seed', 1, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
   const baseDir = typeof values.base === 'string' ? path.resolve(values.base) : SHIPPED_BASE_DIR;
   const base = await loadQwen3(baseDir);
+  if (base.config.vocab_size !== 256) throw new InvalidArgumentError(`almora generate decodes one token per byte: ${baseDir} has vocab_size ${base.config.vocab_size}, not 256`);
   const cap = numberFlag(values, 'qk-norm-cap', base.qkNormCap ?? 0, (v) => Number.isFinite(v) && v > 0, 'a number > 0');
   const lora = typeof values.adapter === 'string' ? await loadPeftAdapters(path.resolve(values.adapter), base.config) : undefined;
   const prompt = Array.from(encodeBytes(values.prompt));

@@ -204,7 +204,8 @@ describe('checkLanguageModelConfig', () => {
     ['no evaluation windows', { evalWindows: 0 }, /evalWindows must be an integer ≥ 1/],
     ['a zero epsilon', { epsilon: 0 }, /epsilon must be a finite number > 0, got 0/],
     ['an odd shifted sparse group', { shiftedSparseGroup: 3 }, /shiftedSparseGroup must be 0 \(full attention\) or an even integer ≥ 2 .*got 3/],
-    ['a model with fewer tokens than bytes', {}, /vocab_size is 128; the text is one token per byte/],
+    ['a model with fewer tokens than bytes', {}, /vocab_size is 128; the text is one token per byte, so it must be 256/],
+    ['a model with more tokens than bytes', {}, /vocab_size is 300; the text is one token per byte, so it must be 256/],
     ['an unknown method', { method: 'slow' as LanguageModelConfig['method'] }, /method must be 'exact', 'fast' or 'auto', got slow/],
     ['an unknown decay', { decay: 'step' as LanguageModelConfig['decay'] }, /decay must be 'cosine', 'linear' or 'none', got step/],
     ['an unknown mode', { mode: 'distil' as LanguageModelConfig['mode'] }, /mode must be 'pretrain' or 'finetune'/],
@@ -218,7 +219,7 @@ describe('checkLanguageModelConfig', () => {
   ];
   for (const [what, change, message] of refusals) {
     it(`refuses ${what}`, () => {
-      const model = what.includes('fewer tokens') ? qwen3Config({ ...SHAPE, vocab_size: 128 }) : SHAPE;
+      const model = what.includes('fewer tokens') ? qwen3Config({ ...SHAPE, vocab_size: 128 }) : what.includes('more tokens') ? qwen3Config({ ...SHAPE, vocab_size: 300 }) : SHAPE;
       expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, model)).toThrow(InvalidArgumentError);
       expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, model)).toThrow(message);
     });

@@ -146,11 +146,17 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
     const normBack = rmsNormBackward(h, weights.norm, final.inverseRms, dFinal);
     let dh = normBack.dx;
     const layerWeights: Record<string, Matrix>[] = [];
-    for (let l = layers.length - 1; l >= 0; l--) {
-      const back = layers[l].backward(dh);
-      dh = back.dh;
-      Object.assign(grads.lora, back.lora);
-      layerWeights[l] = back.weights;
+    try {
+      for (let l = layers.length - 1; l >= 0; l--) {
+        const back = layers[l].backward(dh);
+        dh = back.dh;
+        Object.assign(grads.lora, back.lora);
+        layerWeights[l] = back.weights;
+      }
+    } catch (error) {
+      // A layer that threw (a non-finite gradient) leaves the ones below it holding their attention state.
+      for (const layer of layers) layer.dispose();
+      throw error;
     }
     if (grads.weights) {
       // The embedding's gradient: every row of ∂h₀ added to its token's row (and the tied head's ∂zᵀ·x).
