@@ -76,7 +76,7 @@ const [QUERY_SLOT, KEY_SLOT, CENTERED_SLOT] = [0, 1, 2];
 /** `size` entries of scratch slot `slot` (contents arbitrary): the kept buffer when it fits, else a fresh one. */
 function scratch(slot: number, size: number): Float64Array {
   if (size > SCRATCH_LIMIT) return new Float64Array(size);
-  if (!(scratchBuffers[slot]?.length >= size)) scratchBuffers[slot] = new Float64Array(Math.max(size, 2 * (scratchBuffers[slot]?.length ?? 0)));
+  if (!(scratchBuffers[slot]?.length >= size)) scratchBuffers[slot] = new Float64Array(Math.max(size, Math.min(SCRATCH_LIMIT, 2 * (scratchBuffers[slot]?.length ?? 0))));
   return scratchBuffers[slot].subarray(0, size);
 }
 
