@@ -141,7 +141,7 @@ export async function loadPeftAdapters(dir: string, config: Qwen3Config): Promis
     if (value !== undefined && value !== null && Object.keys(value as object).length > 0) throw new InvalidArgumentError(`${dir}/adapter_config.json: ${field} is not supported (one r and lora_alpha for every module)`);
   }
   const targets = json.target_modules;
-  if (!Array.isArray(targets) || !targets.every((t) => (QWEN3_MODULES as readonly unknown[]).includes(t))) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules must list some of ${QWEN3_MODULES.join(', ')}`);
+  if (!Array.isArray(targets) || targets.length === 0 || !targets.every((t) => (QWEN3_MODULES as readonly unknown[]).includes(t))) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules must list some of ${QWEN3_MODULES.join(', ')}`);
   if (new Set(targets).size !== targets.length) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules lists a module twice: ${JSON.stringify(targets)}`);
   const r = json.r;
   if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw new InvalidArgumentError(`${dir}/adapter_config.json: r must be an integer ≥ 1, got ${JSON.stringify(r)}`);

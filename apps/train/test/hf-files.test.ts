@@ -160,6 +160,7 @@ describe('savePeftAdapters / loadPeftAdapters', () => {
     ['another peft_type', (c) => (c.peft_type = 'IA3'), /peft_type is "IA3", only "LORA"/],
     ['a target module Qwen3 has not', (c) => (c.target_modules = ['q_proj', 'c_attn']), /target_modules must list some of q_proj/],
     ['a target module whose tensors are not there', (c) => (c.target_modules = ['q_proj', 'k_proj']), /has no tensor "base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight"/],
+    ['no target module (an adapter of nothing)', (c) => (c.target_modules = []), /target_modules must list some of q_proj/],
     ['a target module listed twice', (c) => (c.target_modules = ['q_proj', 'q_proj']), /lists a module twice/],
     ['a fractional r', (c) => (c.r = 2.5), /r must be an integer ≥ 1, got 2\.5/],
     ['an r the tensors do not have', (c) => (c.r = 4), /"base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[3, 32\] but r = 4 and the model need \[4, 32\]/],
