@@ -3,6 +3,7 @@ import path from 'node:path';
 import { QWEN3_MODULES, type Qwen3Config, qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, type Qwen3Module, qwen3ModulePath, type Qwen3Weights, qwen3StateDictShapes } from '@almora/model';
 import { fromFlat, InvalidArgumentError, type Matrix } from '@almora/tensor';
 import { writeFileAtomic } from './checkpoint.js';
+import { writePeftFiles } from './peft.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsDType, type SafetensorsTensor } from './safetensors.js';
 
 const PEFT_PREFIX = 'base_model.model.';
@@ -102,27 +103,12 @@ export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; wei
  * and `….lora_B.weight` (out×r), which `PeftModel.from_pretrained` loads onto the base.
  */
 export async function savePeftAdapters(dir: string, lora: Qwen3Lora, baseModel: string, dtype: SafetensorsDType = 'F32'): Promise<void> {
-  await mkdir(dir, { recursive: true });
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const [module, { lora_A: a, lora_B: b }] of Object.entries(lora.adapters)) {
     tensors[`${PEFT_PREFIX}${module}.lora_A.weight`] = tensorOf(a, [a.rows, a.cols], dtype);
     tensors[`${PEFT_PREFIX}${module}.lora_B.weight`] = tensorOf(b, [b.rows, b.cols], dtype);
   }
-  const config = {
-    peft_type: 'LORA',
-    task_type: 'CAUSAL_LM',
-    base_model_name_or_path: baseModel,
-    r: lora.r,
-    lora_alpha: lora.lora_alpha,
-    target_modules: [...lora.target_modules],
-    lora_dropout: 0,
-    bias: 'none',
-    fan_in_fan_out: false,
-    use_rslora: false,
-    inference_mode: true,
-  };
-  await writeFileAtomic(path.join(dir, 'adapter_config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  await writeFileAtomic(path.join(dir, 'adapter_model.safetensors'), encodeSafetensors({ tensors, metadata: { format: 'pt' } }));
+  await writePeftFiles(dir, { taskType: 'CAUSAL_LM', baseModel, r: lora.r, alpha: lora.lora_alpha, targetModules: [...lora.target_modules] }, tensors);
 }
 
 /**

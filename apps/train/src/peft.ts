@@ -26,7 +26,6 @@ function key(target: Target, which: 'lora_A' | 'lora_B'): string {
  * W = W* + s·B·A has B ∈ R^{d_in×r}, A ∈ R^{r×d_out}; so lora_A = Bᵀ and lora_B = Aᵀ.
  */
 export async function exportPeft(dir: string, peft: PeftAdapters, dtype: SafetensorsDType = 'F32'): Promise<void> {
-  await mkdir(dir, { recursive: true });
   const tensors: Record<string, SafetensorsTensor> = {};
   const targets = (Object.keys(peft.adapters) as Target[]).sort();
   for (const t of targets) {
@@ -35,13 +34,28 @@ export async function exportPeft(dir: string, peft: PeftAdapters, dtype: Safeten
     tensors[key(t, 'lora_A')] = { dtype, shape: [b.cols, b.rows], data: data(transpose(b)) };
     tensors[key(t, 'lora_B')] = { dtype, shape: [a.cols, a.rows], data: data(transpose(a)) };
   }
+  await writePeftFiles(dir, { taskType: null, baseModel: null, r: peft.rank, alpha: peft.alpha, targetModules: targets.map((t) => MODULE[t]) }, tensors);
+}
+
+/** What PEFT's adapter_config.json says beyond the fixed fields (plain LoRA: no dropout, bias, rsLoRA). */
+export interface PeftFileConfig {
+  taskType: 'CAUSAL_LM' | null;
+  baseModel: string | null;
+  r: number;
+  alpha: number;
+  targetModules: string[];
+}
+
+/** Writes `adapter_config.json` and `adapter_model.safetensors` as PEFT does, both atomically, creating `dir`. */
+export async function writePeftFiles(dir: string, settings: PeftFileConfig, tensors: Record<string, SafetensorsTensor>): Promise<void> {
+  await mkdir(dir, { recursive: true });
   const config = {
     peft_type: 'LORA',
-    task_type: null,
-    base_model_name_or_path: null,
-    r: peft.rank,
-    lora_alpha: peft.alpha,
-    target_modules: targets.map((t) => MODULE[t]),
+    task_type: settings.taskType,
+    base_model_name_or_path: settings.baseModel,
+    r: settings.r,
+    lora_alpha: settings.alpha,
+    target_modules: settings.targetModules,
     lora_dropout: 0,
     bias: 'none',
     fan_in_fan_out: false,
