@@ -12,19 +12,21 @@ compares implementations of one algorithm, not algorithms:
 Both fast methods are almora's `method: 'fast', degree: 2, polynomial: 'taylor', centerKeys: false`
 (non-causal). Loss ½‖O − Y‖²; adapters in the paper's orientation, W = W* + (α/r)·B·A.
 
-Reads one JSON object from stdin: {"lengths": [...], "d": int, "rank": int, "adaptation":
-"partial"|"full", "methods": [...], "repeats": int, "budget": seconds, "seed": int, optional
-"gamma" (Γ = max(‖√β·Q‖∞, ‖√β·K‖∞) of generated inputs, default 0.5), optional "threads" (OpenBLAS
-threads; default its own), optional "blockSize" (query rows per exact block, default 128, almora's),
-optional "inputs": {"<L>": {"x", "y", "weights": {"q","k","v"}, "adapters": {t: {"a","b"}},
-"alpha", "beta"}} (matrices as lists of rows) to run on given inputs instead of generated ones}.
-Prints one JSON object: numpy version, the BLAS it loaded (read from the process's own memory map,
-not from build flags) with its thread count, and per length and method the median and raw times and
-the adapter gradients {t: {"a", "b"}} (tiny: r×d and d×r), so a caller that passed the inputs can
-compare them with almora's.
+A session, so that its timings interleave with almora's repeat by repeat: one JSON request per line
+on stdin, one JSON reply per line on stdout.
+  {"threads": n|null, "blockSize": rows}   first: OpenBLAS threads (null: its own choice) and query
+                                          rows per exact block (almora's 128); replies with the numpy
+                                          version and the BLAS it loaded (read from the process's own
+                                          memory map, not from build flags) with its thread count.
+  {"load": {"x", "y", "weights": {"q","k","v"}, "adapters": {t: {"a","b"}}, "alpha", "beta"}}
+                                          the problem to time next (matrices as lists of rows).
+  {"run": method}                         runs the loaded problem once; replies with its seconds and the
+                                          adapter gradients {t: {"a", "b"}} (tiny: r×d and d×r).
+A request that fails replies {"error": message}; end of input ends the session.
 """
 import ctypes
 import functools
+import traceback
 import json
 import math
 import sys
@@ -33,8 +35,6 @@ import time
 import numpy as np
 
 TARGETS = ("q", "k", "v")
-# How each method's time grows with L, to predict the next length against the budget.
-GROWTH = {"exact": 2.0, "fast chained g2": 1.0, "fast autodiff g2": 1.0}
 
 
 def loaded_blas() -> dict:
@@ -50,17 +50,6 @@ def loaded_blas() -> dict:
         except (OSError, AttributeError):
             continue
     return {"name": "not OpenBLAS", "library": ", ".join(paths) or "none found", "config": "", "handle": None}
-
-
-def generated_inputs(rng: np.random.Generator, length: int, d: int, rank: int, targets, gamma: float) -> dict:
-    """Random inputs shaped and scaled like almora's syntheticProblem: X scaled so that Γ = gamma."""
-    x = rng.standard_normal((length, d))
-    weights = {t: rng.standard_normal((d, d)) / math.sqrt(d) for t in TARGETS}
-    adapters = {t: {"a": 0.2 * rng.standard_normal((rank, d)), "b": 0.2 * rng.standard_normal((d, rank))} for t in targets}
-    alpha, beta = 2.0 * rank, 1.0 / math.sqrt(d)
-    w = effective_weights(weights, adapters, alpha / rank)
-    gamma0 = math.sqrt(beta) * max(np.abs(x @ w["q"]).max(), np.abs(x @ w["k"]).max())
-    return {"x": x * (gamma / gamma0), "y": rng.standard_normal((length, d)), "weights": weights, "adapters": adapters, "alpha": alpha, "beta": beta}
 
 
 def given_inputs(spec: dict) -> dict:
@@ -195,47 +184,34 @@ def lora_gradients(problem: dict, method: str, block: int) -> dict:
 
 
 def main() -> None:
-    spec = json.load(sys.stdin)
+    setup = json.loads(sys.stdin.readline())
     blas = loaded_blas()
-    if blas["handle"] is not None and spec.get("threads"):
-        blas["handle"].openblas_set_num_threads(int(spec["threads"]))
+    if blas["handle"] is not None and setup.get("threads"):
+        blas["handle"].openblas_set_num_threads(int(setup["threads"]))
     threads = blas["handle"].openblas_get_num_threads() if blas["handle"] is not None else None
-    rng = np.random.default_rng(spec["seed"])
-    targets = ["q", "v"] if spec["adaptation"] == "partial" else ["q", "k", "v"]
-    inputs = spec.get("inputs", {})
-    block = spec.get("blockSize", 128)
-    results, last = {}, {}
-    for length in spec["lengths"]:
-        given = inputs.get(str(length))
-        problem = given_inputs(given) if given else generated_inputs(rng, length, spec["d"], spec["rank"], targets, spec.get("gamma", 0.5))
-        results[str(length)] = {}
-        for method in spec["methods"]:
-            if method in last:
-                previous_length, previous_seconds = last[method]
-                predicted = previous_seconds * (length / previous_length) ** GROWTH[method]
-                if predicted > spec["budget"]:
-                    results[str(length)][method] = {"error": f"skipped: predicted {predicted:.1f} s per run > budget {spec['budget']} s"}
-                    continue
-            # A first run that is long counts as the one sample; a short one warms up and is dropped.
-            t0 = time.perf_counter()
-            grads = lora_gradients(problem, method, block)
-            first = time.perf_counter() - t0
-            times = [first]
-            if first <= 5:
-                times = []
-                for _ in range(spec["repeats"]):
-                    t0 = time.perf_counter()
-                    grads = lora_gradients(problem, method, block)
-                    times.append(time.perf_counter() - t0)
-            times.sort()
-            median = times[len(times) // 2]
-            last[method] = (length, median)
-            results[str(length)][method] = {
-                "median": median,
-                "times": times,
-                "grads": {t: {"a": g["a"].tolist(), "b": g["b"].tolist()} for t, g in grads.items()},
-            }
-    json.dump({"numpy": np.__version__, "blas": {"name": blas["name"], "library": blas["library"], "config": blas["config"], "threads": threads}, "results": results}, sys.stdout)
+    block = setup.get("blockSize", 128)
+    reply({"numpy": np.__version__, "blas": {"name": blas["name"], "library": blas["library"], "config": blas["config"], "threads": threads}})
+    problem = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if "load" in request:
+                problem = given_inputs(request["load"])
+                reply({"loaded": len(problem["x"])})
+            elif problem is None:
+                reply({"error": "run before load"})
+            else:
+                t0 = time.perf_counter()
+                grads = lora_gradients(problem, request["run"], block)
+                seconds = time.perf_counter() - t0
+                reply({"seconds": seconds, "grads": {t: {"a": g["a"].tolist(), "b": g["b"].tolist()} for t, g in grads.items()}})
+        except Exception as error:  # noqa: BLE001 — any failure is this request's answer, not the session's end
+            reply({"error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc(limit=3)})
+
+
+def reply(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ import { loraGradients, relativeGradientError, type LoraOptions } from '@almora/
 import { Rng } from '@almora/tensor';
 import { describe, expect, it } from 'vitest';
 import { pythonModuleMissing } from '@almora/vitest-config/python';
-import { numpyInputs, runNumpyPeer, type NumpyMethod } from '../src/peers/numpy.js';
+import { NumpyPeer, numpyInputs, type NumpyMethod } from '../src/peers/numpy.js';
 import { benchProblem, type Adaptation } from '../src/problems.js';
 
 const hasNumpy = pythonModuleMissing('numpy') === undefined;
@@ -16,31 +16,35 @@ const TWINS: [NumpyMethod, LoraOptions, number][] = [
 
 describe.skipIf(!hasNumpy)('the numpy peer runs the same algorithms as almora', () => {
   for (const adaptation of ['partial', 'full'] as Adaptation[]) {
-    it(`gives loraGradients' adapter gradients on the same inputs (${adaptation})`, () => {
+    it(`gives loraGradients' adapter gradients on the same inputs (${adaptation})`, async () => {
       // 300 rows: two full exact blocks of 128 and a partial one.
-      const length = 300;
-      const problem = benchProblem({ length, d: 8, rank: 4, adaptation, gamma: 0.5 }, new Rng(7));
-      const outcome = runNumpyPeer({
-        lengths: [length],
-        d: 8,
-        rank: 4,
-        adaptation,
-        methods: TWINS.map(([m]) => m),
-        repeats: 1,
-        budget: 60,
-        seed: 7,
-        inputs: { [length]: numpyInputs(problem) },
-      });
-      if (!outcome.available) throw new Error(outcome.note);
-      expect(outcome.blas.library).not.toBe('none found');
+      const problem = benchProblem({ length: 300, d: 8, rank: 4, adaptation, gamma: 0.5 }, new Rng(7));
+      const peer = await NumpyPeer.open();
+      if (!(peer instanceof NumpyPeer)) throw new Error(peer.note);
+      expect(peer.blas.library).not.toBe('none found');
+      await peer.load(numpyInputs(problem));
+      const runs = [];
+      for (const [method] of TWINS) runs.push(await peer.run(method));
+      peer.close();
       const exact = loraGradients(problem, { method: 'exact' }).grads;
-      for (const [method, options, tolerance] of TWINS) {
-        const peer = outcome.results[length][method]!.grads!;
-        expect(Object.keys(peer).sort()).toEqual(Object.keys(exact).sort());
-        expect(relativeGradientError(peer, loraGradients(problem, options).grads)).toBeLessThan(tolerance);
+      for (const [i, [method, options, tolerance]] of TWINS.entries()) {
+        const { seconds, grads } = runs[i];
+        expect(seconds).toBeGreaterThan(0);
+        expect(Object.keys(grads).sort()).toEqual(Object.keys(exact).sort());
+        expect(relativeGradientError(grads, loraGradients(problem, options).grads)).toBeLessThan(tolerance);
         // The fast methods are approximations: agreeing with almora's twin is not agreeing with exact.
-        if (method !== 'exact') expect(relativeGradientError(peer, exact)).toBeGreaterThan(1e-6);
+        if (method !== 'exact') expect(relativeGradientError(grads, exact)).toBeGreaterThan(1e-6);
       }
     });
   }
+
+  it('rejects a failed request and keeps the session', async () => {
+    const peer = await NumpyPeer.open();
+    if (!(peer instanceof NumpyPeer)) throw new Error(peer.note);
+    await expect(peer.run('exact')).rejects.toThrow(/run before load/);
+    await peer.load(numpyInputs(benchProblem({ length: 16, d: 4, rank: 2, adaptation: 'partial', gamma: 0.5 }, new Rng(1))));
+    await expect(peer.run('no such method' as NumpyMethod)).rejects.toThrow(/KeyError/);
+    expect((await peer.run('exact')).seconds).toBeGreaterThan(0);
+    peer.close();
+  });
 });

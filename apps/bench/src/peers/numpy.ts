@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { LoraProblem, Target } from '@almora/lora';
 import { fromArray, type Matrix } from '@almora/tensor';
 import { PYTHON, peerScript } from './python.js';
-
 
 /** The methods the numpy peer runs: almora's exact path and both fast variants at Taylor degree 2 (no key centering). */
 export type NumpyMethod = 'exact' | 'fast chained g2' | 'fast autodiff g2';
@@ -24,44 +24,10 @@ export interface NumpyInputs {
   beta: number;
 }
 
-/** What the numpy peer is asked to time. */
-export interface NumpySpec {
-  /** Sequence lengths, in order. */
-  lengths: number[];
-  /** Model (and head) dimension. */
-  d: number;
-  /** LoRA rank r. */
-  rank: number;
-  /** 'partial' adapts q, v; 'full' adapts q, k, v. */
-  adaptation: 'partial' | 'full';
-  /** Methods to time at every length. */
-  methods: NumpyMethod[];
-  /** Timed runs per length and method (a first run over 5 s is the only one). */
-  repeats: number;
-  /** A method is skipped from the length where its predicted seconds per run exceed this. */
-  budget: number;
-  /** Seed of the generated inputs. */
-  seed: number;
-  /** Γ of the generated inputs (X is scaled to it, as almora's syntheticProblem does); default 0.5. */
-  gamma?: number;
-  /** OpenBLAS threads; default OpenBLAS's own choice. */
-  threads?: number;
-  /** Query rows per exact block; default 128, almora's. */
-  blockSize?: number;
-  /** Inputs to use at some lengths (keyed by L) instead of generated ones, so gradients can be compared. */
-  inputs?: Record<string, NumpyInputs>;
-}
-
-/** One method at one length: its times and the adapter gradients (paper orientation), or why it did not run. */
-export interface NumpyResult {
-  /** Median of the times, in seconds. */
-  median?: number;
-  /** Raw times, in seconds. */
-  times?: number[];
-  /** ∂A, ∂B of every adapter. */
-  grads?: Partial<Record<Target, { a: Matrix; b: Matrix }>>;
-  /** Why it was skipped. */
-  error?: string;
+/** One run of a method on the loaded problem: its seconds (timed inside the peer) and the adapter gradients (paper orientation). */
+export interface NumpyRun {
+  seconds: number;
+  grads: Partial<Record<Target, { a: Matrix; b: Matrix }>>;
 }
 
 /** The BLAS numpy loaded, as the peer read it from its own process's memory map. */
@@ -76,13 +42,8 @@ export interface NumpyBlas {
   threads: number | null;
 }
 
-/** What the numpy peer measured, or why it could not run. */
-export type NumpyOutcome =
-  | { available: true; version: string; blas: NumpyBlas; results: Record<string, Partial<Record<NumpyMethod, NumpyResult>>> }
-  | { available: false; note: string };
-
 type RawGrads = Partial<Record<Target, { a: number[][]; b: number[][] }>>;
-type RawResult = { median?: number; times?: number[]; grads?: RawGrads; error?: string };
+type Reply = { error?: string; numpy?: string; blas?: NumpyBlas; loaded?: number; seconds?: number; grads?: RawGrads };
 
 /** A single-sequence, single-head {@link LoraProblem} as {@link NumpyInputs}. */
 export function numpyInputs(problem: LoraProblem): NumpyInputs {
@@ -106,21 +67,75 @@ function gradsOf(raw: RawGrads): Partial<Record<Target, { a: Matrix; b: Matrix }
 }
 
 /**
- * Runs almora's algorithms (blocked exact; fast chained and autodiff at Taylor degree 2) in numpy
- * through Debian's python3-numpy, in its own process, and reports the BLAS it loaded.
+ * A session with the numpy peer (apps/bench/peers/numpy_lora_attention.py): almora's algorithms
+ * (blocked exact; fast chained and autodiff at Taylor degree 2) in numpy through Debian's
+ * python3-numpy, in its own process, one run per request — so a suite can interleave its runs
+ * with almora's repeat by repeat, and a change in the machine's load falls on both alike.
  */
-export function runNumpyPeer(spec: NumpySpec): NumpyOutcome {
-  const file = peerScript('numpy_lora_attention.py');
-  if (!existsSync(PYTHON) || !file) return { available: false, note: 'numpy peer skipped: /usr/bin/python3 or the peer script is missing' };
-  const probe = spawnSync(PYTHON, ['-c', 'import numpy'], { encoding: 'utf8' });
-  if (probe.status !== 0) return { available: false, note: 'numpy peer skipped: python3-numpy is not installed (apt-get install python3-numpy libopenblas0-pthread)' };
-  const run = spawnSync(PYTHON, [file], { input: JSON.stringify(spec), encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (run.status !== 0) return { available: false, note: `numpy peer failed: ${run.stderr.trim().split('\n').pop()}` };
-  const parsed = JSON.parse(run.stdout) as { numpy: string; blas: NumpyBlas; results: Record<string, Partial<Record<NumpyMethod, RawResult>>> };
-  const results: Record<string, Partial<Record<NumpyMethod, NumpyResult>>> = {};
-  for (const [length, byMethod] of Object.entries(parsed.results)) {
-    results[length] = {};
-    for (const [method, r] of Object.entries(byMethod) as [NumpyMethod, RawResult][]) results[length][method] = { median: r.median, times: r.times, error: r.error, grads: r.grads && gradsOf(r.grads) };
+export class NumpyPeer {
+  private readonly pending: ((reply: Reply) => void)[] = [];
+  private exited: string | undefined;
+  /** numpy's version. */
+  version = '';
+  /** The BLAS numpy loaded, with the thread count it times with. */
+  blas: NumpyBlas = { name: '', library: '', config: '', threads: null };
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    const stderr: string[] = [];
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+    createInterface({ input: child.stdout }).on('line', (line) => this.pending.shift()?.(JSON.parse(line) as Reply));
+    const end = (why: string) => {
+      this.exited ??= `numpy peer ${why}: ${stderr.join('').trim().split('\n').pop() ?? ''}`;
+      for (const answer of this.pending.splice(0)) answer({ error: this.exited });
+    };
+    child.on('exit', (code) => end(`exited (code ${code})`));
+    child.on('error', (error) => end(`failed (${error.message})`));
+    // A write after the peer died fails here; the exit above answers what was pending.
+    child.stdin.on('error', () => undefined);
   }
-  return { available: true, version: parsed.numpy, blas: parsed.blas, results };
+
+  /**
+   * Starts the peer with `threads` OpenBLAS threads (default OpenBLAS's own choice) and `blockSize`
+   * query rows per exact block (default 128, almora's); a note instead when it cannot run here.
+   */
+  static async open(options: { threads?: number; blockSize?: number } = {}): Promise<NumpyPeer | { note: string }> {
+    const file = peerScript('numpy_lora_attention.py');
+    if (!existsSync(PYTHON) || !file) return { note: 'numpy peer skipped: /usr/bin/python3 or the peer script is missing' };
+    const probe = spawnSync(PYTHON, ['-c', 'import numpy'], { encoding: 'utf8' });
+    if (probe.status !== 0) return { note: 'numpy peer skipped: python3-numpy is not installed (apt-get install python3-numpy libopenblas0-pthread)' };
+    const peer = new NumpyPeer(spawn(PYTHON, [file], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    try {
+      const setup = await peer.request({ threads: options.threads ?? null, blockSize: options.blockSize ?? 128 });
+      peer.version = setup.numpy!;
+      peer.blas = setup.blas!;
+      return peer;
+    } catch (error) {
+      peer.child.kill();
+      return { note: `numpy peer failed to start: ${error instanceof Error ? error.message : String(error)}` };
+    }
+  }
+
+  /** Makes `inputs` the problem the next runs time. */
+  async load(inputs: NumpyInputs): Promise<void> {
+    await this.request({ load: inputs });
+  }
+
+  /** Runs `method` once on the loaded problem. */
+  async run(method: NumpyMethod): Promise<NumpyRun> {
+    const reply = await this.request({ run: method });
+    return { seconds: reply.seconds!, grads: gradsOf(reply.grads ?? {}) };
+  }
+
+  /** Ends the session. */
+  close(): void {
+    this.child.stdin.end();
+  }
+
+  private request(message: object): Promise<Reply> {
+    if (this.exited) return Promise.reject(new Error(this.exited));
+    return new Promise((resolve, reject) => {
+      this.pending.push((reply) => (reply.error ? reject(new Error(`numpy peer: ${reply.error}`)) : resolve(reply)));
+      this.child.stdin.write(`${JSON.stringify(message)}\n`);
+    });
+  }
 }

@@ -2,7 +2,7 @@ import { loraGradients, relativeGradientError, type LoraOptions } from '@almora/
 import { Rng } from '@almora/tensor';
 import type { Cell, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { ADAPTED, benchProblem, layerGradients, layerOf, type Adaptation } from '../problems.js';
-import { numpyInputs, runNumpyPeer, type NumpyInputs, type NumpyMethod } from '../peers/numpy.js';
+import { NumpyPeer, numpyInputs, type NumpyMethod } from '../peers/numpy.js';
 import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
 import { runTorchPeer } from '../peers/torch.js';
 import { crossoverLength, logLogSlope, median } from '../stats.js';
@@ -48,8 +48,6 @@ const NUMPY: { method: NumpyMethod; row: string; twin: string }[] = [
   { method: 'fast chained g2', row: 'numpy fast chained g2', twin: 'almora fast chained g2' },
   { method: 'fast autodiff g2', row: 'numpy fast autodiff g2', twin: 'almora fast autodiff g2' },
 ];
-/** Up to this L the numpy peer gets almora's inputs (so its gradients are compared); beyond, timing needs only the shapes and it draws its own. */
-const NUMPY_INPUTS_UP_TO = 1024;
 /** tf.grads keeps about five L×L float32 matrices alive; wasm32 memory stops at 4 GiB. */
 const WASM_MEMORY_BYTES = 3.5 * 2 ** 30;
 
@@ -111,166 +109,169 @@ export const scalingSuite: Suite = {
     const notes: string[] = context.backend.precision === 'float32' ? [`almora's methods computed in float32 on the ${context.backend.name} backend; gradients compared after widening to float64.`] : [];
     const findings: string[] = [];
     const plots = [];
-    context.progress.start('scaling', dims.length * adaptations.length * lengths.length);
-    for (const d of dims) {
-      for (const adaptation of adaptations) {
-        const config = `d=${d} ${adaptation}`;
-        const series = new Map<string, [number, number][]>();
-        const skipped = new Set<string>();
-        const numpyProblems: Record<string, NumpyInputs> = {};
-        const exactGrads = new Map<number, Parameters<typeof relativeGradientError>[1]>();
-        const record = (method: string, length: number, times: number[], error: Cell) => {
-          const seconds = median(times);
-          rows.push({ d, adaptation, L: length, method, seconds, relativeGradientError: error });
-          rawTimings[`${method} ${config} L=${length}`] = times;
-          series.set(method, [...(series.get(method) ?? []), [length, seconds]]);
-        };
-        const overBudget = (method: string, length: number) => {
-          if (skipped.has(method)) return true;
-          const predicted = predict(series.get(method) ?? [], length);
-          if (predicted > context.budgetSeconds) {
-            skipped.add(method);
-            notes.push(`${config}: ${method} skipped from L=${length} on: predicted ${predicted.toFixed(1)} s per run > budget ${context.budgetSeconds} s`);
-            return true;
-          }
-          return false;
-        };
-        for (const length of lengths) {
-          const problem = benchProblem({ length, d, rank: RANK, adaptation, gamma: GAMMA }, new Rng(context.seed + length));
-          const layer = layerOf(problem);
-          const run = (m: AlmoraMethod) =>
-            m.api === 'layer' ? layerGradients(layer, problem, { ...m.options, backend: context.backend }) : loraGradients(problem, { ...m.options, backend: context.backend }).grads;
-          const active = ALMORA.filter((m) => !overBudget(m.name, length));
-          const times = new Map<string, number[]>(active.map((m) => [m.name, []]));
-          const grads = new Map<string, ReturnType<typeof run>>();
-          for (const m of active) if (predict(series.get(m.name) ?? [], length) < 1) run(m);
-          // A method predicted to take over 5 s runs once; the others keep every repeat, interleaved.
-          const repeatsOf = (method: string) => (predict(series.get(method) ?? [], length) > 5 ? 1 : context.repeats);
-          for (let r = 0; r < context.repeats; r++) {
-            for (const m of active) {
-              if (r >= repeatsOf(m.name)) continue;
-              const t0 = performance.now();
-              const result = run(m);
-              times.get(m.name)!.push((performance.now() - t0) / 1000);
-              grads.set(m.name, result);
-            }
-          }
-          const exact = grads.get('almora exact');
-          if (exact && length <= NUMPY_INPUTS_UP_TO) {
-            exactGrads.set(length, exact);
-            numpyProblems[length] = numpyInputs(problem);
-          }
-          for (const m of active) record(m.name, length, times.get(m.name)!, exact && !m.exact ? relativeGradientError(grads.get(m.name)!, exact) : null);
-          for (const [method, backend] of [
-            [TFJS_WASM, 'wasm'],
-            [TFJS_CPU, 'cpu'],
-          ] as const) {
-            if (backend === 'wasm' && 5 * 4 * length * length > WASM_MEMORY_BYTES && !skipped.has(method)) {
-              skipped.add(method);
-              notes.push(`${config}: ${method} skipped from L=${length} on: its ~5 L×L float32 intermediates exceed the 4 GiB wasm32 memory`);
-            }
-            if (overBudget(method, length)) continue;
-            try {
-              const peer = await tfjsLoraGradients(backend, problem);
-              const peerTimes: number[] = [];
-              if (predict(series.get(method) ?? [], length) < 1) peer.run();
-              for (let r = 0; r < repeatsOf(method); r++) {
-                const t0 = performance.now();
-                peer.run();
-                peerTimes.push((performance.now() - t0) / 1000);
-              }
-              peer.dispose();
-              record(method, length, peerTimes, null);
-            } catch (error) {
-              skipped.add(method);
-              notes.push(`${config}: ${method} failed at L=${length}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
-            }
-          }
-          context.progress.tick(`${config} L=${length}`);
-        }
-        const torch = runTorchPeer({ lengths, d, rank: RANK, adaptation, repeats: context.repeats, budget: context.budgetSeconds, seed: context.seed });
-        if (!torch.available) {
-          if (!notes.includes(torch.note)) notes.push(torch.note);
-        } else {
-          for (const length of lengths) {
-            const r = torch.results[String(length)];
-            if (r?.times) record(TORCH, length, r.times, null);
-            else if (r?.error) notes.push(`${config}: ${TORCH} failed at L=${length}: ${r.error}`);
-          }
-          const note = `${TORCH}: PyTorch ${torch.version} from Debian's python3-torch, float32, ${torch.threads} threads, run in its own process after the JavaScript methods`;
-          if (!notes.includes(note)) notes.push(note);
-        }
-        // As many OpenBLAS threads as almora's backend has: the rows then compare implementations of one algorithm on the same cores.
-        const numpy = runNumpyPeer({
-          lengths,
-          d,
-          rank: RANK,
-          adaptation,
-          methods: NUMPY.map((m) => m.method),
-          repeats: context.repeats,
-          budget: context.budgetSeconds,
-          seed: context.seed,
-          gamma: GAMMA,
-          threads,
-          inputs: numpyProblems,
-        });
-        if (!numpy.available) {
-          if (!notes.includes(numpy.note)) notes.push(numpy.note);
-        } else {
-          for (const length of lengths) {
-            for (const { method, row } of NUMPY) {
-              const r = numpy.results[String(length)]?.[method];
-              const exact = exactGrads.get(length);
-              if (r?.times) record(row, length, r.times, r.grads && exact ? relativeGradientError(r.grads, exact) : null);
-              else if (r?.error) notes.push(`${config}: ${row} ${r.error}`);
-            }
-          }
-          for (const { row, twin } of NUMPY) {
-            const [a, n] = [series.get(twin) ?? [], series.get(row) ?? []];
-            const both = a.filter(([l]) => n.some(([ln]) => ln === l));
-            if (both.length === 0) continue;
-            const [l, seconds] = both[both.length - 1];
-            const peer = n.find(([ln]) => ln === l)![1];
-            findings.push(`${config}: ${twin} / ${row} at L=${l}: ${(seconds / peer).toFixed(2)}× the time (${seconds.toPrecision(3)} s vs ${peer.toPrecision(3)} s).`);
-          }
-          const { blas } = numpy;
-          const note = `numpy rows: numpy ${numpy.version} from Debian's python3-numpy, float64, running almora's algorithms (blocked exact with c = O − Y fused per block of 128 rows; fast chained and autodiff with Taylor degree-2 features, keys not centered — almora's rows choose the family per head, Taylor on these problems, and center the keys when that shrinks the certified range, an O(L·d) step), in its own process after the JavaScript methods; BLAS loaded (read from the peer's memory map): ${blas.name}${blas.config ? ` (${blas.config})` : ''} at ${blas.library}, ${blas.threads ?? '?'} thread(s). Up to L=${NUMPY_INPUTS_UP_TO} it runs on almora's inputs and its gradients are compared with almora exact; test/numpy-peer.test.ts checks they equal almora's same-algorithm gradients.`;
-          if (!notes.includes(note)) notes.push(note);
-        }
-        const fitFrom = context.quick ? 0 : 2048;
-        for (const [method, points] of series) {
-          const fit = points.filter(([l]) => l >= fitFrom);
-          if (fit.length >= 2) findings.push(`${config}: ${method} log-log slope ${logLogSlope(fit).toFixed(2)} over L ≥ ${fit[0][0]}.`);
-        }
-        for (const fast of ['almora fast chained g2', 'almora fast autodiff g2']) {
-          for (const exactMethod of EXACT_METHODS) {
-            const f = series.get(fast);
-            const e = series.get(exactMethod);
-            if (!f || !e) continue;
-            const speedups = f.flatMap(([l, t]) => {
-              const other = e.find(([le]) => le === l);
-              return other ? [[l, other[1] / t] as const] : [];
-            });
-            if (speedups.length === 0) continue;
-            const crossing = crossoverLength(speedups);
-            const [lastL, ratio] = speedups[speedups.length - 1];
-            findings.push(
-              `${config}: ${fast} vs ${exactMethod}: ${crossing !== undefined ? `faster from L=${crossing}` : 'never faster in the measured range'}; at L=${lastL} ${ratio.toFixed(1)}× ${ratio > 1 ? 'faster' : 'slower'}.`,
-            );
-          }
-        }
-        plots.push({
-          name: `d${d}-${adaptation}`,
-          svg: linePlot({
-            title: `Time to every LoRA gradient vs L (d=${d}, ${adaptation}: ${ADAPTED[adaptation].join(', ')}; Γ=${GAMMA})`,
-            xLabel: 'sequence length L',
-            yLabel: 'seconds (median)',
-            logX: true,
-            logY: true,
-            series: [...series].map(([name, points]) => ({ name, points, dashed: !name.startsWith('almora fast') })),
-          }),
-        });
+    // As many OpenBLAS threads as almora's backend has: the rows then compare implementations of one algorithm on the same cores.
+    const numpy = await NumpyPeer.open({ threads });
+    if (!(numpy instanceof NumpyPeer)) notes.push(numpy.note);
+    try {
+      if (numpy instanceof NumpyPeer) {
+        const { blas } = numpy;
+        notes.push(
+          `numpy rows: numpy ${numpy.version} from Debian's python3-numpy, float64, running almora's algorithms (blocked exact with c = O − Y fused per block of 128 rows; fast chained and autodiff with Taylor degree-2 features, keys not centered — almora's rows choose the family per head, Taylor on these problems, and center the keys when that shrinks the certified range, an O(L·d) step), in its own process on almora's inputs, each of its runs timed inside the peer and interleaved with almora's repeat by repeat; its gradients are compared with almora exact. BLAS loaded (read from the peer's memory map): ${blas.name}${blas.config ? ` (${blas.config})` : ''} at ${blas.library}, ${blas.threads ?? '?'} thread(s). test/numpy-peer.test.ts checks its gradients equal almora's same-algorithm gradients.`,
+        );
       }
+      context.progress.start('scaling', dims.length * adaptations.length * lengths.length);
+      for (const d of dims) {
+        for (const adaptation of adaptations) {
+          const config = `d=${d} ${adaptation}`;
+          const series = new Map<string, [number, number][]>();
+          const skipped = new Set<string>();
+          const record = (method: string, length: number, times: number[], error: Cell) => {
+            const seconds = median(times);
+            rows.push({ d, adaptation, L: length, method, seconds, relativeGradientError: error });
+            rawTimings[`${method} ${config} L=${length}`] = times;
+            series.set(method, [...(series.get(method) ?? []), [length, seconds]]);
+          };
+          const overBudget = (method: string, length: number) => {
+            if (skipped.has(method)) return true;
+            const predicted = predict(series.get(method) ?? [], length);
+            if (predicted > context.budgetSeconds) {
+              skipped.add(method);
+              notes.push(`${config}: ${method} skipped from L=${length} on: predicted ${predicted.toFixed(1)} s per run > budget ${context.budgetSeconds} s`);
+              return true;
+            }
+            return false;
+          };
+          for (const length of lengths) {
+            const problem = benchProblem({ length, d, rank: RANK, adaptation, gamma: GAMMA }, new Rng(context.seed + length));
+            const layer = layerOf(problem);
+            const run = (m: AlmoraMethod) =>
+              m.api === 'layer' ? layerGradients(layer, problem, { ...m.options, backend: context.backend }) : loraGradients(problem, { ...m.options, backend: context.backend }).grads;
+            const active = ALMORA.filter((m) => !overBudget(m.name, length));
+            const peerActive = numpy instanceof NumpyPeer ? NUMPY.filter((m) => !overBudget(m.row, length)) : [];
+            if (numpy instanceof NumpyPeer && peerActive.length > 0) await numpy.load(numpyInputs(problem));
+            const times = new Map<string, number[]>([...active.map((m) => m.name), ...peerActive.map((m) => m.row)].map((name) => [name, []]));
+            const grads = new Map<string, ReturnType<typeof run>>();
+            const runPeer = async (m: (typeof NUMPY)[number]) => {
+              try {
+                return await (numpy as NumpyPeer).run(m.method);
+              } catch (error) {
+                skipped.add(m.row);
+                notes.push(`${config}: ${m.row} failed at L=${length}: ${error instanceof Error ? error.message : String(error)}`);
+                return undefined;
+              }
+            };
+            const warm = (name: string) => predict(series.get(name) ?? [], length) < 1;
+            for (const m of active) if (warm(m.name)) run(m);
+            for (const m of peerActive) if (warm(m.row)) await runPeer(m);
+            // A method predicted to take over 5 s runs once; the others keep every repeat. almora's and
+            // numpy's runs alternate repeat by repeat, so a change in the machine's load falls on both.
+            const repeatsOf = (method: string) => (predict(series.get(method) ?? [], length) > 5 ? 1 : context.repeats);
+            for (let r = 0; r < context.repeats; r++) {
+              for (const m of active) {
+                if (r >= repeatsOf(m.name)) continue;
+                const t0 = performance.now();
+                const result = run(m);
+                times.get(m.name)!.push((performance.now() - t0) / 1000);
+                grads.set(m.name, result);
+              }
+              for (const m of peerActive) {
+                if (r >= repeatsOf(m.row) || skipped.has(m.row)) continue;
+                const result = await runPeer(m);
+                if (!result) continue;
+                times.get(m.row)!.push(result.seconds);
+                grads.set(m.row, result.grads);
+              }
+            }
+            const exact = grads.get('almora exact');
+            const errorOf = (name: string) => (exact && name !== 'almora exact' && grads.has(name) ? relativeGradientError(grads.get(name)!, exact) : null);
+            for (const m of active) record(m.name, length, times.get(m.name)!, errorOf(m.name));
+            for (const m of peerActive) if (times.get(m.row)!.length > 0) record(m.row, length, times.get(m.row)!, errorOf(m.row));
+            for (const [method, backend] of [
+              [TFJS_WASM, 'wasm'],
+              [TFJS_CPU, 'cpu'],
+            ] as const) {
+              if (backend === 'wasm' && 5 * 4 * length * length > WASM_MEMORY_BYTES && !skipped.has(method)) {
+                skipped.add(method);
+                notes.push(`${config}: ${method} skipped from L=${length} on: its ~5 L×L float32 intermediates exceed the 4 GiB wasm32 memory`);
+              }
+              if (overBudget(method, length)) continue;
+              try {
+                const peer = await tfjsLoraGradients(backend, problem);
+                const peerTimes: number[] = [];
+                if (predict(series.get(method) ?? [], length) < 1) peer.run();
+                for (let r = 0; r < repeatsOf(method); r++) {
+                  const t0 = performance.now();
+                  peer.run();
+                  peerTimes.push((performance.now() - t0) / 1000);
+                }
+                peer.dispose();
+                record(method, length, peerTimes, null);
+              } catch (error) {
+                skipped.add(method);
+                notes.push(`${config}: ${method} failed at L=${length}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+              }
+            }
+            context.progress.tick(`${config} L=${length}`);
+          }
+          const torch = runTorchPeer({ lengths, d, rank: RANK, adaptation, repeats: context.repeats, budget: context.budgetSeconds, seed: context.seed });
+          if (!torch.available) {
+            if (!notes.includes(torch.note)) notes.push(torch.note);
+          } else {
+            for (const length of lengths) {
+              const r = torch.results[String(length)];
+              if (r?.times) record(TORCH, length, r.times, null);
+              else if (r?.error) notes.push(`${config}: ${TORCH} failed at L=${length}: ${r.error}`);
+            }
+            const note = `${TORCH}: PyTorch ${torch.version} from Debian's python3-torch, float32, ${torch.threads} threads, run in its own process after the JavaScript methods`;
+            if (!notes.includes(note)) notes.push(note);
+          }
+          if (numpy instanceof NumpyPeer) {
+            for (const { row, twin } of NUMPY) {
+              const [a, n] = [series.get(twin) ?? [], series.get(row) ?? []];
+              const both = a.filter(([l]) => n.some(([ln]) => ln === l));
+              if (both.length === 0) continue;
+              const [l, seconds] = both[both.length - 1];
+              const peer = n.find(([ln]) => ln === l)![1];
+              findings.push(`${config}: ${twin} / ${row} at L=${l}: ${(seconds / peer).toFixed(2)}× the time (${seconds.toPrecision(3)} s vs ${peer.toPrecision(3)} s).`);
+            }
+          }
+          const fitFrom = context.quick ? 0 : 2048;
+          for (const [method, points] of series) {
+            const fit = points.filter(([l]) => l >= fitFrom);
+            if (fit.length >= 2) findings.push(`${config}: ${method} log-log slope ${logLogSlope(fit).toFixed(2)} over L ≥ ${fit[0][0]}.`);
+          }
+          for (const fast of ['almora fast chained g2', 'almora fast autodiff g2']) {
+            for (const exactMethod of EXACT_METHODS) {
+              const f = series.get(fast);
+              const e = series.get(exactMethod);
+              if (!f || !e) continue;
+              const speedups = f.flatMap(([l, t]) => {
+                const other = e.find(([le]) => le === l);
+                return other ? [[l, other[1] / t] as const] : [];
+              });
+              if (speedups.length === 0) continue;
+              const crossing = crossoverLength(speedups);
+              const [lastL, ratio] = speedups[speedups.length - 1];
+              findings.push(
+                `${config}: ${fast} vs ${exactMethod}: ${crossing !== undefined ? `faster from L=${crossing}` : 'never faster in the measured range'}; at L=${lastL} ${ratio.toFixed(1)}× ${ratio > 1 ? 'faster' : 'slower'}.`,
+              );
+            }
+          }
+          plots.push({
+            name: `d${d}-${adaptation}`,
+            svg: linePlot({
+              title: `Time to every LoRA gradient vs L (d=${d}, ${adaptation}: ${ADAPTED[adaptation].join(', ')}; Γ=${GAMMA})`,
+              xLabel: 'sequence length L',
+              yLabel: 'seconds (median)',
+              logX: true,
+              logY: true,
+              series: [...series].map(([name, points]) => ({ name, points, dashed: !name.startsWith('almora fast') })),
+            }),
+          });
+        }
+      }
+    } finally {
+      if (numpy instanceof NumpyPeer) numpy.close();
     }
     context.progress.finish();
     findings.unshift(...goals(rows));
