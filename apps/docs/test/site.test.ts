@@ -6,13 +6,24 @@ import { CHROMIUM, chromiumInstalled, launchChromium } from '@almora/chromium';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveStatic } from '../scripts/static-server.mjs';
-import { explore, type ExplorerParams } from '../src/explorer/compute.js';
+import { explore, type ExplorerParams, phaseDiagram, PRESETS } from '../src/explorer/compute.js';
+import { autoMark } from '../src/explorer/heatmap.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, '..', 'dist');
 const artifacts = path.join(here, '..', 'test-artifacts');
 
 if (!chromiumInstalled()) console.warn(`skipping the docs site's browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+
+/** Every heat-map and point-table cell that is clipped, off the screen or squeezed (runs in the page). */
+function visibilityProblems(): string[] {
+  return [...document.querySelectorAll<HTMLElement>('table.heatmap td, table.heatmap th, #results td, #results th')].flatMap((cell) => {
+    const box = cell.getBoundingClientRect();
+    const content = cell.querySelector<HTMLElement>('button') ?? cell;
+    const clipped = content.scrollWidth > content.clientWidth + 1 || box.left < -1 || box.right > window.innerWidth + 1 || box.width < 8;
+    return clipped ? [`${cell.closest('table')?.dataset.kind ?? 'results'}: "${cell.textContent}" at ${Math.round(box.left)}–${Math.round(box.right)} of ${window.innerWidth}, content ${content.scrollWidth} > ${content.clientWidth}`] : [];
+  });
+}
 
 describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', () => {
   let site: { url: string; close: () => Promise<void> };
@@ -123,6 +134,58 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     expect(verdict).toBe(node.auto.chosen);
     expect(shown.autoDegree).toBe(node.auto.degree);
   });
+
+  it("the explorer's phase diagram computes in the worker, agrees with Node, and every value is visible at 1280 and 390 px", async () => {
+    const errors: string[] = [];
+    const page = await open('explorer.html', errors);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.waitForFunction(() => document.querySelector('#diagram-status')?.textContent?.startsWith('Ready'), undefined, { timeout: 60_000 });
+    await page.selectOption('select[name=preset]', 'quick');
+    await page.click('#diagram button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#diagram-status')?.textContent?.startsWith('Done'), undefined, { timeout: 120_000 });
+    const shown = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLTableCellElement>('table.heatmap[data-kind=error] td[data-row]')].map((td) => ({
+        row: Number(td.dataset.row),
+        column: Number(td.dataset.column),
+        error: td.dataset.value === undefined ? undefined : Number(td.dataset.value),
+        refused: td.classList.contains('refused'),
+        crossing: td.classList.contains('crossing'),
+        auto: td.querySelector('.auto')?.textContent,
+      })),
+    );
+    const { spec } = PRESETS.quick;
+    const node = await phaseDiagram(spec);
+    expect(shown).toHaveLength(node.length);
+    for (const cell of node) {
+      const at = shown.find((s) => s.row === cell.row && s.column === cell.column)!;
+      expect(at.auto, `cell ${cell.row},${cell.column}`).toBe(autoMark(cell));
+      expect(at.crossing).toBe(spec.gammas.findIndex((g) => g >= cell.threshold) === cell.column);
+      if ('refused' in cell.fast) expect(at.refused).toBe(true);
+      else expect(Math.abs(at.error! - cell.fast.relativeError)).toBeLessThanOrEqual(1e-9 * cell.fast.relativeError + 1e-13);
+    }
+    // A click shows that cell's numbers in the point table.
+    await page.click('table.heatmap[data-kind=error] td[data-row="1"][data-column="0"] button');
+    expect(await page.textContent('#results tr[data-key=point] td')).toBe(`L = ${spec.rows[1].length}, Γ = ${spec.gammas[0]}, degree ${spec.rows[1].degree}`);
+    await page.screenshot({ path: path.join(artifacts, 'explorer-diagram.png'), fullPage: true });
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: 844 });
+      const hidden = await page.evaluate(visibilityProblems);
+      expect(hidden, `at ${width} px`).toEqual([]);
+    }
+    // The widest preset: every cell fits at 390 px as it fills in, and cancelling stops it between cells.
+    await page.selectOption('select[name=preset]', 'crossing');
+    await page.click('#diagram button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('table.heatmap[data-kind=error] td[data-value], table.heatmap[data-kind=error] td.refused').length >= 2, undefined, { timeout: 120_000 });
+    expect(await page.evaluate(() => document.querySelectorAll('table.heatmap[data-kind=error] td[data-row]').length)).toBe(PRESETS.crossing.spec.gammas.length * PRESETS.crossing.spec.rows.length);
+    expect(await page.evaluate(visibilityProblems)).toEqual([]);
+    await page.click('#cancel');
+    await page.waitForFunction(() => document.querySelector('#diagram-status')?.textContent?.startsWith('Cancelled'), undefined, { timeout: 120_000 });
+    expect(await page.evaluate(() => document.querySelectorAll('table.heatmap[data-kind=error] td.pending').length)).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(artifacts, 'explorer-diagram-mobile.png'), fullPage: true });
+    await page.locator('#maps').screenshot({ path: path.join(artifacts, 'explorer-diagram-mobile-maps.png') });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 180_000);
 
   it('mobile width and dark mode keep every page inside the screen', async () => {
     const page = await browser.newPage();

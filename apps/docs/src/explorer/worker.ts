@@ -4,20 +4,24 @@ import { openBackend } from '@almora/backends';
 import { createGpuBackend, webgpuAvailable } from '@almora/gpu';
 import { cpuBackend } from '@almora/kernels';
 import type { Backend } from '@almora/tensor';
-import { explore, type ExplorerParams, STAGES } from './compute.js';
+import { type DiagramCell, type DiagramSpec, explore, type ExplorerParams, phaseDiagram, STAGES } from './compute.js';
 
-/** A request from the page. */
-export interface ExploreRequest {
-  params: ExplorerParams;
-  /** 'wasm': WebAssembly SIMD, float64 (the CPU where it cannot run); 'gpu': the best GPU, float32 (the CPU where there is none); 'cpu'. */
-  backend: 'wasm' | 'gpu' | 'cpu';
-}
+/** Where to compute: 'wasm': WebAssembly SIMD, float64 (the CPU where it cannot run); 'gpu': the best GPU, float32 (the CPU where there is none); 'cpu'. */
+export type BackendChoice = 'wasm' | 'gpu' | 'cpu';
+
+/** A request from the page: one point, a phase diagram, or stopping the diagram that runs. */
+export type ExploreRequest =
+  | { kind: 'point'; params: ExplorerParams; backend: BackendChoice }
+  | { kind: 'diagram'; spec: DiagramSpec; backend: BackendChoice }
+  | { kind: 'cancel' };
 
 /** What the worker posts back. */
 export type ExploreMessage =
   | { type: 'ready'; wasm: string | undefined; gpu: string | undefined }
   | { type: 'stage'; stage: string; index: number }
   | { type: 'result'; result: Awaited<ReturnType<typeof explore>> }
+  | { type: 'cell'; cell: DiagramCell }
+  | { type: 'diagram'; cells: number; cancelled: boolean; backend: string }
   | { type: 'error'; message: string };
 
 const scope = self as unknown as { postMessage(message: ExploreMessage): void; onmessage: ((event: MessageEvent<ExploreRequest>) => Promise<void>) | null };
@@ -45,12 +49,24 @@ const gpu = gpuBackend();
 const wasm = wasmBackend();
 void Promise.all([wasm, gpu]).then(([w, g]) => scope.postMessage({ type: 'ready', wasm: w?.name, gpu: g?.name }));
 
+let cancelled = false;
+
 scope.onmessage = async (event) => {
-  const { params, backend } = event.data;
+  const request = event.data;
+  if (request.kind === 'cancel') {
+    cancelled = true;
+    return;
+  }
   try {
-    const device = (backend === 'wasm' ? await wasm : backend === 'gpu' ? await gpu : undefined) ?? cpuBackend;
-    const result = await explore(params, device, (stage) => scope.postMessage({ type: 'stage', stage, index: STAGES.indexOf(stage) }));
-    scope.postMessage({ type: 'result', result });
+    const device = (request.backend === 'wasm' ? await wasm : request.backend === 'gpu' ? await gpu : undefined) ?? cpuBackend;
+    if (request.kind === 'point') {
+      const result = await explore(request.params, device, (stage) => scope.postMessage({ type: 'stage', stage, index: STAGES.indexOf(stage) }));
+      scope.postMessage({ type: 'result', result });
+    } else {
+      cancelled = false;
+      const cells = await phaseDiagram(request.spec, device, (cell) => scope.postMessage({ type: 'cell', cell }), () => cancelled);
+      scope.postMessage({ type: 'diagram', cells: cells.length, cancelled, backend: device.name });
+    }
   } catch (error) {
     scope.postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) });
   }
