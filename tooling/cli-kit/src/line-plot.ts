@@ -27,7 +27,38 @@ export interface PlotSpec {
   markers?: readonly Marker[];
 }
 
+/** Ten colours (Tableau 10, legible on white and on the dark background). */
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+/**
+ * Point shapes, cycled at a different period from the colours so that no two of the first 30
+ * series share both colour and shape: a series stays identifiable in print, in grey and to a
+ * reader who cannot tell two colours apart.
+ */
+const SHAPES = ['circle', 'square', 'triangle', 'diamond', 'down', 'cross'] as const;
+/** Light and dark renderings: an SVG shown through <img> follows the reader's colour scheme. */
+const STYLE = `<style>
+.bg{fill:#fff}.fg{fill:#1d2125}.grid{stroke:#ddd}.frame,.marker{stroke:#444}
+@media (prefers-color-scheme: dark){.bg{fill:#14171a}.fg{fill:#e3e6e9}.grid{stroke:#30363d}.frame,.marker{stroke:#9aa4ae}}
+</style>`;
+
+/** A point shape of `size` around (x, y). */
+function shape(kind: (typeof SHAPES)[number], x: number, y: number, color: string, size = 3.2): string {
+  const at = (dx: number, dy: number) => `${(x + dx).toFixed(1)},${(y + dy).toFixed(1)}`;
+  switch (kind) {
+    case 'circle':
+      return `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${size}" fill="${color}"/>`;
+    case 'square':
+      return `<rect x="${(x - size).toFixed(1)}" y="${(y - size).toFixed(1)}" width="${2 * size}" height="${2 * size}" fill="${color}"/>`;
+    case 'triangle':
+      return `<polygon points="${at(0, -size * 1.2)} ${at(size * 1.1, size * 0.8)} ${at(-size * 1.1, size * 0.8)}" fill="${color}"/>`;
+    case 'down':
+      return `<polygon points="${at(0, size * 1.2)} ${at(size * 1.1, -size * 0.8)} ${at(-size * 1.1, -size * 0.8)}" fill="${color}"/>`;
+    case 'diamond':
+      return `<polygon points="${at(0, -size * 1.3)} ${at(size * 1.3, 0)} ${at(0, size * 1.3)} ${at(-size * 1.3, 0)}" fill="${color}"/>`;
+    case 'cross':
+      return `<path d="M${at(-size, -size)} L${at(size, size)} M${at(-size, size)} L${at(size, -size)}" stroke="${color}" stroke-width="2"/>`;
+  }
+}
 
 function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -58,24 +89,30 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
   return out;
 }
 
-/** A self-contained SVG line plot (no fonts or scripts fetched), linear or log on each axis. */
+/**
+ * A self-contained SVG line plot (no fonts or scripts fetched), linear or log on each axis. Every
+ * series has its own colour and point shape; the plot follows the reader's light or dark scheme.
+ */
 export function linePlot(spec: PlotSpec): string {
   const width = 720;
-  const height = 440;
   const left = 72;
-  const right = 190;
+  const right = 200;
   const top = 40;
   const bottom = 56;
+  const legendRow = 18;
+  // Tall enough for every legend entry beside the plot.
+  const height = Math.max(440, top + 8 + spec.series.length * legendRow + bottom);
   const keep = (v: number, log: boolean | undefined) => Number.isFinite(v) && (!log || v > 0);
   const series = spec.series.map((s) => ({ ...s, points: s.points.filter(([x, y]) => keep(x, spec.logX) && keep(y, spec.logY)) }));
   const xs = series.flatMap((s) => s.points.map(([x]) => x)).concat((spec.markers ?? []).map((m) => m.x).filter((x) => keep(x, spec.logX)));
   const ys = series.flatMap((s) => s.points.map(([, y]) => y));
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`);
-  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
-  parts.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">${escapeXml(spec.title)}</text>`);
+  parts.push(STYLE);
+  parts.push(`<rect class="bg" width="${width}" height="${height}"/>`);
+  parts.push(`<text class="fg" x="${left}" y="22" font-size="15" font-weight="bold">${escapeXml(spec.title)}</text>`);
   if (xs.length === 0 || ys.length === 0) {
-    parts.push(`<text x="${width / 2}" y="${height / 2}" text-anchor="middle">no data</text></svg>`);
+    parts.push(`<text class="fg" x="${width / 2}" y="${height / 2}" text-anchor="middle">no data</text></svg>`);
     return parts.join('\n');
   }
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
@@ -86,33 +123,43 @@ export function linePlot(spec: PlotSpec): string {
   const ty = (v: number) => (spec.logY ? Math.log(v / y0) / Math.log(y1 / y0) : (v - y0) / (y1 - y0));
   const px = (v: number) => left + tx(v) * (width - left - right);
   const py = (v: number) => height - bottom - ty(v) * (height - top - bottom);
-  parts.push(`<rect x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" fill="none" stroke="#444"/>`);
+  parts.push(`<rect class="frame" x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" fill="none"/>`);
   for (const v of ticks(x0, x1, spec.logX ?? false)) {
-    parts.push(`<line x1="${px(v)}" y1="${top}" x2="${px(v)}" y2="${height - bottom}" stroke="#ddd"/>`);
-    parts.push(`<text x="${px(v)}" y="${height - bottom + 16}" text-anchor="middle">${formatTick(v)}</text>`);
+    parts.push(`<line class="grid" x1="${px(v)}" y1="${top}" x2="${px(v)}" y2="${height - bottom}"/>`);
+    parts.push(`<text class="fg" x="${px(v)}" y="${height - bottom + 16}" text-anchor="middle">${formatTick(v)}</text>`);
   }
   for (const v of ticks(y0, y1, spec.logY ?? false)) {
-    parts.push(`<line x1="${left}" y1="${py(v)}" x2="${width - right}" y2="${py(v)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${left - 6}" y="${py(v) + 4}" text-anchor="end">${formatTick(v)}</text>`);
+    parts.push(`<line class="grid" x1="${left}" y1="${py(v)}" x2="${width - right}" y2="${py(v)}"/>`);
+    parts.push(`<text class="fg" x="${left - 6}" y="${py(v) + 4}" text-anchor="end">${formatTick(v)}</text>`);
   }
-  parts.push(`<text x="${(left + width - right) / 2}" y="${height - 14}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`);
-  parts.push(`<text transform="translate(16 ${(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(spec.yLabel)}</text>`);
-  (spec.markers ?? []).forEach((marker, k) => {
-    if (!keep(marker.x, spec.logX) || marker.x < x0 || marker.x > x1) return;
-    parts.push(`<line x1="${px(marker.x)}" y1="${top}" x2="${px(marker.x)}" y2="${height - bottom}" stroke="#000" stroke-dasharray="2 3"/>`);
-    // Labels step down so that markers close together stay readable.
-    parts.push(`<text x="${px(marker.x) + 4}" y="${top + 14 + 14 * k}" font-size="11">${escapeXml(marker.label)}</text>`);
-  });
+  parts.push(`<text class="fg" x="${(left + width - right) / 2}" y="${height - 14}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`);
+  parts.push(`<text class="fg" transform="translate(16 ${(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(spec.yLabel)}</text>`);
+  // Marker labels run down their own line, so markers a few pixels apart keep readable labels;
+  // markers closer than a line of text share one label.
+  const markers = (spec.markers ?? []).filter((m) => keep(m.x, spec.logX) && m.x >= x0 && m.x <= x1).sort((a, b) => a.x - b.x);
+  const labelled: { x: number; labels: string[] }[] = [];
+  for (const marker of markers) {
+    const last = labelled[labelled.length - 1];
+    parts.push(`<line class="marker" x1="${px(marker.x)}" y1="${top}" x2="${px(marker.x)}" y2="${height - bottom}" stroke-dasharray="2 3"/>`);
+    if (last && px(marker.x) - px(last.x) < 13) last.labels.push(marker.label);
+    else labelled.push({ x: marker.x, labels: [marker.label] });
+  }
+  for (const { x, labels } of labelled) {
+    parts.push(`<text class="fg" transform="translate(${(px(x) + 3).toFixed(1)} ${top + 4}) rotate(90)" font-size="11">${escapeXml(labels.join('; '))}</text>`);
+  }
   series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length];
+    const kind = SHAPES[k % SHAPES.length];
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     const path = s.points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
     if (s.points.length > 0) {
-      parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-      for (const [x, y] of s.points) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="2.5" fill="${color}"/>`);
+      parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
+      for (const [x, y] of s.points) parts.push(shape(kind, px(x), py(y), color));
     }
-    const ly = top + 8 + k * 18;
-    parts.push(`<line x1="${width - right + 12}" y1="${ly}" x2="${width - right + 32}" y2="${ly}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    parts.push(`<text x="${width - right + 38}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
+    const ly = top + 8 + k * legendRow;
+    parts.push(`<line x1="${width - right + 10}" y1="${ly}" x2="${width - right + 34}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);
+    parts.push(shape(kind, width - right + 22, ly, color));
+    parts.push(`<text class="fg" x="${width - right + 40}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');

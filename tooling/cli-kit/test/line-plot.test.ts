@@ -21,3 +21,27 @@ describe('linePlot', () => {
     expect(svg).not.toContain('NaN');
   });
 });
+
+describe('linePlot keeps many series apart', () => {
+  const series = Array.from({ length: 14 }, (_, k) => ({ name: `s${k}`, points: [[1, k + 1], [2, k + 2]] as [number, number][] }));
+  const svg = linePlot({ title: 't', xLabel: 'x', yLabel: 'y', series, markers: [{ x: 1.5, label: 'a' }, { x: 1.501, label: 'b' }, { x: 1.9, label: 'c' }] });
+
+  it('gives every series its own colour and shape pair and a legend entry inside the picture', () => {
+    const strokes = [...svg.matchAll(/<path d="M[^"]*" fill="none" stroke="(#[0-9a-f]{6})"/g)].map((m) => m[1]);
+    const legendShapes = [...svg.matchAll(/<line x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="[\d.]+" stroke="(#[0-9a-f]{6})" stroke-width="2"\/>\n<(\w+)/g)].map((m) => `${m[2]} ${m[3]}`);
+    expect(strokes).toHaveLength(14);
+    expect(new Set(legendShapes).size).toBe(14);
+    const height = Number(/viewBox="0 0 720 (\d+)"/.exec(svg)![1]);
+    const lastLegend = Math.max(...[...svg.matchAll(/<text class="fg" x="[\d.]+" y="([\d.]+)">s\d+<\/text>/g)].map((m) => Number(m[1])));
+    expect(lastLegend).toBeLessThan(height);
+  });
+
+  it('writes marker labels along their lines and merges labels of markers too close to read apart', () => {
+    expect(svg).toContain('>a; b</text>');
+    expect(svg).toMatch(/rotate\(90\)" font-size="11">c<\/text>/);
+  });
+
+  it('follows a dark colour scheme', () => {
+    expect(svg).toMatch(/@media \(prefers-color-scheme: dark\)\{\.bg\{fill:#14171a\}/);
+  });
+});
