@@ -9,6 +9,7 @@ import { build } from 'esbuild';
 import katex from 'katex';
 import { Marked } from 'marked';
 import { Application } from 'typedoc';
+import { readerFirst } from './bench-page.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const repo = path.resolve(root, '..', '..');
@@ -122,7 +123,7 @@ async function benchmarkPages() {
       continue;
     }
     const at = `benchmarks/${name}.html`;
-    await writePage(at, page({ title: `${label} benchmark`, body: renderMarkdown(source), at }));
+    await writePage(at, page({ title: `${label} benchmark`, body: renderMarkdown(readerFirst(source)), at }));
     items.push(`<li><a href="${name}.html">${label}</a></li>`);
   }
   for (const file of await readdir(results)) if (file.endsWith('.svg')) await cp(path.join(results, file), path.join(dist, 'benchmarks', file));
