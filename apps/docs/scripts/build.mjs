@@ -19,6 +19,8 @@ const results = path.join(repo, 'apps', 'bench', 'results');
 /** Site navigation: path (relative to the site root) and label. */
 const NAV = [
   ['index.html', 'Getting started'],
+  ['install.html', 'Install'],
+  ['guide.html', 'Guide'],
   ['concepts.html', 'Concepts'],
   ['explorer.html', 'Explorer'],
   ['benchmarks/index.html', 'Benchmarks'],
@@ -47,7 +49,7 @@ function escapeHtml(text) {
 function renderMarkdown(source) {
   const math = [];
   const protect = (tex, display) => {
-    math.push(katex.renderToString(tex.trim(), { displayMode: display, throwOnError: true, output: 'html' }));
+    math.push(katex.renderToString(tex.trim(), { displayMode: display, throwOnError: true, output: 'htmlAndMathml' }));
     return `@@MATH${math.length - 1}@@`;
   };
   const fenced = [];
@@ -84,7 +86,7 @@ function page({ title, body, at, scripts = [] }) {
 <link rel="stylesheet" href="${up}assets/style.css">
 </head>
 <body>
-<header class="site"><a class="brand" href="${up}index.html">almora</a><nav>${nav}</nav></header>
+<header class="site"><a class="brand" href="${up}index.html">almora</a><nav>${nav}</nav><form class="search" action="${up}search.html" role="search"><input name="q" type="search" placeholder="Search" aria-label="Search the site"></form></header>
 <main>
 ${body}
 </main>
@@ -95,7 +97,27 @@ ${scripts.map((s) => `<script type="module" src="${up}${s}"></script>`).join('\n
 `;
 }
 
+/** Every page's title and text, for the site's search. */
+const searchIndex = [];
+
+/** A page's visible text: tags, scripts, styles and the site's navigation removed, whitespace collapsed. */
+function plainText(html) {
+  return html
+    .replace(/<(script|style|header|footer|nav)\b[\s\S]*?<\/\1>/g, ' ')
+    .replace(/<span class="katex-html"[\s\S]*?<\/span><\/span>/g, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 async function writePage(at, html) {
+  const title = /<title>([^<]*) — almora<\/title>/.exec(html)?.[1];
+  if (title) searchIndex.push({ url: at, title: title.replace(/&amp;/g, '&'), text: plainText(/<main>([\s\S]*)<\/main>/.exec(html)?.[1] ?? '') });
   const file = path.join(dist, at);
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, html);
@@ -156,11 +178,38 @@ async function apiReference() {
   app.validate(project);
   if (app.logger.hasErrors() || app.logger.hasWarnings()) throw new Error('TypeDoc validation failed (see the messages above)');
   await app.generateDocs(project, path.join(dist, 'api'));
+  await linkApiToSite(path.join(dist, 'api'));
+}
+
+/** Puts the site's navigation at the top of every API page, so a reader who lands there finds the guides. */
+async function linkApiToSite(dir, depth = 1) {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) await linkApiToSite(file, depth + 1);
+    else if (entry.name.endsWith('.html')) {
+      const up = '../'.repeat(depth);
+      const links = NAV.map(([href, label]) => `<a href="${up}${href}" style="margin-right:1rem">${label}</a>`).join('');
+      const bar = `<nav aria-label="almora site" style="padding:0.4rem 1rem;font:14px system-ui,sans-serif;border-bottom:1px solid #8884"><strong style="margin-right:1rem">almora</strong>${links}</nav>`;
+      const html = await readFile(file, 'utf8');
+      await writeFile(file, html.replace(/<body([^>]*)>/, (body) => `${body}${bar}`));
+      const title = /<title>([^<]*)<\/title>/.exec(html)?.[1];
+      const main = /<div class="col-content">([\s\S]*?)<div class="col-sidebar">/.exec(html)?.[1] ?? '';
+      if (title) searchIndex.push({ url: path.relative(dist, file).split(path.sep).join('/'), title: `API: ${title.replace(/&amp;/g, '&').replace(/ \| almora API$/, '')}`, text: plainText(main).slice(0, 4000) });
+    }
+  }
+}
+
+async function searchPage() {
+  const body = `<h1>Search</h1>
+<form class="search-page" role="search" onsubmit="return false"><input id="search-query" name="q" type="search" aria-label="Search the site" autofocus></form>
+<p class="status" id="search-status" role="status">Loading the index…</p>
+<ol id="search-results" class="search-results"></ol>`;
+  await writePage('search.html', page({ title: 'Search', body, at: 'search.html', scripts: ['assets/search.js'] }));
 }
 
 async function assets() {
   await mkdir(path.join(dist, 'assets'), { recursive: true });
-  for (const file of ['style.css', 'favicon.svg']) await cp(path.join(root, 'static', file), path.join(dist, 'assets', file));
+  for (const file of ['style.css', 'favicon.svg', 'search.js']) await cp(path.join(root, 'static', file), path.join(dist, 'assets', file));
   const katexDist = path.join(path.dirname(fileURLToPath(import.meta.resolve('katex'))));
   await cp(path.join(katexDist, 'katex.min.css'), path.join(dist, 'assets', 'katex', 'katex.min.css'));
   await cp(path.join(katexDist, 'fonts'), path.join(dist, 'assets', 'katex', 'fonts'), { recursive: true });
@@ -180,8 +229,10 @@ async function assets() {
 try {
   await rm(dist, { recursive: true, force: true });
   await mkdir(dist, { recursive: true });
-  await Promise.all([contentPages(), benchmarkPages(), assets()]);
+  await Promise.all([contentPages(), benchmarkPages(), searchPage(), assets()]);
   await apiReference();
+  // Search itself is not a result.
+  await writeFile(path.join(dist, 'assets', 'search-index.json'), JSON.stringify(searchIndex.filter((entry) => entry.url !== 'search.html')));
   console.log(`site written to ${path.relative(process.cwd(), dist) || '.'}`);
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);

@@ -92,7 +92,7 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     await page.close();
     expect(errors).toEqual([]);
     expect([...seen].filter((p) => p.endsWith('.html')).length).toBeGreaterThan(50);
-    for (const required of ['concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraGradients.html', 'api/functions/_almora_lora.loraAttention.html', 'api/functions/_almora_lora.attention.html', 'benchmarks/memory.html']) expect(seen.has(required)).toBe(true);
+    for (const required of ['install.html', 'guide.html', 'concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraGradients.html', 'api/functions/_almora_lora.loraAttention.html', 'api/functions/_almora_lora.attention.html', 'benchmarks/memory.html']) expect(seen.has(required)).toBe(true);
     // ~200 pages one after another: about a minute here, so give a slow machine room.
   }, 600_000);
 
@@ -102,12 +102,12 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('Ready'), undefined, { timeout: 60_000 });
     const ready = (await page.textContent('#status'))!;
     const params: ExplorerParams = { length: 256, d: 4, gamma: 0.5, degree: 2, epsilon: 1e-3, adaptation: 'partial' };
-    await page.selectOption('select[name=length]', String(params.length));
-    await page.selectOption('select[name=d]', String(params.d));
-    await page.fill('input[name=gamma]', String(params.gamma));
-    await page.selectOption('select[name=degree]', String(params.degree));
-    await page.selectOption('select[name=epsilon]', '1e-3');
-    await page.click('button[type=submit]');
+    await page.selectOption('#explorer select[name=length]', String(params.length));
+    await page.selectOption('#explorer select[name=d]', String(params.d));
+    await page.fill('#explorer input[name=gamma]', String(params.gamma));
+    await page.selectOption('#explorer select[name=degree]', String(params.degree));
+    await page.selectOption('#explorer select[name=epsilon]', '1e-3');
+    await page.click('#explorer button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('Done'), undefined, { timeout: 120_000 });
     const shown = await page.evaluate(() =>
       Object.fromEntries([...document.querySelectorAll<HTMLTableRowElement>('#results tr')].map((r) => [r.dataset.key!, r.dataset.value === undefined ? r.cells[1].textContent! : Number(r.dataset.value)])),
@@ -187,11 +187,27 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     await page.close();
   }, 180_000);
 
+  it('searches the site from the header of any page', async () => {
+    const errors: string[] = [];
+    const page = await open('concepts.html', errors);
+    await page.fill('header.site input[name=q]', 'face-splitting');
+    await page.press('header.site input[name=q]', 'Enter');
+    await page.waitForFunction(() => /^\d+\+? results? for/.test(document.querySelector('#search-status')?.textContent ?? ''), undefined, { timeout: 30_000 });
+    const hits = await page.$$eval('#search-results a', (links) => links.map((a) => a.getAttribute('href')));
+    expect(hits).toContain('concepts.html');
+    expect(await page.$$eval('#search-results mark', (marks) => marks.length)).toBeGreaterThan(0);
+    // A hit's link opens its page.
+    await page.click('#search-results a[href="concepts.html"]');
+    await page.waitForURL(/concepts\.html$/);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('mobile width and dark mode keep every page inside the screen', async () => {
     const page = await browser.newPage();
     await page.setViewportSize({ width: 390, height: 844 });
     await page.emulateMedia({ colorScheme: 'dark' });
-    for (const at of ['index.html', 'concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html']) {
+    for (const at of ['index.html', 'install.html', 'guide.html', 'concepts.html', 'explorer.html', 'search.html?q=attention', 'benchmarks/scaling.html', 'benchmarks/phase.html']) {
       await page.goto(new URL(at, site.url).href, { waitUntil: 'load' });
       const layout = await page.evaluate(() => ({
         overflow: document.documentElement.scrollWidth - window.innerWidth,
