@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Adapter, Target } from '@almora/lora';
+import { HOSTILE_JSON_DOCUMENTS as HOSTILE_DOCUMENTS, HOSTILE_JSON_VALUES as HOSTILE_VALUES, mutateSafetensors } from '@almora/peft';
 import { randomNormal, type Rng } from '@almora/tensor';
 import { caseRng, emptyCounts, type FuzzCounts, pick, tally } from './fuzz-counts.js';
-import { HOSTILE_DOCUMENTS, HOSTILE_VALUES, mutateSafetensors } from './fuzz-mutate.js';
 import { AdapterChecker, type Verdict } from './fuzz-worker.js';
 import { exportPeft } from './peft.js';
 

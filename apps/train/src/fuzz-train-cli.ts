@@ -1,12 +1,11 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { encodeSafetensors, HOSTILE_JSON_DOCUMENTS as HOSTILE_DOCUMENTS, HOSTILE_JSON_VALUES as HOSTILE_VALUES, mutateSafetensors, type SafetensorsTensor } from '@almora/peft';
 import { randomNormal, type Rng } from '@almora/tensor';
 import { CONFIG_KEYS, type TrainConfig } from './config.js';
 import { caseRng, emptyCounts, type FuzzCounts, type FuzzOutcome, pick, tally } from './fuzz-counts.js';
-import { HOSTILE_DOCUMENTS, HOSTILE_VALUES, mutateSafetensors } from './fuzz-mutate.js';
 import { inParallel, type ProcessResult, runNode } from './fuzz-process.js';
-import { encodeSafetensors, type SafetensorsTensor } from './safetensors.js';
 
 /** Options of {@link fuzzCli}. */
 export interface CliFuzzOptions {

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Target } from '@almora/lora';
+import { decodeSafetensors, type SafetensorsFile } from '@almora/peft';
 import { AlmoraError } from '@almora/tensor';
 import type { FuzzOutcome } from './fuzz-counts.js';
 import { importPeft, type PeftAdapters } from './peft.js';
-import { decodeSafetensors, type SafetensorsFile } from './safetensors.js';
 
 /** The outcome of one load and why. */
 export interface Verdict {

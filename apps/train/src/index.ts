@@ -11,14 +11,6 @@ export {
   CheckpointError,
   type CheckpointState,
 } from './checkpoint.js';
-export {
-  encodeSafetensors,
-  decodeSafetensors,
-  SafetensorsError,
-  type SafetensorsFile,
-  type SafetensorsTensor,
-  type SafetensorsDType,
-} from './safetensors.js';
 export { exportPeft, importPeft, type PeftAdapters } from './peft.js';
 export { RunDirError, RunLockedError } from './run-dir.js';
 export { writeReport } from './report.js';

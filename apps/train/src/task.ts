@@ -1,6 +1,6 @@
 import { attentionForward, type Target } from '@almora/lora';
+import type { SafetensorsFile } from '@almora/peft';
 import { add, assertFinite, fromFlat, frobeniusNorm, InvalidArgumentError, matmul, type Matrix, randomNormal, Rng, scale, scaleRows, ShapeError } from '@almora/tensor';
-import type { SafetensorsFile } from './safetensors.js';
 import type { TrainConfig } from './config.js';
 
 /** What a run trains on: frozen weights and a dataset of sequences with their targets. */

@@ -5,10 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pythonModuleMissing, SYSTEM_PYTHON as PYTHON } from '@almora/vitest-config/python';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsDType } from '@almora/peft';
 import { initQwen3Adapters, initQwen3Weights, QWEN3_TINY, qwen3Config, type Qwen3Config, qwen3ForCausalLM, type Qwen3Lora, type Qwen3Model, type Qwen3Module, type Qwen3Weights } from '@almora/model';
 import { fromFlat, type Matrix, randomNormal, Rng, scale, transpose } from '@almora/tensor';
 import { loadPeftAdapters, loadQwen3, savePeftAdapters, saveQwen3 } from '../src/hf-files.js';
-import { decodeSafetensors, encodeSafetensors, type SafetensorsDType } from '../src/safetensors.js';
 
 // The files saveQwen3 and savePeftAdapters write, read back by an independent reader
 // (test/peers/hf_files_torch.py: safetensors parsed with Python's standard library, keys, shapes and

@@ -2,9 +2,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { initQwen3Adapters, qwen3Config, QWEN3_TINY, qwen3StateDictShapes, type Qwen3Lora } from '@almora/model';
-import { InvalidArgumentError, randomNormal, Rng, transpose } from '@almora/tensor';
+import { decodeSafetensors, encodeSafetensors } from '@almora/peft';
+import { AlmoraError, InvalidArgumentError, randomNormal, Rng, transpose } from '@almora/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeSafetensors, encodeSafetensors, freshQwen3, loadPeftAdapters, loadQwen3, savePeftAdapters, saveQwen3 } from '../src/index.js';
+import { freshQwen3, loadPeftAdapters, loadQwen3, savePeftAdapters, saveQwen3 } from '../src/index.js';
 
 // QWEN3_TINY's layout, narrower; untied so lm_head.weight is in the state dict too.
 const SHAPE = qwen3Config({ ...QWEN3_TINY, hidden_size: 32, intermediate_size: 48, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, max_position_embeddings: 64 });
@@ -151,26 +152,35 @@ describe('savePeftAdapters / loadPeftAdapters', () => {
     expect(flat(await loadPeftAdapters(f64, SHAPE))).toEqual(flat(lora));
   });
 
+  // Refused by @almora/peft's reader (the file says something PEFT would read differently) or by
+  // loadPeftAdapters (something a Qwen3Lora cannot hold); each a typed error naming the field or tensor.
   const refusals: [string, (config: Record<string, unknown>, tensors: Record<string, unknown>) => void, RegExp][] = [
     ['use_rslora', (c) => (c.use_rslora = true), /use_rslora is true; only false is supported/],
-    ['use_dora', (c) => (c.use_dora = true), /use_dora is true; only false is supported/],
-    ['a bias', (c) => (c.bias = 'all'), /bias is "all"; only "none" is supported/],
-    ['a rank_pattern', (c) => (c.rank_pattern = { q_proj: 4 }), /rank_pattern is not supported/],
+    ['use_dora', (c) => (c.use_dora = true), /use_dora is true; this reader implements plain LoRA without it/],
+    ['a bias', (c) => (c.bias = 'all'), /bias is the string "all"; only "none" is read/],
+    ['a rank_pattern the tensors do not follow', (c) => (c.rank_pattern = { q_proj: 4 }), /layers\.0\.self_attn\.q_proj has lora_A \[3, 32\] and lora_B \[32, 3\]; with r = 4/],
     ['an alpha_pattern', (c) => (c.alpha_pattern = { q_proj: 4 }), /alpha_pattern is not supported/],
-    ['another peft_type', (c) => (c.peft_type = 'IA3'), /peft_type is "IA3", only "LORA"/],
-    ['a target module Qwen3 has not', (c) => (c.target_modules = ['q_proj', 'c_attn']), /target_modules must list some of q_proj/],
-    ['a target module whose tensors are not there', (c) => (c.target_modules = ['q_proj', 'k_proj']), /has no tensor "base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight"/],
-    ['no target module (an adapter of nothing)', (c) => (c.target_modules = []), /target_modules must list some of q_proj/],
-    ['a target module listed twice', (c) => (c.target_modules = ['q_proj', 'q_proj']), /lists a module twice/],
+    ['another peft_type', (c) => (c.peft_type = 'IA3'), /peft_type is the string "IA3"; only "LORA" is read/],
+    ['a target module Qwen3 has not', (c) => (c.target_modules = ['q_proj', 'c_attn']), /v_proj has adapter tensors, but target_modules \["q_proj", "c_attn"\] does not select it/],
+    ['a target module whose tensors are not there', (c) => (c.target_modules = ['q_proj', 'k_proj', 'v_proj']), /the config targets model\.layers\.0\.self_attn\.k_proj, but the adapter has no lora_A\/lora_B for it/],
+    ['no target module (an adapter of nothing)', (c) => (c.target_modules = []), /target_modules must be a non-empty list/],
+    ['a target module listed twice', (c) => (c.target_modules = ['q_proj', 'q_proj', 'v_proj']), /lists a module twice/],
     ['a fractional r', (c) => (c.r = 2.5), /r must be an integer ≥ 1, got 2\.5/],
-    ['an r the tensors do not have', (c) => (c.r = 4), /"base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[3, 32\] but r = 4 and the model need \[4, 32\]/],
-    ['a missing lora_alpha', (c) => delete c.lora_alpha, /lora_alpha must be a finite number > 0, got undefined/],
-    ['a missing tensor', (_, t) => delete t['base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight'], /has no tensor "base_model\.model\.model\.layers\.1\.self_attn\.v_proj\.lora_B\.weight"/],
-    ['an extra tensor', (_, t) => (t['base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight'] = t['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']), /has the tensor "base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight", which is not an adapter of q_proj, v_proj/],
+    ['an r the tensors do not have', (c) => (c.r = 4), /q_proj has lora_A \[3, 32\] and lora_B \[32, 3\]; with r = 4 they must be \[4, in\]/],
+    ['a missing lora_alpha', (c) => delete c.lora_alpha, /lora_alpha must be a finite number > 0, got missing/],
+    ['a missing tensor', (_, t) => Reflect.deleteProperty(t, 'base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight'), /model\.layers\.1\.self_attn\.v_proj has lora_A but no lora_B/],
+    ['an extra tensor', (_, t) => (t['base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight'] = t['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']), /k_proj has lora_A but no lora_B/],
+    ['an extra module', (_, t) => {
+      for (const which of ['A', 'B']) t[`base_model.model.model.layers.0.self_attn.k_proj.lora_${which}.weight`] = t[`base_model.model.model.layers.0.self_attn.q_proj.lora_${which}.weight`];
+    }, /k_proj has adapter tensors, but target_modules \["q_proj", "v_proj"\] does not select it/],
+    ['an adapter of the wrong width for the model', (_, t) => {
+      const key = 'base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight';
+      t[key] = { ...(t[key] as object), shape: [8, 3], data: new Float32Array(24) };
+    }, /v_proj: lora_A is 3×32 and lora_B 8×3; the model's 16×32 layer with r = 3 needs 3×32 and 16×3/],
     ['lora_A and lora_B swapped', (_, t) => {
       const key = 'base_model.model.model.layers.0.self_attn.v_proj.lora_';
       [t[`${key}A.weight`], t[`${key}B.weight`]] = [t[`${key}B.weight`], t[`${key}A.weight`]];
-    }, /v_proj\.lora_A\.weight" has shape \[16, 3\]/],
+    }, /v_proj has lora_A \[16, 3\]/],
   ];
   for (const [what, alter, message] of refusals) {
     it(`refuses ${what}`, async () => {
@@ -183,7 +193,7 @@ describe('savePeftAdapters / loadPeftAdapters', () => {
       await writeFile(path.join(dir, 'adapter_config.json'), JSON.stringify(config));
       await writeFile(path.join(dir, 'adapter_model.safetensors'), encodeSafetensors({ tensors: tensors as typeof file.tensors, metadata: {} }));
       const load = loadPeftAdapters(dir, SHAPE);
-      await expect(load).rejects.toThrow(InvalidArgumentError);
+      await expect(load).rejects.toThrow(AlmoraError);
       await expect(load).rejects.toThrow(message);
     });
   }

@@ -5,8 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { encodeSafetensors } from '@almora/peft';
 import { type Matrix, randomNormal, Rng } from '@almora/tensor';
-import { CheckpointError, configHash, encodeSafetensors, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
+import { CheckpointError, configHash, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];

@@ -2,6 +2,7 @@
  * Adapter and model folders on disk (Node). Node's modules are imported by a name bundlers do not
  * follow, so a browser bundle of this package builds; there, use the in-memory encode and decode.
  */
+import { AlmoraError } from '@almora/tensor';
 import { ADAPTER_FILES, decodePeftAdapter, encodePeftAdapter, type PeftAdapter, type ReadAdapterOptions, type WriteAdapterOptions } from './adapter.js';
 import { PeftError } from './errors.js';
 import { isJsonObject, jsonKind, parseJson, type JsonObject } from './json.js';
@@ -71,12 +72,22 @@ async function writeFiles(dir: string, files: [string, string | Uint8Array][], w
   }
 }
 
-/** Reads a PEFT adapter folder (adapter_config.json, adapter_model.safetensors) as {@link decodePeftAdapter} does; a missing file is a {@link PeftError} naming it. */
+/**
+ * Reads a PEFT adapter folder (adapter_config.json, adapter_model.safetensors) as
+ * {@link decodePeftAdapter} does; a missing file is a {@link PeftError} naming it, and every error
+ * names the folder.
+ */
 export async function readPeftAdapter(dir: string, options: ReadAdapterOptions = {}): Promise<PeftAdapter> {
   const fs = await nodeFs();
   const config = await readBytes(fs, join(dir, ADAPTER_FILES.config));
   const weights = await readBytes(fs, join(dir, ADAPTER_FILES.weights));
-  return decodePeftAdapter({ config, weights }, options);
+  try {
+    return decodePeftAdapter({ config, weights }, options);
+  } catch (error) {
+    // The errors name the file and the field; the folder goes in front.
+    if (error instanceof AlmoraError) error.message = `${dir}: ${error.message}`;
+    throw error;
+  }
 }
 
 /** Writes a PEFT adapter folder, the two files {@link encodePeftAdapter} makes, creating `dir`. */
@@ -96,6 +107,11 @@ export interface ModelFolder {
 /** File names of a model folder, as transformers' `save_pretrained` writes them (one file, or shards with an index). */
 export const MODEL_FILES = { config: 'config.json', weights: 'model.safetensors', index: 'model.safetensors.index.json' } as const;
 
+/** A model folder's config.json alone, parsed into null-prototype objects; a missing or broken file is a {@link PeftError}. */
+export async function readModelConfig(dir: string): Promise<JsonObject> {
+  return readJsonObject(await nodeFs(), join(dir, MODEL_FILES.config));
+}
+
 /**
  * Reads a model folder as transformers saves one: config.json and model.safetensors, or, when
  * that is absent, the shards model.safetensors.index.json lists (its weight_map: tensor → file;
@@ -104,7 +120,7 @@ export const MODEL_FILES = { config: 'config.json', weights: 'model.safetensors'
  */
 export async function readModelFolder(dir: string, options: SafetensorsOptions = {}): Promise<ModelFolder> {
   const fs = await nodeFs();
-  const config = await readJsonObject(fs, join(dir, MODEL_FILES.config));
+  const config = await readModelConfig(dir);
   const single = join(dir, MODEL_FILES.weights);
   const exists = await fs.stat(single).then(() => true, () => false);
   if (exists || !(await fs.stat(join(dir, MODEL_FILES.index)).then(() => true, () => false))) {

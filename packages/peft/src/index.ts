@@ -39,6 +39,7 @@ export {
   readPeftAdapter,
   writePeftAdapter,
   readModelFolder,
+  readModelConfig,
   writeModelFolder,
   MODEL_FILES,
   type ModelFolder,

@@ -1,9 +1,10 @@
 """What a Hugging Face + PEFT user would load from a Qwen3 model folder and a LoRA adapter folder.
 
 An independent reader of the files apps/train writes (no transformers, peft or safetensors needed):
-both safetensors files are parsed with the standard library by the format's rules (8-byte
-little-endian header length N, N bytes of JSON header starting with "{", each tensor's dtype, shape
-and data_offsets tiling the data section, raw little-endian F32/F64 values); config.json and
+both safetensors files are parsed by @almora/peft's numpy peer (packages/peft/test/peers/
+peft_numpy.py: the standard library and numpy, by the format's rules — 8-byte little-endian header
+length N, N bytes of JSON header starting with "{", each tensor's dtype, shape and data_offsets
+tiling the data section, raw little-endian F64/F32/F16/BF16 values); config.json and
 adapter_config.json are held to what transformers' Qwen3ForCausalLM and PEFT's LoRA expect
 (state-dict keys and torch shapes [out, in], 1-D RMSNorm weights, lm_head only when untied; adapter
 keys `base_model.model.<module path>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r] on every
@@ -16,22 +17,22 @@ Usage: hf_files_torch.py MODEL_DIR [ADAPTER_DIR] < {"ids": [[...], ...]}
 Prints {"torch", "problems": [str, ...], "logits": [{"rows", "cols", "data"}, ...] or null}; the
 logits are null when a problem leaves the model undefined (a missing or misshapen tensor).
 """
-import array
 import json
 import math
 import os
-import re
-import struct
 import sys
 
+import numpy as np
 import torch
 
 sys.dont_write_bytecode = True  # no __pycache__ left beside the model package's peer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "packages", "model", "test", "peers"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "packages", "peft", "test", "peers"))
 from torch_qwen3 import Model, plain  # noqa: E402  (the model package's float64 peer)
+from peft_numpy import read_safetensors as read_safetensors_numpy, targeted  # noqa: E402  (@almora/peft's numpy reader)
 
 PEFT_PREFIX = "base_model.model."
-DTYPES = {"F32": ("f", 4, "float32"), "F64": ("d", 8, "float64")}
+TORCH_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("gate_proj", "up_proj", "down_proj")
 # Fields of Qwen3Config that fix the shapes or the computation: the check wants them written, not defaulted.
@@ -40,68 +41,11 @@ REQUIRED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers
 
 
 def read_safetensors(file, problems):
-    """{name: (dtype, shape, float64 tensor)} and the __metadata__, or (None, None) when the file breaks the format."""
-    name = os.path.basename(file)
-    try:
-        with open(file, "rb") as f:
-            raw = f.read()
-    except OSError as error:
-        problems.append(f"cannot read {name}: {error}")
+    """{name: (dtype, shape, float64 tensor)} and the __metadata__, or (None, None): @almora/peft's numpy reader, in torch."""
+    tensors, metadata = read_safetensors_numpy(file, problems)
+    if tensors is None:
         return None, None
-    if len(raw) < 8:
-        problems.append(f"{name}: {len(raw)} bytes, shorter than the 8-byte header length")
-        return None, None
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > len(raw) - 8:
-        problems.append(f"{name}: header length {n} exceeds the {len(raw) - 8} bytes after it")
-        return None, None
-    try:
-        text = raw[8:8 + n].decode("utf-8")
-        header = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as error:
-        problems.append(f"{name}: header is not UTF-8 JSON ({error})")
-        return None, None
-    if not text.startswith("{") or not isinstance(header, dict):
-        problems.append(f"{name}: header must be a JSON object starting with '{{'")
-        return None, None
-    data = raw[8 + n:]
-    metadata = header.pop("__metadata__", None)
-    if metadata is not None and (not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())):
-        problems.append(f"{name}: __metadata__ must map strings to strings")
-    # transformers refuses a safetensors checkpoint whose metadata format is not a framework it knows.
-    if not isinstance(metadata, dict) or metadata.get("format") != "pt":
-        problems.append(f"{name}: __metadata__.format is not 'pt' (transformers' load_state_dict wants it)")
-    entries = []
-    for key, entry in header.items():
-        dtype, shape, offsets = (entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")) if isinstance(entry, dict) else (None, None, None)
-        if dtype not in DTYPES:
-            problems.append(f"{name}: {key} has dtype {dtype!r}; this check reads F32 and F64")
-            continue
-        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-            problems.append(f"{name}: {key} has shape {shape!r}, not a list of non-negative integers")
-            continue
-        count = math.prod(shape)
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets) and 0 <= offsets[0] <= offsets[1] <= len(data)):
-            problems.append(f"{name}: {key} has data_offsets {offsets!r} outside the {len(data)}-byte data section")
-            continue
-        if offsets[1] - offsets[0] != count * DTYPES[dtype][1]:
-            problems.append(f"{name}: {key} spans {offsets[1] - offsets[0]} bytes, its shape {shape} of {dtype} needs {count * DTYPES[dtype][1]}")
-            continue
-        entries.append((offsets[0], offsets[1], key, dtype, shape))
-    end = 0
-    for begin, stop, key, _, _ in sorted(entries):
-        if begin != end:
-            problems.append(f"{name}: {key} starts at byte {begin}, expected {end} (tensors must tile the data section)")
-        end = max(end, stop)
-    if end != len(data):
-        problems.append(f"{name}: {len(data) - end} bytes after the last tensor")
-    tensors = {}
-    for begin, stop, key, dtype, shape in entries:
-        values = array.array(DTYPES[dtype][0], data[begin:stop])
-        if sys.byteorder == "big":
-            values.byteswap()
-        tensors[key] = (dtype, shape, torch.tensor(values.tolist(), dtype=torch.float64).reshape(shape))
-    return tensors, metadata
+    return {key: (dtype, shape, torch.from_numpy(np.ascontiguousarray(values))) for key, (dtype, shape, values) in tensors.items()}, metadata
 
 
 def read_json(file, problems):
@@ -179,7 +123,7 @@ def load_model(directory, problems):
         if file_shape != shape:
             problems.append(f"model.safetensors: {key} has shape {file_shape}, Qwen3ForCausalLM's is {shape}")
             continue
-        if DTYPES[file_dtype][2] != dtype:
+        if TORCH_DTYPES[file_dtype] != dtype:
             problems.append(f"model.safetensors: {key} is {file_dtype} but config.json says torch_dtype {dtype!r}")
         weights[key] = value
     for key in tensors.keys() - shapes.keys():
@@ -189,13 +133,6 @@ def load_model(directory, problems):
             continue
         problems.append(f"model.safetensors has the unexpected key {key} (transformers would ignore it)")
     return config, (weights if len(weights) == len(shapes) else None)
-
-
-def targeted(module, targets):
-    """PEFT's check_target_module_exists: a string is a regex the full name must match, a list names suffixes."""
-    if isinstance(targets, str):
-        return re.fullmatch(targets, module) is not None
-    return module in targets or any(module.endswith("." + t) for t in targets)
 
 
 def check_adapter_config(a, problems):

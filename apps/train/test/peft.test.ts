@@ -3,72 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fromArray, InvalidArgumentError, matmul, maxAbs, sub } from '@almora/tensor';
-import { decodeSafetensors, encodeSafetensors, exportPeft, importPeft, SafetensorsError } from '../src/index.js';
-
-/** A safetensors file built by hand: header length, header bytes, data bytes. */
-function handBuilt(header: string, data: number[]): Uint8Array {
-  const headerBytes = new TextEncoder().encode(header);
-  const out = new Uint8Array(8 + headerBytes.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  out.set(data, 8 + headerBytes.length);
-  return out;
-}
-
-describe('safetensors', () => {
-  it('reads a file built byte by byte', () => {
-    // 1.0f = 00 00 80 3f, -2.0f = 00 00 00 c0 (little-endian IEEE 754).
-    const bytes = handBuilt('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}', [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]);
-    const file = decodeSafetensors(bytes);
-    expect(file.metadata).toEqual({ format: 'pt' });
-    expect(file.tensors.w.shape).toEqual([2]);
-    expect(Array.from(file.tensors.w.data)).toEqual([1, -2]);
-  });
-
-  it('writes the exact bytes the format prescribes', () => {
-    const bytes = encodeSafetensors({ tensors: { x: { dtype: 'F64', shape: [1, 1], data: new Float64Array([0.5]) } }, metadata: {} });
-    const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-    expect((8 + headerLength) % 8).toBe(0);
-    const header = new TextDecoder().decode(bytes.subarray(8, 8 + headerLength));
-    expect(JSON.parse(header)).toEqual({ x: { dtype: 'F64', shape: [1, 1], data_offsets: [0, 8] } });
-    expect(header.trimEnd()).toBe('{"x":{"dtype":"F64","shape":[1,1],"data_offsets":[0,8]}}');
-    // 0.5 as float64 little-endian: 00 00 00 00 00 00 e0 3f
-    expect(Array.from(bytes.subarray(8 + headerLength))).toEqual([0, 0, 0, 0, 0, 0, 0xe0, 0x3f]);
-  });
-
-  it('round-trips several tensors of both dtypes', () => {
-    const file = {
-      tensors: {
-        b: { dtype: 'F64' as const, shape: [2, 3], data: new Float64Array([1, 2, 3, 4, 5, Math.PI]) },
-        a: { dtype: 'F32' as const, shape: [3], data: new Float32Array([0.25, -1, 7]) },
-        empty: { dtype: 'F32' as const, shape: [0, 4], data: new Float32Array(0) },
-      },
-      metadata: { note: 'almora' },
-    };
-    const back = decodeSafetensors(encodeSafetensors(file));
-    expect(back.metadata).toEqual(file.metadata);
-    for (const name of Object.keys(file.tensors) as (keyof typeof file.tensors)[]) {
-      expect(back.tensors[name].shape).toEqual(file.tensors[name].shape);
-      expect(Array.from(back.tensors[name].data)).toEqual(Array.from(file.tensors[name].data));
-    }
-  });
-
-  it.each([
-    ['too short for a header length', new Uint8Array(4), /8-byte header length/],
-    ['a header length past the end', handBuilt('{}', []).map((v, i) => (i === 0 ? 200 : v)), /exceeds/],
-    ['a header that is not JSON', handBuilt('{"w":', []), /not valid UTF-8 JSON/],
-    ['a header that is a list', handBuilt('[]', []), /JSON object/],
-    ['an unknown dtype', handBuilt('{"w":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}}', [1]), /unsupported dtype/],
-    ['a shape that disagrees with the offsets', handBuilt('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', [0, 0, 0, 0]), /needs 8 bytes/],
-    ['a truncated data section', handBuilt('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', [0, 0, 0, 0]), /truncated/],
-    ['a gap between tensors', handBuilt('{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', [0, 0, 0, 0, 0, 0, 0, 0]), /without gaps/],
-    ['bytes after the last tensor', handBuilt('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', [0, 0, 0, 0, 9]), /after the last tensor/],
-    ['non-string metadata', handBuilt('{"__metadata__":{"n":1}}', []), /must be a string/],
-  ])('rejects %s', (_name, bytes, message) => {
-    expect(() => decodeSafetensors(bytes)).toThrow(SafetensorsError);
-    expect(() => decodeSafetensors(bytes)).toThrow(message);
-  });
-});
+import { decodeSafetensors, encodeSafetensors } from '@almora/peft';
+import { exportPeft, importPeft } from '../src/index.js';
 
 describe('PEFT export and import', () => {
   it("writes PEFT's key names and shapes (lora_A = Bᵀ, lora_B = Aᵀ) and reads them back to the same update", async () => {
@@ -123,32 +59,12 @@ describe('PEFT export and import', () => {
       path.join(dir, 'adapter_model.safetensors'),
       encodeSafetensors({ tensors: { 'base_model.model.attention.q_proj.lora_A.weight': empty([huge, 0]), 'base_model.model.attention.q_proj.lora_B.weight': empty([0, huge]) }, metadata: {} }),
     );
-    await expect(importPeft(dir)).rejects.toThrow(/at least 1/);
-  });
-});
-
-describe('safetensors names that are JavaScript keywords of objects', () => {
-  it('keeps a tensor named __proto__ (and metadata of that name) through encode and decode', () => {
-    const tensors = Object.create(null) as Record<string, { dtype: 'F64'; shape: number[]; data: Float64Array }>;
-    tensors['__proto__'] = { dtype: 'F64', shape: [2], data: Float64Array.from([1, 2]) };
-    tensors['constructor'] = { dtype: 'F64', shape: [1], data: Float64Array.from([3]) };
-    const metadata = Object.create(null) as Record<string, string>;
-    metadata['__proto__'] = 'kept';
-    const back = decodeSafetensors(encodeSafetensors({ tensors, metadata }));
-    expect(Object.keys(back.tensors).sort()).toEqual(['__proto__', 'constructor']);
-    expect(Array.from(back.tensors['__proto__'].data)).toEqual([1, 2]);
-    expect(back.metadata['__proto__']).toBe('kept');
+    await expect(importPeft(dir)).rejects.toThrow(/in and out ≥ 1/);
   });
 });
 
 describe('hostile inputs found by the fuzz suite (#12)', () => {
   const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
-
-  it('refuses a dtype nested 10^5 deep with a typed error, not a stack overflow', () => {
-    const bytes = handBuilt(`{"w":{"dtype":${deep},"shape":[1],"data_offsets":[0,4]}}`, [0, 0, 0, 0]);
-    expect(() => decodeSafetensors(bytes)).toThrow(SafetensorsError);
-    expect(() => decodeSafetensors(bytes)).toThrow(/unsupported dtype of type list/);
-  });
 
   async function adapterFolder(): Promise<{ dir: string; configFile: string; config: Record<string, unknown> }> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'almora-peft-'));
@@ -169,13 +85,13 @@ describe('hostile inputs found by the fuzz suite (#12)', () => {
   it('refuses lora_alpha 1e999 (Infinity to JSON.parse)', async () => {
     const { dir, configFile, config } = await adapterFolder();
     await writeFile(configFile, JSON.stringify({ ...config, lora_alpha: 0 }).replace('"lora_alpha":0', '"lora_alpha":1e999'));
-    await expect(importPeft(dir)).rejects.toThrow(/lora_alpha must be a finite positive number, got Infinity/);
+    await expect(importPeft(dir)).rejects.toThrow(/lora_alpha must be a finite number > 0, got Infinity/);
   });
 
   it('refuses target_modules that leave tensors of the file unread, or list nothing', async () => {
     const { dir, configFile, config } = await adapterFolder();
     await writeFile(configFile, JSON.stringify({ ...config, target_modules: ['q_proj'] }));
-    await expect(importPeft(dir)).rejects.toThrow(/holds base_model\.model\.attention\.v_proj\.lora_A\.weight, .* which target_modules \("q_proj"\) does not list/);
+    await expect(importPeft(dir)).rejects.toThrow(/attention\.v_proj has adapter tensors, but target_modules \["q_proj"\] does not select it/);
     await writeFile(configFile, JSON.stringify({ ...config, target_modules: [] }));
     await expect(importPeft(dir)).rejects.toThrow(/non-empty list/);
   });
@@ -183,7 +99,7 @@ describe('hostile inputs found by the fuzz suite (#12)', () => {
   it('names a missing or unreadable adapter file with a typed error', async () => {
     const { dir, configFile } = await adapterFolder();
     await rm(path.join(dir, 'adapter_model.safetensors'));
-    await expect(importPeft(dir)).rejects.toThrow(/cannot read adapter_model\.safetensors in .*ENOENT/);
+    await expect(importPeft(dir)).rejects.toThrow(/cannot read .*adapter_model\.safetensors: ENOENT/);
     await rm(configFile);
     await mkdir(configFile);
     await expect(importPeft(dir)).rejects.toThrow(InvalidArgumentError);
