@@ -100,7 +100,20 @@ export function backendUnavailable(name: string): string | undefined {
   return entry.unavailable(variant);
 }
 
-/** Starts the named backend ('cpu', 'wasm', 'wasm:1', 'gpu.js:webgl2', …); a typed error says why when it cannot run here. */
+/** Starts the named backend ('cpu', 'wasm', 'wasm:1', 'gpu.js:webgl2', …); a typed error says why when it cannot run here. *
+ * @example
+ * ```ts
+ * import { backendNames, openBackend } from '@almora/backends';
+ * import { loraGradients, syntheticProblem } from '@almora/lora';
+ * import { Rng } from '@almora/tensor';
+ *
+ * console.log(backendNames()); // what runs here, e.g. [ 'cpu', 'wasm', 'wasm:1', 'gpu.js:webasm', … ]
+ * const { backend, close } = await openBackend('wasm');
+ * const problem = syntheticProblem({ length: 2048, d: 8, rank: 2, targets: ['q', 'v'], gamma: 0.5 }, new Rng(1));
+ * console.log(loraGradients(problem, { backend }).report.backend);
+ * close();
+ * ```
+ */
 export async function openBackend(name: string): Promise<OpenBackend> {
   const { entry, variant } = entryOf(name);
   const why = entry.unavailable(variant);

@@ -217,6 +217,21 @@ export function lowRankRowSums(u: Matrix, v: Matrix): Float64Array {
  * D̂ checked positive. Outside the efficient regime the factors are not built and the result says
  * why — unless `degree` was forced, in which case they are built (memory permitting) and the plan
  * says whether ε is met. Row sums that are not all positive refuse the result whatever was asked.
+ *
+ * @example
+ * ```ts
+ * import { approximateSoftmaxKernel, denseSoftmax, exactSoftmax } from '@almora/kernels';
+ * import { maxAbs, Rng, randomNormal, scale, sub } from '@almora/tensor';
+ *
+ * const rng = new Rng(1);
+ * const [q, k] = [scale(randomNormal(1024, 4, rng), 0.3), scale(randomNormal(1024, 4, rng), 0.3)];
+ * const result = approximateSoftmaxKernel(q, k, { beta: 1 / 2, epsilon: 1e-3 });
+ * if (result.status === 'approximated') {
+ *   const { degree, rank, bound } = result.plan;
+ *   const measured = maxAbs(sub(denseSoftmax(result.approximation), exactSoftmax(q, k, 1 / 2))); // dense only to check a small case
+ *   console.log(degree, rank, bound.softmaxRelative, measured); // the certified entrywise relative bound, and the measured absolute error
+ * } else console.log(result.reason, result.message); // e.g. 'no-speedup' when rank·d ≥ L
+ * ```
  */
 export function approximateSoftmaxKernel(q: Matrix, k: Matrix, options: ApproximationOptions): ApproximationResult {
   const plan = planSoftmaxApproximation(q, k, options);

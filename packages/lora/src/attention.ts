@@ -143,6 +143,19 @@ function shapedGradients<M>(g: CoreGradients, single: boolean): AttentionGradien
  *
  * Q and K are L×(H·d_h), V is L_k×(H·d_v); arrays of them are a batch. Needs a backend that reads
  * synchronously (the CPU, gpu.js's sync modes); {@link attentionAsync} serves the rest.
+ *
+ * @example
+ * ```ts
+ * import { attention } from '@almora/lora';
+ * import { Rng, randomNormal, scale } from '@almora/tensor';
+ *
+ * const rng = new Rng(3);
+ * // Two heads of width 8: Q, K, V are L×(2·8); queries and keys already projected (and rotated, normed…).
+ * const [q, k, v] = [0, 1, 2].map(() => scale(randomNormal(2048, 16, rng), 0.3));
+ * const { output, report, backward } = attention(q, k, v, { heads: 2, causal: true, method: 'auto' });
+ * const { dq, dk, dv } = backward(randomNormal(2048, 16, rng));
+ * console.log(output.shape, dq.shape, dk.shape, dv.shape, report.heads.map((h) => h.chosen)); // [ 2048, 16 ] … and each head's path; report.heads[h].reason says why
+ * ```
  */
 export function attention<M extends Matrix | readonly Matrix[]>(q: M, k: M, v: M, options: AttentionCoreOptions = {}): AttentionResult<Unbatched<M>> {
   const { sequences, single } = sequencesOf(q, k, v);

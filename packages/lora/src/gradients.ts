@@ -100,6 +100,17 @@ export interface LoraGradients {
  *
  * Orientation: the paper's W (d_in×d_out), B (d_in×r), A (r×d_out). PEFT's `lora_A` is this Bᵀ
  * and its `lora_B` this Aᵀ; {@link loraAttention} takes PEFT's tensors as they are.
+ *
+ * @example
+ * ```ts
+ * import { loraGradients, syntheticProblem } from '@almora/lora';
+ * import { Rng } from '@almora/tensor';
+ *
+ * // One head, L = 4,096, Γ = 0.5: well inside the regime where the fast path is certified.
+ * const problem = syntheticProblem({ length: 4096, d: 8, rank: 2, targets: ['q', 'v'], gamma: 0.5 }, new Rng(1));
+ * const { loss, grads, report } = loraGradients(problem, { method: 'auto', epsilon: 1e-3 });
+ * console.log(loss > 0, report.chosen, grads.q.a.shape, grads.q.b.shape); // true fast [ 2, 8 ] [ 8, 2 ]
+ * ```
  */
 export function loraGradients(problem: LoraProblem, options: LoraOptions = {}): LoraGradients {
   return runNow(gradients(problem, options));

@@ -249,8 +249,17 @@ function shapedLayerGradients<M>(g: LayerGradients<Matrix[]>, single: boolean): 
  *
  * @example
  * ```ts
- * const { output, report, backward } = loraAttention(layer, x, { method: 'auto', epsilon: 1e-3 });
- * const { dx, grads } = backward(dOutput); // grads.q_proj.lora_A, grads.q_proj.lora_B, ...
+ * import { loraAttention } from '@almora/lora';
+ * import { Rng, randomNormal, scale, zeros } from '@almora/tensor';
+ *
+ * const rng = new Rng(2);
+ * const [L, d, r] = [1024, 16, 4];
+ * const linear = () => scale(randomNormal(d, d, rng), 1 / Math.sqrt(d)); // torch.nn.Linear: out×in
+ * const adapter = { lora_A: scale(randomNormal(r, d, rng), 0.1), lora_B: zeros(d, r) }; // PEFT's init
+ * const layer = { heads: 2, causal: true, weights: { q_proj: linear(), k_proj: linear(), v_proj: linear(), o_proj: linear() }, lora: { r, alpha: 8, adapters: { q_proj: adapter } } };
+ * const { output, report, backward } = loraAttention(layer, scale(randomNormal(L, d, rng), 0.5), { method: 'auto', epsilon: 1e-3 });
+ * const { dx, grads } = backward(randomNormal(L, d, rng)); // ∂loss/∂output from the layers above
+ * console.log(output.shape, dx.shape, grads.q_proj.lora_A.shape, grads.q_proj.lora_B.shape, report.heads.length); // [ 1024, 16 ] [ 1024, 16 ] [ 4, 16 ] [ 16, 4 ] 2
  * ```
  */
 export function loraAttention<M extends Matrix | readonly Matrix[]>(layer: AttentionLayer, x: M, options: LayerOptions = {}): LoraAttentionResult<M extends readonly Matrix[] ? Matrix[] : Matrix> {

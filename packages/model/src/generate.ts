@@ -231,7 +231,13 @@ export function generateWithLogits(model: Qwen3Model, promptIds: readonly number
  *
  * @example
  * ```ts
- * const { ids, stopped } = generate({ config, weights, lora }, [104, 105], { maxNewTokens: 20, temperature: 0.8, topK: 40, rng: new Rng(1) });
+ * import { generate, initQwen3Weights, QWEN3_TINY } from '@almora/model';
+ * import { Rng } from '@almora/tensor';
+ *
+ * const config = { ...QWEN3_TINY, max_position_embeddings: 128 };
+ * const weights = initQwen3Weights(config, new Rng(1)); // untrained: the text is noise, the mechanics are not
+ * const { ids, stopped } = generate({ config, weights }, [104, 105], { maxNewTokens: 20, temperature: 0.8, topK: 40, rng: new Rng(2) });
+ * console.log(ids.length, stopped); // 20 'length': the generated ids, without the prompt
  * ```
  */
 export function generate(model: Qwen3Model, promptIds: readonly number[], options: GenerateOptions): GenerateResult {

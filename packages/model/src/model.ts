@@ -99,8 +99,17 @@ function checkOptions(options: Qwen3Options, config: Qwen3Config): { attention: 
  *
  * @example
  * ```ts
- * const { loss, layers, backward } = qwen3ForCausalLM({ config, weights, lora }, [[1, 2, 3, 4]], { method: 'auto' });
- * const { lora: grads } = backward(); // grads['model.layers.0.self_attn.q_proj'].lora_A, …
+ * import { initQwen3Adapters, initQwen3Weights, QWEN3_TINY, qwen3ForCausalLM } from '@almora/model';
+ * import { Rng } from '@almora/tensor';
+ *
+ * const rng = new Rng(1);
+ * const config = { ...QWEN3_TINY, max_position_embeddings: 512 };
+ * const weights = initQwen3Weights(config, rng);
+ * const lora = initQwen3Adapters(config, { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] }, rng);
+ * const ids = Array.from({ length: 256 }, (_, t) => 97 + (t % 26)); // bytes of "abc…z" repeated
+ * const { loss, layers, backward } = qwen3ForCausalLM({ config, weights, lora }, ids, { method: 'auto' });
+ * const { lora: grads } = backward();
+ * console.log(loss, layers[0].attention.chosen, grads['model.layers.0.self_attn.q_proj'].lora_A.shape); // ≈ ln 256 at init, …, [ 4, 64 ]
  * ```
  */
 export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonly number[])[]>(model: Qwen3Model, inputIds: I, options: Qwen3Options = {}): Qwen3Result<I extends readonly (readonly number[])[] ? Matrix[] : Matrix> {

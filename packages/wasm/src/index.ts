@@ -42,6 +42,19 @@ export function threadSupport(): ThreadSupport {
  * Compiles the kernels, makes their memory, and starts the worker threads: a {@link WasmBackend}
  * to pass as `backend` to `loraGradients`, `attention` or `loraAttention`. Call `close()` when done
  * to stop the threads (they do not keep Node alive).
+ *
+ * @example
+ * ```ts
+ * import { createWasmBackend } from '@almora/wasm';
+ * import { loraGradients, syntheticProblem } from '@almora/lora';
+ * import { Rng } from '@almora/tensor';
+ *
+ * const backend = await createWasmBackend(); // one thread per core
+ * const problem = syntheticProblem({ length: 8192, d: 16, rank: 4, targets: ['q', 'k', 'v'], gamma: 0.5 }, new Rng(1));
+ * const { report } = loraGradients(problem, { method: 'auto', backend });
+ * console.log(backend.name, report.chosen, report.reason); // e.g. "wasm simd 2 threads", the path 'auto' took and why
+ * backend.close();
+ * ```
  */
 export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
   if (!simdSupported()) throw new BackendError('this engine has no WebAssembly SIMD (128-bit); the wasm backend needs it (Node 16+, current browsers)');

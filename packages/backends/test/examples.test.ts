@@ -1,0 +1,5 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { testDocExamples } from '@almora/vitest-config/examples';
+
+testDocExamples(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), ['openBackend']);
