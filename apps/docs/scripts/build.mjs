@@ -21,6 +21,7 @@ const NAV = [
   ['index.html', 'Getting started'],
   ['install.html', 'Install'],
   ['guide.html', 'Guide'],
+  ['peft.html', 'PEFT'],
   ['concepts.html', 'Concepts'],
   ['explorer.html', 'Explorer'],
   ['benchmarks/index.html', 'Benchmarks'],
@@ -154,7 +155,7 @@ async function benchmarkPages() {
 }
 
 async function apiReference() {
-  const packages = ['tensor', 'kernels', 'lora', 'gpu', 'wasm', 'backends', 'model'];
+  const packages = ['tensor', 'kernels', 'lora', 'gpu', 'wasm', 'backends', 'model', 'peft'];
   const app = await Application.bootstrapWithPlugins({
     entryPoints: packages.map((p) => path.join(repo, 'packages', p, 'src', 'index.ts')),
     tsconfig: path.join(root, 'typedoc.tsconfig.json'),

@@ -29,7 +29,12 @@ export interface PeftFiles {
 }
 
 /** File names of an adapter folder, as PEFT's `save_pretrained` writes them. */
-export const ADAPTER_FILES = { config: 'adapter_config.json', weights: 'adapter_model.safetensors' } as const;
+export const ADAPTER_FILES = {
+  /** The LoraConfig, as JSON. */
+  config: 'adapter_config.json',
+  /** lora_A and lora_B of every adapted module. */
+  weights: 'adapter_model.safetensors',
+} as const;
 
 /** Options of {@link decodePeftAdapter} and `readPeftAdapter`. */
 export interface ReadAdapterOptions {

@@ -105,7 +105,14 @@ export interface ModelFolder {
 }
 
 /** File names of a model folder, as transformers' `save_pretrained` writes them (one file, or shards with an index). */
-export const MODEL_FILES = { config: 'config.json', weights: 'model.safetensors', index: 'model.safetensors.index.json' } as const;
+export const MODEL_FILES = {
+  /** The model's configuration (architectures, model_type, shapes, torch_dtype). */
+  config: 'config.json',
+  /** The state dict, when it is one file. */
+  weights: 'model.safetensors',
+  /** The shards' index (`weight_map`: tensor → shard file), when it is several. */
+  index: 'model.safetensors.index.json',
+} as const;
 
 /** A model folder's config.json alone, parsed into null-prototype objects; a missing or broken file is a {@link PeftError}. */
 export async function readModelConfig(dir: string): Promise<JsonObject> {

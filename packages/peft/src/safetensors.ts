@@ -161,9 +161,11 @@ function readValues(view: DataView, at: number, entry: Entry, allowNonFinite: bo
  * null-prototype records; each entry has exactly dtype, shape and data_offsets, a known dtype, a
  * shape of non-negative integers whose product stays below 2^53, and offsets spanning exactly
  * product(shape) × dtype size bytes; the tensors tile the data section exactly (no gap, no overlap,
- * nothing after the last); `__metadata__` maps strings to strings. What is allocated is then at
- * most twice the file's size (F16 and BF16 widen to float32). Every failure is a
- * {@link SafetensorsError} (or a `NonFiniteError`, see {@link SafetensorsOptions}).
+ * nothing after the last); `__metadata__` maps strings to strings. Only then are the values
+ * decoded, into typed arrays of at most twice the data section's size (F16 and BF16 widen to
+ * float32); no size claimed by the header is allocated before it is checked against the bytes
+ * that are there. Every failure is a {@link SafetensorsError} (or a `NonFiniteError`, see
+ * {@link SafetensorsOptions}).
  */
 export function decodeSafetensors(bytes: Uint8Array, options: SafetensorsOptions = {}): SafetensorsFile {
   if (bytes.length < 8) throw new SafetensorsError(`file is ${bytes.length} bytes; a safetensors file starts with an 8-byte header length`);
