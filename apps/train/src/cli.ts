@@ -2,51 +2,53 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Progress } from '@almora/cli-kit';
 import { decodeSafetensors } from '@almora/peft';
 import { AlmoraError, InvalidArgumentError } from '@almora/tensor';
+import { helpText, parseOptions } from './cli-options.js';
+import { COMMANDS, kebab, TEACHER_COMMAND } from './commands.js';
 import { CONFIG_KEYS, flagValue, parseConfig, resolveConfig, type TrainConfig } from './config.js';
-import { lockRunDir, runSubfolder } from './run-dir.js';
+import { lockRunDir, refuseExistingRun, runSubfolder } from './run-dir.js';
 import { taskFromSafetensors, teacherTask, type TrainingTask } from './task.js';
 import { trainRun, type RunResult } from './trainer.js';
 import { writeReport } from './report.js';
 import { finetuneCommand, generateCommand, pretrainCommand } from './text-cli.js';
 
-const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** `almora --help`: every command and what it does. */
+function commandsHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.command.length)) + 2;
+  return [
+    'usage: almora <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  almora ${c.command.padEnd(width)}${c.summary}`),
+    `  almora ${'--version'.padEnd(width)}Prints the version.`,
+    '',
+    'almora <command> --help lists its options, their defaults and allowed values, with examples.',
+  ].join('\n');
+}
 
-const usage = `usage: almora train --task teacher [--config file.json] [--data file.safetensors] [--run-dir dir] [--resume] [--quiet] [--<key> value …]
-The paper's synthetic task: a teacher head with a hidden rank-r ΔW makes the targets, the student learns A and B.
-keys (also valid in the config file, camelCase there): ${CONFIG_KEYS.map(kebab).join(', ')}
-With no other options it trains the embedded default task: auto and exact side by side, about a minute.
---data reads w_q, w_k, w_v (dim×dim) and sequences x.0, y.0, x.1, y.1, … (L×dim) instead.
-One run at a time per --run-dir (it holds run.lock there); checkpoints are kept per config.`;
+/** What a failed system call means, in words: errno names are not for users. */
+const ERRNO_WORDS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory, not a file',
+  ENOTDIR: 'a part of the path is not a directory',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'the file system is read-only',
+  EMFILE: 'too many open files',
+  EEXIST: 'already exists',
+};
 
-const commandsUsage = `usage: almora <command> [options]
-  almora train                  LoRA fine-tuning of the Brown base model on fiction, the main job (almora train --help)
-  almora train --task teacher   the paper's synthetic teacher task (almora train --task teacher --help)
-  almora pretrain               trains the base model on informative Brown text (almora pretrain --help)
-  almora generate --prompt text continues a prompt with the base, or with adapters applied (almora generate --help)`;
+/** "cannot read /x: no such file or directory" from a Node system error. */
+function systemErrorMessage(error: NodeJS.ErrnoException): string {
+  const words = (error.code && ERRNO_WORDS[error.code]) ?? error.message;
+  const verb = { open: 'open', stat: 'read', read: 'read', write: 'write', mkdir: 'create the directory', rename: 'move', unlink: 'remove', scandir: 'list' }[error.syscall ?? ''] ?? 'access';
+  return error.path ? `cannot ${verb} ${error.path}: ${words}` : words;
+}
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
-function parseFlags(argv: string[]) {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
-    config: { type: 'string' },
-    'run-dir': { type: 'string' },
-    data: { type: 'string' },
-    resume: { type: 'boolean' },
-    quiet: { type: 'boolean' },
-    help: { type: 'boolean' },
-  };
-  for (const key of CONFIG_KEYS) options[kebab(key)] = { type: 'string' };
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    // parseArgs throws only for the user's flags: unknown, or missing a value.
-    throw new InvalidArgumentError(`${messageOf(error)} (almora train --task teacher --help lists the options)`);
-  }
-}
 
 async function readConfigFile(file: string): Promise<Partial<TrainConfig>> {
   const text = await readFile(file, 'utf8');
@@ -86,18 +88,19 @@ async function loadTask(config: TrainConfig, dataFile: string | undefined, quiet
 }
 
 async function train(argv: string[]): Promise<void> {
-  const values = parseFlags(argv);
+  const values = parseOptions(TEACHER_COMMAND, argv);
   if (values.help) {
-    console.log(usage);
+    console.log(helpText(TEACHER_COMMAND));
     return;
   }
   const fromFile = typeof values.config === 'string' ? await readConfigFile(values.config) : {};
-  const flags: Record<string, unknown> = {};
+  // One flag at a time, so a bad value is named by its flag.
+  const flags: Partial<TrainConfig> = {};
   for (const key of CONFIG_KEYS) {
     const text = values[kebab(key)];
-    if (typeof text === 'string') flags[key] = flagValue(key, text);
+    if (typeof text === 'string') Object.assign(flags, parseConfig({ [key]: flagValue(key, text) }, `--${kebab(key)}`));
   }
-  const config: TrainConfig = resolveConfig(fromFile, parseConfig(flags, 'flags'));
+  const config: TrainConfig = resolveConfig(fromFile, flags);
   const runDir = path.resolve(typeof values['run-dir'] === 'string' ? values['run-dir'] : 'runs/default');
   const quiet = values.quiet === true;
   const resume = values.resume === true;
@@ -106,6 +109,7 @@ async function train(argv: string[]): Promise<void> {
   // The whole command holds the top folder: its runs write in subfolders, report.md and loss.svg here.
   const lock = await lockRunDir(runDir);
   try {
+    await refuseExistingRun(runDir, resume, values.force === true);
     if (!quiet) console.log(announce(config, runDir, dataFile ? { file: dataFile, bytes: (await stat(dataFile)).size } : undefined, resume));
     if (lock.note) console.log(lock.note);
     await trainAndReport(config, await loadTask(config, dataFile, quiet), runDir, quiet, resume);
@@ -168,14 +172,18 @@ async function main(): Promise<void> {
     return;
   }
   if (command !== undefined && command !== '--help' && command !== '-h') throw new InvalidArgumentError(`unknown command "${command}"; the commands are train, pretrain and generate (almora --help)`);
-  console.log(commandsUsage);
+  console.log(commandsHelp());
 }
 
 main().catch((error: unknown) => {
   process.exitCode = 1;
-  // A system error (a missing file, a full disk) names its path and is the user's to fix, like an AlmoraError.
-  if (error instanceof AlmoraError || (error instanceof Error && 'syscall' in error)) {
+  if (error instanceof AlmoraError) {
     console.error(`almora: ${error.message}`);
+    return;
+  }
+  // A system error (a missing file, a full disk) is the user's to fix: said in words, with its path.
+  if (error instanceof Error && 'syscall' in error) {
+    console.error(`almora: ${systemErrorMessage(error as NodeJS.ErrnoException)}`);
     return;
   }
   const debug = process.env.ALMORA_DEBUG === '1';

@@ -52,6 +52,8 @@ export interface TrainConfig {
   gammaBound: number;
   /** Checkpoint every this many steps (0: only at the end). */
   checkpointEvery: number;
+  /** Stop with `TrainingDivergedError` once the loss exceeds this many times its first value (0: only non-finite values stop a run). */
+  divergenceFactor: number;
   /** Write a second run with method 'exact' on the same seed beside the main one, and compare. */
   compareExact: boolean;
   /** Where the attention work runs: a name of @almora/backends' registry ('cpu', 'wasm', 'wasm:N', 'gpu.js:<mode>'). */
@@ -87,14 +89,16 @@ export const DEFAULT_CONFIG: TrainConfig = {
   normalizeInputs: 0.5,
   gammaBound: 0,
   checkpointEvery: 10,
+  divergenceFactor: 10,
   compareExact: true,
   backend: 'cpu',
 }
 
 /** How a key's value is checked: numbers by sign and integrality, strings from a list. */
-type Kind = 'integer' | 'count' | 'countOrZero' | 'positive' | 'nonnegative' | 'boolean' | 'targets' | 'backend' | { oneOf: readonly string[] };
+export type Kind = 'integer' | 'count' | 'countOrZero' | 'positive' | 'nonnegative' | 'boolean' | 'targets' | 'backend' | { oneOf: readonly string[] };
 
-const SCHEMA: Record<keyof TrainConfig, Kind> = {
+/** How each key of {@link TrainConfig} is checked (and so what its flag takes). */
+export const SCHEMA: Record<keyof TrainConfig, Kind> = {
   seed: 'integer',
   length: 'count',
   dim: 'count',
@@ -118,6 +122,7 @@ const SCHEMA: Record<keyof TrainConfig, Kind> = {
   normalizeInputs: 'nonnegative',
   gammaBound: 'nonnegative',
   checkpointEvery: 'countOrZero',
+  divergenceFactor: 'nonnegative',
   compareExact: 'boolean',
   backend: 'backend',
 };
@@ -133,7 +138,8 @@ const NUMBER_RULES: Record<'integer' | 'count' | 'countOrZero' | 'positive' | 'n
 
 function checkValue(key: keyof TrainConfig, value: unknown, source: string): unknown {
   const kind = SCHEMA[key];
-  const fail = (expected: string) => new InvalidArgumentError(`${source}: "${key}" must be ${expected}, got ${describeValue(value)}`);
+  // A flag names itself (--learning-rate); a file names the file and the key.
+  const fail = (expected: string) => new InvalidArgumentError(`${source.startsWith('--') ? source : `${source}: "${key}"`} must be ${expected}, got ${describeValue(value)}`);
   if (kind === 'boolean') {
     if (typeof value !== 'boolean') throw fail('true or false');
   } else if (kind === 'targets') {
@@ -178,6 +184,7 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const config = Object.assign({}, DEFAULT_CONFIG, ...layers) as TrainConfig;
   if (config.dim % config.heads !== 0) throw new InvalidArgumentError(`config: "dim" (${config.dim}) must be a multiple of "heads" (${config.heads})`);
   if (config.batchSize > config.sequences) throw new InvalidArgumentError(`config: "batchSize" (${config.batchSize}) exceeds "sequences" (${config.sequences})`);
+  if (config.divergenceFactor > 0 && config.divergenceFactor <= 1) throw new InvalidArgumentError(`config: "divergenceFactor" must be 0 (off) or > 1, got ${config.divergenceFactor}`);
   if (config.rank > config.dim) throw new InvalidArgumentError(`config: "rank" (${config.rank}) exceeds "dim" (${config.dim})`);
   for (const [what, rows] of [['a sequence (length × dim)', config.length], ['a weight (dim × dim)', config.dim]] as const) {
     if (rows * config.dim > MAX_ENTRIES) throw new InvalidArgumentError(`config: ${what} would have ${rows * config.dim} entries, more than the 2^32 an array can hold`);

@@ -40,6 +40,7 @@ export const FINETUNE_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<La
   evalEvery: 0,
   evalWindows: 8,
   checkpointEvery: 10,
+  divergenceFactor: 10,
 });
 
 /** What the report's sample generation uses: the prompt, length, temperature and seed. */

@@ -33,3 +33,5 @@ export { readBrownCorpus, splitByCategory, encodeBytes, decodeBytes, brownCorpus
 export { brownText, type BrownDomain } from './brown-text.js';
 export { pretrain, PRETRAIN_DEFAULTS, BROWN_BASE_SHAPE } from './pretrain.js';
 export { finetune, FINETUNE_DEFAULTS, SHIPPED_BASE_DIR, type FinetuneOutcome } from './finetune.js';
+export { helpText, cliReference, type CommandSpec, type OptionSpec } from './cli-options.js';
+export { COMMANDS } from './commands.js';

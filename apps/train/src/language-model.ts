@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GradientMethod } from '@almora/lora';
@@ -7,7 +6,7 @@ import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteErro
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
 import { lockRunDir, openAppend, runSubfolder } from './run-dir.js';
-import { TrainingDivergedError } from './trainer.js';
+import { checkResumeSteps, divergence, resumableHash, TrainingDivergedError } from './trainer.js';
 
 /** A byte stream for training and one for held-out evaluation (the tokenizer is UTF-8 bytes, vocab 256). */
 export interface TextSplit {
@@ -49,6 +48,8 @@ export interface LanguageModelConfig {
   evalWindows: number;
   /** Checkpoint every this many steps (0: only at the end). */
   checkpointEvery: number;
+  /** Stop with `TrainingDivergedError` once the loss exceeds this many times its first value (0: only non-finite values stop a run). */
+  divergenceFactor: number;
 }
 
 /** One attention layer's state at a step: its largest Γ, the paths its heads took, and the core's reason. */
@@ -159,6 +160,8 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   finite('clipNorm', 0);
   finite('qkNormCap', 0);
   finite('epsilon', 0);
+  finite('divergenceFactor', 0);
+  if (config.divergenceFactor > 0 && config.divergenceFactor <= 1) throw new InvalidArgumentError(`divergenceFactor must be 0 (off) or > 1 (the loss may not rise past that many times its first value), got ${config.divergenceFactor}`);
   if (config.epsilon === 0) throw new InvalidArgumentError('epsilon must be a finite number > 0, got 0 (the certificate needs a tolerance)');
   if (config.shiftedSparseGroup % 2 !== 0) throw new InvalidArgumentError(`shiftedSparseGroup must be 0 (full attention) or an even integer ≥ 2 (half of the heads shift by G/2), got ${config.shiftedSparseGroup}`);
   if (!['exact', 'fast', 'auto'].includes(config.method)) throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
@@ -186,8 +189,7 @@ function checkLora(lora: Qwen3LoraConfig): void {
 
 /** A stable hash of the config, the base weights and the data: a resume with anything else is refused. */
 function runHash(config: LanguageModelConfig, base: Qwen3Model, data: TextSplit): string {
-  const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => a.localeCompare(b)));
-  const hash = createHash('sha256').update(JSON.stringify({ run: sorted, model: base.config }));
+  const hash = resumableHash({ ...config, model: base.config });
   for (const key of Object.keys(base.weights).sort()) hash.update(key).update(new Uint8Array(Float64Array.from(base.weights[key].toFlat()).buffer));
   hash.update(data.train).update(data.validation);
   return hash.digest('hex').slice(0, 16);
@@ -312,6 +314,7 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][
   if (latest) {
     const state = latest.state;
     if (state.configHash !== hash) throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
+    checkResumeSteps(state.step, config.steps, latest.file);
     for (const [name, m] of trainableList(model, config.mode)) {
       const saved = state.params[name];
       if (!saved || saved.rows !== m.rows || saved.cols !== m.cols) throw new CheckpointError(`cannot resume ${latest.file}: it has no ${m.rows}×${m.cols} "${name}"`);
@@ -373,6 +376,8 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][
       });
       const gradNorm = globalNorm(gradList);
       if (!Number.isFinite(result.loss) || !Number.isFinite(gradNorm)) throw diverged(!Number.isFinite(result.loss) ? `the loss is ${result.loss}` : `the gradient norm is ${gradNorm}`);
+      const risen = divergence(result.loss / LN2, records[0]?.bitsPerChar ?? result.loss / LN2, config.divergenceFactor);
+      if (risen) throw diverged(risen);
       const clip = config.clipNorm > 0 && gradNorm > config.clipNorm ? config.clipNorm / gradNorm : 1;
       applyUpdate(
         optimizer,

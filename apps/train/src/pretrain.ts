@@ -29,6 +29,7 @@ export const PRETRAIN_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<La
   evalEvery: 200,
   evalWindows: 16,
   checkpointEvery: 200,
+  divergenceFactor: 10,
 });
 
 /** The training curve (train and held-out bits per character against step) as an SVG. */

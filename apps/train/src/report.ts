@@ -4,6 +4,17 @@ import { writeFileAtomic } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import type { RunResult } from './trainer.js';
 
+/** Steps in the loss plot's moving average. */
+const SMOOTHING = 5;
+
+/** The trailing mean of up to `window` points' y at each point (the first points average what there is). */
+function movingAverage(points: readonly [number, number][], window: number): [number, number][] {
+  return points.map(([x], i) => {
+    const span = points.slice(Math.max(0, i - window + 1), i + 1);
+    return [x, span.reduce((sum, [, y]) => sum + y, 0) / span.length];
+  });
+}
+
 function pathCounts(run: RunResult): string {
   const fast = run.records.filter((r) => r.method === 'fast').length;
   return `${fast} fast, ${run.records.length - fast} exact`;
@@ -40,7 +51,14 @@ export async function writeReport(runDir: string, config: TrainConfig, main: Run
       xLabel: 'step',
       yLabel: '½‖O − Y‖² per sequence',
       logY: true,
-      series: runs.map(([name, run], k) => ({ name, points: run.records.map((r) => [r.step + 1, r.loss] as [number, number]), dashed: k > 0 })),
+      // Each run's raw loss faint behind its moving average: steps of different sequences differ more than the trend.
+      series: runs.flatMap(([name, run], k) => {
+        const raw = run.records.map((r) => [r.step + 1, r.loss] as [number, number]);
+        return [
+          { name: `${name} (per step)`, points: raw, faint: true },
+          { name: `${name} (average of ${SMOOTHING} steps)`, points: movingAverage(raw, SMOOTHING), dashed: k > 0 },
+        ];
+      }),
     }),
   );
   // Reasons differ only in their numbers from step to step: group by the wording, show the extremes.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AlmoraError } from '@almora/tensor';
@@ -198,4 +198,22 @@ export async function lockRunDir(dir: string): Promise<RunLock> {
   if (!stale || !(await removeStale(file, owner))) throw locked(file, owner);
   if (!(await tryCreate(file, me))) throw locked(file, await readOwner(file));
   return { file, note: `took over the stale lock ${file} of pid ${owner.pid} (started ${owner.started}), which is no longer running`, release };
+}
+
+/**
+ * Refuses to start a fresh run in a folder that already holds something (a previous run, or
+ * anything else), unless the user said `--resume` (continue it) or `--force` (start over, its
+ * files replaced as the new run writes them). A missing or empty folder is fine; its own lock file
+ * does not count (check after taking the lock, so that a live run is reported as such).
+ */
+export async function refuseExistingRun(dir: string, resume: boolean, force: boolean): Promise<void> {
+  if (resume || force) return;
+  const entries = await readdir(dir).catch((error: unknown) => {
+    if (errorCode(error) === 'ENOENT') return [];
+    throw error;
+  });
+  const held = entries.filter((name) => name !== LOCK_NAME);
+  if (held.length === 0) return;
+  const shown = held.slice(0, 4).join(', ') + (held.length > 4 ? `, … (${held.length} entries)` : '');
+  throw new RunDirError(`${dir} already holds a run (${shown}): pass --resume to continue it, --force to start over in it (its files are replaced), or choose another --run-dir`);
 }

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { InvalidArgumentError, Rng } from '@almora/tensor';
 import { generate, type Qwen3Config } from '@almora/model';
 import { checkLanguageModelConfig, type LanguageModelConfig } from './language-model.js';
@@ -9,31 +8,17 @@ import { FINETUNE_DEFAULTS, finetune, SHIPPED_BASE_DIR } from './finetune.js';
 import { loadPeftAdapters, loadQwen3, readQkNormCap } from './hf-files.js';
 import { decodeBytes, encodeBytes } from './brown.js';
 import { BROWN_BASE_SHAPE, PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
-import { lockRunDir } from './run-dir.js';
+import { type CommandSpec, helpText, numberOption, parseOptions } from './cli-options.js';
+import { FINETUNE_COMMAND, GENERATE_COMMAND, kebab, PRETRAIN_COMMAND, RECIPE_KEYS } from './commands.js';
+import { lockRunDir, refuseExistingRun } from './run-dir.js';
 
-const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const NUMERIC_KEYS = Object.keys(RECIPE_KEYS) as (keyof typeof RECIPE_KEYS)[];
 
-/** The numeric recipe keys a flag may set, with what each must be. */
-const NUMERIC_KEYS = ['contextLength', 'batchSize', 'steps', 'learningRate', 'warmupSteps', 'clipNorm', 'seed', 'epsilon', 'qkNormCap', 'shiftedSparseGroup', 'evalEvery', 'evalWindows', 'checkpointEvery'] as const;
-
-/** Flags of the text commands, parsed and checked; the recipe keys override `defaults`. */
-export function parseTextFlags(argv: string[], defaults: Readonly<LanguageModelConfig>, command: string, extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { 'run-dir': { type: 'string' }, resume: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean' }, method: { type: 'string' }, decay: { type: 'string' }, ...extra };
-  for (const key of NUMERIC_KEYS) options[kebab(key)] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new InvalidArgumentError(`${error instanceof Error ? error.message : String(error)} (almora ${command} --help lists the options)`);
-  }
+/** A text command's options, parsed and checked; the recipe keys override `defaults`. */
+export function parseTextFlags(argv: string[], defaults: Readonly<LanguageModelConfig>, spec: CommandSpec) {
+  const values = parseOptions(spec, argv);
   const config: LanguageModelConfig = { ...defaults, lora: { ...defaults.lora, target_modules: [...defaults.lora.target_modules] } };
-  for (const key of NUMERIC_KEYS) {
-    const text = values[kebab(key)];
-    if (typeof text !== 'string') continue;
-    const value = Number(text);
-    if (text.trim() === '' || !Number.isFinite(value)) throw new InvalidArgumentError(`--${kebab(key)} must be a number, got "${text}"`);
-    config[key] = value;
-  }
+  for (const key of NUMERIC_KEYS) config[key] = numberOption(values, kebab(key), config[key], Number.isFinite, 'a number');
   if (typeof values.method === 'string') {
     if (!['exact', 'fast', 'auto'].includes(values.method)) throw new InvalidArgumentError(`--method must be exact, fast or auto, got "${values.method}"`);
     config.method = values.method as LanguageModelConfig['method'];
@@ -57,15 +42,11 @@ function checkFlags(config: LanguageModelConfig, model?: Qwen3Config): void {
   }
 }
 
-const pretrainUsage = `usage: almora pretrain [--run-dir dir] [--resume] [--quiet] [--<key> value …]
-Trains the base model (QWEN3_TINY's shape, one token per byte) on the informative half of the Brown corpus and writes it in Hugging Face's layout to <run-dir>/model.
-keys (defaults: the recipe of the shipped base): ${NUMERIC_KEYS.map((k) => `--${kebab(k)} ${String(PRETRAIN_DEFAULTS[k])}`).join(', ')}, --method ${PRETRAIN_DEFAULTS.method}, --decay ${PRETRAIN_DEFAULTS.decay}`;
-
 /** `almora pretrain`. */
 export async function pretrainCommand(argv: string[]): Promise<void> {
-  const { values, config } = parseTextFlags(argv, PRETRAIN_DEFAULTS, 'pretrain');
+  const { values, config } = parseTextFlags(argv, PRETRAIN_DEFAULTS, PRETRAIN_COMMAND);
   if (values.help) {
-    console.log(pretrainUsage);
+    console.log(helpText(PRETRAIN_COMMAND));
     return;
   }
   checkFlags(config, BROWN_BASE_SHAPE);
@@ -73,6 +54,7 @@ export async function pretrainCommand(argv: string[]): Promise<void> {
   await mkdir(runDir, { recursive: true });
   const lock = await lockRunDir(runDir);
   try {
+    await refuseExistingRun(runDir, values.resume === true, values.force === true);
     if (lock.note) console.log(lock.note);
     const run = await pretrain(config, path.join(runDir, 'run'), { resume: values.resume === true, quiet: values.quiet === true, command: ['almora pretrain', ...argv].join(' ') });
     if (run.resumedFrom !== undefined) console.log(`pretrain: resumed from step ${run.resumedFrom}`);
@@ -83,22 +65,15 @@ export async function pretrainCommand(argv: string[]): Promise<void> {
   }
 }
 
-const finetuneUsage = `usage: almora train [--task text|teacher] [--base dir] [--run-dir dir] [--resume] [--quiet] [--<key> value …]
-The main job (--task text, the default): LoRA fine-tuning of the shipped Brown base model (or --base, a folder with Hugging Face's config.json and model.safetensors) on the imaginative half of the Brown corpus, with --method (default auto) and exact gradients side by side on the same seed (--compare-exact false: only --method); the report lands in <run-dir>/report.md, the PEFT adapters in <run-dir>/<method>/adapter.
-keys: ${NUMERIC_KEYS.map((k) => `--${kebab(k)} ${String(FINETUNE_DEFAULTS[k])}`).join(', ')}, --method ${FINETUNE_DEFAULTS.method}, --decay ${FINETUNE_DEFAULTS.decay}, --rank ${FINETUNE_DEFAULTS.lora.r}, --lora-alpha ${FINETUNE_DEFAULTS.lora.lora_alpha}, --target-modules ${FINETUNE_DEFAULTS.lora.target_modules.join(',')}
---qk-norm-cap defaults to the cap the base's config.json records (almora_qk_norm_cap), else ${FINETUNE_DEFAULTS.qkNormCap}.
---task teacher runs the paper's synthetic teacher task instead (almora train --task teacher --help).`;
-
 /** `almora train` on text, the main job. */
 export async function finetuneCommand(argv: string[]): Promise<void> {
-  const extra = { base: { type: 'string' }, 'compare-exact': { type: 'string' }, rank: { type: 'string' }, 'lora-alpha': { type: 'string' }, 'target-modules': { type: 'string' }, task: { type: 'string' } } as const;
-  const { values, config } = parseTextFlags(argv, FINETUNE_DEFAULTS, 'train', extra);
+  const { values, config } = parseTextFlags(argv, FINETUNE_DEFAULTS, FINETUNE_COMMAND);
   if (values.help) {
-    console.log(finetuneUsage);
+    console.log(helpText(FINETUNE_COMMAND));
     return;
   }
-  if (typeof values.rank === 'string') config.lora.r = Number(values.rank);
-  if (typeof values['lora-alpha'] === 'string') config.lora.lora_alpha = Number(values['lora-alpha']);
+  config.lora.r = numberOption(values, 'rank', config.lora.r, Number.isFinite, 'a number');
+  config.lora.lora_alpha = numberOption(values, 'lora-alpha', config.lora.lora_alpha, Number.isFinite, 'a number');
   if (typeof values['target-modules'] === 'string') config.lora.target_modules = values['target-modules'].split(',').map((m) => m.trim()) as typeof config.lora.target_modules;
   const compare = values['compare-exact'];
   if (compare !== undefined && compare !== 'true' && compare !== 'false') throw new InvalidArgumentError(`--compare-exact must be true or false, got "${String(compare)}"`);
@@ -114,6 +89,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   await mkdir(runDir, { recursive: true });
   const lock = await lockRunDir(runDir);
   try {
+    await refuseExistingRun(runDir, values.resume === true, values.force === true);
     if (lock.note) console.log(lock.note);
     await finetune(config, runDir, {
       baseDir,
@@ -127,39 +103,22 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   }
 }
 
-const generateUsage = `usage: almora generate --prompt text [--base dir] [--adapter dir] [--tokens 200] [--temperature 0.8] [--top-k 40] [--seed 1] [--qk-norm-cap G]
-Continues the prompt with the base model (default: the shipped one) or with PEFT adapters applied (--adapter, a folder with adapter_config.json and adapter_model.safetensors, e.g. runs/default/auto/adapter). Temperature 0 is greedy. --qk-norm-cap defaults to the cap the base's config.json records.`;
-
-function numberFlag(values: Record<string, string | boolean | undefined>, name: string, fallback: number, check: (v: number) => boolean, what: string): number {
-  const text = values[name];
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (typeof text !== 'string' || text.trim() === '' || !check(value)) throw new InvalidArgumentError(`--${name} must be ${what}, got "${String(text)}"`);
-  return value;
-}
-
 /** `almora generate`: text from a prompt, with the base or with adapters applied. */
 export async function generateCommand(argv: string[]): Promise<void> {
-  const options = { prompt: { type: 'string' }, base: { type: 'string' }, adapter: { type: 'string' }, tokens: { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, seed: { type: 'string' }, 'qk-norm-cap': { type: 'string' }, help: { type: 'boolean' } } as const;
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new InvalidArgumentError(`${error instanceof Error ? error.message : String(error)} (almora generate --help lists the options)`);
-  }
+  const values = parseOptions(GENERATE_COMMAND, argv);
   if (values.help) {
-    console.log(generateUsage);
+    console.log(helpText(GENERATE_COMMAND));
     return;
   }
-  if (typeof values.prompt !== 'string' || values.prompt === '') throw new InvalidArgumentError('almora generate needs --prompt <text> (almora generate --help)');
-  const tokens = numberFlag(values, 'tokens', 200, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
-  const temperature = numberFlag(values, 'temperature', 0.8, (v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0');
-  const topK = numberFlag(values, 'top-k', 40, (v) => Number.isSafeInteger(v) && v >= 1, 'a positive integer');
-  const seed = numberFlag(values, 'seed', 1, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
+  if (typeof values.prompt !== 'string' || values.prompt === '') throw new InvalidArgumentError('generate needs --prompt <text> (almora generate --help)');
+  const tokens = numberOption(values, 'tokens', 200, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
+  const temperature = numberOption(values, 'temperature', 0.8, (v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0');
+  const topK = numberOption(values, 'top-k', 40, (v) => Number.isSafeInteger(v) && v >= 1, 'a positive integer');
+  const seed = numberOption(values, 'seed', 1, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
   const baseDir = typeof values.base === 'string' ? path.resolve(values.base) : SHIPPED_BASE_DIR;
   const base = await loadQwen3(baseDir);
   if (base.config.vocab_size !== 256) throw new InvalidArgumentError(`almora generate decodes one token per byte: ${baseDir} has vocab_size ${base.config.vocab_size}, not 256`);
-  const cap = numberFlag(values, 'qk-norm-cap', base.qkNormCap ?? 0, (v) => Number.isFinite(v) && v > 0, 'a number > 0');
+  const cap = numberOption(values, 'qk-norm-cap', base.qkNormCap ?? 0, (v) => Number.isFinite(v) && v > 0, 'a number > 0');
   const lora = typeof values.adapter === 'string' ? await loadPeftAdapters(path.resolve(values.adapter), base.config) : undefined;
   const prompt = Array.from(encodeBytes(values.prompt));
   const room = base.config.max_position_embeddings - prompt.length;

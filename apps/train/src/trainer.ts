@@ -31,11 +31,34 @@ export interface StepRecord {
   seconds: number;
 }
 
-/** The training run diverged: the loss or a gradient stopped being finite. */
+/** The training run diverged: the loss or a gradient stopped being finite, or the loss rose past its divergence factor. */
 export class TrainingDivergedError extends AlmoraError {
   constructor(message: string) {
     super('NON_FINITE', message);
   }
+}
+
+/**
+ * Why the loss says the run diverged, or undefined: past `factor` × the run's first loss (a finite
+ * loss that grows that much is not noise; factor 0 leaves only non-finite values to stop a run).
+ */
+export function divergence(loss: number, firstLoss: number, factor: number): string | undefined {
+  if (!(factor > 0) || !Number.isFinite(firstLoss) || !(loss > factor * firstLoss)) return undefined;
+  return `the loss ${loss.toPrecision(4)} rose past ${factor}× its first value ${firstLoss.toPrecision(4)} (the divergence factor)`;
+}
+
+/**
+ * The hash a run's checkpoints carry: of everything but the step count, so a resume with a larger
+ * --steps extends the run (its learning-rate schedule then runs to the new end).
+ */
+export function resumableHash(config: object): ReturnType<typeof createHash> {
+  const sorted = Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'steps').sort(([a], [b]) => a.localeCompare(b)));
+  return createHash('sha256').update(JSON.stringify(sorted));
+}
+
+/** Refuses a resume from a checkpoint already past the requested step count. */
+export function checkResumeSteps(checkpointStep: number, steps: number, file: string): void {
+  if (checkpointStep > steps) throw new CheckpointError(`cannot resume ${file} at step ${checkpointStep} with --steps ${steps}: a run does not shrink; pass --steps ${checkpointStep} or more`);
 }
 
 /** Options of one run. */
@@ -76,8 +99,7 @@ export interface RunResult {
  * refused instead of silently continuing, and runs on different data never share checkpoints.
  */
 export function configHash(config: TrainConfig, task: TrainingTask): string {
-  const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => a.localeCompare(b)));
-  const hash = createHash('sha256').update(JSON.stringify(sorted));
+  const hash = resumableHash(config);
   const matrices = [task.frozen.q, task.frozen.k, task.frozen.v, ...task.data.flatMap(({ x, y }) => [x, y])];
   for (const m of matrices) {
     const values = Float64Array.from(m.toFlat());
@@ -219,6 +241,7 @@ async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: stri
     const state = latest.state;
     // The name carries the hash; the body's differs only if the file was renamed.
     if (state.configHash !== hash) throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
+    checkResumeSteps(state.step, config.steps, latest.file);
     adapters = {};
     for (const t of config.targets) {
       const restore = (name: string) => fromFlat(state.params[name].rows, state.params[name].cols, state.params[name].data);
@@ -280,6 +303,8 @@ async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: stri
         throw diverged(!Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`);
       }
       if (step === 0) initialLoss = loss;
+      const risen = divergence(loss, records[0]?.loss ?? initialLoss, config.divergenceFactor);
+      if (risen) throw diverged(risen);
       const clip = config.clipNorm > 0 && gradNorm > config.clipNorm ? config.clipNorm / gradNorm : 1;
       const rate = learningRate(config, step);
       applyUpdate(optimizer, params(), grads, rate, clip / config.batchSize);

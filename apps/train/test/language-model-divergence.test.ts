@@ -30,7 +30,7 @@ afterAll(async () => {
 
 it('a non-finite held-out evaluation stops the run as a divergence, not a NaN in the metrics', async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'almora-lm-diverge-'));
-  const config = { mode: 'pretrain', contextLength: 16, batchSize: 2, steps: 4, learningRate: 1e-2, warmupSteps: 0, decay: 'none', clipNorm: 1, seed: 1, method: 'exact', epsilon: 1e-3, qkNormCap: 0, shiftedSparseGroup: 0, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj'] }, evalEvery: 1, evalWindows: 1, checkpointEvery: 1 } as const;
+  const config = { mode: 'pretrain', contextLength: 16, batchSize: 2, steps: 4, learningRate: 1e-2, warmupSteps: 0, decay: 'none', clipNorm: 1, seed: 1, method: 'exact', epsilon: 1e-3, qkNormCap: 0, shiftedSparseGroup: 0, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj'] }, evalEvery: 1, evalWindows: 1, checkpointEvery: 1, divergenceFactor: 10 } as const;
   const error = await trainLanguageModel(freshQwen3(SHAPE, 1), { train: TEXT.subarray(0, 600), validation: TEXT.subarray(600) }, { ...config, lora: { ...config.lora, target_modules: [...config.lora.target_modules] } }, dir).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(TrainingDivergedError);
   expect((error as Error).message).toMatch(/^training diverged at step 2: the held-out bits per character are NaN/);

@@ -46,6 +46,7 @@ const BASE_CONFIG: LanguageModelConfig = {
   evalEvery: 3,
   evalWindows: 2,
   checkpointEvery: 3,
+  divergenceFactor: 10,
 };
 const FINETUNE: LanguageModelConfig = { ...BASE_CONFIG, mode: 'finetune', learningRate: 3e-2 };
 

@@ -130,7 +130,7 @@ describe('almora train', () => {
     expect(unknown.stderr).toMatch(/stepz/);
     const bad = runCli(['--steps', 'ten']);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/flags: "steps" must be an integer > 0, got "ten"/);
+    expect(bad.stderr).toMatch(/--steps must be an integer > 0, got "ten"/);
     expect(bad.stderr).not.toMatch(/bug/);
     const help = spawnSync(process.execPath, [cli, 'train', '--task', 'teacher', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);

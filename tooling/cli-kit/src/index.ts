@@ -6,10 +6,11 @@
  */
 
 /**
- * A one-line progress bar on stderr: `start` a bar of so many steps, `tick` after each, `finish`
- * at the end. Silent when stderr is not a terminal or when constructed with `quiet = true`.
+ * Progress on stderr: `note` a header, `start` a bar of so many steps, `tick` after each, `finish`
+ * at the end. On a terminal one line redrawn with elapsed time and time left; elsewhere plain lines
+ * now and then; silent when constructed with `quiet = true`.
  */
-export { Progress } from './progress.js';
+export { Progress, formatDuration, type ProgressStream } from './progress.js';
 
 /**
  * A self-contained SVG line plot (no fonts or scripts fetched), linear or log on each axis, with

@@ -6,6 +6,8 @@ export interface Series {
   points: readonly (readonly [number, number])[];
   /** Draw dashed (e.g. for a reference line). */
   dashed?: boolean;
+  /** Draw thin and pale, without point shapes (raw values behind their smoothed curve). */
+  faint?: boolean;
 }
 
 /** A vertical marker line with a label, e.g. a threshold. */
@@ -73,10 +75,14 @@ function formatTick(v: number): string {
 
 function ticks(lo: number, hi: number, log: boolean): number[] {
   if (log) {
+    // Powers of ten; over fewer than three decades also 2× and 5× them, so a short range still reads.
+    const steps = Math.log10(hi / lo) < 3 ? [1, 2, 5] : [1];
     const out: number[] = [];
     for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
-      const v = 10 ** e;
-      if (v >= lo * 0.999 && v <= hi * 1.001) out.push(v);
+      for (const m of steps) {
+        const v = Number((m * 10 ** e).toPrecision(12));
+        if (v >= lo * 0.999 && v <= hi * 1.001) out.push(v);
+      }
     }
     if (out.length >= 2) return out;
     return [lo, Math.sqrt(lo * hi), hi];
@@ -147,18 +153,24 @@ export function linePlot(spec: PlotSpec): string {
   for (const { x, labels } of labelled) {
     parts.push(`<text class="fg" transform="translate(${(px(x) + 3).toFixed(1)} ${top + 4}) rotate(90)" font-size="11">${escapeXml(labels.join('; '))}</text>`);
   }
-  series.forEach((s, k) => {
+  // Dashed and faint series first: a solid curve on top of a dashed one it equals still shows both.
+  const order = series.map((s, k) => ({ s, k })).sort((a, b) => Number(!a.s.dashed && !a.s.faint) - Number(!b.s.dashed && !b.s.faint));
+  for (const { s, k } of order) {
     const color = COLORS[k % COLORS.length];
     const kind = SHAPES[k % SHAPES.length];
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     const path = s.points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
-    if (s.points.length > 0) {
-      parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
-      for (const [x, y] of s.points) parts.push(shape(kind, px(x), py(y), color));
-    }
+    if (s.points.length === 0) continue;
+    parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="${s.faint ? 1 : 2}"${s.faint ? ' stroke-opacity="0.35"' : ''}${dash}/>`);
+    if (!s.faint) for (const [x, y] of s.points) parts.push(shape(kind, px(x), py(y), color));
+  }
+  series.forEach((s, k) => {
+    const color = COLORS[k % COLORS.length];
+    const kind = SHAPES[k % SHAPES.length];
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     const ly = top + 8 + k * legendRow;
-    parts.push(`<line x1="${width - right + 10}" y1="${ly}" x2="${width - right + 34}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);
-    parts.push(shape(kind, width - right + 22, ly, color));
+    parts.push(`<line x1="${width - right + 10}" y1="${ly}" x2="${width - right + 34}" y2="${ly}" stroke="${color}" stroke-width="${s.faint ? 1 : 2}"${s.faint ? ' stroke-opacity="0.35"' : ''}${dash}/>`);
+    if (!s.faint) parts.push(shape(kind, width - right + 22, ly, color));
     parts.push(`<text class="fg" x="${width - right + 40}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
   });
   parts.push('</svg>');

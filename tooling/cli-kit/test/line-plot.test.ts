@@ -45,3 +45,27 @@ describe('linePlot keeps many series apart', () => {
     expect(svg).toMatch(/@media \(prefers-color-scheme: dark\)\{\.bg\{fill:#14171a\}/);
   });
 });
+
+describe('linePlot on a short log range and with overlapping series', () => {
+  it('labels a log axis spanning under three decades at 1, 2 and 5 times powers of ten', () => {
+    const svg = linePlot({ title: 't', xLabel: 'x', yLabel: 'y', logY: true, series: [{ name: 'a', points: [[1, 0.03], [2, 0.9]] }] });
+    const labels = [...svg.matchAll(/text-anchor="end">([^<]+)<\/text>/g)].map((m) => m[1]);
+    expect(labels).toEqual(['0.05', '0.1', '0.2', '0.5']);
+  });
+
+  it('draws a dashed or faint series below the solid ones, and a faint one without shapes', () => {
+    const svg = linePlot({
+      title: 't',
+      xLabel: 'x',
+      yLabel: 'y',
+      series: [
+        { name: 'solid', points: [[1, 1], [2, 2]] },
+        { name: 'dashed', points: [[1, 1], [2, 2]], dashed: true },
+        { name: 'faint', points: [[1, 1.5], [2, 2.5]], faint: true },
+      ],
+    });
+    const paths = [...svg.matchAll(/<path d="M[^"]*" fill="none" stroke="(#[0-9a-f]{6})" stroke-width="(\d)"/g)].map((m) => m[1]);
+    expect(paths).toEqual(['#d62728', '#2ca02c', '#1f77b4']);
+    expect(svg.match(/stroke-opacity="0.35"/g)).toHaveLength(2);
+  });
+});

@@ -1,55 +1,78 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Progress } from '../src/index.js';
+import { formatDuration, Progress, type ProgressStream } from '../src/index.js';
 
-/** Runs `body` with stderr looking like a terminal (or not) and returns what it wrote there. */
-function stderrOf(isTTY: boolean, body: () => void): string {
-  const tty = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
-  Object.defineProperty(process.stderr, 'isTTY', { value: isTTY, configurable: true });
+/** A stream that records what it was given. */
+function recorder(isTTY: boolean): ProgressStream & { text: () => string } {
   const written: string[] = [];
-  const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    written.push(String(chunk));
-    return true;
-  });
-  try {
-    body();
-  } finally {
-    write.mockRestore();
-    if (tty) Object.defineProperty(process.stderr, 'isTTY', tty);
-    else delete (process.stderr as { isTTY?: boolean }).isTTY;
-  }
-  return written.join('');
+  return { isTTY, columns: 100, write: (chunk: string) => written.push(chunk), text: () => written.join('') };
 }
 
 describe('Progress', () => {
-  afterEach(() => vi.restoreAllMocks());
+  afterEach(() => vi.useRealTimers());
 
-  it('draws one line per step on a terminal, clamped to the total, resuming where told', () => {
-    const out = stderrOf(true, () => {
-      const progress = new Progress();
-      progress.start('run', 3, 1);
-      progress.tick('a');
-      progress.tick('b');
-      progress.tick('past the end');
-      progress.finish();
-    });
-    expect(out).toContain('run ');
-    expect(out).toContain('1/3');
-    expect(out).toContain('2/3 a');
-    expect(out).toContain('3/3 b');
-    expect(out).toContain('3/3 past the end');
-    expect(out).not.toContain('4/3');
+  it('redraws one line per step on a terminal, with elapsed time and time left, clamped to the total, resuming where told', () => {
+    vi.useFakeTimers();
+    const stream = recorder(true);
+    const progress = new Progress(false, stream);
+    progress.start('run', 4, 1);
+    vi.advanceTimersByTime(2000);
+    progress.tick('a');
+    vi.advanceTimersByTime(2000);
+    progress.tick('b');
+    progress.tick('c');
+    progress.tick('past the end');
+    progress.finish();
+    const out = stream.text();
+    expect(out).toContain('1/4 0s elapsed ');
+    // One step in 2 s, two to go: 4 s left (the resumed step does not count toward the pace).
+    expect(out).toContain('2/4 2s elapsed, 4s left · a');
+    expect(out).toContain('3/4 4s elapsed, 2s left · b');
+    expect(out).toContain('4/4 4s elapsed, 0s left · past the end');
+    expect(out).not.toContain('5/4');
+    expect(out.startsWith('\r')).toBe(true);
     expect(out.endsWith('\n')).toBe(true);
   });
 
-  it('is silent when quiet or when stderr is not a terminal', () => {
-    for (const [isTTY, quiet] of [[true, true], [false, false]] as const) {
-      const out = stderrOf(isTTY, () => {
-        const progress = new Progress(quiet);
-        progress.start('run', 2);
-        progress.tick();
-        progress.finish();
-      });
-      expect(out).toBe('');
+  it('writes plain lines when not on a terminal: the first, then at most one per 10 s, and the last', () => {
+    vi.useFakeTimers();
+    const stream = recorder(false);
+    const progress = new Progress(false, stream);
+    progress.note('training on wasm simd 2 threads');
+    progress.start('steps', 3);
+    progress.tick('loss 2.1');
+    vi.advanceTimersByTime(11_000);
+    progress.tick('loss 1.9');
+    progress.tick('loss 1.8');
+    progress.finish();
+    expect(stream.text().split('\n').filter((l) => l !== '')).toEqual([
+      'training on wasm simd 2 threads',
+      'steps: 0/3 (0%), 0s elapsed',
+      'steps: 2/3 (66%), 11s elapsed, 6s left · loss 1.9',
+      'steps: 3/3 (100%), 11s elapsed, 0s left · loss 1.8',
+    ]);
+  });
+
+  it('writes a note above the bar on a terminal and redraws the bar under it', () => {
+    const stream = recorder(true);
+    const progress = new Progress(false, stream);
+    progress.start('run', 2);
+    progress.note('diverging: loss up 10× in 5 steps');
+    expect(stream.text()).toMatch(/\r {99}\rdiverging: loss up 10× in 5 steps\n\rrun .*0\/2/);
+  });
+
+  it('is silent when quiet', () => {
+    for (const isTTY of [true, false]) {
+      const stream = recorder(isTTY);
+      const progress = new Progress(true, stream);
+      progress.note('header');
+      progress.start('run', 2);
+      progress.tick();
+      progress.finish();
+      expect(stream.text()).toBe('');
     }
+  });
+
+  it('formats durations', () => {
+    expect([formatDuration(9.4), formatDuration(245), formatDuration(3720), formatDuration(Number.NaN)]).toEqual(['9s', '4m05s', '1h02m', '?']);
   });
 });
