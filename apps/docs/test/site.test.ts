@@ -92,7 +92,7 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     await page.close();
     expect(errors).toEqual([]);
     expect([...seen].filter((p) => p.endsWith('.html')).length).toBeGreaterThan(50);
-    for (const required of ['install.html', 'guide.html', 'concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraGradients.html', 'api/functions/_almora_lora.loraAttention.html', 'api/functions/_almora_lora.attention.html', 'benchmarks/memory.html']) expect(seen.has(required)).toBe(true);
+    for (const required of ['install.html', 'guide.html', 'cli.html', 'concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraGradients.html', 'api/functions/_almora_lora.loraAttention.html', 'api/functions/_almora_lora.attention.html', 'benchmarks/memory.html']) expect(seen.has(required)).toBe(true);
     // ~200 pages one after another: about a minute here, so give a slow machine room.
   }, 600_000);
 
