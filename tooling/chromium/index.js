@@ -46,20 +46,29 @@ export async function launchChromium(extraFlags = []) {
 /**
  * Bundles `entry` for the browser and serves it as the module script of a blank page on 127.0.0.1.
  * With `isolated`, every response carries the COOP/COEP headers that make the page cross-origin
- * isolated, which SharedArrayBuffer (and so threads over shared WebAssembly memory) requires.
+ * isolated, which SharedArrayBuffer (and so threads over shared WebAssembly memory) requires. With
+ * `importMap` (`{ imports: { specifier: url } }`), the page declares it before the module script, so
+ * it also answers the specifiers the bundle leaves to the browser (a dynamic `import(name)`).
  */
 export async function servePage(entry, options = {}) {
   const bundle = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'browser', write: false, logLevel: 'silent' });
   const script = bundle.outputFiles[0].text;
+  const importMap = options.importMap ? `<script type="importmap">${JSON.stringify(options.importMap).replace(/</g, '\\u003c')}</script>` : '';
   const isolation = options.isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
   const server = createServer((request, response) => {
     if (new URL(request.url ?? '/', 'http://127.0.0.1').pathname === '/entry.js') response.writeHead(200, { 'content-type': 'text/javascript', ...isolation }).end(script);
-    else response.writeHead(200, { 'content-type': 'text/html', ...isolation }).end('<!doctype html><script type="module" src="/entry.js"></script>');
+    else response.writeHead(200, { 'content-type': 'text/html', ...isolation }).end(`<!doctype html>${importMap}<script type="module" src="/entry.js"></script>`);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((resolve) => server.close(() => resolve(undefined))) };
+  // Closing also ends the browser's keep-alive connections, which would hold the server open while that browser lives.
+  const close = () =>
+    new Promise((resolve) => {
+      server.close(() => resolve(undefined));
+      server.closeAllConnections();
+    });
+  return { url: `http://127.0.0.1:${port}/`, close };
 }
 
 /**

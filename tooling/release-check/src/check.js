@@ -3,9 +3,10 @@
 // The release check (#16): what a new user gets from `npm install @almora/…`. Packs every public
 // package under packages/ with pnpm (which writes real version ranges for workspace: ones),
 // checks each tarball's manifest and files, installs all the tarballs into a fresh project outside
-// the workspace with npm, pnpm and yarn (each one that is installed), and from there runs every
-// README example as ESM (.mjs) and as CommonJS (.cjs), type-checks it as .mts and .cts (node16
-// resolution, so each through its own `types` condition) and bundles it for the browser.
+// the workspace with npm, pnpm and yarn (yarn classic through npx where no yarn is installed), and
+// from there runs every README example as ESM (.mjs) and as CommonJS (.cjs), type-checks it as .mts
+// and .cts (node16 resolution, so each through its own `types` condition), bundles it for the
+// browser and runs the bundle in headless Chromium (where installed; see browser.js).
 // Our packages come only from the tarballs: the project points the @almora scope at a closed port,
 // so any attempt to fetch one from a registry fails; other dependencies come from the npm registry.
 //
@@ -18,8 +19,11 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHROMIUM, chromiumInstalled, launchChromium } from '@almora/chromium';
 import { readmeExamples } from '@almora/vitest-config/readme';
 import { buildSync } from 'esbuild';
+import { nodeBuiltinsImported, runInPage, verdict } from './browser.js';
+import { clients, findCommand, projectFiles } from './clients.js';
 import { toCommonJs, toCommonJsTypeScript } from './commonjs.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -28,12 +32,13 @@ const license = readFileSync(path.join(root, 'LICENSE'), 'utf8');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 /** pnpm as the workspace pins it (`packageManager`), through npx like the README's commands. */
 const PNPM = ['npx', ['-y', rootManifest.packageManager]];
-/** Where the @almora scope's registry points in the test project: nothing listens there. */
-const CLOSED_REGISTRY = 'http://127.0.0.1:9/';
+const CLIENTS = clients(PNPM);
 /** Longest an install or one example may run. */
 const TIMEOUT_MS = 600_000;
+/** Longest one example may run in a browser page. */
+const PAGE_TIMEOUT_MS = 180_000;
 
-function main() {
+async function main() {
   const packages = publicPackages().filter((pkg) => !options.skip.includes(pkg.name));
   console.log(`release check: ${packages.map((pkg) => `${pkg.name}@${pkg.manifest.version}`).join(', ')}${options.skip.length > 0 ? ` (skipped: ${options.skip.join(', ')})` : ''}`);
   const tarballs = path.join(work, 'tarballs');
@@ -41,18 +46,25 @@ function main() {
   for (const pkg of packages) pkg.tarball = pack(pkg, tarballs);
   if (packages.some((pkg) => !pkg.tarball)) return;
   for (const pkg of packages) checkTarball(pkg, packages);
+  const browser = chromiumInstalled() ? undefined : `no Chromium at ${CHROMIUM} (apt-get install chromium): the examples were bundled for the browser, not run in one`;
   for (const client of CLIENTS) {
     if (!options.clients.includes(client.name)) continue;
-    const version = run(client.command[0], [...client.command[1], '--version'], { cwd: work });
-    if (version.status !== 0) {
-      console.log(`\n${client.name}: not installed here, skipped`);
-      tallies.set(`${client.name}: not installed, skipped`, { passed: 0, total: 0 });
+    const found = findCommand(client, work);
+    if (!found.command) {
+      console.log(`\n${client.name}: ${found.why}, skipped`);
+      tallies.set(`${client.name}: ${found.why}, skipped`, { passed: 0, total: 0, skipped: 0 });
       continue;
     }
-    console.log(`\n${client.name} ${version.stdout.trim()}: install the tarballs into a fresh project`);
+    console.log(`\n${client.name} ${found.version}${found.why ? ` (${found.why}; through ${found.command.flat().join(' ')})` : ''}: install the tarballs into a fresh project`);
     const project = path.join(work, `with-${client.name}`);
-    if (install(client, project, packages)) checkExamples(client, project, packages);
+    if (!install(client, found, project, packages)) continue;
+    const written = checkExamples(client, project, packages);
+    if (browser) {
+      console.log(`\n${client.name}: the browser run skipped: ${browser}`);
+      tallies.set(`${client.name}: browser run skipped (${browser})`, { passed: 0, total: 0, skipped: 0 });
+    } else await runInBrowser(client, written);
   }
+  printBrowserOutcomes(packages);
 }
 
 /** Every package under packages/ that is not private, with its manifest. */
@@ -116,49 +128,12 @@ function exportTargets(exports) {
   return Object.values(exports).flatMap(exportTargets);
 }
 
-/**
- * How each client installs the tarballs into `project`, which lists every tarball as a dependency.
- * A package's own range for another (`^0.1.0`) would send the client to the registry (npm asks it
- * even with the tarball's copy in place), so each client also overrides every package with its
- * tarball in its own way: `fields` of package.json, `setup` files.
- */
-const CLIENTS = [
-  {
-    name: 'npm',
-    command: ['npm', []],
-    install: ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'],
-    fields: (dependencies) => ({ overrides: Object.fromEntries(Object.keys(dependencies).map((name) => [name, `$${name}`])) }),
-    setup: () => ({}),
-  },
-  {
-    name: 'pnpm',
-    command: PNPM,
-    install: ['install', '--ignore-scripts'],
-    fields: () => ({}),
-    setup: (dependencies) => ({ 'pnpm-workspace.yaml': `overrides:\n${Object.entries(dependencies).map(([name, spec]) => `  '${name}': '${spec}'`).join('\n')}\n` }),
-  },
-  {
-    name: 'yarn',
-    command: ['yarn', []],
-    install: ['install'],
-    fields: (dependencies) => ({ resolutions: dependencies }),
-    setup: () => ({
-      'yarn.lock': '',
-      '.yarnrc.yml': `nodeLinker: node-modules\nenableScripts: false\nenableTelemetry: false\nnpmScopes:\n  almora:\n    npmRegistryServer: "${CLOSED_REGISTRY}"\n`,
-    }),
-  },
-];
-
-/** A fresh project in `project` depending on every tarball, installed by `client`; whether it installed our tarballs. */
-function install(client, project, packages) {
+/** A fresh project in `project` depending on every tarball (see clients.js), installed by `client`; whether it installed our tarballs. */
+function install(client, found, project, packages) {
   mkdirSync(project);
-  const dependencies = Object.fromEntries(packages.map((pkg) => [pkg.name, `file:${pkg.tarball}`]));
-  const manifest = { name: 'almora-release-check', version: '0.0.0', private: true, dependencies, ...client.fields(dependencies) };
-  writeFileSync(path.join(project, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  writeFileSync(path.join(project, '.npmrc'), `@almora:registry=${CLOSED_REGISTRY}\n`);
-  for (const [file, text] of Object.entries(client.setup(dependencies))) writeFileSync(path.join(project, file), text);
+  for (const [file, text] of Object.entries(projectFiles(client, found.version, packages, project))) writeFileSync(path.join(project, file), text);
   const started = Date.now();
-  const installed = run(client.command[0], [...client.command[1], ...client.install], { cwd: project });
+  const installed = run(found.command[0], [...found.command[1], ...client.install(found.version)], { cwd: project });
   report(installed.status === 0, `${client.name} install (${seconds(started)})`, installed.stdout + installed.stderr, `${client.name}: install`);
   if (installed.status !== 0) return false;
   const wrong = packages.filter((pkg) => readJson(path.join(project, 'node_modules', pkg.name, 'package.json')).version !== pkg.manifest.version);
@@ -166,7 +141,7 @@ function install(client, project, packages) {
   return wrong.length === 0;
 }
 
-/** Each README example from the installed tarballs: run as ESM and CJS, type-checked as .mts and .cts, bundled for the browser. */
+/** Each README example from the installed tarballs: run as ESM and CJS, type-checked as .mts and .cts, bundled for the browser; the examples written. */
 function checkExamples(client, project, packages) {
   const examples = path.join(project, 'examples');
   mkdirSync(examples);
@@ -178,7 +153,7 @@ function checkExamples(client, project, packages) {
       writeFileSync(`${base}.cjs`, toCommonJs(example));
       writeFileSync(`${base}.mts`, example);
       writeFileSync(`${base}.cts`, toCommonJsTypeScript(example));
-      written.push({ label: `${client.name} ${pkg.name} README example ${index + 1}`, base });
+      written.push({ label: `${client.name} ${pkg.name} README example ${index + 1}`, pkg, base, builtins: nodeBuiltinsImported(example) });
     });
   }
   for (const { label, base } of written) {
@@ -193,7 +168,8 @@ function checkExamples(client, project, packages) {
     if (outputs[0] !== outputs[1]) console.log(`     (note: ${label} printed differently as ESM and CJS)`);
   }
   typecheck(client, project, written);
-  for (const { label, base } of written) bundle(client, label, `${base}.mjs`);
+  for (const example of written) example.bundled = bundle(client, example);
+  return written;
 }
 
 /** tsc over every .mts and .cts example with node16 resolution: each file resolves our types through its own condition. */
@@ -217,14 +193,66 @@ function typecheck(client, project, written) {
   if (checked.status !== 0 && !written.some(({ base }) => output.includes(path.basename(base)))) report(false, `${client.name}: tsc`, output);
 }
 
-/** esbuild's browser bundle of the ESM example, resolved from the installed packages. */
-function bundle(client, label, entry) {
+/** esbuild's browser bundle of the ESM example, resolved from the installed packages; whether it bundled. An example that imports a Node built-in itself is skipped. */
+function bundle(client, { label, base, builtins }) {
+  if (builtins.length > 0) {
+    skip(`${label} bundles for the browser`, `Node only: it imports ${builtins.join(', ')}`, `${client.name}: browser bundle`);
+    return false;
+  }
   const started = Date.now();
   try {
-    const bundled = buildSync({ entryPoints: [entry], bundle: true, platform: 'browser', format: 'esm', target: 'es2022', write: false, logLevel: 'silent' });
+    const bundled = buildSync({ entryPoints: [`${base}.mjs`], bundle: true, platform: 'browser', format: 'esm', target: 'es2022', write: false, logLevel: 'silent' });
     report(true, `${label} bundles for the browser (${Math.round(bundled.outputFiles[0].contents.byteLength / 1024)} KiB, ${seconds(started)})`, '', `${client.name}: browser bundle`);
+    return true;
   } catch (error) {
     report(false, `${label} bundles for the browser`, error instanceof Error ? error.message : String(error), `${client.name}: browser bundle`);
+    return false;
+  }
+}
+
+/** Each bundled example in a page of one headless Chromium (see browser.js); an unbundled one is skipped with the reason. */
+async function runInBrowser(client, written) {
+  console.log(`\n${client.name}: the examples in headless Chromium (cross-origin-isolated pages)`);
+  const tally = `${client.name}: browser run`;
+  const browser = await launchChromium();
+  try {
+    for (const { label, pkg, base, builtins, bundled } of written) {
+      const what = `${label} runs in Chromium`;
+      const outcome = (status, reason) => browserOutcomes.push({ pkg: pkg.name, client: client.name, status, reason });
+      if (!bundled) {
+        const reason = builtins.length > 0 ? `Node only: it imports ${builtins.join(', ')}` : 'it did not bundle for the browser';
+        skip(what, reason, tally);
+        outcome('skipped', reason);
+        continue;
+      }
+      const ran = await runInPage(browser.context, `${base}.mjs`, PAGE_TIMEOUT_MS);
+      const { status, reason } = verdict(ran);
+      const printed = ran.output.join(' | ');
+      if (status === 'skipped') skip(what, reason, tally);
+      else report(status === 'ran', `${what} (${ran.seconds.toFixed(1)} s)${status === 'ran' ? `: ${printed.length > 100 ? `${printed.slice(0, 99)}…` : printed}` : ''}`, reason, tally);
+      outcome(status, reason);
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Per package: its examples ran in the browser, or were skipped (why), or failed there, with each client. */
+function printBrowserOutcomes(packages) {
+  if (browserOutcomes.length === 0) return;
+  console.log('\nin the browser, per package:');
+  for (const pkg of packages) {
+    const mine = browserOutcomes.filter((outcome) => outcome.pkg === pkg.name);
+    if (mine.length === 0) {
+      console.log(`  ${pkg.name}: no README example`);
+      continue;
+    }
+    const groups = new Map();
+    for (const { client, status, reason } of mine) {
+      const key = status === 'ran' ? 'ran in Chromium' : `${status} (${reason.split('\n')[0]})`;
+      groups.set(key, [...(groups.get(key) ?? []), client]);
+    }
+    console.log(`  ${pkg.name}: ${[...groups].map(([key, names]) => `${names.length} ${key} [${[...new Set(names)].join(', ')}]`).join('; ')}`);
   }
 }
 
@@ -232,13 +260,20 @@ function bundle(client, label, entry) {
 function report(ok, what, detail = '', tally = undefined) {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
   if (tally) {
-    const count = tallies.get(tally) ?? { passed: 0, total: 0 };
-    tallies.set(tally, { passed: count.passed + (ok ? 1 : 0), total: count.total + 1 });
+    const count = tallies.get(tally) ?? { passed: 0, total: 0, skipped: 0 };
+    tallies.set(tally, { ...count, passed: count.passed + (ok ? 1 : 0), total: count.total + 1 });
   }
   if (!ok) {
     failures.push(what);
     if (detail.trim() !== '') console.log(detail.trim().replace(/^/gm, '     '));
   }
+}
+
+/** Prints a check that cannot apply (e.g. a Node-only example in a browser) with the reason; counted apart in the summary. */
+function skip(what, reason, tally) {
+  console.log(`skip ${what}: ${reason.split('\n')[0]}`);
+  const count = tallies.get(tally) ?? { passed: 0, total: 0, skipped: 0 };
+  tallies.set(tally, { ...count, skipped: count.skipped + 1 });
 }
 
 function run(command, args, options = {}) {
@@ -268,14 +303,18 @@ function parseArguments(args) {
 const options = parseArguments(process.argv.slice(2));
 const failures = [];
 const tallies = new Map();
+/** Each example's outcome in the browser: package, client, 'ran' | 'skipped' | 'failed', reason. */
+const browserOutcomes = [];
 const work = mkdtempSync(path.join(os.tmpdir(), 'almora-release-'));
+const began = Date.now();
 try {
-  main();
+  await main();
 } finally {
   if (options.keep) console.log(`\nkept ${work}`);
   else rmSync(work, { recursive: true, force: true });
 }
-console.log(`\nsummary:\n${[...tallies].map(([what, { passed, total }]) => (total === 0 ? `  ${what}` : `  ${what}: ${passed}/${total} passed`)).join('\n')}`);
+const counted = ({ passed, total, skipped }) => [...(total > 0 ? [`${passed}/${total} passed`] : []), ...(skipped > 0 ? [`${skipped} skipped`] : [])].join(', ');
+console.log(`\nsummary (${seconds(began)}):\n${[...tallies].map(([what, count]) => (counted(count) === '' ? `  ${what}` : `  ${what}: ${counted(count)}`)).join('\n')}`);
 if (failures.length > 0) {
   console.log(`\nrelease check: ${failures.length} failed:\n${failures.map((line) => `  ${line}`).join('\n')}`);
   process.exitCode = 1;
