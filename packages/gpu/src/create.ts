@@ -35,17 +35,25 @@ export function availableGpuModes(): GpuMode[] {
 }
 
 /**
+ * The mode `requested` takes among the `available` ones: 'gpu' the best GPU mode with synchronous
+ * read-back, 'best' that or a CPU fallback — never 'webgpu', which only an explicit request gets
+ * (the synchronous entry points refuse it) — and a named mode itself if available.
+ */
+export function chooseMode(requested: GpuMode | 'gpu' | 'best', available: readonly GpuMode[]): GpuMode | undefined {
+  const among = (modes: readonly GpuMode[]) => modes.find((mode) => available.includes(mode));
+  if (requested === 'gpu') return among(GPU_MODES);
+  if (requested === 'best') return among([...GPU_MODES, ...FALLBACK_MODES]);
+  return available.includes(requested) ? requested : undefined;
+}
+
+/**
  * A {@link GpuBackend}: the primitives of `Backend` as gpu.js kernels, float32, chained through
  * textures without reading back between steps. Pass it as `backend` to `loraGradients`.
  */
 export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
   const requested = options.mode ?? 'gpu';
   const available = availableGpuModes();
-  const gpuModes = available.filter((mode) => (GPU_MODES as readonly GpuMode[]).includes(mode));
-  let mode: GpuMode | undefined;
-  if (requested === 'gpu') mode = gpuModes[0];
-  else if (requested === 'best') mode = available[0];
-  else mode = available.includes(requested) ? requested : undefined;
+  const mode = chooseMode(requested, available);
   if (!mode) {
     const what = requested === 'gpu' ? 'no GPU mode (webgl2, webgl, headlessgl)' : `gpu.js mode '${requested}'`;
     throw new BackendError(
