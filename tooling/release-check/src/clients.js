@@ -49,7 +49,9 @@ export function clients(pnpm) {
       // Relative: yarn classic rewrites a dependency's absolute file: path to a relative one but not
       // a resolution's, and then warns that two patterns unpack to one place.
       spec: (tarball, project) => `file:${path.relative(project, tarball)}`,
-      install: (version) => (isYarnClassic(version) ? ['install', '--ignore-scripts', '--non-interactive', '--no-progress'] : ['install']),
+      // A cache of the project's own: packed tarballs keep their version (0.0.0) from run to run, and
+      // yarn's shared cache would hand back a tarball packed before the code changed.
+      install: (version) => (isYarnClassic(version) ? ['install', '--ignore-scripts', '--non-interactive', '--no-progress', '--cache-folder', '.yarn-cache'] : ['install']),
       // Classic and berry both read `resolutions`; classic reads the scope's registry from .npmrc.
       fields: (dependencies) => ({ resolutions: dependencies }),
       setup: (_dependencies, version) =>
@@ -57,7 +59,7 @@ export function clients(pnpm) {
           ? {}
           : {
               'yarn.lock': '',
-              '.yarnrc.yml': `nodeLinker: node-modules\nenableScripts: false\nenableTelemetry: false\nnpmScopes:\n  almora:\n    npmRegistryServer: "${CLOSED_REGISTRY}"\n`,
+              '.yarnrc.yml': `nodeLinker: node-modules\nenableScripts: false\nenableTelemetry: false\nenableGlobalCache: false\nnpmScopes:\n  almora:\n    npmRegistryServer: "${CLOSED_REGISTRY}"\n`,
             },
     },
   ];

@@ -32,7 +32,7 @@ describe('the yarn project', () => {
     for (const pkg of packages) expect(path.resolve(project, dependencies[pkg.name].slice('file:'.length))).toBe(pkg.tarball);
     expect(files['.npmrc']).toBe(`@almora:registry=${CLOSED_REGISTRY}\n`);
     expect(Object.keys(files).sort()).toEqual(['.npmrc', 'package.json']);
-    expect(yarn.install('1.22.22')).toEqual(['install', '--ignore-scripts', '--non-interactive', '--no-progress']);
+    expect(yarn.install('1.22.22')).toEqual(['install', '--ignore-scripts', '--non-interactive', '--no-progress', '--cache-folder', '.yarn-cache']);
   });
 
   it('with yarn berry: its own .yarnrc.yml closes our scope and turns scripts off', () => {
@@ -40,6 +40,8 @@ describe('the yarn project', () => {
     expect(manifest(files).resolutions).toEqual(manifest(files).dependencies);
     expect(files['.yarnrc.yml']).toContain(`npmScopes:\n  almora:\n    npmRegistryServer: "${CLOSED_REGISTRY}"`);
     expect(files['.yarnrc.yml']).toContain('enableScripts: false');
+    // Its own cache: a tarball packed again at the same version must not come back from the shared one.
+    expect(files['.yarnrc.yml']).toContain('enableGlobalCache: false');
     expect(files['yarn.lock']).toBe('');
     expect(yarn.install('4.5.1')).toEqual(['install']);
   });
