@@ -56,8 +56,10 @@ export async function servePage(entry, options = {}) {
   const importMap = options.importMap ? `<script type="importmap">${JSON.stringify(options.importMap).replace(/</g, '\\u003c')}</script>` : '';
   const isolation = options.isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
   const server = createServer((request, response) => {
-    if (new URL(request.url ?? '/', 'http://127.0.0.1').pathname === '/entry.js') response.writeHead(200, { 'content-type': 'text/javascript', ...isolation }).end(script);
-    else response.writeHead(200, { 'content-type': 'text/html', ...isolation }).end(`<!doctype html>${importMap}<script type="module" src="/entry.js"></script>`);
+    if (new URL(request.url ?? '/', 'http://127.0.0.1').pathname === '/entry.js')
+      response.writeHead(200, { 'content-type': 'text/javascript', ...isolation }).end(script);
+    else
+      response.writeHead(200, { 'content-type': 'text/html', ...isolation }).end(`<!doctype html>${importMap}<script type="module" src="/entry.js"></script>`);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const address = server.address();

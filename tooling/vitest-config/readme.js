@@ -30,8 +30,13 @@ export function docExamples(packageRoot) {
       if (entry.isDirectory()) walk(file);
       else if (entry.name.endsWith('.ts')) {
         const source = readFileSync(file, 'utf8');
-        for (const match of source.matchAll(/@example\s*\n\s*\* ```ts\n([\s\S]*?)\n\s*\* ```\n[\s\S]*?\*\/\s*\nexport (?:async )?(?:function\*? |class |const |interface )(\w+)/g)) {
-          const code = match[1].split('\n').map((line) => line.replace(/^\s*\* ?/, '')).join('\n');
+        for (const match of source.matchAll(
+          /@example\s*\n\s*\* ```ts\n([\s\S]*?)\n\s*\* ```\n[\s\S]*?\*\/\s*\nexport (?:async )?(?:function\*? |class |const |interface )(\w+)/g,
+        )) {
+          const code = match[1]
+            .split('\n')
+            .map((line) => line.replace(/^\s*\* ?/, ''))
+            .join('\n');
           found.push({ file: path.relative(packageRoot, file), symbol: match[2], code });
         }
       }

@@ -12,7 +12,8 @@ backends (--backend, where almora's methods run in scaling and phase): ${backend
 function positiveIntegers(value: string | undefined, flag: string): number[] | undefined {
   if (value === undefined) return undefined;
   const list = value.split(',').map((part) => Number(part.trim()));
-  if (list.length === 0 || list.some((n) => !Number.isSafeInteger(n) || n <= 0)) throw new Error(`${flag} needs positive integers separated by commas, got "${value}"`);
+  if (list.length === 0 || list.some((n) => !Number.isSafeInteger(n) || n <= 0))
+    throw new Error(`${flag} needs positive integers separated by commas, got "${value}"`);
   return list;
 }
 

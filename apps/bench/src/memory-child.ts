@@ -35,4 +35,12 @@ const { grads } = forward.backward(upstream);
 const seconds = (performance.now() - t0) / 1000;
 opened.close();
 if (!grads.q_proj || !grads.v_proj) throw new Error('no adapter gradients');
-process.stdout.write(JSON.stringify({ seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024, startRssBytes: before, chosen: forward.report.chosen, keepsProbabilities: forward.report.heads.some((h) => h.keepsProbabilities) }));
+process.stdout.write(
+  JSON.stringify({
+    seconds,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    startRssBytes: before,
+    chosen: forward.report.chosen,
+    keepsProbabilities: forward.report.heads.some((h) => h.keepsProbabilities),
+  }),
+);

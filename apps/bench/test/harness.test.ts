@@ -11,9 +11,26 @@ describe('harness pieces', () => {
   });
 
   it('a crossover needs the method to stay faster at every larger length', () => {
-    expect(crossoverLength([[128, 1.1], [256, 0.5]])).toBeUndefined();
-    expect(crossoverLength([[128, 1.1], [256, 0.5], [512, 2], [1024, 3]])).toBe(512);
-    expect(crossoverLength([[128, 1.1], [256, 1.5]])).toBe(128);
+    expect(
+      crossoverLength([
+        [128, 1.1],
+        [256, 0.5],
+      ]),
+    ).toBeUndefined();
+    expect(
+      crossoverLength([
+        [128, 1.1],
+        [256, 0.5],
+        [512, 2],
+        [1024, 3],
+      ]),
+    ).toBe(512);
+    expect(
+      crossoverLength([
+        [128, 1.1],
+        [256, 1.5],
+      ]),
+    ).toBe(128);
     expect(crossoverLength([])).toBeUndefined();
   });
 

@@ -5,9 +5,23 @@ import { describe, expect, it } from 'vitest';
 import { runBench } from '../src/index.js';
 import { autoPlan, finetuneFindings, perplexity, perplexityChange, phaseGoal, phaseShape, type PhaseCell } from '../src/suites/model.js';
 
-const cell = (overrides: Partial<PhaseCell>): PhaseCell => ({ headDim: 8, cap: undefined, L: 2048, bitsPerChar: 2, perplexityGap: 0, gamma: 1, path: 'exact', degree: undefined, rank: undefined, exactSeconds: 1, autoSeconds: 1, ...overrides });
+const cell = (overrides: Partial<PhaseCell>): PhaseCell => ({
+  headDim: 8,
+  cap: undefined,
+  L: 2048,
+  bitsPerChar: 2,
+  perplexityGap: 0,
+  gamma: 1,
+  path: 'exact',
+  degree: undefined,
+  rank: undefined,
+  exactSeconds: 1,
+  autoSeconds: 1,
+  ...overrides,
+});
 
-const layer = (chosen: 'exact' | 'fast' | 'mixed', gamma: number, degree?: number, rank?: number) => ({ attention: { chosen, gamma, degree, rank, reason: `${chosen} at Γ = ${gamma}` } }) as unknown as Parameters<typeof autoPlan>[0][number];
+const layer = (chosen: 'exact' | 'fast' | 'mixed', gamma: number, degree?: number, rank?: number) =>
+  ({ attention: { chosen, gamma, degree, rank, reason: `${chosen} at Γ = ${gamma}` } }) as unknown as Parameters<typeof autoPlan>[0][number];
 
 describe('the model suite', () => {
   it('turns bits per character into perplexity and its relative change', () => {
@@ -22,8 +36,19 @@ describe('the model suite', () => {
   });
 
   it("reads 'auto''s plan from the layers' reports: degree and rank only where a layer ran fast", () => {
-    expect(autoPlan([layer('exact', 1.2, 4, 495), layer('exact', 0.9)])).toMatchObject({ path: 'exact', degree: undefined, rank: undefined, gamma: 1.2, reason: 'exact at Γ = 1.2' });
-    expect(autoPlan([layer('fast', 0.5, 3, 165), layer('exact', 0.9, 6, 3003)])).toMatchObject({ path: 'layer 0 fast, layer 1 exact', degree: 3, rank: 165, gamma: 0.9 });
+    expect(autoPlan([layer('exact', 1.2, 4, 495), layer('exact', 0.9)])).toMatchObject({
+      path: 'exact',
+      degree: undefined,
+      rank: undefined,
+      gamma: 1.2,
+      reason: 'exact at Γ = 1.2',
+    });
+    expect(autoPlan([layer('fast', 0.5, 3, 165), layer('exact', 0.9, 6, 3003)])).toMatchObject({
+      path: 'layer 0 fast, layer 1 exact',
+      degree: 3,
+      rank: 165,
+      gamma: 0.9,
+    });
   });
 
   it('states the fine-tune checks as met or NOT met from the numbers', () => {
@@ -38,10 +63,15 @@ describe('the model suite', () => {
     expect(lines[1]).toContain('fast path in 50% of head-steps');
     expect(lines[2]).toContain('2.00× as fast as exact');
     expect(lines[2]).toContain('it wins on speed, full exact attention on quality');
-    expect(finetuneFindings(3, [{ label: 'exact', bitsPerChar: 2.99, medianStepSeconds: 1, fastHeadShare: 0 }, { label: 'auto', bitsPerChar: 3.1, medianStepSeconds: 1, fastHeadShare: 0 }])[0]).toMatch(/NOT met\.$/);
+    expect(
+      finetuneFindings(3, [
+        { label: 'exact', bitsPerChar: 2.99, medianStepSeconds: 1, fastHeadShare: 0 },
+        { label: 'auto', bitsPerChar: 3.1, medianStepSeconds: 1, fastHeadShare: 0 },
+      ])[0],
+    ).toMatch(/NOT met\.$/);
   });
 
-  it("meets the phase goal only with a fast path ≥ 2× within 5% of the uncapped perplexity, and otherwise says how far off", () => {
+  it('meets the phase goal only with a fast path ≥ 2× within 5% of the uncapped perplexity, and otherwise says how far off', () => {
     const uncapped = cell({});
     const noisyExact = cell({ cap: 1, exactSeconds: 3, autoSeconds: 1 });
     expect(phaseGoal([uncapped, noisyExact])).toMatch(/^Goal \(phase diagram\): NOT met/);
@@ -61,7 +91,12 @@ describe('the model suite', () => {
   it('runs in quick mode: both tables, findings computed from its rows, two plots, and says its numbers are not the results', async () => {
     const out = await mkdtemp(path.join(os.tmpdir(), 'almora-bench-model-'));
     const [result] = await runBench({ suites: ['model'], quick: true, out, quiet: true });
-    const json = JSON.parse(await readFile(result.files.json, 'utf8')) as { rows: Record<string, unknown>[]; rawTimings: Record<string, number[]>; findings: string[]; notes: string[] };
+    const json = JSON.parse(await readFile(result.files.json, 'utf8')) as {
+      rows: Record<string, unknown>[];
+      rawTimings: Record<string, number[]>;
+      findings: string[];
+      notes: string[];
+    };
     const finetune = json.rows.filter((r) => r.table === 'finetune');
     expect(finetune.map((r) => r.run)).toEqual(['base', 'exact', 'auto', 'S²-Attn (groups of 64, exact)']);
     for (const row of finetune) expect(row.perplexity as number).toBeCloseTo(2 ** (row.heldOutBitsPerChar as number), 9);

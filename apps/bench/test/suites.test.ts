@@ -45,7 +45,15 @@ describe('bench suites in quick mode', () => {
   it('scaling times every almora method, the tfjs peers and the numpy peer, and its findings match its rows', async () => {
     const { json, md, svgs } = await runQuick('scaling');
     const methods = new Set(json.rows.map((r) => r.method));
-    for (const m of ['almora exact', 'almora fast chained g2', 'almora fast chained g4', 'almora fast autodiff g2', 'almora fast autodiff g4', 'tfjs-wasm autograd', 'tfjs-cpu autograd']) {
+    for (const m of [
+      'almora exact',
+      'almora fast chained g2',
+      'almora fast chained g4',
+      'almora fast autodiff g2',
+      'almora fast autodiff g4',
+      'tfjs-wasm autograd',
+      'tfjs-cpu autograd',
+    ]) {
       expect(methods.has(m)).toBe(true);
     }
     // The layer API on the same problem gives the same gradients: exactly on the exact path, as closely as loraGradients on the fast ones.
@@ -89,7 +97,9 @@ describe('bench suites in quick mode', () => {
       expect(row.cases).toBeGreaterThan(0);
       expect([row.violations, row.crashes, row.hangs, row.dataLost]).toEqual([0, 0, 0, 0]);
     }
-    expect(rows.find((r) => r.category.startsWith('hostile library inputs'))!.typedErrors).toBe(rows.find((r) => r.category.startsWith('hostile library inputs'))!.cases);
+    expect(rows.find((r) => r.category.startsWith('hostile library inputs'))!.typedErrors).toBe(
+      rows.find((r) => r.category.startsWith('hostile library inputs'))!.cases,
+    );
     expect(Number(/; (\d+) fast heads/.exec(rows[0].category)![1])).toBeGreaterThan(0);
     expect(md).toContain('every count that must be 0 is 0');
   }, 300_000);
@@ -113,7 +123,8 @@ describe('bench suites in quick mode', () => {
     const errors = json.rows.filter((r) => r.table === 'error');
     expect(errors).toHaveLength(3 * 4);
     for (const row of errors) {
-      if (typeof row.measuredError === 'number' && row.certifiedGradientBound !== 'Infinity') expect(row.certifiedGradientBound as number).toBeGreaterThanOrEqual(row.measuredError);
+      if (typeof row.measuredError === 'number' && row.certifiedGradientBound !== 'Infinity')
+        expect(row.certifiedGradientBound as number).toBeGreaterThanOrEqual(row.measuredError);
     }
     const low = errors.find((r) => r.gamma === 0.25 && r.degree === 8)!.measuredError as number;
     const high = errors.find((r) => r.gamma === 3 && r.degree === 8)!.measuredError as number;
@@ -137,14 +148,14 @@ describe('bench suites in quick mode', () => {
   it('backends runs the same work on every backend here and finds float32-level deviations', async () => {
     const { json, md } = await runQuick('backends');
     const backends = new Set(json.rows.map((r) => r.backend));
-    for (const b of ['almora cpu float64', 'almora cpu float32', 'almora wasm simd 1 thread float64', 'gpu.js cpu (Node)', 'gpu.js webasm (Node)']) expect(backends.has(b)).toBe(true);
+    for (const b of ['almora cpu float64', 'almora cpu float32', 'almora wasm simd 1 thread float64', 'gpu.js cpu (Node)', 'gpu.js webasm (Node)'])
+      expect(backends.has(b)).toBe(true);
     expect([...backends].filter((b) => /^almora wasm simd \d+ threads? float(32|64)$/.test(String(b)))).toHaveLength(3);
     if (existsSync('/usr/bin/chromium')) {
       expect(backends.has('gpu.js webgl2 (Chromium)')).toBe(true);
       // WebGPU needs an adapter; where Chromium has none the report says so instead.
       expect(backends.has('gpu.js webgpu (Chromium)') || json.notes.includes('gpu.js webgpu: not available in this Chromium')).toBe(true);
-    }
-    else expect(json.notes.join('\n')).toMatch(/no Chromium/);
+    } else expect(json.notes.join('\n')).toMatch(/no Chromium/);
     expect(new Set(json.rows.map((r) => r.work)).size).toBe(6);
     for (const row of json.rows) {
       expect(row.seconds as number).toBeGreaterThan(0);
@@ -166,7 +177,9 @@ describe('bench suites in quick mode', () => {
     expect(memory.json.notes.filter((n) => n.includes('failed'))).toEqual([]);
     expect(new Set(memory.json.rows.map((r) => r.L))).toEqual(new Set([256]));
     expect(memory.json.notes[0]).toMatch(/on the wasm simd \d+ threads? backend \(\d+ threads?\)/);
-    expect(memory.md).toContain('Reproduce with `pnpm bench memory --quick --seed 1 --repeats 1 --backend wasm --lengths 256`. Seed and every raw timing are in `memory-wasm.json`.');
+    expect(memory.md).toContain(
+      'Reproduce with `pnpm bench memory --quick --seed 1 --repeats 1 --backend wasm --lengths 256`. Seed and every raw timing are in `memory-wasm.json`.',
+    );
     const scaling = await runQuick('scaling', 'wasm', { lengths: [128], dims: [4] });
     expect(new Set(scaling.json.rows.map((r) => `${r.d} ${r.L}`))).toEqual(new Set(['4 128']));
     const threads = Number(/on (\d+) threads?, tfjs in float32/.exec(scaling.json.notes[0])?.[1]);

@@ -75,7 +75,10 @@ function renderMarkdown(source) {
 function page({ title, body, at, scripts = [] }) {
   const depth = at.split('/').length - 1;
   const up = '../'.repeat(depth);
-  const nav = NAV.map(([href, label]) => `<a href="${up}${href}"${href === at || (href.startsWith('benchmarks/') && at.startsWith('benchmarks/')) ? ' aria-current="page"' : ''}>${label}</a>`).join('');
+  const nav = NAV.map(
+    ([href, label]) =>
+      `<a href="${up}${href}"${href === at || (href.startsWith('benchmarks/') && at.startsWith('benchmarks/')) ? ' aria-current="page"' : ''}>${label}</a>`,
+  ).join('');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -199,10 +202,18 @@ async function linkApiToSite(dir, depth = 1) {
       const links = NAV.map(([href, label]) => `<a href="${up}${href}" style="margin-right:1rem">${label}</a>`).join('');
       const bar = `<nav aria-label="almora site" style="padding:0.4rem 1rem;font:14px system-ui,sans-serif;border-bottom:1px solid #8884"><strong style="margin-right:1rem">almora</strong>${links}</nav>`;
       const html = await readFile(file, 'utf8');
-      await writeFile(file, html.replace(/<body([^>]*)>/, (body) => `${body}${bar}`));
+      await writeFile(
+        file,
+        html.replace(/<body([^>]*)>/, (body) => `${body}${bar}`),
+      );
       const title = /<title>([^<]*)<\/title>/.exec(html)?.[1];
       const main = /<div class="col-content">([\s\S]*?)<div class="col-sidebar">/.exec(html)?.[1] ?? '';
-      if (title) searchIndex.push({ url: path.relative(dist, file).split(path.sep).join('/'), title: `API: ${title.replace(/&amp;/g, '&').replace(/ \| almora API$/, '')}`, text: plainText(main).slice(0, 4000) });
+      if (title)
+        searchIndex.push({
+          url: path.relative(dist, file).split(path.sep).join('/'),
+          title: `API: ${title.replace(/&amp;/g, '&').replace(/ \| almora API$/, '')}`,
+          text: plainText(main).slice(0, 4000),
+        });
     }
   }
 }

@@ -26,7 +26,10 @@ function snippet(text, terms) {
 }
 
 export function search(index, query) {
-  const terms = query.toLowerCase().split(/\s+/).filter((t) => t.length > 0);
+  const terms = query
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((t) => t.length > 0);
   if (terms.length === 0) return [];
   return index
     .map((entry) => {
@@ -43,7 +46,8 @@ export function search(index, query) {
 
 function show(index, query) {
   const hits = search(index, query);
-  status.textContent = query.trim() === '' ? 'Type a word or two.' : `${hits.length === 30 ? '30+' : hits.length} result${hits.length === 1 ? '' : 's'} for “${query.trim()}”.`;
+  status.textContent =
+    query.trim() === '' ? 'Type a word or two.' : `${hits.length === 30 ? '30+' : hits.length} result${hits.length === 1 ? '' : 's'} for “${query.trim()}”.`;
   list.innerHTML = hits.map((hit) => `<li><a href="${hit.url}">${escapeHtml(hit.title)}</a><p>${hit.snippet}</p></li>`).join('');
 }
 

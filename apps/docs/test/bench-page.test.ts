@@ -9,7 +9,9 @@ const results = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..',
 it('a benchmark page leads with what was measured and the plots; the targets follow the findings; nothing is lost', () => {
   const source = readFileSync(path.join(results, 'phase.md'), 'utf8');
   const page = readerFirst(source);
-  const order = ['# Phase transition', '![error](phase-error.svg)', '## Findings', '## Targets checked', '## Notes', '## Results'].map((marker) => page.indexOf(marker));
+  const order = ['# Phase transition', '![error](phase-error.svg)', '## Findings', '## Targets checked', '## Notes', '## Results'].map((marker) =>
+    page.indexOf(marker),
+  );
   expect(order.every((at) => at >= 0)).toBe(true);
   expect([...order].sort((a, b) => a - b)).toEqual(order);
   expect(page).not.toContain('- Goal: ');

@@ -24,7 +24,8 @@ describe.runIf(existsSync(path.join(dist, 'index.html')))('the built site', () =
   it('indexes the pages, the benchmarks and the API for search', () => {
     const index = JSON.parse(read('assets/search-index.json')) as { url: string; title: string; text: string }[];
     const urls = new Set(index.map((e) => e.url));
-    for (const url of ['index.html', 'install.html', 'guide.html', 'concepts.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraAttention.html']) expect(urls.has(url), url).toBe(true);
+    for (const url of ['index.html', 'install.html', 'guide.html', 'concepts.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraAttention.html'])
+      expect(urls.has(url), url).toBe(true);
     expect(urls.has('search.html')).toBe(false);
     const concepts = index.find((e) => e.url === 'concepts.html')!;
     expect(concepts.text).toMatch(/face-splitting/);

@@ -9,7 +9,14 @@ describe('the phase diagram', () => {
     const cells = await phaseDiagram(quick);
     expect(cells).toHaveLength(quick.gammas.length * quick.rows.length);
     for (const cell of cells) {
-      const point = await explore({ length: cell.length, d: quick.d, gamma: quick.gammas[cell.column], degree: cell.degree, epsilon: quick.epsilon, adaptation: quick.adaptation });
+      const point = await explore({
+        length: cell.length,
+        d: quick.d,
+        gamma: quick.gammas[cell.column],
+        degree: cell.degree,
+        epsilon: quick.epsilon,
+        adaptation: quick.adaptation,
+      });
       expect(cell.gamma).toBeCloseTo(quick.gammas[cell.column], 12);
       expect(cell.auto.chosen).toBe(point.auto.chosen);
       if ('refused' in point.fast) expect('refused' in cell.fast).toBe(true);
@@ -32,7 +39,12 @@ describe('the phase diagram', () => {
 
   it('stops between cells when cancelled and returns what it has', async () => {
     let seen = 0;
-    const cells = await phaseDiagram(quick, undefined, () => seen++, () => seen >= 2);
+    const cells = await phaseDiagram(
+      quick,
+      undefined,
+      () => seen++,
+      () => seen >= 2,
+    );
     expect(cells).toHaveLength(2);
   });
 });
@@ -41,7 +53,13 @@ describe('the heat-map tables', () => {
   const spec: DiagramSpec = { d: 4, epsilon: 1e-3, adaptation: 'partial', gammas: [0.5, 1.5, 3], axis: 'degree', rows: [{ length: 256, degree: 1 }] };
   const base = { backend: 'cpu', threshold: Math.sqrt(Math.log(256)), exactSeconds: 0.02, exactLoss: 1, length: 256, degree: 1, row: 0 };
   const cells = [
-    { ...base, column: 0, gamma: 0.5, fast: { seconds: 0.01, loss: 1, degree: 1, rank: 5, relativeError: 2e-4, softmaxBound: 5e-4, gradientBound: 1e-3 }, auto: { chosen: 'fast' as const, reason: '', degree: 1, rank: 5 } },
+    {
+      ...base,
+      column: 0,
+      gamma: 0.5,
+      fast: { seconds: 0.01, loss: 1, degree: 1, rank: 5, relativeError: 2e-4, softmaxBound: 5e-4, gradientBound: 1e-3 },
+      auto: { chosen: 'fast' as const, reason: '', degree: 1, rank: 5 },
+    },
     { ...base, column: 2, gamma: 3, fast: { refused: 'not positive' }, auto: { chosen: 'exact' as const, reason: '', degree: undefined, rank: undefined } },
   ];
   const html = heatmapTable(spec, cells, 'error');

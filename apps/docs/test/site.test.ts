@@ -21,7 +21,11 @@ function visibilityProblems(): string[] {
     const box = cell.getBoundingClientRect();
     const content = cell.querySelector<HTMLElement>('button') ?? cell;
     const clipped = content.scrollWidth > content.clientWidth + 1 || box.left < -1 || box.right > window.innerWidth + 1 || box.width < 8;
-    return clipped ? [`${cell.closest('table')?.dataset.kind ?? 'results'}: "${cell.textContent}" at ${Math.round(box.left)}–${Math.round(box.right)} of ${window.innerWidth}, content ${content.scrollWidth} > ${content.clientWidth}`] : [];
+    return clipped
+      ? [
+          `${cell.closest('table')?.dataset.kind ?? 'results'}: "${cell.textContent}" at ${Math.round(box.left)}–${Math.round(box.right)} of ${window.innerWidth}, content ${content.scrollWidth} > ${content.clientWidth}`,
+        ]
+      : [];
   });
 }
 
@@ -74,7 +78,9 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
         if (!response || response.status() !== 200) errors.push(`${at}: HTTP ${response?.status()}`);
       }
       const refs = await page.evaluate(() =>
-        [...document.querySelectorAll<HTMLElement>('a[href], img[src], link[href], script[src]')].map((e) => e.getAttribute('href') ?? e.getAttribute('src') ?? ''),
+        [...document.querySelectorAll<HTMLElement>('a[href], img[src], link[href], script[src]')].map(
+          (e) => e.getAttribute('href') ?? e.getAttribute('src') ?? '',
+        ),
       );
       for (const ref of refs) {
         const target = new URL(ref, new URL(at, site.url));
@@ -92,7 +98,20 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     await page.close();
     expect(errors).toEqual([]);
     expect([...seen].filter((p) => p.endsWith('.html')).length).toBeGreaterThan(50);
-    for (const required of ['install.html', 'guide.html', 'cli.html', 'concepts.html', 'explorer.html', 'benchmarks/scaling.html', 'benchmarks/phase.html', 'api/functions/_almora_lora.loraGradients.html', 'api/functions/_almora_lora.loraAttention.html', 'api/functions/_almora_lora.attention.html', 'benchmarks/memory.html']) expect(seen.has(required)).toBe(true);
+    for (const required of [
+      'install.html',
+      'guide.html',
+      'cli.html',
+      'concepts.html',
+      'explorer.html',
+      'benchmarks/scaling.html',
+      'benchmarks/phase.html',
+      'api/functions/_almora_lora.loraGradients.html',
+      'api/functions/_almora_lora.loraAttention.html',
+      'api/functions/_almora_lora.attention.html',
+      'benchmarks/memory.html',
+    ])
+      expect(seen.has(required)).toBe(true);
     // ~200 pages one after another: about a minute here, so give a slow machine room.
   }, 600_000);
 
@@ -110,7 +129,12 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     await page.click('#explorer button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('Done'), undefined, { timeout: 120_000 });
     const shown = await page.evaluate(() =>
-      Object.fromEntries([...document.querySelectorAll<HTMLTableRowElement>('#results tr')].map((r) => [r.dataset.key!, r.dataset.value === undefined ? r.cells[1].textContent! : Number(r.dataset.value)])),
+      Object.fromEntries(
+        [...document.querySelectorAll<HTMLTableRowElement>('#results tr')].map((r) => [
+          r.dataset.key!,
+          r.dataset.value === undefined ? r.cells[1].textContent! : Number(r.dataset.value),
+        ]),
+      ),
     );
     await page.screenshot({ path: path.join(artifacts, 'explorer.png'), fullPage: true });
     expect(errors).toEqual([]);
@@ -121,7 +145,8 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     const found = /computing in a Web Worker on WebAssembly SIMD \((wasm simd \d+ threads?), float64\)/.exec(ready)?.[1];
     expect(found).toMatch(/^wasm simd [2-9]\d* threads$|^wasm simd 1 thread$/);
     expect(shown.backend).toBe(found);
-    const close = (value: unknown, expected: number, relative: number) => expect(Math.abs((value as number) - expected)).toBeLessThanOrEqual(relative * Math.abs(expected) + 1e-12);
+    const close = (value: unknown, expected: number, relative: number) =>
+      expect(Math.abs((value as number) - expected)).toBeLessThanOrEqual(relative * Math.abs(expected) + 1e-12);
     close(shown.gamma, node.gamma, 1e-12);
     close(shown.threshold, node.threshold, 1e-12);
     close(shown.exactLoss, node.exactLoss, 1e-12);
@@ -175,8 +200,14 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     // The widest preset: every cell fits at 390 px as it fills in, and cancelling stops it between cells.
     await page.selectOption('select[name=preset]', 'crossing');
     await page.click('#diagram button[type=submit]');
-    await page.waitForFunction(() => document.querySelectorAll('table.heatmap[data-kind=error] td[data-value], table.heatmap[data-kind=error] td.refused').length >= 2, undefined, { timeout: 120_000 });
-    expect(await page.evaluate(() => document.querySelectorAll('table.heatmap[data-kind=error] td[data-row]').length)).toBe(PRESETS.crossing.spec.gammas.length * PRESETS.crossing.spec.rows.length);
+    await page.waitForFunction(
+      () => document.querySelectorAll('table.heatmap[data-kind=error] td[data-value], table.heatmap[data-kind=error] td.refused').length >= 2,
+      undefined,
+      { timeout: 120_000 },
+    );
+    expect(await page.evaluate(() => document.querySelectorAll('table.heatmap[data-kind=error] td[data-row]').length)).toBe(
+      PRESETS.crossing.spec.gammas.length * PRESETS.crossing.spec.rows.length,
+    );
     expect(await page.evaluate(visibilityProblems)).toEqual([]);
     await page.click('#cancel');
     await page.waitForFunction(() => document.querySelector('#diagram-status')?.textContent?.startsWith('Cancelled'), undefined, { timeout: 120_000 });
@@ -207,7 +238,16 @@ describe.runIf(chromiumInstalled())('the built docs site in headless Chromium', 
     const page = await browser.newPage();
     await page.setViewportSize({ width: 390, height: 844 });
     await page.emulateMedia({ colorScheme: 'dark' });
-    for (const at of ['index.html', 'install.html', 'guide.html', 'concepts.html', 'explorer.html', 'search.html?q=attention', 'benchmarks/scaling.html', 'benchmarks/phase.html']) {
+    for (const at of [
+      'index.html',
+      'install.html',
+      'guide.html',
+      'concepts.html',
+      'explorer.html',
+      'search.html?q=attention',
+      'benchmarks/scaling.html',
+      'benchmarks/phase.html',
+    ]) {
       await page.goto(new URL(at, site.url).href, { waitUntil: 'load' });
       const layout = await page.evaluate(() => ({
         overflow: document.documentElement.scrollWidth - window.innerWidth,

@@ -24,17 +24,7 @@ export interface BrownDocument {
  * ca news, cb editorial, cc reviews, cd religion, ce hobbies, cf lore, cg belles_lettres,
  * ch government, cj learned (there is no `ci`).
  */
-export const INFORMATIVE_CATEGORIES = [
-  'news',
-  'editorial',
-  'reviews',
-  'religion',
-  'hobbies',
-  'lore',
-  'belles_lettres',
-  'government',
-  'learned',
-] as const;
+export const INFORMATIVE_CATEGORIES = ['news', 'editorial', 'reviews', 'religion', 'hobbies', 'lore', 'belles_lettres', 'government', 'learned'] as const;
 
 /**
  * The imaginative-prose genres, files `ck`…`cr` (126 texts), as category names:

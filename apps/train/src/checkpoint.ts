@@ -83,7 +83,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
  */
 export async function saveCheckpoint(dir: string, state: CheckpointState): Promise<string> {
   // The hash becomes part of a file name: anything but configHash()'s 16 hex digits could leave `dir`.
-  if (!/^[0-9a-f]{16}$/.test(state.configHash)) throw new CheckpointError(`configHash must be 16 hex digits (as configHash() makes), got ${JSON.stringify(state.configHash)}`);
+  if (!/^[0-9a-f]{16}$/.test(state.configHash))
+    throw new CheckpointError(`configHash must be 16 hex digits (as configHash() makes), got ${JSON.stringify(state.configHash)}`);
   await mkdir(dir, { recursive: true });
   const body = JSON.stringify({ format: 'almora-checkpoint', version: 1, ...state });
   const hash = createHash('sha256').update(body).digest('hex');

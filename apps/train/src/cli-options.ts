@@ -30,7 +30,7 @@ export interface CommandSpec {
 /** The switches every training command takes. */
 export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: 'run-dir', value: 'dir', description: 'Where the run writes its checkpoints, metrics, report and adapters.' },
-  { name: 'resume', description: "Continue the run in --run-dir from its newest checkpoint (bit for bit); with a larger --steps, extend it." },
+  { name: 'resume', description: 'Continue the run in --run-dir from its newest checkpoint (bit for bit); with a larger --steps, extend it.' },
   { name: 'force', description: 'Start afresh in a --run-dir that already holds a run, replacing its files.' },
   { name: 'quiet', description: 'Print only the summary: no header, no progress.' },
   { name: 'help', description: 'Print this help.' },
@@ -76,7 +76,10 @@ export function helpText(spec: CommandSpec): string {
 export function cliReference(specs: readonly CommandSpec[]): string {
   const escape = (text: string) => text.replace(/\|/g, '\\|');
   const sections = specs.map((spec) => {
-    const rows = spec.options.map((o) => `| \`--${o.name}${o.value ? ` <${o.value}>` : ''}\` | ${escape(o.description)} | ${o.default !== undefined ? `\`${o.default}\`` : ''} | ${o.choices ? o.choices.map((c) => `\`${c}\``).join(', ') : ''} |`);
+    const rows = spec.options.map(
+      (o) =>
+        `| \`--${o.name}${o.value ? ` <${o.value}>` : ''}\` | ${escape(o.description)} | ${o.default !== undefined ? `\`${o.default}\`` : ''} | ${o.choices ? o.choices.map((c) => `\`${c}\``).join(', ') : ''} |`,
+    );
     return [
       `## almora ${spec.command}`,
       '',
@@ -157,7 +160,13 @@ function nearest(name: string, known: readonly string[]): string {
 }
 
 /** A number option's value, checked; `fallback` when absent. */
-export function numberOption(values: Record<string, string | boolean | undefined>, name: string, fallback: number, check: (v: number) => boolean, what: string): number {
+export function numberOption(
+  values: Record<string, string | boolean | undefined>,
+  name: string,
+  fallback: number,
+  check: (v: number) => boolean,
+  what: string,
+): number {
   const text = values[name];
   if (text === undefined) return fallback;
   const value = Number(text);

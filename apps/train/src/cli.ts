@@ -44,7 +44,10 @@ const ERRNO_WORDS: Record<string, string> = {
 /** "cannot read /x: no such file or directory" from a Node system error. */
 function systemErrorMessage(error: NodeJS.ErrnoException): string {
   const words = (error.code && ERRNO_WORDS[error.code]) ?? error.message;
-  const verb = { open: 'open', stat: 'read', read: 'read', write: 'write', mkdir: 'create the directory', rename: 'move', unlink: 'remove', scandir: 'list' }[error.syscall ?? ''] ?? 'access';
+  const verb =
+    { open: 'open', stat: 'read', read: 'read', write: 'write', mkdir: 'create the directory', rename: 'move', unlink: 'remove', scandir: 'list' }[
+      error.syscall ?? ''
+    ] ?? 'access';
   return error.path ? `cannot ${verb} ${error.path}: ${words}` : words;
 }
 
@@ -149,7 +152,9 @@ async function trainAndReport(config: TrainConfig, task: TrainingTask, runDir: s
       .map(([t, e]) => `${t} ${e!.toFixed(3)}`)
       .join(', ');
     const recovery = errors ? `; ‖(α/r)BA − ΔW‖/‖ΔW‖: ${errors}` : '';
-    console.log(`${name}: loss ${r.initialLoss.toPrecision(4)} → ${last.loss.toPrecision(4)}${recovery}; ${r.seconds.toFixed(1)} s; ${fast}/${r.records.length} steps fast`);
+    console.log(
+      `${name}: loss ${r.initialLoss.toPrecision(4)} → ${last.loss.toPrecision(4)}${recovery}; ${r.seconds.toFixed(1)} s; ${fast}/${r.records.length} steps fast`,
+    );
   }
   console.log(`report: ${report}`);
 }
@@ -171,7 +176,8 @@ async function main(): Promise<void> {
     console.log(`almora ${version}`);
     return;
   }
-  if (command !== undefined && command !== '--help' && command !== '-h') throw new InvalidArgumentError(`unknown command "${command}"; the commands are train, pretrain and generate (almora --help)`);
+  if (command !== undefined && command !== '--help' && command !== '-h')
+    throw new InvalidArgumentError(`unknown command "${command}"; the commands are train, pretrain and generate (almora --help)`);
   console.log(commandsHelp());
 }
 
@@ -188,6 +194,8 @@ main().catch((error: unknown) => {
   }
   const debug = process.env.ALMORA_DEBUG === '1';
   const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  console.error(`almora: unexpected error: ${what}\nThis is probably a bug in almora: please report it with the stack trace${debug ? ' below' : ' (run again with ALMORA_DEBUG=1 to see it)'}.`);
+  console.error(
+    `almora: unexpected error: ${what}\nThis is probably a bug in almora: please report it with the stack trace${debug ? ' below' : ' (run again with ALMORA_DEBUG=1 to see it)'}.`,
+  );
   if (debug && error instanceof Error) console.error(error.stack);
 });

@@ -28,9 +28,20 @@ export const RECIPE_KEYS = {
 /** The recipe keys as text-command options, with the defaults of `defaults`. */
 function recipeOptions(defaults: Readonly<LanguageModelConfig>): OptionSpec[] {
   return [
-    ...Object.entries(RECIPE_KEYS).map(([key, [value, description]]) => ({ name: kebab(key), value, description, default: String(defaults[key as keyof typeof RECIPE_KEYS]) })),
+    ...Object.entries(RECIPE_KEYS).map(([key, [value, description]]) => ({
+      name: kebab(key),
+      value,
+      description,
+      default: String(defaults[key as keyof typeof RECIPE_KEYS]),
+    })),
     { name: 'method', value: 'path', description: 'Gradient path of every attention head.', default: defaults.method, choices: ['auto', 'exact', 'fast'] },
-    { name: 'decay', value: 'schedule', description: 'Learning-rate decay after warm-up (to 10% of the peak).', default: defaults.decay, choices: ['cosine', 'linear', 'none'] },
+    {
+      name: 'decay',
+      value: 'schedule',
+      description: 'Learning-rate decay after warm-up (to 10% of the peak).',
+      default: defaults.decay,
+      choices: ['cosine', 'linear', 'none'],
+    },
   ];
 }
 
@@ -39,18 +50,42 @@ export const FINETUNE_COMMAND: CommandSpec = {
   command: 'train',
   summary: 'LoRA fine-tuning of a small transformer on real text: the main job.',
   description:
-    "Fine-tunes the shipped Brown base model (or --base) on the imaginative half of the Brown corpus, with --method and exact gradients side by side on the same seed; writes <run-dir>/report.md (held-out bits per character, the path every head took and why, samples) and PEFT adapters in <run-dir>/<method>/adapter.",
+    'Fine-tunes the shipped Brown base model (or --base) on the imaginative half of the Brown corpus, with --method and exact gradients side by side on the same seed; writes <run-dir>/report.md (held-out bits per character, the path every head took and why, samples) and PEFT adapters in <run-dir>/<method>/adapter.',
   options: [
-    { name: 'task', value: 'task', description: "The job: text (this one) or teacher, the paper's synthetic task (almora train --task teacher --help).", default: 'text', choices: ['text', 'teacher'] },
+    {
+      name: 'task',
+      value: 'task',
+      description: "The job: text (this one) or teacher, the paper's synthetic task (almora train --task teacher --help).",
+      default: 'text',
+      choices: ['text', 'teacher'],
+    },
     { name: 'base', value: 'dir', description: "A base model folder (Hugging Face's config.json and model.safetensors).", default: 'the shipped base-model/' },
-    { name: 'compare-exact', value: 'bool', description: 'Also run exact gradients on the same seed and compare.', default: 'true', choices: ['true', 'false'] },
+    {
+      name: 'compare-exact',
+      value: 'bool',
+      description: 'Also run exact gradients on the same seed and compare.',
+      default: 'true',
+      choices: ['true', 'false'],
+    },
     { name: 'rank', value: 'r', description: 'LoRA rank r.', default: String(FINETUNE_DEFAULTS.lora.r) },
     { name: 'lora-alpha', value: 'alpha', description: 'LoRA alpha; updates are scaled by alpha/r.', default: String(FINETUNE_DEFAULTS.lora.lora_alpha) },
-    { name: 'target-modules', value: 'list', description: 'Comma-separated modules to adapt in every layer.', default: FINETUNE_DEFAULTS.lora.target_modules.join(',') },
-    ...recipeOptions(FINETUNE_DEFAULTS).map((o) => (o.name === 'qk-norm-cap' ? { ...o, default: `the base's almora_qk_norm_cap, else ${FINETUNE_DEFAULTS.qkNormCap}` } : o)),
+    {
+      name: 'target-modules',
+      value: 'list',
+      description: 'Comma-separated modules to adapt in every layer.',
+      default: FINETUNE_DEFAULTS.lora.target_modules.join(','),
+    },
+    ...recipeOptions(FINETUNE_DEFAULTS).map((o) =>
+      o.name === 'qk-norm-cap' ? { ...o, default: `the base's almora_qk_norm_cap, else ${FINETUNE_DEFAULTS.qkNormCap}` } : o,
+    ),
     ...RUN_OPTIONS.map((o) => (o.name === 'run-dir' ? { ...o, default: 'runs/default' } : o)),
   ],
-  examples: ['almora train', 'almora train --steps 100 --run-dir runs/longer', 'almora train --run-dir runs/longer --steps 200 --resume', 'almora train --method fast --compare-exact false --context-length 4096'],
+  examples: [
+    'almora train',
+    'almora train --steps 100 --run-dir runs/longer',
+    'almora train --run-dir runs/longer --steps 200 --resume',
+    'almora train --method fast --compare-exact false --context-length 4096',
+  ],
 };
 
 /** `almora pretrain`. */
@@ -67,7 +102,8 @@ export const PRETRAIN_COMMAND: CommandSpec = {
 export const GENERATE_COMMAND: CommandSpec = {
   command: 'generate',
   summary: 'Continues a prompt.',
-  description: 'Generates text with the base model, or with PEFT adapters applied (a folder with adapter_config.json and adapter_model.safetensors, e.g. runs/default/auto/adapter). Temperature 0 is greedy.',
+  description:
+    'Generates text with the base model, or with PEFT adapters applied (a folder with adapter_config.json and adapter_model.safetensors, e.g. runs/default/auto/adapter). Temperature 0 is greedy.',
   options: [
     { name: 'prompt', value: 'text', description: 'The text to continue (required).' },
     { name: 'base', value: 'dir', description: 'A base model folder.', default: 'the shipped base-model/' },
@@ -130,7 +166,11 @@ export const TEACHER_COMMAND: CommandSpec = {
     }),
     ...RUN_OPTIONS.map((o) => (o.name === 'run-dir' ? { ...o, default: 'runs/default' } : o)),
   ],
-  examples: ['almora train --task teacher', 'almora train --task teacher --steps 200 --method auto --epsilon 1e-3 --run-dir runs/long', 'almora train --task teacher --backend wasm --length 16384'],
+  examples: [
+    'almora train --task teacher',
+    'almora train --task teacher --steps 200 --method auto --epsilon 1e-3 --run-dir runs/long',
+    'almora train --task teacher --backend wasm --length 16384',
+  ],
 };
 
 /** Every command, in the order `almora --help` lists them. */

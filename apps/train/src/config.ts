@@ -92,7 +92,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   divergenceFactor: 10,
   compareExact: true,
   backend: 'cpu',
-}
+};
 
 /** How a key's value is checked: numbers by sign and integrality, strings from a list. */
 export type Kind = 'integer' | 'count' | 'countOrZero' | 'positive' | 'nonnegative' | 'boolean' | 'targets' | 'backend' | { oneOf: readonly string[] };
@@ -139,7 +139,8 @@ const NUMBER_RULES: Record<'integer' | 'count' | 'countOrZero' | 'positive' | 'n
 function checkValue(key: keyof TrainConfig, value: unknown, source: string): unknown {
   const kind = SCHEMA[key];
   // A flag names itself (--learning-rate); a file names the file and the key.
-  const fail = (expected: string) => new InvalidArgumentError(`${source.startsWith('--') ? source : `${source}: "${key}"`} must be ${expected}, got ${describeValue(value)}`);
+  const fail = (expected: string) =>
+    new InvalidArgumentError(`${source.startsWith('--') ? source : `${source}: "${key}"`} must be ${expected}, got ${describeValue(value)}`);
   if (kind === 'boolean') {
     if (typeof value !== 'boolean') throw fail('true or false');
   } else if (kind === 'targets') {
@@ -183,11 +184,17 @@ const MAX_ENTRIES = 2 ** 32;
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const config = Object.assign({}, DEFAULT_CONFIG, ...layers) as TrainConfig;
   if (config.dim % config.heads !== 0) throw new InvalidArgumentError(`config: "dim" (${config.dim}) must be a multiple of "heads" (${config.heads})`);
-  if (config.batchSize > config.sequences) throw new InvalidArgumentError(`config: "batchSize" (${config.batchSize}) exceeds "sequences" (${config.sequences})`);
-  if (config.divergenceFactor > 0 && config.divergenceFactor <= 1) throw new InvalidArgumentError(`config: "divergenceFactor" must be 0 (off) or > 1, got ${config.divergenceFactor}`);
+  if (config.batchSize > config.sequences)
+    throw new InvalidArgumentError(`config: "batchSize" (${config.batchSize}) exceeds "sequences" (${config.sequences})`);
+  if (config.divergenceFactor > 0 && config.divergenceFactor <= 1)
+    throw new InvalidArgumentError(`config: "divergenceFactor" must be 0 (off) or > 1, got ${config.divergenceFactor}`);
   if (config.rank > config.dim) throw new InvalidArgumentError(`config: "rank" (${config.rank}) exceeds "dim" (${config.dim})`);
-  for (const [what, rows] of [['a sequence (length × dim)', config.length], ['a weight (dim × dim)', config.dim]] as const) {
-    if (rows * config.dim > MAX_ENTRIES) throw new InvalidArgumentError(`config: ${what} would have ${rows * config.dim} entries, more than the 2^32 an array can hold`);
+  for (const [what, rows] of [
+    ['a sequence (length × dim)', config.length],
+    ['a weight (dim × dim)', config.dim],
+  ] as const) {
+    if (rows * config.dim > MAX_ENTRIES)
+      throw new InvalidArgumentError(`config: ${what} would have ${rows * config.dim} entries, more than the 2^32 an array can hold`);
   }
   return config;
 }

@@ -57,7 +57,13 @@ function sample(model: Qwen3Model, settings: SampleSettings, qkNormCap: number):
   // As many bytes as the model's positions leave after the prompt.
   const prompt = Array.from(encodeBytes(settings.prompt));
   const tokens = Math.max(0, Math.min(settings.tokens, model.config.max_position_embeddings - prompt.length));
-  const ids = generate(model, prompt, { maxNewTokens: tokens, temperature: settings.temperature, topK: 40, rng: new Rng(settings.seed), ...(qkNormCap > 0 ? { qkNormCap } : {}) }).ids;
+  const ids = generate(model, prompt, {
+    maxNewTokens: tokens,
+    temperature: settings.temperature,
+    topK: 40,
+    rng: new Rng(settings.seed),
+    ...(qkNormCap > 0 ? { qkNormCap } : {}),
+  }).ids;
   return decodeBytes(ids);
 }
 
@@ -70,12 +76,17 @@ const median = (values: number[]) => {
 const perplexityChange = (before: number, after: number) => `${((2 ** (after - before) - 1) * 100).toFixed(1)}%`;
 
 function pathsTable(run: LanguageModelRun): string[] {
-  const rows = ['| layer | steps with every head exact | steps with some head fast | Γ first → last step | Γ bound (cap) | √log L | reason at the last step |', '| --- | --- | --- | --- | --- | --- | --- |'];
+  const rows = [
+    '| layer | steps with every head exact | steps with some head fast | Γ first → last step | Γ bound (cap) | √log L | reason at the last step |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
   const layers = run.records[0]?.layers.length ?? 0;
   for (let l = 0; l < layers; l++) {
     const steps = run.records.map((r) => r.layers[l]);
     const last = steps[steps.length - 1];
-    rows.push(`| ${l} | ${steps.filter((s) => s.fastHeads === 0).length} | ${steps.filter((s) => s.fastHeads > 0).length} | ${steps[0].gamma.toFixed(2)} → ${last.gamma.toFixed(2)} | ${last.gammaBound.toFixed(2)} | ${last.threshold.toFixed(2)} | ${last.reason.replace(/\|/g, '\\|')} |`);
+    rows.push(
+      `| ${l} | ${steps.filter((s) => s.fastHeads === 0).length} | ${steps.filter((s) => s.fastHeads > 0).length} | ${steps[0].gamma.toFixed(2)} → ${last.gamma.toFixed(2)} | ${last.gammaBound.toFixed(2)} | ${last.threshold.toFixed(2)} | ${last.reason.replace(/\|/g, '\\|')} |`,
+    );
   }
   return rows;
 }
@@ -88,7 +99,12 @@ function headsTable(run: LanguageModelRun): string[] {
   return [
     '| layer | sequence | head | path | Γ | R | degree | rank | reason |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...last.layers.flatMap((l) => l.heads.map((h) => `| ${l.layer} | ${h.sequence} | ${h.head} | ${h.chosen} | ${h.gamma.toFixed(2)} | ${h.range.toFixed(2)} | ${cell(h.degree)} | ${cell(h.rank)} | ${h.reason.replace(/\|/g, '\\|')} |`)),
+    ...last.layers.flatMap((l) =>
+      l.heads.map(
+        (h) =>
+          `| ${l.layer} | ${h.sequence} | ${h.head} | ${h.chosen} | ${h.gamma.toFixed(2)} | ${h.range.toFixed(2)} | ${cell(h.degree)} | ${cell(h.rank)} | ${h.reason.replace(/\|/g, '\\|')} |`,
+      ),
+    ),
   ];
 }
 
@@ -102,7 +118,10 @@ function contextTable(base: Qwen3Model, runs: { label: string; run: LanguageMode
   // The runs evaluated these long windows already; the same bytes are cut into windows of the short context.
   const longWindows = evaluationWindows(validation, config.contextLength, config.evalWindows);
   const shortWindows = longWindows.flatMap((w) => Array.from({ length: Math.floor(w.length / short) }, (_, k) => w.slice(k * short, (k + 1) * short)));
-  const rows: [string, Qwen3Model, number][] = [['base', base, runs[0].run.initialValidation], ...runs.map(({ label, run }): [string, Qwen3Model, number] => [`fine-tuned (${label})`, run.model, run.finalValidation])];
+  const rows: [string, Qwen3Model, number][] = [
+    ['base', base, runs[0].run.initialValidation],
+    ...runs.map(({ label, run }): [string, Qwen3Model, number] => [`fine-tuned (${label})`, run.model, run.finalValidation]),
+  ];
   return [
     `| model | held-out bits/char at L = ${short} | at L = ${config.contextLength} |`,
     '| --- | --- | --- |',
@@ -123,7 +142,11 @@ export interface FinetuneOutcome {
  * every layer's path and why, Γ per layer over training, text generated before and after, the
  * curves) and each run's PEFT adapters in `<label>/adapter`.
  */
-export async function finetune(config: LanguageModelConfig, runDir: string, options: { baseDir: string; resume: boolean; quiet: boolean; compareExact: boolean; command: string }): Promise<FinetuneOutcome> {
+export async function finetune(
+  config: LanguageModelConfig,
+  runDir: string,
+  options: { baseDir: string; resume: boolean; quiet: boolean; compareExact: boolean; command: string },
+): Promise<FinetuneOutcome> {
   const base = await loadQwen3(options.baseDir);
   const data = brownText('imaginative');
   const labels = options.compareExact && config.method !== 'exact' ? [config.method, 'exact'] : [config.method];
@@ -136,16 +159,22 @@ export async function finetune(config: LanguageModelConfig, runDir: string, opti
   for (const label of labels) {
     const progress = new Progress(options.quiet);
     let started = false;
-    const run = await trainLanguageModel(base, data, { ...config, method: label as LanguageModelConfig['method'] }, await runSubfolder(path.join(runDir, label)), {
-      resume: options.resume,
-      onStep: (r) => {
-        if (!started) progress.start(label, config.steps, r.step);
-        started = true;
-        const fast = r.layers.reduce((n, l) => n + l.fastHeads, 0);
-        const heads = r.layers.reduce((n, l) => n + l.fastHeads + l.exactHeads, 0);
-        progress.tick(`${r.bitsPerChar.toFixed(3)} bits/char · ${(r.seconds * 1000).toFixed(0)} ms · ${fast}/${heads} heads fast`);
+    const run = await trainLanguageModel(
+      base,
+      data,
+      { ...config, method: label as LanguageModelConfig['method'] },
+      await runSubfolder(path.join(runDir, label)),
+      {
+        resume: options.resume,
+        onStep: (r) => {
+          if (!started) progress.start(label, config.steps, r.step);
+          started = true;
+          const fast = r.layers.reduce((n, l) => n + l.fastHeads, 0);
+          const heads = r.layers.reduce((n, l) => n + l.fastHeads + l.exactHeads, 0);
+          progress.tick(`${r.bitsPerChar.toFixed(3)} bits/char · ${(r.seconds * 1000).toFixed(0)} ms · ${fast}/${heads} heads fast`);
+        },
       },
-    });
+    );
     progress.finish();
     if (run.resumedFrom !== undefined) console.log(`${label}: resumed from step ${run.resumedFrom}`);
     for (const note of run.notes) console.log(`${label}: ${note}`);
@@ -154,20 +183,36 @@ export async function finetune(config: LanguageModelConfig, runDir: string, opti
   }
   const report = await writeFinetuneReport(runDir, config, runs, base, data.validation, options.command);
   for (const { label, run } of runs) {
-    console.log(`${label}: held-out ${run.initialValidation.toFixed(3)} → ${run.finalValidation.toFixed(3)} bits/char (perplexity ${perplexityChange(run.initialValidation, run.finalValidation)}); median step ${median(run.records.map((r) => r.seconds)).toFixed(2)} s`);
+    console.log(
+      `${label}: held-out ${run.initialValidation.toFixed(3)} → ${run.finalValidation.toFixed(3)} bits/char (perplexity ${perplexityChange(run.initialValidation, run.finalValidation)}); median step ${median(run.records.map((r) => r.seconds)).toFixed(2)} s`,
+    );
   }
   console.log(`report: ${report}`);
   return { runs, report };
 }
 
-async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, runs: { label: string; run: LanguageModelRun }[], base: Qwen3Model, validation: Uint8Array, command: string): Promise<string> {
+async function writeFinetuneReport(
+  runDir: string,
+  config: LanguageModelConfig,
+  runs: { label: string; run: LanguageModelRun }[],
+  base: Qwen3Model,
+  validation: Uint8Array,
+  command: string,
+): Promise<string> {
   const curves = linePlot({
     title: `LoRA fine-tuning on fiction, L = ${config.contextLength}`,
     xLabel: 'step',
     yLabel: 'bits per character',
     series: runs.flatMap(({ label, run }) => [
       { name: `${label}: train batch`, points: run.records.map((r) => [r.step + 1, r.bitsPerChar] as [number, number]) },
-      { name: `${label}: held-out`, points: [[0, run.initialValidation], [config.steps, run.finalValidation]] as [number, number][], dashed: true },
+      {
+        name: `${label}: held-out`,
+        points: [
+          [0, run.initialValidation],
+          [config.steps, run.finalValidation],
+        ] as [number, number][],
+        dashed: true,
+      },
     ]),
   });
   const gammas = linePlot({
@@ -175,8 +220,20 @@ async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, 
     xLabel: 'step',
     yLabel: 'Γ',
     series: [
-      ...runs.flatMap(({ label, run }) => (run.records[0]?.layers ?? []).map((_, l) => ({ name: `${label}: layer ${l}`, points: run.records.map((r) => [r.step + 1, r.layers[l].gamma] as [number, number]) }))),
-      ...runs[0].run.records.slice(0, 1).map((r) => ({ name: '√log L', points: [[1, r.layers[0].threshold], [config.steps, r.layers[0].threshold]] as [number, number][], dashed: true })),
+      ...runs.flatMap(({ label, run }) =>
+        (run.records[0]?.layers ?? []).map((_, l) => ({
+          name: `${label}: layer ${l}`,
+          points: run.records.map((r) => [r.step + 1, r.layers[l].gamma] as [number, number]),
+        })),
+      ),
+      ...runs[0].run.records.slice(0, 1).map((r) => ({
+        name: '√log L',
+        points: [
+          [1, r.layers[0].threshold],
+          [config.steps, r.layers[0].threshold],
+        ] as [number, number][],
+        dashed: true,
+      })),
     ],
   });
   await writeFileAtomic(path.join(runDir, 'loss.svg'), curves);
@@ -189,7 +246,10 @@ async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, 
     '',
     '| gradients | held-out bits/char before | after | perplexity change | median step | steps total |',
     '| --- | --- | --- | --- | --- | --- |',
-    ...runs.map(({ label, run }) => `| ${label} | ${run.initialValidation.toFixed(4)} | ${run.finalValidation.toFixed(4)} | ${perplexityChange(run.initialValidation, run.finalValidation)} | ${median(run.records.map((r) => r.seconds)).toFixed(2)} s | ${run.stepSeconds.toFixed(1)} s |`),
+    ...runs.map(
+      ({ label, run }) =>
+        `| ${label} | ${run.initialValidation.toFixed(4)} | ${run.finalValidation.toFixed(4)} | ${perplexityChange(run.initialValidation, run.finalValidation)} | ${median(run.records.map((r) => r.seconds)).toFixed(2)} s | ${run.stepSeconds.toFixed(1)} s |`,
+    ),
     '',
     '![loss](loss.svg)',
     '',
@@ -202,13 +262,31 @@ async function writeFinetuneReport(runDir: string, config: LanguageModelConfig, 
     ...contextTable(base, runs, validation, config),
     '',
   );
-  for (const { label, run } of runs) lines.push(`## Paths of '${label}'`, '', ...pathsTable(run), '', `Every head at the last step:`, '', ...headsTable(run), '');
-  lines.push('![Γ per layer](gamma.svg)', '', `## Text generated from the same prompt (temperature ${SAMPLE.temperature}, top-k 40, seed ${SAMPLE.seed}, ${SAMPLE.tokens} bytes)`, '', `Prompt: \`${SAMPLE.prompt}\``, '', '**Base:**', '', '```text', SAMPLE.prompt + before, '```', '');
-  for (const { label, run } of runs) lines.push(`**After fine-tuning with ${label} gradients:**`, '', '```text', SAMPLE.prompt + sample(run.model, SAMPLE, config.qkNormCap), '```', '');
+  for (const { label, run } of runs)
+    lines.push(`## Paths of '${label}'`, '', ...pathsTable(run), '', `Every head at the last step:`, '', ...headsTable(run), '');
+  lines.push(
+    '![Γ per layer](gamma.svg)',
+    '',
+    `## Text generated from the same prompt (temperature ${SAMPLE.temperature}, top-k 40, seed ${SAMPLE.seed}, ${SAMPLE.tokens} bytes)`,
+    '',
+    `Prompt: \`${SAMPLE.prompt}\``,
+    '',
+    '**Base:**',
+    '',
+    '```text',
+    SAMPLE.prompt + before,
+    '```',
+    '',
+  );
+  for (const { label, run } of runs)
+    lines.push(`**After fine-tuning with ${label} gradients:**`, '', '```text', SAMPLE.prompt + sample(run.model, SAMPLE, config.qkNormCap), '```', '');
   lines.push(
     '## Adapters',
     '',
-    ...runs.map(({ label }) => `- \`${label}/adapter/\`: PEFT's \`adapter_config.json\` (task_type CAUSAL_LM) and \`adapter_model.safetensors\` (\`base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight\`, …).`),
+    ...runs.map(
+      ({ label }) =>
+        `- \`${label}/adapter/\`: PEFT's \`adapter_config.json\` (task_type CAUSAL_LM) and \`adapter_model.safetensors\` (\`base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight\`, …).`,
+    ),
     '',
   );
   const file = path.join(runDir, 'report.md');

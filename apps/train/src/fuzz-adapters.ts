@@ -40,10 +40,12 @@ async function validFolders(seed: number, root: string): Promise<Map<string, Buf
     for (const t of targets) adapters[t] = { a: randomNormal(rank, dim, rng), b: randomNormal(dim, rank, rng) };
     const dir = path.join(root, `valid-${k}`);
     await exportPeft(dir, { adapters, rank, alpha: pick(rng, [1, 4, 16, 0.5]) }, rng.next() < 0.5 ? 'F32' : 'F64');
-    folders.push(new Map([
-      [CONFIG, await readFile(path.join(dir, CONFIG))],
-      [WEIGHTS, await readFile(path.join(dir, WEIGHTS))],
-    ]));
+    folders.push(
+      new Map([
+        [CONFIG, await readFile(path.join(dir, CONFIG))],
+        [WEIGHTS, await readFile(path.join(dir, WEIGHTS))],
+      ]),
+    );
   }
   return folders;
 }

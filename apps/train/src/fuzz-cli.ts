@@ -57,7 +57,11 @@ async function main(): Promise<void> {
   };
   const seconds = Math.round((performance.now() - began) / 100) / 10;
   const failed = Object.values(suites).some(hasFailures);
-  console.log(values.json ? JSON.stringify({ seed, seconds, passed: !failed, ...suites }) : `${table(suites)}\n\nseed ${seed}, ${seconds} s: ${failed ? 'FAILED' : 'passed'}`);
+  console.log(
+    values.json
+      ? JSON.stringify({ seed, seconds, passed: !failed, ...suites })
+      : `${table(suites)}\n\nseed ${seed}, ${seconds} s: ${failed ? 'FAILED' : 'passed'}`,
+  );
   if (failed) process.exitCode = 1;
 }
 

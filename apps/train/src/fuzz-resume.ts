@@ -47,7 +47,14 @@ async function outcome(runDir: string): Promise<Record<string, string>> {
 }
 
 /** One loop: up to three seeded SIGKILLs, then --resume until done; '' if it ended like the reference. */
-async function killAndResume(index: number, options: KillResumeOptions, trainSeed: number, referenceMs: number, reference: Record<string, string>, root: string): Promise<string> {
+async function killAndResume(
+  index: number,
+  options: KillResumeOptions,
+  trainSeed: number,
+  referenceMs: number,
+  reference: Record<string, string>,
+  root: string,
+): Promise<string> {
   const rng = caseRng(options.seed, index);
   const runDir = path.join(root, String(index));
   const base = args(trainSeed, runDir);
@@ -60,10 +67,13 @@ async function killAndResume(index: number, options: KillResumeOptions, trainSee
     if (run.signal === null && run.code !== 0) return `run ${k + 1} (killed after ${moments.join(', ')} ms) failed: ${run.stderr.trim().slice(0, 300)}`;
   }
   const resumed = await runNode([options.cliPath, ...base, '--resume'], { cwd: root, timeoutMs: TIMEOUT_MS });
-  if (resumed.code !== 0) return `resume after kills at ${moments.join(', ')} ms failed (${resumed.signal ?? `exit ${resumed.code}`}): ${resumed.stderr.trim().slice(0, 300)}`;
+  if (resumed.code !== 0)
+    return `resume after kills at ${moments.join(', ')} ms failed (${resumed.signal ?? `exit ${resumed.code}`}): ${resumed.stderr.trim().slice(0, 300)}`;
   const got = await outcome(runDir).catch((error: unknown) => ({ error: String(error) }) as Record<string, string>);
   const differs = [...new Set([...Object.keys(reference), ...Object.keys(got)])].filter((key) => got[key] !== reference[key]);
-  return differs.length > 0 ? `after kills at ${moments.join(', ')} ms the resumed run differs from the uninterrupted one in ${differs.join(', ')}${got.error ? ` (${got.error})` : ''}` : '';
+  return differs.length > 0
+    ? `after kills at ${moments.join(', ')} ms the resumed run differs from the uninterrupted one in ${differs.join(', ')}${got.error ? ` (${got.error})` : ''}`
+    : '';
 }
 
 /**

@@ -1,7 +1,13 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeSafetensors, HOSTILE_JSON_DOCUMENTS as HOSTILE_DOCUMENTS, HOSTILE_JSON_VALUES as HOSTILE_VALUES, mutateSafetensors, type SafetensorsTensor } from '@almora/peft';
+import {
+  encodeSafetensors,
+  HOSTILE_JSON_DOCUMENTS as HOSTILE_DOCUMENTS,
+  HOSTILE_JSON_VALUES as HOSTILE_VALUES,
+  mutateSafetensors,
+  type SafetensorsTensor,
+} from '@almora/peft';
 import { randomNormal, type Rng } from '@almora/tensor';
 import { CONFIG_KEYS, type TrainConfig } from './config.js';
 import { caseRng, emptyCounts, type FuzzCounts, type FuzzOutcome, pick, tally } from './fuzz-counts.js';
@@ -19,7 +25,23 @@ export interface CliFuzzOptions {
   concurrency?: number;
 }
 
-const BASE = ['--length', '32', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--steps', '3', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
+const BASE = [
+  '--length',
+  '32',
+  '--dim',
+  '4',
+  '--sequences',
+  '4',
+  '--batch-size',
+  '2',
+  '--steps',
+  '3',
+  '--method',
+  'exact',
+  '--compare-exact',
+  'false',
+  '--quiet',
+];
 
 /**
  * Valid values that would make a run big rather than wrong are brought down to these, so a valid
@@ -37,7 +59,32 @@ function bounded(key: string, value: string): string {
 
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-const FLAG_VALUES = ['-1', '0', 'NaN', 'Infinity', '-Infinity', '1e308', '', 'abc', '1.5', '9007199254740993', '1000', '0x10', ' 3', '3 ', '-0', '5e-324', 'true', 'false', 'q,k', 'q,q', ',', 'auto', '__proto__', 'null'];
+const FLAG_VALUES = [
+  '-1',
+  '0',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1e308',
+  '',
+  'abc',
+  '1.5',
+  '9007199254740993',
+  '1000',
+  '0x10',
+  ' 3',
+  '3 ',
+  '-0',
+  '5e-324',
+  'true',
+  'false',
+  'q,k',
+  'q,q',
+  ',',
+  'auto',
+  '__proto__',
+  'null',
+];
 
 const FLAG_SHAPES: readonly string[][] = [
   ['--stepz', '3'],
@@ -71,7 +118,11 @@ function configText(rng: Rng): { text: string; what: string } {
 
 /** A --data file: a valid dataset with its bytes mutated or one tensor made wrong. */
 function dataBytes(rng: Rng): { bytes: Uint8Array; what: string } {
-  const tensor = (rows: number, cols: number): SafetensorsTensor => ({ dtype: 'F64', shape: [rows, cols], data: Float64Array.from(randomNormal(rows, cols, rng, { std: 0.3 }).toFlat()) });
+  const tensor = (rows: number, cols: number): SafetensorsTensor => ({
+    dtype: 'F64',
+    shape: [rows, cols],
+    data: Float64Array.from(randomNormal(rows, cols, rng, { std: 0.3 }).toFlat()),
+  });
   const tensors: Record<string, SafetensorsTensor> = { w_q: tensor(4, 4), w_k: tensor(4, 4), w_v: tensor(4, 4) };
   for (let n = 0; n < 4; n++) Object.assign(tensors, { [`x.${n}`]: tensor(16, 4), [`y.${n}`]: tensor(16, 4) });
   const edit = rng.int(8);
@@ -122,12 +173,19 @@ async function caseArgs(rng: Rng, dir: string): Promise<{ args: string[]; what: 
   const readOnly = path.join(dir, 'ro');
   await mkdir(readOnly);
   await chmod(readOnly, 0o555);
-  const target = { 'a file': file, 'under a file': path.join(file, 'run'), 'read-only': path.join(readOnly, 'run'), empty: '', 'too long': path.join(dir, 'r'.repeat(300)) }[place]!;
+  const target = {
+    'a file': file,
+    'under a file': path.join(file, 'run'),
+    'read-only': path.join(readOnly, 'run'),
+    empty: '',
+    'too long': path.join(dir, 'r'.repeat(300)),
+  }[place]!;
   return { args: [...BASE, '--run-dir', target], what: `--run-dir ${place}` };
 }
 
 // Names only the engine uses: a message with one of these escaped from a bug, not from a check.
-const ENGINE = /\n\s+at |almora: unexpected error|TypeError|RangeError|ReferenceError|SyntaxError|Cannot read properties|Cannot convert|is not a function|is not iterable|Maximum call stack|Invalid typed array length|Invalid array length|allocation failed|out of memory/;
+const ENGINE =
+  /\n\s+at |almora: unexpected error|TypeError|RangeError|ReferenceError|SyntaxError|Cannot read properties|Cannot convert|is not a function|is not iterable|Maximum call stack|Invalid typed array length|Invalid array length|allocation failed|out of memory/;
 
 function classify(result: ProcessResult, timeoutMs: number): { outcome: FuzzOutcome; detail: string } {
   const stderr = result.stderr.trim();
@@ -135,7 +193,8 @@ function classify(result: ProcessResult, timeoutMs: number): { outcome: FuzzOutc
   if (result.signal) return { outcome: 'crash', detail: `killed by ${result.signal}: ${stderr.slice(-200)}` };
   if (result.code === 0) return { outcome: 'ok', detail: '' };
   // One message, though it may run over lines (node:util's parseArgs explains itself in three).
-  if (result.code === 1 && stderr.startsWith('almora: ') && !stderr.includes('\nalmora: ') && !ENGINE.test(stderr)) return { outcome: 'typedError', detail: stderr };
+  if (result.code === 1 && stderr.startsWith('almora: ') && !stderr.includes('\nalmora: ') && !ENGINE.test(stderr))
+    return { outcome: 'typedError', detail: stderr };
   return { outcome: 'crash', detail: `exit ${result.code}: ${stderr.slice(0, 300)}` };
 }
 

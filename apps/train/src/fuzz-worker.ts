@@ -25,7 +25,8 @@ const name = (t: Target, which: 'A' | 'B') => `base_model.model.attention.${t}_p
  */
 function inconsistency(peft: PeftAdapters, file: SafetensorsFile, config: Record<string, unknown>): string {
   if (!Number.isSafeInteger(peft.rank) || peft.rank <= 0 || peft.rank !== config.r) return `rank ${peft.rank} but the config says ${String(config.r)}`;
-  if (!Number.isFinite(peft.alpha) || !(peft.alpha > 0) || peft.alpha !== config.lora_alpha) return `alpha ${peft.alpha} but the config says ${String(config.lora_alpha)}`;
+  if (!Number.isFinite(peft.alpha) || !(peft.alpha > 0) || peft.alpha !== config.lora_alpha)
+    return `alpha ${peft.alpha} but the config says ${String(config.lora_alpha)}`;
   const loaded = Object.keys(peft.adapters) as Target[];
   const unused = Object.keys(file.tensors).filter((n) => !loaded.some((t) => n === name(t, 'A') || n === name(t, 'B')));
   if (unused.length > 0) return `loaded ${loaded.join(',') || 'no adapters'} and silently dropped ${unused.join(', ')}`;
@@ -36,10 +37,14 @@ function inconsistency(peft: PeftAdapters, file: SafetensorsFile, config: Record
     if (b.cols !== peft.rank || a.rows !== peft.rank) return `${t}: B is ${b.rows}×${b.cols} and A ${a.rows}×${a.cols} for r = ${peft.rank}`;
     if (loraA.shape.join() !== `${b.cols},${b.rows}` || loraB.shape.join() !== `${a.cols},${a.rows}`) return `${t}: shapes differ from the file's`;
     for (let i = 0; i < b.rows; i++) {
-      for (let j = 0; j < b.cols; j++) if (!Object.is(b.get(i, j), loraA.data[j * b.rows + i]) || !Number.isFinite(b.get(i, j))) return `${t}: B(${i},${j}) = ${b.get(i, j)}, file ${loraA.data[j * b.rows + i]}`;
+      for (let j = 0; j < b.cols; j++)
+        if (!Object.is(b.get(i, j), loraA.data[j * b.rows + i]) || !Number.isFinite(b.get(i, j)))
+          return `${t}: B(${i},${j}) = ${b.get(i, j)}, file ${loraA.data[j * b.rows + i]}`;
     }
     for (let i = 0; i < a.rows; i++) {
-      for (let j = 0; j < a.cols; j++) if (!Object.is(a.get(i, j), loraB.data[j * a.rows + i]) || !Number.isFinite(a.get(i, j))) return `${t}: A(${i},${j}) = ${a.get(i, j)}, file ${loraB.data[j * a.rows + i]}`;
+      for (let j = 0; j < a.cols; j++)
+        if (!Object.is(a.get(i, j), loraB.data[j * a.rows + i]) || !Number.isFinite(a.get(i, j)))
+          return `${t}: A(${i},${j}) = ${a.get(i, j)}, file ${loraB.data[j * a.rows + i]}`;
     }
   }
   return '';
@@ -47,7 +52,10 @@ function inconsistency(peft: PeftAdapters, file: SafetensorsFile, config: Record
 
 /** Loads one adapter folder and judges the outcome, including how much memory the load kept. */
 export async function checkAdapterFolder(dir: string): Promise<Verdict> {
-  const size = await stat(path.join(dir, 'adapter_model.safetensors')).then((s) => s.size, () => 0);
+  const size = await stat(path.join(dir, 'adapter_model.safetensors')).then(
+    (s) => s.size,
+    () => 0,
+  );
   const before = process.memoryUsage();
   let peft: PeftAdapters;
   try {
@@ -86,7 +94,9 @@ export class AdapterChecker {
     this.child.stdin.on('error', () => undefined);
     this.child.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString('utf8')).slice(-2000)));
     createInterface({ input: this.child.stdout }).on('line', (line) => this.answer?.(JSON.parse(line) as Verdict));
-    this.child.on('exit', (code, signal) => this.answer?.({ outcome: 'crash', detail: `worker died (${signal ?? `exit ${code}`}): ${this.stderr.trim().split('\n').slice(-3).join(' | ')}` }));
+    this.child.on('exit', (code, signal) =>
+      this.answer?.({ outcome: 'crash', detail: `worker died (${signal ?? `exit ${code}`}): ${this.stderr.trim().split('\n').slice(-3).join(' | ')}` }),
+    );
   }
 
   /** Judges one folder; past `timeoutMs` the worker is killed and the case is a hang. */

@@ -1,5 +1,18 @@
 import { QWEN3_MODULES, type Qwen3Config, qwen3Config, type Qwen3Lora, type Qwen3Module, type Qwen3Weights, qwen3StateDictShapes } from '@almora/model';
-import { checkAdapterForModel, type JsonObject, loraConfig, matrixToTensor, readModelConfig, readModelFolder, readPeftAdapter, type SafetensorsDType, type SafetensorsTensor, tensorToMatrix, writeModelFolder, writePeftAdapter } from '@almora/peft';
+import {
+  checkAdapterForModel,
+  type JsonObject,
+  loraConfig,
+  matrixToTensor,
+  readModelConfig,
+  readModelFolder,
+  readPeftAdapter,
+  type SafetensorsDType,
+  type SafetensorsTensor,
+  tensorToMatrix,
+  writeModelFolder,
+  writePeftAdapter,
+} from '@almora/peft';
 import { InvalidArgumentError, type Matrix } from '@almora/tensor';
 import { writeFileAtomic } from './checkpoint.js';
 
@@ -18,7 +31,8 @@ const TORCH_DTYPE: Record<SafetensorsDType, string> = { F64: 'float64', F32: 'fl
  * tensor in its torch shape (RMSNorm weights 1-D). Both files are written atomically.
  */
 export async function saveQwen3(dir: string, config: Qwen3Config, weights: Qwen3Weights, dtype: SafetensorsDType = 'F32', qkNormCap?: number): Promise<void> {
-  if (qkNormCap !== undefined && !(Number.isFinite(qkNormCap) && qkNormCap > 0)) throw new InvalidArgumentError(`saveQwen3: qkNormCap must be finite and > 0, got ${qkNormCap}`);
+  if (qkNormCap !== undefined && !(Number.isFinite(qkNormCap) && qkNormCap > 0))
+    throw new InvalidArgumentError(`saveQwen3: qkNormCap must be finite and > 0, got ${qkNormCap}`);
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const [key, shape] of Object.entries(qwen3StateDictShapes(config))) {
     const m = weights[key] as Matrix | undefined;
@@ -28,7 +42,12 @@ export async function saveQwen3(dir: string, config: Qwen3Config, weights: Qwen3
     if (m.rows !== rows || m.cols !== cols) throw new InvalidArgumentError(`saveQwen3: "${key}" is ${m.rows}×${m.cols}, the config needs ${rows}×${cols}`);
     tensors[key] = matrixToTensor(m, dtype, shape);
   }
-  const json = { architectures: ['Qwen3ForCausalLM'], ...config, torch_dtype: TORCH_DTYPE[dtype], ...(qkNormCap === undefined ? {} : { [QK_NORM_CAP_FIELD]: qkNormCap }) };
+  const json = {
+    architectures: ['Qwen3ForCausalLM'],
+    ...config,
+    torch_dtype: TORCH_DTYPE[dtype],
+    ...(qkNormCap === undefined ? {} : { [QK_NORM_CAP_FIELD]: qkNormCap }),
+  };
   await writeModelFolder(dir, { config: json, tensors }, { writeFile: writeFileAtomic });
 }
 
@@ -40,7 +59,8 @@ export async function readQkNormCap(dir: string): Promise<number | undefined> {
 function qkNormCapOf(json: JsonObject, dir: string): number | undefined {
   const cap = json[QK_NORM_CAP_FIELD];
   if (cap === undefined || cap === null) return undefined;
-  if (typeof cap !== 'number' || !Number.isFinite(cap) || cap <= 0) throw new InvalidArgumentError(`${dir}/config.json: ${QK_NORM_CAP_FIELD} must be a finite number > 0, got ${JSON.stringify(cap)}`);
+  if (typeof cap !== 'number' || !Number.isFinite(cap) || cap <= 0)
+    throw new InvalidArgumentError(`${dir}/config.json: ${QK_NORM_CAP_FIELD} must be a finite number > 0, got ${JSON.stringify(cap)}`);
   return cap;
 }
 
@@ -59,11 +79,13 @@ export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; wei
   for (const [key, shape] of Object.entries(shapes)) {
     const tensor = tensors[key];
     if (!tensor) throw new InvalidArgumentError(`${dir}/model.safetensors has no tensor "${key}"`);
-    if (tensor.shape.join(',') !== shape.join(',')) throw new InvalidArgumentError(`${dir}/model.safetensors: "${key}" has shape [${tensor.shape.join(', ')}] but config.json needs [${shape.join(', ')}]`);
+    if (tensor.shape.join(',') !== shape.join(','))
+      throw new InvalidArgumentError(`${dir}/model.safetensors: "${key}" has shape [${tensor.shape.join(', ')}] but config.json needs [${shape.join(', ')}]`);
     weights[key] = tensorToMatrix(tensor);
   }
   for (const key of Object.keys(tensors)) {
-    if (!(key in shapes) && !(key === 'lm_head.weight' && config.tie_word_embeddings)) throw new InvalidArgumentError(`${dir}/model.safetensors has the unknown tensor "${key}"`);
+    if (!(key in shapes) && !(key === 'lm_head.weight' && config.tie_word_embeddings))
+      throw new InvalidArgumentError(`${dir}/model.safetensors has the unknown tensor "${key}"`);
   }
   return { config, weights, qkNormCap };
 }
@@ -76,7 +98,13 @@ export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; wei
  * `PeftModel.from_pretrained` loads onto the base. Both files are written atomically.
  */
 export async function savePeftAdapters(dir: string, lora: Qwen3Lora, baseModel: string, dtype: SafetensorsDType = 'F32'): Promise<void> {
-  const config = loraConfig({ r: lora.r, lora_alpha: lora.lora_alpha, target_modules: [...lora.target_modules], task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel });
+  const config = loraConfig({
+    r: lora.r,
+    lora_alpha: lora.lora_alpha,
+    target_modules: [...lora.target_modules],
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: baseModel,
+  });
   await writePeftAdapter(dir, { config, modules: lora.adapters }, { dtype, writeFile: writeFileAtomic });
 }
 
@@ -91,12 +119,22 @@ export async function loadPeftAdapters(dir: string, config: Qwen3Config): Promis
   const adapter = await readPeftAdapter(dir);
   const { r, lora_alpha, target_modules: targets, use_rslora, rank_pattern, alpha_pattern } = adapter.config;
   if (use_rslora) throw new InvalidArgumentError(`${dir}/adapter_config.json: use_rslora is true; only false is supported`);
-  for (const [field, table] of [['rank_pattern', rank_pattern], ['alpha_pattern', alpha_pattern]] as const) {
-    if (Object.keys(table).length > 0) throw new InvalidArgumentError(`${dir}/adapter_config.json: ${field} is not supported (one r and lora_alpha for every module)`);
+  for (const [field, table] of [
+    ['rank_pattern', rank_pattern],
+    ['alpha_pattern', alpha_pattern],
+  ] as const) {
+    if (Object.keys(table).length > 0)
+      throw new InvalidArgumentError(`${dir}/adapter_config.json: ${field} is not supported (one r and lora_alpha for every module)`);
   }
-  if (!Array.isArray(targets) || !targets.every((t) => (QWEN3_MODULES as readonly string[]).includes(t))) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules must list some of ${QWEN3_MODULES.join(', ')}`);
-  if (new Set(targets).size !== targets.length) throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules lists a module twice: ${JSON.stringify(targets)}`);
-  const linear = Object.fromEntries(Object.entries(qwen3StateDictShapes(config)).filter(([key, shape]) => key.endsWith('.weight') && shape.length === 2 && !key.endsWith('embed_tokens.weight')).map(([key, shape]) => [key.slice(0, -'.weight'.length), shape]));
+  if (!Array.isArray(targets) || !targets.every((t) => (QWEN3_MODULES as readonly string[]).includes(t)))
+    throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules must list some of ${QWEN3_MODULES.join(', ')}`);
+  if (new Set(targets).size !== targets.length)
+    throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules lists a module twice: ${JSON.stringify(targets)}`);
+  const linear = Object.fromEntries(
+    Object.entries(qwen3StateDictShapes(config))
+      .filter(([key, shape]) => key.endsWith('.weight') && shape.length === 2 && !key.endsWith('embed_tokens.weight'))
+      .map(([key, shape]) => [key.slice(0, -'.weight'.length), shape]),
+  );
   try {
     checkAdapterForModel(adapter, linear);
   } catch (error) {

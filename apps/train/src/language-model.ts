@@ -1,7 +1,21 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GradientMethod } from '@almora/lora';
-import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3ModulePath, qwen3StateDictShapes, type Qwen3Config, type Qwen3Lora, type Qwen3LayerReport, type Qwen3LoraConfig, qwen3ForCausalLM, type Qwen3Model, type Qwen3Options, type Qwen3Weights } from '@almora/model';
+import {
+  initQwen3Adapters,
+  initQwen3Weights,
+  QWEN3_MODULES,
+  qwen3ModulePath,
+  qwen3StateDictShapes,
+  type Qwen3Config,
+  type Qwen3Lora,
+  type Qwen3LayerReport,
+  type Qwen3LoraConfig,
+  qwen3ForCausalLM,
+  type Qwen3Model,
+  type Qwen3Options,
+  type Qwen3Weights,
+} from '@almora/model';
 import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteError, Rng } from '@almora/tensor';
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
@@ -137,11 +151,13 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   const integer = (name: keyof LanguageModelConfig, min: number) => {
     const value = config[name];
     // Safe integers only: past 2^53 a count no longer counts (seed + 1 === seed).
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min} (and ≤ 2^53 − 1), got ${String(value)}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+      throw new InvalidArgumentError(`${name} must be an integer ≥ ${min} (and ≤ 2^53 − 1), got ${String(value)}`);
   };
   const finite = (name: keyof LanguageModelConfig, min: number) => {
     const value = config[name];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new InvalidArgumentError(`${name} must be a finite number ≥ ${min}, got ${String(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min)
+      throw new InvalidArgumentError(`${name} must be a finite number ≥ ${min}, got ${String(value)}`);
   };
   integer('contextLength', 2);
   integer('batchSize', 1);
@@ -154,35 +170,56 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   integer('shiftedSparseGroup', 0);
   // A step's batch is held as arrays of token ids, and no JavaScript array is longer than 2^32 − 1.
   if (typeof config.batchSize === 'number' && config.batchSize * config.contextLength >= 2 ** 32) {
-    throw new InvalidArgumentError(`batchSize × contextLength = ${config.batchSize * config.contextLength} tokens a step is more than one process can hold (under 2^32)`);
+    throw new InvalidArgumentError(
+      `batchSize × contextLength = ${config.batchSize * config.contextLength} tokens a step is more than one process can hold (under 2^32)`,
+    );
   }
   finite('learningRate', 0);
   finite('clipNorm', 0);
   finite('qkNormCap', 0);
   finite('epsilon', 0);
   finite('divergenceFactor', 0);
-  if (config.divergenceFactor > 0 && config.divergenceFactor <= 1) throw new InvalidArgumentError(`divergenceFactor must be 0 (off) or > 1 (the loss may not rise past that many times its first value), got ${config.divergenceFactor}`);
+  if (config.divergenceFactor > 0 && config.divergenceFactor <= 1)
+    throw new InvalidArgumentError(
+      `divergenceFactor must be 0 (off) or > 1 (the loss may not rise past that many times its first value), got ${config.divergenceFactor}`,
+    );
   if (config.epsilon === 0) throw new InvalidArgumentError('epsilon must be a finite number > 0, got 0 (the certificate needs a tolerance)');
-  if (config.shiftedSparseGroup % 2 !== 0) throw new InvalidArgumentError(`shiftedSparseGroup must be 0 (full attention) or an even integer ≥ 2 (half of the heads shift by G/2), got ${config.shiftedSparseGroup}`);
-  if (!['exact', 'fast', 'auto'].includes(config.method)) throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
-  if (!['cosine', 'linear', 'none'].includes(config.decay)) throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
+  if (config.shiftedSparseGroup % 2 !== 0)
+    throw new InvalidArgumentError(
+      `shiftedSparseGroup must be 0 (full attention) or an even integer ≥ 2 (half of the heads shift by G/2), got ${config.shiftedSparseGroup}`,
+    );
+  if (!['exact', 'fast', 'auto'].includes(config.method))
+    throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
+  if (!['cosine', 'linear', 'none'].includes(config.decay))
+    throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
   if (config.mode === 'finetune') checkLora(config.lora);
   if (model && config.mode === 'finetune') {
     const shapes = qwen3StateDictShapes(model);
     const limit = Math.min(...config.lora.target_modules.map((module) => Math.min(...shapes[`${qwen3ModulePath(0, module)}.weight`])));
-    if (config.lora.r > limit) throw new InvalidArgumentError(`lora r = ${config.lora.r} exceeds ${limit}, the smallest side of the adapted ${config.lora.target_modules.join(', ')} weights: a rank above it adds parameters but no rank`);
+    if (config.lora.r > limit)
+      throw new InvalidArgumentError(
+        `lora r = ${config.lora.r} exceeds ${limit}, the smallest side of the adapted ${config.lora.target_modules.join(', ')} weights: a rank above it adds parameters but no rank`,
+      );
   }
   // Ids above 255 could be sampled but never decoded: the tokenizer is the 256 byte values.
-  if (model && model.vocab_size !== 256) throw new InvalidArgumentError(`the model's vocab_size is ${model.vocab_size}; the text is one token per byte, so it must be 256`);
-  if (model && config.contextLength > model.max_position_embeddings) throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
+  if (model && model.vocab_size !== 256)
+    throw new InvalidArgumentError(`the model's vocab_size is ${model.vocab_size}; the text is one token per byte, so it must be 256`);
+  if (model && config.contextLength > model.max_position_embeddings)
+    throw new InvalidArgumentError(`contextLength ${config.contextLength} exceeds the model's max_position_embeddings (${model.max_position_embeddings})`);
 }
 
 /** The adapters' settings of a fine-tune, checked before any work: PEFT's r, lora_alpha and target_modules. */
 function checkLora(lora: Qwen3LoraConfig): void {
   if (!Number.isSafeInteger(lora.r) || lora.r < 1) throw new InvalidArgumentError(`lora r must be an integer ≥ 1 (and ≤ 2^53 − 1), got ${String(lora.r)}`);
-  if (typeof lora.lora_alpha !== 'number' || !Number.isFinite(lora.lora_alpha) || lora.lora_alpha <= 0) throw new InvalidArgumentError(`lora_alpha must be a finite number > 0, got ${String(lora.lora_alpha)}`);
+  if (typeof lora.lora_alpha !== 'number' || !Number.isFinite(lora.lora_alpha) || lora.lora_alpha <= 0)
+    throw new InvalidArgumentError(`lora_alpha must be a finite number > 0, got ${String(lora.lora_alpha)}`);
   const targets = lora.target_modules;
-  if (!Array.isArray(targets) || targets.length === 0 || new Set(targets).size !== targets.length || !targets.every((t) => (QWEN3_MODULES as readonly string[]).includes(t))) {
+  if (
+    !Array.isArray(targets) ||
+    targets.length === 0 ||
+    new Set(targets).size !== targets.length ||
+    !targets.every((t) => (QWEN3_MODULES as readonly string[]).includes(t))
+  ) {
     throw new InvalidArgumentError(`target_modules must be distinct modules of ${QWEN3_MODULES.join(', ')}, got ${JSON.stringify(targets)}`);
   }
 }
@@ -246,7 +283,16 @@ function layerSteps(result: { layers: Qwen3LayerReport[] }): LayerStep[] {
     exactHeads: l.attention.heads.filter((h) => h.chosen === 'exact').length,
     fastHeads: l.attention.heads.filter((h) => h.chosen === 'fast').length,
     reason: l.attention.reason,
-    heads: l.attention.heads.map((h) => ({ sequence: h.sequence, head: h.head, chosen: h.chosen, gamma: h.gamma, range: h.range, degree: h.degree ?? null, rank: h.rank ?? null, reason: h.reason })),
+    heads: l.attention.heads.map((h) => ({
+      sequence: h.sequence,
+      head: h.head,
+      chosen: h.chosen,
+      gamma: h.gamma,
+      range: h.range,
+      degree: h.degree ?? null,
+      rank: h.rank ?? null,
+      reason: h.reason,
+    })),
   }));
 }
 
@@ -258,7 +304,11 @@ function readRecords(text: string, file: string, notes: string[]): LanguageModel
     try {
       records.push(JSON.parse(line) as LanguageModelStep);
     } catch {
-      if (n !== lines.length - 1) throw new AlmoraError('INVALID_ARGUMENT', `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`);
+      if (n !== lines.length - 1)
+        throw new AlmoraError(
+          'INVALID_ARGUMENT',
+          `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`,
+        );
       notes.push(`dropped the torn last line of ${file} (a write cut off by a crash or a full disk); the checkpoint it followed is intact`);
     }
   });
@@ -275,9 +325,16 @@ function readRecords(text: string, file: string, notes: string[]): LanguageModel
  * the last good checkpoint intact, if the loss or the gradient stops being finite. Holds the
  * folder's `run.lock` throughout.
  */
-export async function trainLanguageModel(base: Qwen3Model, data: TextSplit, config: LanguageModelConfig, runDir: string, options: LanguageModelRunOptions = {}): Promise<LanguageModelRun> {
+export async function trainLanguageModel(
+  base: Qwen3Model,
+  data: TextSplit,
+  config: LanguageModelConfig,
+  runDir: string,
+  options: LanguageModelRunOptions = {},
+): Promise<LanguageModelRun> {
   checkLanguageModelConfig(config, base.config);
-  if (data.train.length <= config.contextLength) throw new InvalidArgumentError(`the training text (${data.train.length} bytes) must be longer than contextLength (${config.contextLength})`);
+  if (data.train.length <= config.contextLength)
+    throw new InvalidArgumentError(`the training text (${data.train.length} bytes) must be longer than contextLength (${config.contextLength})`);
   // Made before the folder, so a validation text too short is refused with nothing written.
   const windows = evaluationWindows(data.validation, config.contextLength, config.evalWindows);
   await mkdir(runDir, { recursive: true });
@@ -299,12 +356,23 @@ function freshModel(base: Qwen3Model, config: LanguageModelConfig): Qwen3Model {
   return { config: base.config, weights: base.weights, lora: initQwen3Adapters(base.config, config.lora, new Rng(config.seed + 1)) };
 }
 
-async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][], config: LanguageModelConfig, runDir: string, options: LanguageModelRunOptions, notes: string[]): Promise<LanguageModelRun> {
+async function trainLocked(
+  base: Qwen3Model,
+  data: TextSplit,
+  windows: number[][],
+  config: LanguageModelConfig,
+  runDir: string,
+  options: LanguageModelRunOptions,
+  notes: string[],
+): Promise<LanguageModelRun> {
   const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   const hash = runHash(config, base, data);
   const model = freshModel(base, config);
-  let optimizer: OptimizerState = createOptimizer('adam', trainableList(model, config.mode).map(([, m]) => m.size));
+  let optimizer: OptimizerState = createOptimizer(
+    'adam',
+    trainableList(model, config.mode).map(([, m]) => m.size),
+  );
   const rng = new Rng(config.seed + 2);
   let start = 0;
   let records: LanguageModelStep[] = [];
@@ -313,11 +381,13 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][
   const latest = options.resume ? await latestCheckpoint(checkpoints, hash) : undefined;
   if (latest) {
     const state = latest.state;
-    if (state.configHash !== hash) throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
+    if (state.configHash !== hash)
+      throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
     checkResumeSteps(state.step, config.steps, latest.file);
     for (const [name, m] of trainableList(model, config.mode)) {
       const saved = state.params[name];
-      if (!saved || saved.rows !== m.rows || saved.cols !== m.cols) throw new CheckpointError(`cannot resume ${latest.file}: it has no ${m.rows}×${m.cols} "${name}"`);
+      if (!saved || saved.rows !== m.rows || saved.cols !== m.cols)
+        throw new CheckpointError(`cannot resume ${latest.file}: it has no ${m.rows}×${m.cols} "${name}"`);
       m.data.set(fromFlat(saved.rows, saved.cols, saved.data).data);
     }
     optimizer = state.optimizer;
@@ -375,7 +445,8 @@ async function trainLocked(base: Qwen3Model, data: TextSplit, windows: number[][
         return grads.lora[module][which];
       });
       const gradNorm = globalNorm(gradList);
-      if (!Number.isFinite(result.loss) || !Number.isFinite(gradNorm)) throw diverged(!Number.isFinite(result.loss) ? `the loss is ${result.loss}` : `the gradient norm is ${gradNorm}`);
+      if (!Number.isFinite(result.loss) || !Number.isFinite(gradNorm))
+        throw diverged(!Number.isFinite(result.loss) ? `the loss is ${result.loss}` : `the gradient norm is ${gradNorm}`);
       const risen = divergence(result.loss / LN2, records[0]?.bitsPerChar ?? result.loss / LN2, config.divergenceFactor);
       if (risen) throw diverged(risen);
       const clip = config.clipNorm > 0 && gradNorm > config.clipNorm ? config.clipNorm / gradNorm : 1;

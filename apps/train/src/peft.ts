@@ -35,7 +35,8 @@ export async function exportPeft(dir: string, peft: PeftAdapters, dtype: Safeten
 export async function importPeft(dir: string): Promise<PeftAdapters> {
   const { config, modules } = await readPeftAdapter(dir);
   if (config.use_rslora) throw new InvalidArgumentError(`${dir}/adapter_config.json: use_rslora scales by α/√r, which almora does not use`);
-  if (Object.keys(config.rank_pattern).length + Object.keys(config.alpha_pattern).length > 0) throw new InvalidArgumentError(`${dir}/adapter_config.json: rank_pattern and alpha_pattern are not supported (one r and lora_alpha for the head)`);
+  if (Object.keys(config.rank_pattern).length + Object.keys(config.alpha_pattern).length > 0)
+    throw new InvalidArgumentError(`${dir}/adapter_config.json: rank_pattern and alpha_pattern are not supported (one r and lora_alpha for the head)`);
   const adapters: Partial<Record<Target, Adapter>> = {};
   for (const [module, { lora_A, lora_B }] of Object.entries(modules)) {
     const target = (Object.keys(MODULE) as Target[]).find((t) => MODULE[t] === module);

@@ -41,7 +41,10 @@ export function curvePlot(run: LanguageModelRun, title: string): string {
     yLabel: 'bits per character',
     series: [
       { name: 'train batch', points: run.records.map((r) => [r.step + 1, r.bitsPerChar] as [number, number]) },
-      { name: 'held-out', points: [[0, run.initialValidation] as [number, number], ...evaluated.map((r) => [r.step + 1, r.validationBitsPerChar!] as [number, number])] },
+      {
+        name: 'held-out',
+        points: [[0, run.initialValidation] as [number, number], ...evaluated.map((r) => [r.step + 1, r.validationBitsPerChar!] as [number, number])],
+      },
     ],
   });
 }
@@ -51,17 +54,26 @@ export function curvePlot(run: LanguageModelRun, title: string): string {
  * it in Hugging Face's layout to `<runDir>/model` (config.json, model.safetensors), with its
  * curve (`curve.svg`) and a README that says how it was made.
  */
-export async function pretrain(config: LanguageModelConfig, runDir: string, options: { resume: boolean; quiet: boolean; command: string }): Promise<LanguageModelRun> {
+export async function pretrain(
+  config: LanguageModelConfig,
+  runDir: string,
+  options: { resume: boolean; quiet: boolean; command: string },
+): Promise<LanguageModelRun> {
   const data = brownText('informative');
   const progress = new Progress(options.quiet);
   let started = false;
-  if (!options.quiet) console.log(`almora pretrain: ${BROWN_BASE_SHAPE.num_hidden_layers} layers of width ${BROWN_BASE_SHAPE.hidden_size} on ${data.train.length.toLocaleString('en-US')} bytes of informative Brown text (${data.trainDocuments} documents; held out: ${data.validationDocuments.join(' ')}); ${config.steps} steps of ${config.batchSize} × ${config.contextLength} tokens; run dir ${runDir}`);
+  if (!options.quiet)
+    console.log(
+      `almora pretrain: ${BROWN_BASE_SHAPE.num_hidden_layers} layers of width ${BROWN_BASE_SHAPE.hidden_size} on ${data.train.length.toLocaleString('en-US')} bytes of informative Brown text (${data.trainDocuments} documents; held out: ${data.validationDocuments.join(' ')}); ${config.steps} steps of ${config.batchSize} × ${config.contextLength} tokens; run dir ${runDir}`,
+    );
   const run = await trainLanguageModel(freshQwen3(BROWN_BASE_SHAPE, config.seed), data, config, runDir, {
     resume: options.resume,
     onStep: (r) => {
       if (!started) progress.start('pretrain', config.steps, r.step);
       started = true;
-      progress.tick(`${r.bitsPerChar.toFixed(3)} bits/char${r.validationBitsPerChar === undefined ? '' : ` · held-out ${r.validationBitsPerChar.toFixed(3)}`} · ${(r.seconds * 1000).toFixed(0)} ms`);
+      progress.tick(
+        `${r.bitsPerChar.toFixed(3)} bits/char${r.validationBitsPerChar === undefined ? '' : ` · held-out ${r.validationBitsPerChar.toFixed(3)}`} · ${(r.seconds * 1000).toFixed(0)} ms`,
+      );
     },
   });
   progress.finish();

@@ -95,7 +95,10 @@ export async function writeReport(runDir: string, config: TrainConfig, main: Run
   lines.push(
     '## Why each step took its path',
     '',
-    ...[...reasons.values()].map((all) => `- ${all.length} step(s), e.g. step ${main.records.findIndex((r) => r.reason === all[0]) + 1}: ${all[0]}${all.length > 1 ? `; last: ${all[all.length - 1]}` : ''}`),
+    ...[...reasons.values()].map(
+      (all) =>
+        `- ${all.length} step(s), e.g. step ${main.records.findIndex((r) => r.reason === all[0]) + 1}: ${all[0]}${all.length > 1 ? `; last: ${all[all.length - 1]}` : ''}`,
+    ),
     '',
   );
   if (config.gammaBound > 0) {
@@ -107,7 +110,18 @@ export async function writeReport(runDir: string, config: TrainConfig, main: Run
       '',
     );
   }
-  lines.push('## Config', '', '```json', JSON.stringify(config, null, 2), '```', '', '![loss](loss.svg)', '', 'Adapters (PEFT format): `adapters/` of each run; metrics: `metrics.jsonl`.', '');
+  lines.push(
+    '## Config',
+    '',
+    '```json',
+    JSON.stringify(config, null, 2),
+    '```',
+    '',
+    '![loss](loss.svg)',
+    '',
+    'Adapters (PEFT format): `adapters/` of each run; metrics: `metrics.jsonl`.',
+    '',
+  );
   const file = path.join(runDir, 'report.md');
   await writeFileAtomic(file, lines.join('\n'));
   return file;

@@ -31,7 +31,9 @@ export function errorCode(error: unknown): string | undefined {
 }
 
 function refusal(file: string): RunDirError {
-  return new RunDirError(`${file} is a symlink; a run does not write through symlinks in its folder. Remove it and run again (what it points to was not touched).`);
+  return new RunDirError(
+    `${file} is a symlink; a run does not write through symlinks in its folder. Remove it and run again (what it points to was not touched).`,
+  );
 }
 
 /** Throws {@link RunDirError} if `file` is a symlink; a missing file is fine. */
@@ -106,7 +108,13 @@ async function readOwner(file: string): Promise<LockOwner | undefined> {
   await refuseSymlink(file);
   try {
     const owner = JSON.parse(await readFile(file, 'utf8')) as Partial<LockOwner> | null;
-    const valid = owner && typeof owner.pid === 'number' && Number.isInteger(owner.pid) && owner.pid > 0 && typeof owner.hostname === 'string' && typeof owner.started === 'string';
+    const valid =
+      owner &&
+      typeof owner.pid === 'number' &&
+      Number.isInteger(owner.pid) &&
+      owner.pid > 0 &&
+      typeof owner.hostname === 'string' &&
+      typeof owner.started === 'string';
     return valid ? (owner as LockOwner) : undefined;
   } catch (error) {
     // Not written by almora, or gone since the failed create: owner unknown.
@@ -215,5 +223,7 @@ export async function refuseExistingRun(dir: string, resume: boolean, force: boo
   const held = entries.filter((name) => name !== LOCK_NAME);
   if (held.length === 0) return;
   const shown = held.slice(0, 4).join(', ') + (held.length > 4 ? `, … (${held.length} entries)` : '');
-  throw new RunDirError(`${dir} already holds a run (${shown}): pass --resume to continue it, --force to start over in it (its files are replaced), or choose another --run-dir`);
+  throw new RunDirError(
+    `${dir} already holds a run (${shown}): pass --resume to continue it, --force to start over in it (its files are replaced), or choose another --run-dir`,
+  );
 }

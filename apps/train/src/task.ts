@@ -1,6 +1,19 @@
 import { attentionForward, type Target } from '@almora/lora';
 import type { SafetensorsFile } from '@almora/peft';
-import { add, assertFinite, fromFlat, frobeniusNorm, InvalidArgumentError, matmul, type Matrix, randomNormal, Rng, scale, scaleRows, ShapeError } from '@almora/tensor';
+import {
+  add,
+  assertFinite,
+  fromFlat,
+  frobeniusNorm,
+  InvalidArgumentError,
+  matmul,
+  type Matrix,
+  randomNormal,
+  Rng,
+  scale,
+  scaleRows,
+  ShapeError,
+} from '@almora/tensor';
 import type { TrainConfig } from './config.js';
 
 /** What a run trains on: frozen weights and a dataset of sequences with their targets. */
@@ -27,13 +40,15 @@ export function checkTask(task: TrainingTask, config: TrainConfig): void {
   const d = config.dim;
   for (const t of ['q', 'k', 'v'] as const) {
     const w = task.frozen[t];
-    if (!w || w.rows !== d || w.cols !== d) throw new ShapeError(`frozen W*_${t} is ${w ? `${w.rows}×${w.cols}` : 'missing'} but dim is ${d}: it must be ${d}×${d}`);
+    if (!w || w.rows !== d || w.cols !== d)
+      throw new ShapeError(`frozen W*_${t} is ${w ? `${w.rows}×${w.cols}` : 'missing'} but dim is ${d}: it must be ${d}×${d}`);
     assertFinite(w, `frozen W*_${t}`);
   }
   if (task.data.length < config.batchSize) throw new ShapeError(`the dataset has ${task.data.length} sequences, fewer than batchSize ${config.batchSize}`);
   task.data.forEach(({ x, y }, n) => {
     if (x.cols !== d) throw new ShapeError(`sequence ${n}: X is ${x.rows}×${x.cols} but dim is ${d}`);
-    if (y.rows !== x.rows || y.cols !== d) throw new ShapeError(`sequence ${n}: X is ${x.rows}×${x.cols} but Y is ${y.rows}×${y.cols}; Y must be ${x.rows}×${d}`);
+    if (y.rows !== x.rows || y.cols !== d)
+      throw new ShapeError(`sequence ${n}: X is ${x.rows}×${x.cols} but Y is ${y.rows}×${y.cols}; Y must be ${x.rows}×${d}`);
     assertFinite(x, `sequence ${n}: X`);
     assertFinite(y, `sequence ${n}: Y`);
   });

@@ -36,7 +36,12 @@ function checkFlags(config: LanguageModelConfig, model?: Qwen3Config): void {
     checkLanguageModelConfig(config, model);
   } catch (error) {
     if (!(error instanceof InvalidArgumentError)) throw error;
-    const names: [string, string][] = [...NUMERIC_KEYS.map((k): [string, string] => [k, kebab(k)]), ['lora r', 'rank'], ['lora_alpha', 'lora-alpha'], ['target_modules', 'target-modules']];
+    const names: [string, string][] = [
+      ...NUMERIC_KEYS.map((k): [string, string] => [k, kebab(k)]),
+      ['lora r', 'rank'],
+      ['lora_alpha', 'lora-alpha'],
+      ['target_modules', 'target-modules'],
+    ];
     const named = names.find(([key]) => error.message.startsWith(`${key} `));
     throw named ? new InvalidArgumentError(`--${named[1]}${error.message.slice(named[0].length)}`) : error;
   }
@@ -56,10 +61,16 @@ export async function pretrainCommand(argv: string[]): Promise<void> {
   try {
     await refuseExistingRun(runDir, values.resume === true, values.force === true);
     if (lock.note) console.log(lock.note);
-    const run = await pretrain(config, path.join(runDir, 'run'), { resume: values.resume === true, quiet: values.quiet === true, command: ['almora pretrain', ...argv].join(' ') });
+    const run = await pretrain(config, path.join(runDir, 'run'), {
+      resume: values.resume === true,
+      quiet: values.quiet === true,
+      command: ['almora pretrain', ...argv].join(' '),
+    });
     if (run.resumedFrom !== undefined) console.log(`pretrain: resumed from step ${run.resumedFrom}`);
     for (const note of run.notes) console.log(`pretrain: ${note}`);
-    console.log(`pretrain: held-out ${run.initialValidation.toFixed(3)} → ${run.finalValidation.toFixed(3)} bits/char in ${run.stepSeconds.toFixed(0)} s of steps; model in ${path.join(runDir, 'run', 'model')}`);
+    console.log(
+      `pretrain: held-out ${run.initialValidation.toFixed(3)} → ${run.finalValidation.toFixed(3)} bits/char in ${run.stepSeconds.toFixed(0)} s of steps; model in ${path.join(runDir, 'run', 'model')}`,
+    );
   } finally {
     await lock.release();
   }
@@ -74,14 +85,18 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   }
   config.lora.r = numberOption(values, 'rank', config.lora.r, Number.isFinite, 'a number');
   config.lora.lora_alpha = numberOption(values, 'lora-alpha', config.lora.lora_alpha, Number.isFinite, 'a number');
-  if (typeof values['target-modules'] === 'string') config.lora.target_modules = values['target-modules'].split(',').map((m) => m.trim()) as typeof config.lora.target_modules;
+  if (typeof values['target-modules'] === 'string')
+    config.lora.target_modules = values['target-modules'].split(',').map((m) => m.trim()) as typeof config.lora.target_modules;
   const compare = values['compare-exact'];
-  if (compare !== undefined && compare !== 'true' && compare !== 'false') throw new InvalidArgumentError(`--compare-exact must be true or false, got "${String(compare)}"`);
+  if (compare !== undefined && compare !== 'true' && compare !== 'false')
+    throw new InvalidArgumentError(`--compare-exact must be true or false, got "${String(compare)}"`);
   // The context's fit in the base's positions is checked once the base is loaded.
   checkFlags(config);
   const baseDir = typeof values.base === 'string' ? path.resolve(values.base) : SHIPPED_BASE_DIR;
   if (baseDir === SHIPPED_BASE_DIR && !existsSync(path.join(baseDir, 'config.json'))) {
-    throw new InvalidArgumentError(`the shipped base model is missing (${baseDir} has no config.json): pass --base <folder with config.json and model.safetensors>, or make one with almora pretrain`);
+    throw new InvalidArgumentError(
+      `the shipped base model is missing (${baseDir} has no config.json): pass --base <folder with config.json and model.safetensors>, or make one with almora pretrain`,
+    );
   }
   // Without --qk-norm-cap the base's own cap applies: fine-tuning under another one computes another model.
   if (values['qk-norm-cap'] === undefined) config.qkNormCap = (await readQkNormCap(baseDir)) ?? config.qkNormCap;
@@ -117,12 +132,22 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const seed = numberOption(values, 'seed', 1, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
   const baseDir = typeof values.base === 'string' ? path.resolve(values.base) : SHIPPED_BASE_DIR;
   const base = await loadQwen3(baseDir);
-  if (base.config.vocab_size !== 256) throw new InvalidArgumentError(`almora generate decodes one token per byte: ${baseDir} has vocab_size ${base.config.vocab_size}, not 256`);
+  if (base.config.vocab_size !== 256)
+    throw new InvalidArgumentError(`almora generate decodes one token per byte: ${baseDir} has vocab_size ${base.config.vocab_size}, not 256`);
   const cap = numberOption(values, 'qk-norm-cap', base.qkNormCap ?? 0, (v) => Number.isFinite(v) && v > 0, 'a number > 0');
   const lora = typeof values.adapter === 'string' ? await loadPeftAdapters(path.resolve(values.adapter), base.config) : undefined;
   const prompt = Array.from(encodeBytes(values.prompt));
   const room = base.config.max_position_embeddings - prompt.length;
-  if (tokens > room) throw new InvalidArgumentError(`--tokens ${tokens} and a prompt of ${prompt.length} bytes exceed the model's ${base.config.max_position_embeddings} positions: at most ${Math.max(0, room)} new tokens`);
-  const { ids } = generate({ config: base.config, weights: base.weights, lora }, prompt, { maxNewTokens: tokens, temperature, topK, rng: new Rng(seed), ...(cap > 0 ? { qkNormCap: cap } : {}) });
+  if (tokens > room)
+    throw new InvalidArgumentError(
+      `--tokens ${tokens} and a prompt of ${prompt.length} bytes exceed the model's ${base.config.max_position_embeddings} positions: at most ${Math.max(0, room)} new tokens`,
+    );
+  const { ids } = generate({ config: base.config, weights: base.weights, lora }, prompt, {
+    maxNewTokens: tokens,
+    temperature,
+    topK,
+    rng: new Rng(seed),
+    ...(cap > 0 ? { qkNormCap: cap } : {}),
+  });
   process.stdout.write(`${values.prompt}${decodeBytes(ids)}\n`);
 }

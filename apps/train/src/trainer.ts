@@ -3,7 +3,21 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { openBackend } from '@almora/backends';
 import { loraGradients, type Adapter, type GradientMethod, type Target } from '@almora/lora';
-import { AlmoraError, type Backend, fromFlat, NonFiniteError, frobeniusNorm, matmul, type Matrix, maxAbs, Rng, scale, sub, zeros, randomUniform } from '@almora/tensor';
+import {
+  AlmoraError,
+  type Backend,
+  fromFlat,
+  NonFiniteError,
+  frobeniusNorm,
+  matmul,
+  type Matrix,
+  maxAbs,
+  Rng,
+  scale,
+  sub,
+  zeros,
+  randomUniform,
+} from '@almora/tensor';
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
@@ -52,13 +66,20 @@ export function divergence(loss: number, firstLoss: number, factor: number): str
  * --steps extends the run (its learning-rate schedule then runs to the new end).
  */
 export function resumableHash(config: object): ReturnType<typeof createHash> {
-  const sorted = Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'steps').sort(([a], [b]) => a.localeCompare(b)));
+  const sorted = Object.fromEntries(
+    Object.entries(config)
+      .filter(([key]) => key !== 'steps')
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
   return createHash('sha256').update(JSON.stringify(sorted));
 }
 
 /** Refuses a resume from a checkpoint already past the requested step count. */
 export function checkResumeSteps(checkpointStep: number, steps: number, file: string): void {
-  if (checkpointStep > steps) throw new CheckpointError(`cannot resume ${file} at step ${checkpointStep} with --steps ${steps}: a run does not shrink; pass --steps ${checkpointStep} or more`);
+  if (checkpointStep > steps)
+    throw new CheckpointError(
+      `cannot resume ${file} at step ${checkpointStep} with --steps ${steps}: a run does not shrink; pass --steps ${checkpointStep} or more`,
+    );
 }
 
 /** Options of one run. */
@@ -120,12 +141,18 @@ function initialAdapters(config: TrainConfig): Partial<Record<Target, Adapter>> 
   const rng = new Rng(config.seed + 1);
   const bound = 1 / Math.sqrt(config.dim);
   const adapters: Partial<Record<Target, Adapter>> = {};
-  for (const t of config.targets) adapters[t] = { a: zeros(config.rank, config.dim), b: randomUniform(config.dim, config.rank, rng, { low: -bound, high: bound }) };
+  for (const t of config.targets)
+    adapters[t] = { a: zeros(config.rank, config.dim), b: randomUniform(config.dim, config.rank, rng, { low: -bound, high: bound }) };
   return adapters;
 }
 
 /** Γ parts of the adapted Q and K over the dataset: √β·‖X·W*‖∞ and √β·(α/r)·‖X·B·A‖∞. */
-function gammaParts(config: TrainConfig, task: TrainingTask, adapters: Partial<Record<Target, Adapter>>, target: 'q' | 'k'): { frozen: number; adapter: number; total: number } {
+function gammaParts(
+  config: TrainConfig,
+  task: TrainingTask,
+  adapters: Partial<Record<Target, Adapter>>,
+  target: 'q' | 'k',
+): { frozen: number; adapter: number; total: number } {
   const rootBeta = Math.sqrt(1 / Math.sqrt(config.dim / config.heads));
   const s = config.alpha / config.rank;
   let frozen = 0;
@@ -151,7 +178,12 @@ function gammaParts(config: TrainConfig, task: TrainingTask, adapters: Partial<R
  * adapter's B so that frozen part + adapter part ≤ bound (a sufficient condition by the triangle
  * inequality). Returns Γ over the dataset afterwards and whether anything was rescaled.
  */
-function enforceGammaBound(bound: number, config: TrainConfig, task: TrainingTask, adapters: Partial<Record<Target, Adapter>>): { gamma: number; rescaled: boolean } {
+function enforceGammaBound(
+  bound: number,
+  config: TrainConfig,
+  task: TrainingTask,
+  adapters: Partial<Record<Target, Adapter>>,
+): { gamma: number; rescaled: boolean } {
   let rescaled = false;
   let gamma = 0;
   for (const target of ['q', 'k'] as const) {
@@ -192,8 +224,14 @@ function readRecords(text: string, file: string, notes: string[]): StepRecord[] 
     try {
       records.push(JSON.parse(line) as StepRecord);
     } catch {
-      if (n !== lines.length - 1) throw new AlmoraError('INVALID_ARGUMENT', `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`);
-      notes.push(`dropped the torn last line of ${file} (${line.length} bytes, a write cut off by a crash or a full disk); the checkpoint it followed is intact`);
+      if (n !== lines.length - 1)
+        throw new AlmoraError(
+          'INVALID_ARGUMENT',
+          `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`,
+        );
+      notes.push(
+        `dropped the torn last line of ${file} (${line.length} bytes, a write cut off by a crash or a full disk); the checkpoint it followed is intact`,
+      );
     }
   });
   return records;
@@ -223,7 +261,14 @@ export async function trainRun(config: TrainConfig, task: TrainingTask, runDir: 
   }
 }
 
-async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: string, options: RunOptions, notes: string[], backend: Backend): Promise<RunResult> {
+async function trainLocked(
+  config: TrainConfig,
+  task: TrainingTask,
+  runDir: string,
+  options: RunOptions,
+  notes: string[],
+  backend: Backend,
+): Promise<RunResult> {
   const method = options.method ?? config.method;
   const normControl = options.normControl ?? true;
   const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
@@ -231,7 +276,10 @@ async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: stri
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   const hash = configHash({ ...config, method, gammaBound: normControl ? config.gammaBound : 0 }, task);
   let adapters = initialAdapters(config);
-  let optimizer: OptimizerState = createOptimizer(config.optimizer, paramList(adapters, config.targets).map(([, m]) => m.size));
+  let optimizer: OptimizerState = createOptimizer(
+    config.optimizer,
+    paramList(adapters, config.targets).map(([, m]) => m.size),
+  );
   const rng = new Rng(config.seed + 2);
   let start = 0;
   let records: StepRecord[] = [];
@@ -240,7 +288,8 @@ async function trainLocked(config: TrainConfig, task: TrainingTask, runDir: stri
   if (latest) {
     const state = latest.state;
     // The name carries the hash; the body's differs only if the file was renamed.
-    if (state.configHash !== hash) throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
+    if (state.configHash !== hash)
+      throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
     checkResumeSteps(state.step, config.steps, latest.file);
     adapters = {};
     for (const t of config.targets) {

@@ -48,15 +48,11 @@ describe('readBrownCorpus on hand-written files', () => {
   });
 
   it('strips tags at the last slash, so words may contain slashes', () => {
-    expect(detok('\tadd/vb 1/2/cd cup/nn //in hr./nn of/in-tl Grand/jj-tl Jury/nn-tl-hl Mr./np$ ./.\n')).toBe(
-      'add 1/2 cup / hr. of Grand Jury Mr.\n',
-    );
+    expect(detok('\tadd/vb 1/2/cd cup/nn //in hr./nn of/in-tl Grand/jj-tl Jury/nn-tl-hl Mr./np$ ./.\n')).toBe('add 1/2 cup / hr. of Grand Jury Mr.\n');
   });
 
   it('puts no space before closing punctuation', () => {
-    expect(detok('a/at ,/, b/nn ./. c/nn ;/. d/nn :/: e/nn ?/. f/nn !/. g/nn )/) h/nn ]/) i/nn }/)\n')).toBe(
-      'a, b. c; d: e? f! g) h] i}\n',
-    );
+    expect(detok('a/at ,/, b/nn ./. c/nn ;/. d/nn :/: e/nn ?/. f/nn !/. g/nn )/) h/nn ]/) i/nn }/)\n')).toBe('a, b. c; d: e? f! g) h] i}\n');
   });
 
   it('puts no space before clitics, in any case', () => {
@@ -73,7 +69,7 @@ describe('readBrownCorpus on hand-written files', () => {
     expect(detok('see/vb (/( AP/np )/) and/cc [/( sic/rb ]/) or/cc {/( x/nn }/)\n')).toBe('see (AP) and [sic] or {x}\n');
   });
 
-  it('turns `` and \'\' into double quotes that attach inward', () => {
+  it("turns `` and '' into double quotes that attach inward", () => {
     expect(detok("He/pps said/vbd ,/, ``/`` No/rb ,/, thanks/nns ''/'' ./. ``/`` Fine/jj ./. ''/''\n")).toBe('He said, "No, thanks". "Fine."\n');
     expect(detok("(/( ``/`` quoted/vbn ''/'' )/)\n")).toBe('("quoted")\n');
   });
@@ -107,7 +103,8 @@ describe('readBrownCorpus on hand-written files', () => {
   });
 
   it('puts a headline (at least half of its words tagged -hl) on a line of its own', () => {
-    const source = "\n\n\tHe/pps left/vbd ./.\nMerger/nn-hl proposed/vbn-hl\n``/`` Must/md-hl solve/vb-hl problem/nn ''/''\nHowever/wrb ,/, the/at jury/nn-hl said/vbd so/rb ./.\n";
+    const source =
+      "\n\n\tHe/pps left/vbd ./.\nMerger/nn-hl proposed/vbn-hl\n``/`` Must/md-hl solve/vb-hl problem/nn ''/''\nHowever/wrb ,/, the/at jury/nn-hl said/vbd so/rb ./.\n";
     expect(detok(source)).toBe('He left.\nMerger proposed\n"Must solve problem"\nHowever, the jury said so.\n');
   });
 
@@ -154,8 +151,21 @@ describe('the installed Brown corpus', () => {
     const counts: Record<string, number> = {};
     for (const d of docs) counts[d.category] = (counts[d.category] ?? 0) + 1;
     expect(counts).toEqual({
-      news: 44, editorial: 27, reviews: 17, religion: 17, hobbies: 36, lore: 48, belles_lettres: 75, government: 30, learned: 80,
-      fiction: 29, mystery: 24, science_fiction: 6, adventure: 29, romance: 29, humor: 9,
+      news: 44,
+      editorial: 27,
+      reviews: 17,
+      religion: 17,
+      hobbies: 36,
+      lore: 48,
+      belles_lettres: 75,
+      government: 30,
+      learned: 80,
+      fiction: 29,
+      mystery: 24,
+      science_fiction: 6,
+      adventure: 29,
+      romance: 29,
+      humor: 9,
     });
     expect(Object.keys(counts).sort()).toEqual([...INFORMATIVE_CATEGORIES, ...IMAGINATIVE_CATEGORIES].sort());
   });

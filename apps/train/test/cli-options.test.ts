@@ -45,7 +45,8 @@ describe('parseOptions', () => {
     expect(message(['--steps'])).toBe('--steps needs a value: --steps <N> (almora demo --help lists the options)');
     expect(message(['--quiet=yes'])).toBe('--quiet is a switch and takes no value, got "yes"');
     expect(message(['train'])).toBe('unexpected argument "train": options take the form --name value (almora demo --help lists the options)');
-    for (const text of ['--stepz', '--steps', '--quiet=yes', 'train'].map((a) => message([a]))) expect(text).not.toMatch(/Unknown option|ambiguous|ERR_PARSE_ARGS/);
+    for (const text of ['--stepz', '--steps', '--quiet=yes', 'train'].map((a) => message([a])))
+      expect(text).not.toMatch(/Unknown option|ambiguous|ERR_PARSE_ARGS/);
   });
 });
 

@@ -19,7 +19,23 @@ function inTerminal(...args: string[]): { output: string; status: number | null 
 }
 
 /** The paper's task at a toy size: seconds a run. */
-const TOY = ['train', '--task', 'teacher', '--length', '64', '--sequences', '2', '--dim', '4', '--compare-exact', 'false', '--method', 'exact', '--checkpoint-every', '2'];
+const TOY = [
+  'train',
+  '--task',
+  'teacher',
+  '--length',
+  '64',
+  '--sequences',
+  '2',
+  '--dim',
+  '4',
+  '--compare-exact',
+  'false',
+  '--method',
+  'exact',
+  '--checkpoint-every',
+  '2',
+];
 
 if (!existsSync(SCRIPT)) console.warn(`skipping the terminal tests of almora: no ${SCRIPT} (util-linux)`);
 
@@ -51,7 +67,10 @@ describe.runIf(existsSync(SCRIPT))('almora at a terminal', () => {
     for (const [args, message] of [
       [['train', '--steps', '-3'], /^almora: --steps must be an integer ≥ 1 .*got -3\s*$/],
       [['train', '--stepz', '3'], /^almora: unknown option --stepz; did you mean --steps\? \(almora train --help lists the options\)\s*$/],
-      [['train', '--task', 'teacher', '--data', '/nonexistent/data.safetensors', '--run-dir', path.join(os.tmpdir(), 'almora-pty-unused')], /^almora: cannot read \/nonexistent\/data\.safetensors: no such file or directory\s*$/],
+      [
+        ['train', '--task', 'teacher', '--data', '/nonexistent/data.safetensors', '--run-dir', path.join(os.tmpdir(), 'almora-pty-unused')],
+        /^almora: cannot read \/nonexistent\/data\.safetensors: no such file or directory\s*$/,
+      ],
       [['generate'], /^almora: generate needs --prompt <text> \(almora generate --help\)\s*$/],
       [['frobnicate'], /^almora: unknown command "frobnicate"/],
     ] as const) {
@@ -81,7 +100,10 @@ describe.runIf(existsSync(SCRIPT))('almora at a terminal', () => {
     const extended = inTerminal(...TOY, '--steps', '6', '--run-dir', runDir, '--resume', '--quiet');
     expect(extended.status).toBe(0);
     expect(extended.output).toMatch(/exact: resumed from step 4/);
-    const steps = (await readFile(path.join(runDir, 'exact', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => (JSON.parse(line) as { step: number }).step);
+    const steps = (await readFile(path.join(runDir, 'exact', 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { step: number }).step);
     expect(steps).toEqual([0, 1, 2, 3, 4, 5]);
     const shrunk = inTerminal(...TOY, '--steps', '3', '--run-dir', runDir, '--resume', '--quiet');
     expect(shrunk.status).toBe(1);

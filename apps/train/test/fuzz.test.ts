@@ -12,7 +12,12 @@ const worker = path.join(dist, 'fuzz-cli.js');
 function expectClean(counts: FuzzCounts): void {
   console.log(JSON.stringify(counts));
   expect(counts.examples).toEqual([]);
-  expect({ violations: counts.violations, crashes: counts.crashes, hangs: counts.hangs, dataLost: counts.dataLost }).toEqual({ violations: 0, crashes: 0, hangs: 0, dataLost: 0 });
+  expect({ violations: counts.violations, crashes: counts.crashes, hangs: counts.hangs, dataLost: counts.dataLost }).toEqual({
+    violations: 0,
+    crashes: 0,
+    hangs: 0,
+    dataLost: 0,
+  });
 }
 
 describe('fuzz suite (#12), quick size', () => {

@@ -6,7 +6,18 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pythonModuleMissing, SYSTEM_PYTHON as PYTHON } from '@almora/vitest-config/python';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsDType } from '@almora/peft';
-import { initQwen3Adapters, initQwen3Weights, QWEN3_TINY, qwen3Config, type Qwen3Config, qwen3ForCausalLM, type Qwen3Lora, type Qwen3Model, type Qwen3Module, type Qwen3Weights } from '@almora/model';
+import {
+  initQwen3Adapters,
+  initQwen3Weights,
+  QWEN3_TINY,
+  qwen3Config,
+  type Qwen3Config,
+  qwen3ForCausalLM,
+  type Qwen3Lora,
+  type Qwen3Model,
+  type Qwen3Module,
+  type Qwen3Weights,
+} from '@almora/model';
 import { fromFlat, type Matrix, randomNormal, Rng, scale, transpose } from '@almora/tensor';
 import { loadPeftAdapters, loadQwen3, savePeftAdapters, saveQwen3 } from '../src/hf-files.js';
 
@@ -70,8 +81,20 @@ interface Case {
 /** QWEN3_TINY's shape (tied embeddings, 4 query heads on 2 key/value heads) with few positions. */
 const TINY = qwen3Config({ ...QWEN3_TINY, max_position_embeddings: 16 });
 const CASES: Case[] = [
-  { name: 'QWEN3_TINY (tied, 4 query heads on 2 key/value heads), F32, LoRA on q_proj, v_proj and down_proj', config: TINY, targets: ['q_proj', 'v_proj', 'down_proj'], dtype: 'F32', seed: 70 },
-  { name: 'untied lm_head, 4 query heads on 1 key/value head, F64, LoRA on all seven modules', config: qwen3Config({ ...TINY, tie_word_embeddings: false, num_key_value_heads: 1 }), targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], dtype: 'F64', seed: 71 },
+  {
+    name: 'QWEN3_TINY (tied, 4 query heads on 2 key/value heads), F32, LoRA on q_proj, v_proj and down_proj',
+    config: TINY,
+    targets: ['q_proj', 'v_proj', 'down_proj'],
+    dtype: 'F32',
+    seed: 70,
+  },
+  {
+    name: 'untied lm_head, 4 query heads on 1 key/value head, F64, LoRA on all seven modules',
+    config: qwen3Config({ ...TINY, tie_word_embeddings: false, num_key_value_heads: 1 }),
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    dtype: 'F64',
+    seed: 71,
+  },
 ];
 
 /**
@@ -125,8 +148,13 @@ async function prepare(c: Case, name: string): Promise<{ modelDir: string; adapt
   const ids = [7, 5].map((length) => Array.from({ length }, () => rng.int(c.config.vocab_size)));
   const { config, weights: loaded } = await loadQwen3(modelDir);
   const ours = logitsOf({ config, weights: loaded, lora: await loadPeftAdapters(adapterDir, config) }, ids);
-  const adapters = Object.fromEntries(Object.entries(lora.adapters).map(([p, a]) => [p, { lora_A: stored(a.lora_A, c.dtype), lora_B: stored(a.lora_B, c.dtype) }]));
-  const meant = logitsOf({ config: c.config, weights: Object.fromEntries(Object.entries(weights).map(([k, m]) => [k, stored(m, c.dtype)])), lora: { ...lora, adapters } }, ids);
+  const adapters = Object.fromEntries(
+    Object.entries(lora.adapters).map(([p, a]) => [p, { lora_A: stored(a.lora_A, c.dtype), lora_B: stored(a.lora_B, c.dtype) }]),
+  );
+  const meant = logitsOf(
+    { config: c.config, weights: Object.fromEntries(Object.entries(weights).map(([k, m]) => [k, stored(m, c.dtype)])), lora: { ...lora, adapters } },
+    ids,
+  );
   return { modelDir, adapterDir, ids, ours, meant };
 }
 
@@ -135,7 +163,13 @@ type Tensors = ReturnType<typeof decodeSafetensors>['tensors'];
 const FILES = { model: ['model.safetensors', 'config.json'], adapter: ['adapter_model.safetensors', 'adapter_config.json'] } as const;
 
 /** A copy of a model or adapter folder with its tensors (and optionally its config) changed. */
-async function corrupt(kind: keyof typeof FILES, from: string, to: string, edit: (tensors: Tensors) => Tensors, config: (json: Record<string, unknown>) => void = () => {}): Promise<void> {
+async function corrupt(
+  kind: keyof typeof FILES,
+  from: string,
+  to: string,
+  edit: (tensors: Tensors) => Tensors,
+  config: (json: Record<string, unknown>) => void = () => {},
+): Promise<void> {
   const [tensorsFile, configFile] = FILES[kind];
   const file = decodeSafetensors(new Uint8Array(await readFile(path.join(from, tensorsFile))));
   file.tensors = edit(file.tensors);
@@ -177,25 +211,39 @@ describe(`saveQwen3 + savePeftAdapters read as transformers + PEFT would, merged
     expect(peer.logits).toBeNull();
   });
 
-  it.skipIf(missing !== undefined)("an adapter key with PEFT's adapter name left in (….lora_B.default.weight) is reported as missing and unexpected", async () => {
-    const { modelDir, adapterDir, ids } = await prepare(CASES[0], 'renamed');
-    const bad = await folder('renamed/bad');
-    await corrupt('adapter', adapterDir, bad, (tensors) => Object.fromEntries(Object.entries(tensors).map(([key, t]) => [key === `${DOWN}.lora_B.weight` ? `${DOWN}.lora_B.default.weight` : key, t])));
-    const peer = runPeer(modelDir, bad, ids);
-    expect(peer.problems).toEqual([
-      `adapter_model.safetensors has no ${DOWN}.lora_B.weight (PEFT would keep its fresh initialisation)`,
-      `adapter_model.safetensors has the unexpected key ${DOWN}.lora_B.default.weight (PEFT would not load it into any LoRA layer)`,
-    ]);
-  });
+  it.skipIf(missing !== undefined)(
+    "an adapter key with PEFT's adapter name left in (….lora_B.default.weight) is reported as missing and unexpected",
+    async () => {
+      const { modelDir, adapterDir, ids } = await prepare(CASES[0], 'renamed');
+      const bad = await folder('renamed/bad');
+      await corrupt('adapter', adapterDir, bad, (tensors) =>
+        Object.fromEntries(Object.entries(tensors).map(([key, t]) => [key === `${DOWN}.lora_B.weight` ? `${DOWN}.lora_B.default.weight` : key, t])),
+      );
+      const peer = runPeer(modelDir, bad, ids);
+      expect(peer.problems).toEqual([
+        `adapter_model.safetensors has no ${DOWN}.lora_B.weight (PEFT would keep its fresh initialisation)`,
+        `adapter_model.safetensors has the unexpected key ${DOWN}.lora_B.default.weight (PEFT would not load it into any LoRA layer)`,
+      ]);
+    },
+  );
 
-  it.skipIf(missing !== undefined)('the logit comparison can fail: lora_alpha doubled in adapter_config.json is a well-formed file with other logits', async () => {
-    const { modelDir, adapterDir, ids, ours } = await prepare(CASES[0], 'alpha');
-    const bad = await folder('alpha/bad');
-    await corrupt('adapter', adapterDir, bad, (tensors) => tensors, (json) => (json.lora_alpha = 2 * (json.lora_alpha as number)));
-    const peer = runPeer(modelDir, bad, ids);
-    expect(peer.problems).toEqual([]);
-    expect(Math.max(...ours.map((z, i) => mismatch(z, peer.logits![i])))).toBeGreaterThan(1e-3);
-  });
+  it.skipIf(missing !== undefined)(
+    'the logit comparison can fail: lora_alpha doubled in adapter_config.json is a well-formed file with other logits',
+    async () => {
+      const { modelDir, adapterDir, ids, ours } = await prepare(CASES[0], 'alpha');
+      const bad = await folder('alpha/bad');
+      await corrupt(
+        'adapter',
+        adapterDir,
+        bad,
+        (tensors) => tensors,
+        (json) => (json.lora_alpha = 2 * (json.lora_alpha as number)),
+      );
+      const peer = runPeer(modelDir, bad, ids);
+      expect(peer.problems).toEqual([]);
+      expect(Math.max(...ours.map((z, i) => mismatch(z, peer.logits![i])))).toBeGreaterThan(1e-3);
+    },
+  );
 
   it.skipIf(missing !== undefined)('a transposed k_proj and a q_norm written 2-D ([1, 16]) in model.safetensors are reported', async () => {
     const { modelDir, adapterDir, ids } = await prepare(CASES[0], 'model');
@@ -203,7 +251,10 @@ describe(`saveQwen3 + savePeftAdapters read as transformers + PEFT would, merged
     const [K, Q] = ['model.layers.0.self_attn.k_proj.weight', 'model.layers.1.self_attn.q_norm.weight'];
     await corrupt('model', modelDir, bad, (tensors) => ({ ...tensors, [K]: transposed(tensors[K]), [Q]: { ...tensors[Q], shape: [1, 16] } }));
     const peer = runPeer(bad, adapterDir, ids);
-    expect(peer.problems).toEqual([`model.safetensors: ${K} has shape [64, 32], Qwen3ForCausalLM's is [32, 64]`, `model.safetensors: ${Q} has shape [1, 16], Qwen3ForCausalLM's is [16]`]);
+    expect(peer.problems).toEqual([
+      `model.safetensors: ${K} has shape [64, 32], Qwen3ForCausalLM's is [32, 64]`,
+      `model.safetensors: ${Q} has shape [1, 16], Qwen3ForCausalLM's is [16]`,
+    ]);
     expect(peer.logits).toBeNull();
   });
 });

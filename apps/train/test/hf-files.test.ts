@@ -8,7 +8,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freshQwen3, loadPeftAdapters, loadQwen3, savePeftAdapters, saveQwen3 } from '../src/index.js';
 
 // QWEN3_TINY's layout, narrower; untied so lm_head.weight is in the state dict too.
-const SHAPE = qwen3Config({ ...QWEN3_TINY, hidden_size: 32, intermediate_size: 48, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, max_position_embeddings: 64 });
+const SHAPE = qwen3Config({
+  ...QWEN3_TINY,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 16,
+  max_position_embeddings: 64,
+});
 const UNTIED = qwen3Config({ ...SHAPE, tie_word_embeddings: false });
 
 const dirs: string[] = [];
@@ -22,7 +30,10 @@ afterAll(async () => {
 });
 
 /** Adapters with lora_B filled in too (fresh ones have lora_B = 0, which would hide a swap of A and B). */
-function trainedAdapters(seed: number, targets: Qwen3Lora['target_modules'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']): Qwen3Lora {
+function trainedAdapters(
+  seed: number,
+  targets: Qwen3Lora['target_modules'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+): Qwen3Lora {
   const rng = new Rng(seed);
   const lora = initQwen3Adapters(SHAPE, { r: 3, lora_alpha: 6, target_modules: targets }, rng);
   for (const adapter of Object.values(lora.adapters)) adapter.lora_B = randomNormal(adapter.lora_B.rows, adapter.lora_B.cols, rng);
@@ -120,13 +131,24 @@ describe('savePeftAdapters / loadPeftAdapters', () => {
     const lora = trainedAdapters(4);
     await savePeftAdapters(dir, lora, 'my/base-model');
     const config = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
-    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: 'my/base-model', r: 3, lora_alpha: 6, use_rslora: false, bias: 'none' });
+    expect(config).toMatchObject({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: 'my/base-model',
+      r: 3,
+      lora_alpha: 6,
+      use_rslora: false,
+      bias: 'none',
+    });
     expect(config.target_modules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
     const file = decodeSafetensors(new Uint8Array(await readFile(path.join(dir, 'adapter_model.safetensors'))));
     const shapes = qwen3StateDictShapes(SHAPE);
     const expected: Record<string, number[]> = {};
     for (let layer = 0; layer < SHAPE.num_hidden_layers; layer++) {
-      for (const [block, modules] of [['self_attn', ['q_proj', 'k_proj', 'v_proj', 'o_proj']], ['mlp', ['gate_proj', 'up_proj', 'down_proj']]] as const) {
+      for (const [block, modules] of [
+        ['self_attn', ['q_proj', 'k_proj', 'v_proj', 'o_proj']],
+        ['mlp', ['gate_proj', 'up_proj', 'down_proj']],
+      ] as const) {
         for (const module of modules) {
           const [out, inner] = shapes[`model.layers.${layer}.${block}.${module}.weight`];
           expected[`base_model.model.model.layers.${layer}.${block}.${module}.lora_A.weight`] = [3, inner];
@@ -144,8 +166,14 @@ describe('savePeftAdapters / loadPeftAdapters', () => {
     const f32 = await tempDir();
     await savePeftAdapters(f32, lora, 'base');
     const rounded = await loadPeftAdapters(f32, SHAPE);
-    expect({ r: rounded.r, lora_alpha: rounded.lora_alpha, target_modules: rounded.target_modules }).toEqual({ r: 3, lora_alpha: 6, target_modules: ['q_proj', 'v_proj'] });
-    const expected = Object.fromEntries(Object.entries(flat(lora)).map(([m, [a, b]]) => [m, [Float64Array.from(a, Math.fround), Float64Array.from(b, Math.fround)]]));
+    expect({ r: rounded.r, lora_alpha: rounded.lora_alpha, target_modules: rounded.target_modules }).toEqual({
+      r: 3,
+      lora_alpha: 6,
+      target_modules: ['q_proj', 'v_proj'],
+    });
+    const expected = Object.fromEntries(
+      Object.entries(flat(lora)).map(([m, [a, b]]) => [m, [Float64Array.from(a, Math.fround), Float64Array.from(b, Math.fround)]]),
+    );
     expect(flat(rounded)).toEqual(expected);
     const f64 = await tempDir();
     await savePeftAdapters(f64, lora, 'base', 'F64');
@@ -158,29 +186,63 @@ describe('savePeftAdapters / loadPeftAdapters', () => {
     ['use_rslora', (c) => (c.use_rslora = true), /use_rslora is true; only false is supported/],
     ['use_dora', (c) => (c.use_dora = true), /use_dora is true; this reader implements plain LoRA without it/],
     ['a bias', (c) => (c.bias = 'all'), /bias is the string "all"; only "none" is read/],
-    ['a rank_pattern the tensors do not follow', (c) => (c.rank_pattern = { q_proj: 4 }), /layers\.0\.self_attn\.q_proj has lora_A \[3, 32\] and lora_B \[32, 3\]; with r = 4/],
+    [
+      'a rank_pattern the tensors do not follow',
+      (c) => (c.rank_pattern = { q_proj: 4 }),
+      /layers\.0\.self_attn\.q_proj has lora_A \[3, 32\] and lora_B \[32, 3\]; with r = 4/,
+    ],
     ['an alpha_pattern', (c) => (c.alpha_pattern = { q_proj: 4 }), /alpha_pattern is not supported/],
     ['another peft_type', (c) => (c.peft_type = 'IA3'), /peft_type is the string "IA3"; only "LORA" is read/],
-    ['a target module Qwen3 has not', (c) => (c.target_modules = ['q_proj', 'c_attn']), /v_proj has adapter tensors, but target_modules \["q_proj", "c_attn"\] does not select it/],
-    ['a target module whose tensors are not there', (c) => (c.target_modules = ['q_proj', 'k_proj', 'v_proj']), /the config targets model\.layers\.0\.self_attn\.k_proj, but the adapter has no lora_A\/lora_B for it/],
+    [
+      'a target module Qwen3 has not',
+      (c) => (c.target_modules = ['q_proj', 'c_attn']),
+      /v_proj has adapter tensors, but target_modules \["q_proj", "c_attn"\] does not select it/,
+    ],
+    [
+      'a target module whose tensors are not there',
+      (c) => (c.target_modules = ['q_proj', 'k_proj', 'v_proj']),
+      /the config targets model\.layers\.0\.self_attn\.k_proj, but the adapter has no lora_A\/lora_B for it/,
+    ],
     ['no target module (an adapter of nothing)', (c) => (c.target_modules = []), /target_modules must be a non-empty list/],
     ['a target module listed twice', (c) => (c.target_modules = ['q_proj', 'q_proj', 'v_proj']), /lists a module twice/],
     ['a fractional r', (c) => (c.r = 2.5), /r must be an integer ≥ 1, got 2\.5/],
     ['an r the tensors do not have', (c) => (c.r = 4), /q_proj has lora_A \[3, 32\] and lora_B \[32, 3\]; with r = 4 they must be \[4, in\]/],
     ['a missing lora_alpha', (c) => delete c.lora_alpha, /lora_alpha must be a finite number > 0, got missing/],
-    ['a missing tensor', (_, t) => Reflect.deleteProperty(t, 'base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight'), /model\.layers\.1\.self_attn\.v_proj has lora_A but no lora_B/],
-    ['an extra tensor', (_, t) => (t['base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight'] = t['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']), /k_proj has lora_A but no lora_B/],
-    ['an extra module', (_, t) => {
-      for (const which of ['A', 'B']) t[`base_model.model.model.layers.0.self_attn.k_proj.lora_${which}.weight`] = t[`base_model.model.model.layers.0.self_attn.q_proj.lora_${which}.weight`];
-    }, /k_proj has adapter tensors, but target_modules \["q_proj", "v_proj"\] does not select it/],
-    ['an adapter of the wrong width for the model', (_, t) => {
-      const key = 'base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight';
-      t[key] = { ...(t[key] as object), shape: [8, 3], data: new Float32Array(24) };
-    }, /v_proj: lora_A is 3×32 and lora_B 8×3; the model's 16×32 layer with r = 3 needs 3×32 and 16×3/],
-    ['lora_A and lora_B swapped', (_, t) => {
-      const key = 'base_model.model.model.layers.0.self_attn.v_proj.lora_';
-      [t[`${key}A.weight`], t[`${key}B.weight`]] = [t[`${key}B.weight`], t[`${key}A.weight`]];
-    }, /v_proj has lora_A \[16, 3\]/],
+    [
+      'a missing tensor',
+      (_, t) => Reflect.deleteProperty(t, 'base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight'),
+      /model\.layers\.1\.self_attn\.v_proj has lora_A but no lora_B/,
+    ],
+    [
+      'an extra tensor',
+      (_, t) => (t['base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight'] = t['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']),
+      /k_proj has lora_A but no lora_B/,
+    ],
+    [
+      'an extra module',
+      (_, t) => {
+        for (const which of ['A', 'B'])
+          t[`base_model.model.model.layers.0.self_attn.k_proj.lora_${which}.weight`] =
+            t[`base_model.model.model.layers.0.self_attn.q_proj.lora_${which}.weight`];
+      },
+      /k_proj has adapter tensors, but target_modules \["q_proj", "v_proj"\] does not select it/,
+    ],
+    [
+      'an adapter of the wrong width for the model',
+      (_, t) => {
+        const key = 'base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight';
+        t[key] = { ...(t[key] as object), shape: [8, 3], data: new Float32Array(24) };
+      },
+      /v_proj: lora_A is 3×32 and lora_B 8×3; the model's 16×32 layer with r = 3 needs 3×32 and 16×3/,
+    ],
+    [
+      'lora_A and lora_B swapped',
+      (_, t) => {
+        const key = 'base_model.model.model.layers.0.self_attn.v_proj.lora_';
+        [t[`${key}A.weight`], t[`${key}B.weight`]] = [t[`${key}B.weight`], t[`${key}A.weight`]];
+      },
+      /v_proj has lora_A \[16, 3\]/,
+    ],
   ];
   for (const [what, alter, message] of refusals) {
     it(`refuses ${what}`, async () => {

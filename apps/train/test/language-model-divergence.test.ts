@@ -21,7 +21,15 @@ vi.mock('@almora/model', async (importOriginal) => {
   };
 });
 
-const SHAPE = qwen3Config({ ...QWEN3_TINY, hidden_size: 32, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, max_position_embeddings: 32 });
+const SHAPE = qwen3Config({
+  ...QWEN3_TINY,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 16,
+  max_position_embeddings: 32,
+});
 const TEXT = encodeBytes('the cat sat on the mat. '.repeat(40));
 let dir: string;
 afterAll(async () => {
@@ -30,8 +38,32 @@ afterAll(async () => {
 
 it('a non-finite held-out evaluation stops the run as a divergence, not a NaN in the metrics', async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'almora-lm-diverge-'));
-  const config = { mode: 'pretrain', contextLength: 16, batchSize: 2, steps: 4, learningRate: 1e-2, warmupSteps: 0, decay: 'none', clipNorm: 1, seed: 1, method: 'exact', epsilon: 1e-3, qkNormCap: 0, shiftedSparseGroup: 0, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj'] }, evalEvery: 1, evalWindows: 1, checkpointEvery: 1, divergenceFactor: 10 } as const;
-  const error = await trainLanguageModel(freshQwen3(SHAPE, 1), { train: TEXT.subarray(0, 600), validation: TEXT.subarray(600) }, { ...config, lora: { ...config.lora, target_modules: [...config.lora.target_modules] } }, dir).catch((e: unknown) => e);
+  const config = {
+    mode: 'pretrain',
+    contextLength: 16,
+    batchSize: 2,
+    steps: 4,
+    learningRate: 1e-2,
+    warmupSteps: 0,
+    decay: 'none',
+    clipNorm: 1,
+    seed: 1,
+    method: 'exact',
+    epsilon: 1e-3,
+    qkNormCap: 0,
+    shiftedSparseGroup: 0,
+    lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj'] },
+    evalEvery: 1,
+    evalWindows: 1,
+    checkpointEvery: 1,
+    divergenceFactor: 10,
+  } as const;
+  const error = await trainLanguageModel(
+    freshQwen3(SHAPE, 1),
+    { train: TEXT.subarray(0, 600), validation: TEXT.subarray(600) },
+    { ...config, lora: { ...config.lora, target_modules: [...config.lora.target_modules] } },
+    dir,
+  ).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(TrainingDivergedError);
   expect((error as Error).message).toMatch(/^training diverged at step 2: the held-out bits per character are NaN/);
   const lines = (await readFile(path.join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n');

@@ -22,7 +22,15 @@ import {
 } from '../src/index.js';
 
 // QWEN3_TINY's layout (grouped query heads, q_norm/k_norm, SwiGLU, tied embeddings, byte vocab), narrower and with 32 positions: each step takes milliseconds.
-const SHAPE = qwen3Config({ ...QWEN3_TINY, hidden_size: 32, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, max_position_embeddings: 32 });
+const SHAPE = qwen3Config({
+  ...QWEN3_TINY,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 16,
+  max_position_embeddings: 32,
+});
 
 /** A learnable text: one phrase over and over (its held-out half is the same phrase). */
 const PHRASE = encodeBytes('the cat sat on the mat. '.repeat(40));
@@ -71,7 +79,12 @@ const metricsOf = async (dir: string) =>
 
 describe('trainLanguageModel', () => {
   it('pretraining on a repeated phrase brings held-out bits per character well down', async () => {
-    const run = await trainLanguageModel(freshQwen3(SHAPE, 1), DATA, { ...BASE_CONFIG, steps: 40, learningRate: 2e-2, evalEvery: 0, checkpointEvery: 0 }, await tempDir());
+    const run = await trainLanguageModel(
+      freshQwen3(SHAPE, 1),
+      DATA,
+      { ...BASE_CONFIG, steps: 40, learningRate: 2e-2, evalEvery: 0, checkpointEvery: 0 },
+      await tempDir(),
+    );
     // A fresh model guesses near-uniformly over 256 bytes: about 8 bits per character.
     expect(run.initialValidation).toBeGreaterThan(7);
     expect(run.finalValidation).toBeLessThan(run.initialValidation - 3);
@@ -91,7 +104,12 @@ describe('trainLanguageModel', () => {
     expect(run.initialValidation).toBe(baseBits);
     expect(snapshot(base)).toEqual(before);
     expect(run.model.weights).toBe(base.weights);
-    expect(Object.keys(run.model.lora!.adapters).sort()).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
+    expect(Object.keys(run.model.lora!.adapters).sort()).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.0.self_attn.v_proj',
+      'model.layers.1.self_attn.q_proj',
+      'model.layers.1.self_attn.v_proj',
+    ]);
     // The adapters did learn: lora_B moved off zero and the held-out loss moved with it.
     expect(Object.values(run.model.lora!.adapters).some((a) => a.lora_B.toFlat().some((x) => x !== 0))).toBe(true);
     expect(run.finalValidation).not.toBe(run.initialValidation);
@@ -118,7 +136,9 @@ describe('trainLanguageModel', () => {
       expect(resumed.initialValidation).toBe(straight.initialValidation);
       expect(resumed.finalValidation).toBe(straight.finalValidation);
       expect(await metricsOf(resumedDir)).toEqual(await metricsOf(straightDir));
-      const [a, b] = await Promise.all([straightDir, resumedDir].map(async (dir) => (await latestCheckpoint(path.join(dir, 'checkpoints'), straight.configHash))!.state));
+      const [a, b] = await Promise.all(
+        [straightDir, resumedDir].map(async (dir) => (await latestCheckpoint(path.join(dir, 'checkpoints'), straight.configHash))!.state),
+      );
       expect(b.step).toBe(6);
       expect(b.params).toEqual(a.params);
       expect(b.optimizer).toEqual(a.optimizer);
@@ -139,7 +159,9 @@ describe('trainLanguageModel', () => {
     expect(resumed.records.map(timeless)).toEqual(first.records.map(timeless));
     expect(await readFile(file, 'utf8')).toBe(whole);
     await writeFile(file, `not json\n${whole}`);
-    await expect(trainLanguageModel(base, DATA, config, dir, { resume: true })).rejects.toThrow(/line 1 of .*metrics\.jsonl is not JSON and is not the last line/);
+    await expect(trainLanguageModel(base, DATA, config, dir, { resume: true })).rejects.toThrow(
+      /line 1 of .*metrics\.jsonl is not JSON and is not the last line/,
+    );
   });
 
   it('refuses to resume with another config, touching nothing', async () => {
@@ -152,12 +174,23 @@ describe('trainLanguageModel', () => {
     await expect(other).rejects.toThrow(new RegExp(`no checkpoint of this config .*only of other configs \\(${first.configHash}\\)`));
     expect(await listCheckpoints(path.join(dir, 'checkpoints'), first.configHash)).toEqual(files);
     // Another base model under the same config is another run, too.
-    await expect(trainLanguageModel(freshQwen3(SHAPE, 6), DATA, { ...BASE_CONFIG, steps: 2, evalEvery: 0 }, dir, { resume: true })).rejects.toThrow(CheckpointError);
+    await expect(trainLanguageModel(freshQwen3(SHAPE, 6), DATA, { ...BASE_CONFIG, steps: 2, evalEvery: 0 }, dir, { resume: true })).rejects.toThrow(
+      CheckpointError,
+    );
   });
 
   it('stops with TrainingDivergedError when the loss goes non-finite, the last checkpoint intact', async () => {
     const dir = await tempDir();
-    const config: LanguageModelConfig = { ...BASE_CONFIG, steps: 8, learningRate: 1e300, warmupSteps: 0, clipNorm: 0, decay: 'none', checkpointEvery: 1, evalEvery: 0 };
+    const config: LanguageModelConfig = {
+      ...BASE_CONFIG,
+      steps: 8,
+      learningRate: 1e300,
+      warmupSteps: 0,
+      clipNorm: 0,
+      decay: 'none',
+      checkpointEvery: 1,
+      evalEvery: 0,
+    };
     const error = await trainLanguageModel(freshQwen3(SHAPE, 7), DATA, config, dir).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TrainingDivergedError);
     const message = (error as Error).message;
@@ -212,15 +245,35 @@ describe('checkLanguageModelConfig', () => {
     ['an unknown mode', { mode: 'distil' as LanguageModelConfig['mode'] }, /mode must be 'pretrain' or 'finetune'/],
     ['a fine-tune at rank 0', { mode: 'finetune', lora: { r: 0, lora_alpha: 4, target_modules: ['q_proj'] } }, /lora r must be an integer ≥ 1.*got 0/],
     // SHAPE's k_proj and v_proj are 16×32: a rank above 16 adds nothing (and a huge one would not fit in memory).
-    ['a fine-tune at a rank past the adapted weights', { mode: 'finetune', lora: { r: 17, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] } }, /lora r = 17 exceeds 16, the smallest side of the adapted q_proj, v_proj weights/],
+    [
+      'a fine-tune at a rank past the adapted weights',
+      { mode: 'finetune', lora: { r: 17, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] } },
+      /lora r = 17 exceeds 16, the smallest side of the adapted q_proj, v_proj weights/,
+    ],
     ['a fine-tune at rank 1e8', { mode: 'finetune', lora: { r: 1e8, lora_alpha: 4, target_modules: ['q_proj'] } }, /lora r = 100000000 exceeds 32/],
-    ['a fine-tune at rank 1e300', { mode: 'finetune', lora: { r: 1e300, lora_alpha: 4, target_modules: ['q_proj'] } }, /lora r must be an integer ≥ 1 \(and ≤ 2\^53 − 1\), got 1e\+300/],
-    ['a fine-tune of lm_head', { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['lm_head' as 'q_proj'] } }, /target_modules must be distinct modules of q_proj/],
-    ['a fine-tune naming q_proj twice', { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'q_proj'] } }, /target_modules must be distinct/],
+    [
+      'a fine-tune at rank 1e300',
+      { mode: 'finetune', lora: { r: 1e300, lora_alpha: 4, target_modules: ['q_proj'] } },
+      /lora r must be an integer ≥ 1 \(and ≤ 2\^53 − 1\), got 1e\+300/,
+    ],
+    [
+      'a fine-tune of lm_head',
+      { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['lm_head' as 'q_proj'] } },
+      /target_modules must be distinct modules of q_proj/,
+    ],
+    [
+      'a fine-tune naming q_proj twice',
+      { mode: 'finetune', lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'q_proj'] } },
+      /target_modules must be distinct/,
+    ],
   ];
   for (const [what, change, message] of refusals) {
     it(`refuses ${what}`, () => {
-      const model = what.includes('fewer tokens') ? qwen3Config({ ...SHAPE, vocab_size: 128 }) : what.includes('more tokens') ? qwen3Config({ ...SHAPE, vocab_size: 300 }) : SHAPE;
+      const model = what.includes('fewer tokens')
+        ? qwen3Config({ ...SHAPE, vocab_size: 128 })
+        : what.includes('more tokens')
+          ? qwen3Config({ ...SHAPE, vocab_size: 300 })
+          : SHAPE;
       expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, model)).toThrow(InvalidArgumentError);
       expect(() => checkLanguageModelConfig({ ...BASE_CONFIG, ...change }, model)).toThrow(message);
     });
@@ -236,8 +289,12 @@ describe('checkLanguageModelConfig', () => {
   it('trainLanguageModel refuses a bad config or a text too short before writing anything', async () => {
     const dir = path.join(await tempDir(), 'run');
     await expect(trainLanguageModel(freshQwen3(SHAPE, 1), DATA, { ...BASE_CONFIG, steps: -3 }, dir)).rejects.toThrow(/steps must be an integer ≥ 1.*got -3/);
-    await expect(trainLanguageModel(freshQwen3(SHAPE, 1), { train: DATA.train.subarray(0, 16), validation: DATA.validation }, BASE_CONFIG, dir)).rejects.toThrow(/training text \(16 bytes\) must be longer than contextLength \(16\)/);
-    await expect(trainLanguageModel(freshQwen3(SHAPE, 1), { train: DATA.train, validation: DATA.validation.subarray(0, 15) }, BASE_CONFIG, dir)).rejects.toThrow(/validation text \(15 bytes\) is shorter than one window of 16/);
+    await expect(
+      trainLanguageModel(freshQwen3(SHAPE, 1), { train: DATA.train.subarray(0, 16), validation: DATA.validation }, BASE_CONFIG, dir),
+    ).rejects.toThrow(/training text \(16 bytes\) must be longer than contextLength \(16\)/);
+    await expect(
+      trainLanguageModel(freshQwen3(SHAPE, 1), { train: DATA.train, validation: DATA.validation.subarray(0, 15) }, BASE_CONFIG, dir),
+    ).rejects.toThrow(/validation text \(15 bytes\) is shorter than one window of 16/);
     expect(existsSync(dir)).toBe(false);
   });
 });

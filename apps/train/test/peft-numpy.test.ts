@@ -71,52 +71,89 @@ afterAll(async () => {
 });
 
 describe(`the trainer's adapters, read by numpy and the standard library alone${missing ? ` (skipped: ${missing})` : ''}`, () => {
-  it.skipIf(missing !== undefined)("the attention head's run (adapters/ of trainRun, F32, q, k and v): header to spec, each layer's output to 1e-6", async () => {
-    const config = resolveConfig({ length: 64, dim: 4, sequences: 2, batchSize: 1, method: 'exact', compareExact: false, steps: 3, targets: ['q', 'k', 'v'], rank: 2, alpha: 3 });
-    const task = teacherTask(config);
-    const runDir = await folder();
-    const run = await trainRun(config, task, runDir);
-    const rng = new Rng(9);
-    const inputs: Record<string, Matrix> = {};
-    const expected: Record<string, Matrix> = {};
-    const base: Record<string, Plain> = {};
-    for (const t of config.targets) {
-      const module = `attention.${t}_proj`;
-      const { a, b } = run.adapters[t]!;
-      inputs[module] = randomNormal(3, config.dim, rng);
-      // The paper's layer: x·(W* + (α/r)·B·A), B d_in×r and A r×d_out as the trainer holds them.
-      expected[module] = matmul(inputs[module], add(task.frozen[t], scale(matmul(stored(b, 'F32'), stored(a, 'F32')), config.alpha / config.rank)));
-      // PEFT's base weight is out×in: W*ᵀ.
-      base[module] = plain(transpose(task.frozen[t]));
-    }
-    const [result] = runPeer([{ adapter_dir: path.join(runDir, 'adapters'), model_dir: null, base, inputs: Object.fromEntries(Object.entries(inputs).map(([m, x]) => [m, plain(x)])) }]);
-    expectOutputs(result, expected, 'trainRun');
-  });
-
-  for (const dtype of ['F32', 'F64'] as const) {
-    it.skipIf(missing !== undefined)(`the language model's adapters beside its base (savePeftAdapters + saveQwen3, ${dtype}, all seven modules): header to spec, each layer's output to 1e-6`, async () => {
-      const shape = qwen3Config({ ...QWEN3_TINY, hidden_size: 32, intermediate_size: 48, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, max_position_embeddings: 64 });
-      const rng = new Rng(dtype === 'F32' ? 31 : 64);
-      const model = freshQwen3(shape, 5);
-      const targets: Qwen3Module[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-      const lora = initQwen3Adapters(shape, { r: 3, lora_alpha: 5, target_modules: targets }, rng);
-      for (const adapter of Object.values(lora.adapters)) adapter.lora_B = randomNormal(adapter.lora_B.rows, adapter.lora_B.cols, rng);
-      const dir = await folder();
-      const [modelDir, adapterDir] = [path.join(dir, 'base'), path.join(dir, 'adapter')];
-      await saveQwen3(modelDir, shape, model.weights, dtype);
-      await savePeftAdapters(adapterDir, lora, modelDir, dtype);
-      const shapes = qwen3StateDictShapes(shape);
+  it.skipIf(missing !== undefined)(
+    "the attention head's run (adapters/ of trainRun, F32, q, k and v): header to spec, each layer's output to 1e-6",
+    async () => {
+      const config = resolveConfig({
+        length: 64,
+        dim: 4,
+        sequences: 2,
+        batchSize: 1,
+        method: 'exact',
+        compareExact: false,
+        steps: 3,
+        targets: ['q', 'k', 'v'],
+        rank: 2,
+        alpha: 3,
+      });
+      const task = teacherTask(config);
+      const runDir = await folder();
+      const run = await trainRun(config, task, runDir);
+      const rng = new Rng(9);
       const inputs: Record<string, Matrix> = {};
       const expected: Record<string, Matrix> = {};
-      for (const [module, { lora_A, lora_B }] of Object.entries(lora.adapters)) {
-        const x = randomNormal(2, shapes[`${module}.weight`][1], rng);
-        inputs[module] = x;
-        const w = stored(model.weights[`${module}.weight`], dtype);
-        expected[module] = add(matmul(x, w, { transposeB: true }), scale(matmul(matmul(x, stored(lora_A, dtype), { transposeB: true }), stored(lora_B, dtype), { transposeB: true }), 5 / 3));
+      const base: Record<string, Plain> = {};
+      for (const t of config.targets) {
+        const module = `attention.${t}_proj`;
+        const { a, b } = run.adapters[t]!;
+        inputs[module] = randomNormal(3, config.dim, rng);
+        // The paper's layer: x·(W* + (α/r)·B·A), B d_in×r and A r×d_out as the trainer holds them.
+        expected[module] = matmul(inputs[module], add(task.frozen[t], scale(matmul(stored(b, 'F32'), stored(a, 'F32')), config.alpha / config.rank)));
+        // PEFT's base weight is out×in: W*ᵀ.
+        base[module] = plain(transpose(task.frozen[t]));
       }
-      const [result] = runPeer([{ adapter_dir: adapterDir, model_dir: modelDir, base: null, inputs: Object.fromEntries(Object.entries(inputs).map(([m, x]) => [m, plain(x)])) }]);
-      expectOutputs(result, expected, `savePeftAdapters ${dtype}`);
-      expect(Object.keys(result.outputs)).toHaveLength(shape.num_hidden_layers * targets.length);
-    });
+      const [result] = runPeer([
+        {
+          adapter_dir: path.join(runDir, 'adapters'),
+          model_dir: null,
+          base,
+          inputs: Object.fromEntries(Object.entries(inputs).map(([m, x]) => [m, plain(x)])),
+        },
+      ]);
+      expectOutputs(result, expected, 'trainRun');
+    },
+  );
+
+  for (const dtype of ['F32', 'F64'] as const) {
+    it.skipIf(missing !== undefined)(
+      `the language model's adapters beside its base (savePeftAdapters + saveQwen3, ${dtype}, all seven modules): header to spec, each layer's output to 1e-6`,
+      async () => {
+        const shape = qwen3Config({
+          ...QWEN3_TINY,
+          hidden_size: 32,
+          intermediate_size: 48,
+          num_attention_heads: 2,
+          num_key_value_heads: 1,
+          head_dim: 16,
+          max_position_embeddings: 64,
+        });
+        const rng = new Rng(dtype === 'F32' ? 31 : 64);
+        const model = freshQwen3(shape, 5);
+        const targets: Qwen3Module[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+        const lora = initQwen3Adapters(shape, { r: 3, lora_alpha: 5, target_modules: targets }, rng);
+        for (const adapter of Object.values(lora.adapters)) adapter.lora_B = randomNormal(adapter.lora_B.rows, adapter.lora_B.cols, rng);
+        const dir = await folder();
+        const [modelDir, adapterDir] = [path.join(dir, 'base'), path.join(dir, 'adapter')];
+        await saveQwen3(modelDir, shape, model.weights, dtype);
+        await savePeftAdapters(adapterDir, lora, modelDir, dtype);
+        const shapes = qwen3StateDictShapes(shape);
+        const inputs: Record<string, Matrix> = {};
+        const expected: Record<string, Matrix> = {};
+        for (const [module, { lora_A, lora_B }] of Object.entries(lora.adapters)) {
+          const x = randomNormal(2, shapes[`${module}.weight`][1], rng);
+          inputs[module] = x;
+          const w = stored(model.weights[`${module}.weight`], dtype);
+          expected[module] = add(
+            matmul(x, w, { transposeB: true }),
+            scale(matmul(matmul(x, stored(lora_A, dtype), { transposeB: true }), stored(lora_B, dtype), { transposeB: true }), 5 / 3),
+          );
+        }
+        const [result] = runPeer([
+          { adapter_dir: adapterDir, model_dir: modelDir, base: null, inputs: Object.fromEntries(Object.entries(inputs).map(([m, x]) => [m, plain(x)])) },
+        ]);
+        expectOutputs(result, expected, `savePeftAdapters ${dtype}`);
+        expect(Object.keys(result.outputs)).toHaveLength(shape.num_hidden_layers * targets.length);
+      },
+    );
   }
 });

@@ -57,7 +57,10 @@ describe('PEFT export and import', () => {
     const empty = (shape: number[]) => ({ dtype: 'F32' as const, shape, data: new Float32Array(0) });
     await writeFile(
       path.join(dir, 'adapter_model.safetensors'),
-      encodeSafetensors({ tensors: { 'base_model.model.attention.q_proj.lora_A.weight': empty([huge, 0]), 'base_model.model.attention.q_proj.lora_B.weight': empty([0, huge]) }, metadata: {} }),
+      encodeSafetensors({
+        tensors: { 'base_model.model.attention.q_proj.lora_A.weight': empty([huge, 0]), 'base_model.model.attention.q_proj.lora_B.weight': empty([0, huge]) },
+        metadata: {},
+      }),
     );
     await expect(importPeft(dir)).rejects.toThrow(/in and out ≥ 1/);
   });
@@ -76,7 +79,11 @@ describe('hostile inputs found by the fuzz suite (#12)', () => {
 
   it('refuses config values nested 10^5 deep with typed errors, not a stack overflow', async () => {
     const { dir, configFile, config } = await adapterFolder();
-    for (const text of [deep, JSON.stringify({ ...config, r: 0 }).replace('"r":0', `"r":${deep}`), JSON.stringify(config).replace('"target_modules":["q_proj","v_proj"]', `"target_modules":[${deep}]`)]) {
+    for (const text of [
+      deep,
+      JSON.stringify({ ...config, r: 0 }).replace('"r":0', `"r":${deep}`),
+      JSON.stringify(config).replace('"target_modules":["q_proj","v_proj"]', `"target_modules":[${deep}]`),
+    ]) {
       await writeFile(configFile, text);
       await expect(importPeft(dir)).rejects.toThrow(InvalidArgumentError);
     }

@@ -24,7 +24,8 @@ import {
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
 /** The config the CLI resolves from `small` plus `extra`, for the hash in checkpoint names. */
-const smallConfig = (extra: Partial<TrainConfig>) => resolveConfig({ length: 256, dim: 4, sequences: 4, batchSize: 2, method: 'exact', compareExact: false, ...extra });
+const smallConfig = (extra: Partial<TrainConfig>) =>
+  resolveConfig({ length: 256, dim: 4, sequences: 4, batchSize: 2, method: 'exact', compareExact: false, ...extra });
 /** The hash in a run's checkpoint names: its config and its (teacher) task's data. */
 const hashOf = (config: TrainConfig) => configHash(config, teacherTask(config));
 
@@ -45,7 +46,11 @@ function startCli(args: string[]): { pid: number; done: Promise<{ status: number
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (status) => resolve({ status, stderr, ms: performance.now() - began }))) };
 }
 
-const steps = async (file: string) => (await readFile(file, 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+const steps = async (file: string) =>
+  (await readFile(file, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { step: number }).step);
 
 describe('checkpoints per config (#12 item 1)', () => {
   it("a rerun with a changed config keeps its own checkpoints and the old run's, and resumes from its own; a resume with more steps extends", async () => {
@@ -62,7 +67,10 @@ describe('checkpoints per config (#12 item 1)', () => {
     const newest = await latestCheckpoint(checkpoints, newHash);
     expect(newest?.state.step).toBe(30);
     expect(newest?.state.configHash).toBe(newHash);
-    expect((await listCheckpoints(checkpoints, newHash)).map((f) => path.basename(f))).toEqual([`step-0000020-${newHash}.ckpt`, `step-0000030-${newHash}.ckpt`]);
+    expect((await listCheckpoints(checkpoints, newHash)).map((f) => path.basename(f))).toEqual([
+      `step-0000020-${newHash}.ckpt`,
+      `step-0000030-${newHash}.ckpt`,
+    ]);
     for (const name of oldFiles) expect((await loadCheckpoint(path.join(checkpoints, name))).configHash).toBe(oldHash);
     expect((await listCheckpoints(checkpoints, oldHash)).map((f) => path.basename(f))).toEqual(oldFiles);
     const resumed = runCli([...small, '--steps', '30', '--learning-rate', '0.05', '--checkpoint-every', '10', '--run-dir', dir, '--resume']);
@@ -124,7 +132,10 @@ describe('one run per folder (#12 item 2)', () => {
     expect(loser.ms).toBeLessThan((ra.status === 0 ? ra : rb).ms);
     expect(await steps(path.join(dir, 'exact', 'metrics.jsonl'))).toEqual(Array.from({ length: 80 }, (_, i) => i));
     const hash = hashOf(smallConfig({ steps: 80, checkpointEvery: 10 }));
-    expect((await listCheckpoints(path.join(dir, 'exact', 'checkpoints'), hash)).map((f) => path.basename(f))).toEqual([`step-0000070-${hash}.ckpt`, `step-0000080-${hash}.ckpt`]);
+    expect((await listCheckpoints(path.join(dir, 'exact', 'checkpoints'), hash)).map((f) => path.basename(f))).toEqual([
+      `step-0000070-${hash}.ckpt`,
+      `step-0000080-${hash}.ckpt`,
+    ]);
     expect(existsSync(path.join(dir, 'run.lock'))).toBe(false);
   }, 60_000);
 

@@ -18,7 +18,22 @@ let pretrainRun: ReturnType<typeof almora>;
 beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'almora-text-cli-'));
   pretrained = path.join(root, 'pretrain');
-  pretrainRun = almora('pretrain', '--steps', '3', '--context-length', '64', '--batch-size', '1', '--eval-windows', '1', '--checkpoint-every', '0', '--run-dir', pretrained, '--quiet');
+  pretrainRun = almora(
+    'pretrain',
+    '--steps',
+    '3',
+    '--context-length',
+    '64',
+    '--batch-size',
+    '1',
+    '--eval-windows',
+    '1',
+    '--checkpoint-every',
+    '0',
+    '--run-dir',
+    pretrained,
+    '--quiet',
+  );
 }, 60_000);
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
@@ -40,7 +55,8 @@ describe('almora pretrain', () => {
     expect(pretrainRun.status).toBe(0);
     expect(pretrainRun.stdout).toMatch(/pretrain: held-out \d+\.\d+ → \d+\.\d+ bits\/char/);
     const run = path.join(pretrained, 'run');
-    for (const file of ['model/config.json', 'model/model.safetensors', 'curve.svg', 'README.md', 'metrics.jsonl']) expect(existsSync(path.join(run, file)), file).toBe(true);
+    for (const file of ['model/config.json', 'model/model.safetensors', 'curve.svg', 'README.md', 'metrics.jsonl'])
+      expect(existsSync(path.join(run, file)), file).toBe(true);
     const model = await loadQwen3(baseDir());
     expect(model.config).toEqual(BROWN_BASE_SHAPE);
     // The cap it was trained with travels in config.json, so fine-tuning and generation use it by default.
@@ -82,7 +98,10 @@ describe('almora train (the text task)', () => {
       const adapters = await loadPeftAdapters(path.join(dir, label, 'adapter'), BROWN_BASE_SHAPE);
       expect(adapters.target_modules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
       expect(Object.keys(adapters.adapters)).toHaveLength(7 * BROWN_BASE_SHAPE.num_hidden_layers);
-      const config = JSON.parse(await readFile(path.join(dir, label, 'adapter', 'adapter_config.json'), 'utf8')) as { base_model_name_or_path: string; task_type: string };
+      const config = JSON.parse(await readFile(path.join(dir, label, 'adapter', 'adapter_config.json'), 'utf8')) as {
+        base_model_name_or_path: string;
+        task_type: string;
+      };
       expect(config).toMatchObject({ base_model_name_or_path: baseDir(), task_type: 'CAUSAL_LM' });
     }
     expect(existsSync(path.join(dir, 'run.lock'))).toBe(false);
@@ -90,7 +109,28 @@ describe('almora train (the text task)', () => {
 
   it('--compare-exact false runs only --method', async () => {
     const dir = path.join(root, 'one');
-    const args = ['train', '--base', baseDir(), '--steps', '1', '--context-length', '64', '--eval-windows', '1', '--method', 'exact', '--target-modules', 'q_proj,v_proj', '--rank', '2', '--compare-exact', 'false', '--run-dir', dir, '--quiet'];
+    const args = [
+      'train',
+      '--base',
+      baseDir(),
+      '--steps',
+      '1',
+      '--context-length',
+      '64',
+      '--eval-windows',
+      '1',
+      '--method',
+      'exact',
+      '--target-modules',
+      'q_proj,v_proj',
+      '--rank',
+      '2',
+      '--compare-exact',
+      'false',
+      '--run-dir',
+      dir,
+      '--quiet',
+    ];
     const run = almora(...args);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
@@ -104,7 +144,11 @@ describe('almora train (the text task)', () => {
     const again = almora(...args, '--resume');
     expect(again.stderr).toBe('');
     expect(again.stdout).toMatch(/^exact: resumed from step 1$/m);
-    const rows = (text: string) => text.split('\n').filter((line) => line.startsWith('| exact |')).map((line) => line.split('|').slice(0, 6));
+    const rows = (text: string) =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith('| exact |'))
+        .map((line) => line.split('|').slice(0, 6));
     expect(rows(await readFile(path.join(dir, 'report.md'), 'utf8'))).toEqual(rows(report));
   }, 60_000);
 
@@ -142,7 +186,11 @@ describe('almora train (the text task)', () => {
     ['rank 0', ['train', '--rank', '0'], /--rank must be an integer ≥ 1.*got 0/],
     ['a module Qwen3 has not', ['train', '--target-modules', 'q_proj,lm_head'], /--target-modules must be distinct modules of/],
     ['a bad --compare-exact', ['train', '--compare-exact', 'maybe'], /--compare-exact must be true or false, got "maybe"/],
-    ['a context past the positions (pretrain)', ['pretrain', '--context-length', '5000'], /--context-length 5000 exceeds the model's max_position_embeddings \(4096\)/],
+    [
+      'a context past the positions (pretrain)',
+      ['pretrain', '--context-length', '5000'],
+      /--context-length 5000 exceeds the model's max_position_embeddings \(4096\)/,
+    ],
     ['an unknown command', ['pretrian'], /unknown command "pretrian"/],
   ];
   it('almora --version prints the version and exits 0', async () => {
@@ -175,10 +223,19 @@ describe('almora train (the text task)', () => {
 
   it('refuses a missing base, a context past its positions and a rank past its weights, naming them', () => {
     const missing = path.join(root, 'no-such-model');
-    expectTypedError(almora('train', '--base', missing, '--run-dir', path.join(root, 'missing'), '--quiet'), new RegExp(`cannot read ${missing}/config\\.json`));
-    expectTypedError(almora('train', '--base', baseDir(), '--context-length', '5000', '--run-dir', path.join(root, 'long'), '--quiet'), /contextLength 5000 exceeds the model's max_position_embeddings \(4096\)/);
+    expectTypedError(
+      almora('train', '--base', missing, '--run-dir', path.join(root, 'missing'), '--quiet'),
+      new RegExp(`cannot read ${missing}/config\\.json`),
+    );
+    expectTypedError(
+      almora('train', '--base', baseDir(), '--context-length', '5000', '--run-dir', path.join(root, 'long'), '--quiet'),
+      /contextLength 5000 exceeds the model's max_position_embeddings \(4096\)/,
+    );
     // --rank 1e8 was a RangeError ('unexpected error') allocating the adapters.
-    expectTypedError(almora('train', '--base', baseDir(), '--rank', '100000000', '--run-dir', path.join(root, 'rank'), '--quiet'), /lora r = 100000000 exceeds 32, the smallest side of the adapted q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj weights/);
+    expectTypedError(
+      almora('train', '--base', baseDir(), '--rank', '100000000', '--run-dir', path.join(root, 'rank'), '--quiet'),
+      /lora r = 100000000 exceeds 32, the smallest side of the adapted q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj weights/,
+    );
   });
 });
 

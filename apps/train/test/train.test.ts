@@ -7,7 +7,18 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { encodeSafetensors } from '@almora/peft';
 import { type Matrix, randomNormal, Rng } from '@almora/tensor';
-import { CheckpointError, configHash, latestCheckpoint, listCheckpoints, loadCheckpoint, resolveConfig, teacherTask, trainRun, TrainingDivergedError, writeReport } from '../src/index.js';
+import {
+  CheckpointError,
+  configHash,
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  resolveConfig,
+  teacherTask,
+  trainRun,
+  TrainingDivergedError,
+  writeReport,
+} from '../src/index.js';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];
@@ -69,8 +80,14 @@ describe('almora train', () => {
     expect(b!.state.step).toBe(150);
     expect(b!.state.params).toEqual(a!.state.params);
     expect(b!.state.optimizer).toEqual(a!.state.optimizer);
-    const metrics = (await readFile(path.join(killed, 'exact', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
-    const reference = (await readFile(path.join(whole, 'exact', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    const metrics = (await readFile(path.join(killed, 'exact', 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss: number });
+    const reference = (await readFile(path.join(whole, 'exact', 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss: number });
     expect(metrics.map((m) => m.step)).toEqual(reference.map((m) => m.step));
     expect(metrics.map((m) => m.loss)).toEqual(reference.map((m) => m.loss));
   }, 120_000);
@@ -108,7 +125,20 @@ describe('almora train', () => {
 
   it('stops on divergence saying what diverged, with the last good checkpoint intact', async () => {
     const dir = await tempDir();
-    const config = resolveConfig({ length: 64, dim: 4, sequences: 2, batchSize: 1, steps: 30, method: 'exact', optimizer: 'sgd', learningRate: 1e300, clipNorm: 0, warmupSteps: 0, checkpointEvery: 1, compareExact: false });
+    const config = resolveConfig({
+      length: 64,
+      dim: 4,
+      sequences: 2,
+      batchSize: 1,
+      steps: 30,
+      method: 'exact',
+      optimizer: 'sgd',
+      learningRate: 1e300,
+      clipNorm: 0,
+      warmupSteps: 0,
+      checkpointEvery: 1,
+      compareExact: false,
+    });
     const task = teacherTask(config);
     let error: unknown;
     try {
@@ -156,14 +186,20 @@ describe('almora train', () => {
     const exited = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGKILL');
     await exited;
-    expect(first).toMatch(/8 sequences × L = 200000 × d = 4 \(X and Y ≈ 102 MB\), 1 head, targets q, v at rank 2; 60 steps of auto \+ exact side by side on the cpu backend; run dir /);
+    expect(first).toMatch(
+      /8 sequences × L = 200000 × d = 4 \(X and Y ≈ 102 MB\), 1 head, targets q, v at rank 2; 60 steps of auto \+ exact side by side on the cpu backend; run dir /,
+    );
   }, 30_000);
 
   it('on an unexpected error (a bug) prints its message and a hint, exit code 1, no stack unless ALMORA_DEBUG=1', async () => {
     const dir = await tempDir();
     // A bug stood in for by a fault injected at start-up: os.hostname, which the run lock calls, throws a TypeError.
     const inject = `data:text/javascript,${encodeURIComponent('import os from "node:os"; os.hostname = () => { throw new TypeError("injected fault"); };')}`;
-    const run = (debug: string) => spawnSync(process.execPath, ['--import', inject, cli, 'train', '--task', 'teacher', ...small, '--run-dir', dir], { encoding: 'utf8', env: { ...process.env, ALMORA_DEBUG: debug } });
+    const run = (debug: string) =>
+      spawnSync(process.execPath, ['--import', inject, cli, 'train', '--task', 'teacher', ...small, '--run-dir', dir], {
+        encoding: 'utf8',
+        env: { ...process.env, ALMORA_DEBUG: debug },
+      });
     const plain = run('');
     expect(plain.status).toBe(1);
     expect(plain.stderr).toMatch(/^almora: unexpected error: TypeError: injected fault\n/);
@@ -184,13 +220,30 @@ describe('almora train', () => {
     expect(report).toMatch(/\| exact \(side by side\) \| .* \| 0 fast, 30 exact \|/);
     const difference = Number(/differ by at most (\d+\.\d+)/.exec(report)![1]);
     expect(difference).toBeLessThan(0.01);
-    for (const file of ['loss.svg', 'auto/metrics.jsonl', 'auto/adapters/adapter_config.json', 'auto/adapters/adapter_model.safetensors', 'exact/metrics.jsonl']) {
+    for (const file of [
+      'loss.svg',
+      'auto/metrics.jsonl',
+      'auto/adapters/adapter_config.json',
+      'auto/adapters/adapter_model.safetensors',
+      'exact/metrics.jsonl',
+    ]) {
       await expect(readFile(path.join(dir, file))).resolves.toBeTruthy();
     }
   }, 120_000);
 
   it('norm control keeps Γ of the adapted Q and K under the bound and says so in the report', async () => {
-    const base = resolveConfig({ length: 256, dim: 4, sequences: 2, batchSize: 1, steps: 15, method: 'auto', normalizeInputs: 0, inputScale: 0.4, compareExact: false, checkpointEvery: 0 });
+    const base = resolveConfig({
+      length: 256,
+      dim: 4,
+      sequences: 2,
+      batchSize: 1,
+      steps: 15,
+      method: 'auto',
+      normalizeInputs: 0,
+      inputScale: 0.4,
+      compareExact: false,
+      checkpointEvery: 0,
+    });
     const task = teacherTask(base);
     const free = await trainRun(base, task, await tempDir());
     const gammas = free.records.map((r) => r.gammaAfter);
@@ -221,7 +274,23 @@ describe('almora train', () => {
     };
     const good = path.join(dir, 'data.safetensors');
     await writeFile(good, encodeSafetensors({ tensors, metadata: {} }));
-    const run = runCli(['--data', good, '--dim', '4', '--batch-size', '1', '--steps', '3', '--method', 'exact', '--compare-exact', 'false', '--quiet', '--run-dir', path.join(dir, 'run')]);
+    const run = runCli([
+      '--data',
+      good,
+      '--dim',
+      '4',
+      '--batch-size',
+      '1',
+      '--steps',
+      '3',
+      '--method',
+      'exact',
+      '--compare-exact',
+      'false',
+      '--quiet',
+      '--run-dir',
+      path.join(dir, 'run'),
+    ]);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(await readFile(path.join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Task: a user dataset/);
@@ -233,7 +302,24 @@ describe('almora train', () => {
     // Resuming on other data with the same config is refused, not continued silently (#12).
     const other = path.join(dir, 'other.safetensors');
     await writeFile(other, encodeSafetensors({ tensors: { ...tensors, 'y.0': tensor(randomNormal(64, 4, rng)) }, metadata: {} }));
-    const moved = runCli(['--data', other, '--dim', '4', '--batch-size', '1', '--steps', '5', '--method', 'exact', '--compare-exact', 'false', '--quiet', '--run-dir', path.join(dir, 'run'), '--resume']);
+    const moved = runCli([
+      '--data',
+      other,
+      '--dim',
+      '4',
+      '--batch-size',
+      '1',
+      '--steps',
+      '5',
+      '--method',
+      'exact',
+      '--compare-exact',
+      'false',
+      '--quiet',
+      '--run-dir',
+      path.join(dir, 'run'),
+      '--resume',
+    ]);
     expect(moved.status).toBe(1);
     expect(moved.stderr).toMatch(/no checkpoint of this config/);
   });

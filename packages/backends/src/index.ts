@@ -72,7 +72,8 @@ export const BACKENDS: readonly BackendEntry[] = [
       return [...(gpu ? ['gpu.js:gpu'] : []), 'gpu.js:best', ...modes.map((mode) => `gpu.js:${mode}`)];
     },
     unavailable: (variant) => {
-      if (variant === undefined || !(GPU_VARIANTS as readonly string[]).includes(variant)) return `name a gpu.js mode: 'gpu.js:<mode>' with mode ${GPU_VARIANTS.join(', ')}`;
+      if (variant === undefined || !(GPU_VARIANTS as readonly string[]).includes(variant))
+        return `name a gpu.js mode: 'gpu.js:<mode>' with mode ${GPU_VARIANTS.join(', ')}`;
       const modes = availableGpuModes();
       if (variant === 'gpu') return modes.some((m) => m === 'webgl2' || m === 'webgl' || m === 'headlessgl') ? undefined : 'no GPU mode of gpu.js runs here';
       return variant === 'best' || modes.includes(variant as GpuMode) ? undefined : `gpu.js mode ${variant} does not run here (available: ${modes.join(', ')})`;

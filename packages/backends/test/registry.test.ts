@@ -30,7 +30,8 @@ describe('the backend registry', () => {
 
   it('refuses unknown names and variants that cannot run, saying why', async () => {
     await expect(openBackend('tpu')).rejects.toThrow(/unknown backend "tpu"; choose from cpu, wasm/);
-    for (const odd of ['wasm:0', 'wasm:1e3', 'wasm:0x10', 'wasm: 2', 'wasm:100000']) expect(backendUnavailable(odd), odd).toMatch(/positive whole number|more than 256/);
+    for (const odd of ['wasm:0', 'wasm:1e3', 'wasm:0x10', 'wasm: 2', 'wasm:100000'])
+      expect(backendUnavailable(odd), odd).toMatch(/positive whole number|more than 256/);
     expect(backendUnavailable('cpu:bogus')).toMatch(/'cpu' takes no variant/);
     expect(backendUnavailable('gpu.js:quantum')).toMatch(/name a gpu.js mode/);
     expect(backendUnavailable('wasm')).toBeUndefined();

@@ -63,7 +63,11 @@ function maxAbsOf(m: Matrix): number {
 
 /** Builds a rows×cols matrix entry by entry: the references below are definitions, not kernels. */
 function build(rows: number, cols: number, entry: (i: number, j: number) => number): Matrix {
-  return fromFlat(rows, cols, Float64Array.from({ length: rows * cols }, (_, t) => entry(Math.floor(t / cols), t % cols)));
+  return fromFlat(
+    rows,
+    cols,
+    Float64Array.from({ length: rows * cols }, (_, t) => entry(Math.floor(t / cols), t % cols)),
+  );
 }
 
 const reference = {
@@ -127,7 +131,8 @@ export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T
   const normal = (r: number, c: number) => randomNormal(r, c, rng);
   const checks: Check[] = [];
   const pending: Promise<void>[] = [];
-  const compare = (name: string, run: (b: Backend<T>, up: (m: Matrix) => T) => T, expected: Matrix, terms: number) => pending.push(compareOne(name, run, expected, terms));
+  const compare = (name: string, run: (b: Backend<T>, up: (m: Matrix) => T) => T, expected: Matrix, terms: number) =>
+    pending.push(compareOne(name, run, expected, terms));
   const compareOne = async (name: string, run: (b: Backend<T>, up: (m: Matrix) => T) => T, expected: Matrix, terms: number) => {
     const handles: T[] = [];
     const up = (m: Matrix) => {
@@ -141,7 +146,12 @@ export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T
     const seconds = (performance.now() - began) / 1000;
     for (const h of [...handles, result]) backend.dispose(h);
     const precision = precisionOf(backend, dtype);
-    checks.push({ name, deviation: host.dtype === precision ? deviation(host, expected) : Number.POSITIVE_INFINITY, tolerance: tolerance(precision, terms, maxAbsOf(expected)), seconds });
+    checks.push({
+      name,
+      deviation: host.dtype === precision ? deviation(host, expected) : Number.POSITIVE_INFINITY,
+      tolerance: tolerance(precision, terms, maxAbsOf(expected)),
+      seconds,
+    });
   };
   const a = normal(rows, 5);
   const b = normal(rows, 5);
@@ -155,53 +165,153 @@ export async function primitiveChecks<T extends DeviceMatrix>(backend: Backend<T
   ] as [string, TransposeForms, Matrix, Matrix][]) {
     compare(`matmul ${label}`, (be, up) => be.matmul(up(x), up(y), forms), reference.matmul(x, y, forms), forms.transposeA ? x.rows : x.cols);
   }
-  compare('add', (be, up) => be.add(up(a), up(b)), reference.zip(a, b, (u, w) => u + w), 1);
-  compare('sub', (be, up) => be.sub(up(a), up(b)), reference.zip(a, b, (u, w) => u - w), 1);
-  compare('hadamard', (be, up) => be.hadamard(up(a), up(b)), reference.zip(a, b, (u, w) => u * w), 1);
-  compare('affine', (be, up) => be.affine(up(a), -0.75, 0.5), reference.map(a, (u) => -0.75 * u + 0.5), 1);
+  compare(
+    'add',
+    (be, up) => be.add(up(a), up(b)),
+    reference.zip(a, b, (u, w) => u + w),
+    1,
+  );
+  compare(
+    'sub',
+    (be, up) => be.sub(up(a), up(b)),
+    reference.zip(a, b, (u, w) => u - w),
+    1,
+  );
+  compare(
+    'hadamard',
+    (be, up) => be.hadamard(up(a), up(b)),
+    reference.zip(a, b, (u, w) => u * w),
+    1,
+  );
+  compare(
+    'affine',
+    (be, up) => be.affine(up(a), -0.75, 0.5),
+    reference.map(a, (u) => -0.75 * u + 0.5),
+    1,
+  );
   compare('abs', (be, up) => be.abs(up(a)), reference.map(a, Math.abs), 1);
   compare('exp', (be, up) => be.exp(up(a)), reference.map(a, Math.exp), 1);
-  compare('reciprocal', (be, up) => be.reciprocal(up(a)), reference.map(a, (u) => 1 / u), 1);
+  compare(
+    'reciprocal',
+    (be, up) => be.reciprocal(up(a)),
+    reference.map(a, (u) => 1 / u),
+    1,
+  );
   compare('upload in the precision of another handle', (be, up) => be.upload(small, up(a)), small, 1);
-  compare('scaleRows', (be, up) => be.scaleRows(up(a), up(column)), reference.map(a, (u, i) => u * column.get(i, 0)), 1);
-  compare('rowSums', (be, up) => be.rowSums(up(a)), build(a.rows, 1, (i) => Array.from({ length: a.cols }, (_, j) => a.get(i, j)).reduce((t, u) => t + u, 0)), a.cols);
-  compare('colSums', (be, up) => be.colSums(up(a)), build(1, a.cols, (_, j) => Array.from({ length: a.rows }, (_, i) => a.get(i, j)).reduce((t, u) => t + u, 0)), a.rows);
-  compare('rowMax', (be, up) => be.rowMax(up(a)), build(a.rows, 1, (i) => Math.max(...Array.from({ length: a.cols }, (_, j) => a.get(i, j)))), 1);
+  compare(
+    'scaleRows',
+    (be, up) => be.scaleRows(up(a), up(column)),
+    reference.map(a, (u, i) => u * column.get(i, 0)),
+    1,
+  );
+  compare(
+    'rowSums',
+    (be, up) => be.rowSums(up(a)),
+    build(a.rows, 1, (i) => Array.from({ length: a.cols }, (_, j) => a.get(i, j)).reduce((t, u) => t + u, 0)),
+    a.cols,
+  );
+  compare(
+    'colSums',
+    (be, up) => be.colSums(up(a)),
+    build(1, a.cols, (_, j) => Array.from({ length: a.rows }, (_, i) => a.get(i, j)).reduce((t, u) => t + u, 0)),
+    a.rows,
+  );
+  compare(
+    'rowMax',
+    (be, up) => be.rowMax(up(a)),
+    build(a.rows, 1, (i) => Math.max(...Array.from({ length: a.cols }, (_, j) => a.get(i, j)))),
+    1,
+  );
   const right = normal(rows, 3);
-  compare('faceSplit', (be, up) => fused(be).faceSplit(up(a), up(right)), build(rows, 15, (i, j) => a.get(i, Math.floor(j / 3)) * right.get(i, j % 3)), 1);
+  compare(
+    'faceSplit',
+    (be, up) => fused(be).faceSplit(up(a), up(right)),
+    build(rows, 15, (i, j) => a.get(i, Math.floor(j / 3)) * right.get(i, j % 3)),
+    1,
+  );
   const weights = normal(rows, 3);
   const blocks = normal(rows, 12);
-  compare('faceSplitReduce', (be, up) => fused(be).faceSplitReduce(up(weights), up(blocks)), build(rows, 4, (i, j) => [0, 1, 2].reduce((t, l) => t + weights.get(i, l) * blocks.get(i, 4 * l + j), 0)), 3);
+  compare(
+    'faceSplitReduce',
+    (be, up) => fused(be).faceSplitReduce(up(weights), up(blocks)),
+    build(rows, 4, (i, j) => [0, 1, 2].reduce((t, l) => t + weights.get(i, l) * blocks.get(i, 4 * l + j), 0)),
+    3,
+  );
   const x = scale(normal(rows, 3), 0.5);
   const tree = featureTree(3, taylorExp(3), 0.7, 'query');
   compare('productFeatures', (be, up) => fused(be).productFeatures(up(x), tree), reference.features(x, tree), 1);
   const featureGradient = normal(rows, tree.parents.length);
-  compare('productFeaturesBackward', (be, up) => fused(be).productFeaturesBackward(up(x), tree, up(featureGradient)), featureVjp(x, tree, featureGradient), tree.parents.length);
+  compare(
+    'productFeaturesBackward',
+    (be, up) => fused(be).productFeaturesBackward(up(x), tree, up(featureGradient)),
+    featureVjp(x, tree, featureGradient),
+    tree.parents.length,
+  );
   const queries = normal(rows, 4);
   const keys = normal(rows + 3, 4);
   for (const causal of [undefined, 2]) {
-    compare(`attentionProbabilities${causal === undefined ? '' : ' causal'}`, (be, up) => fused(be).attentionProbabilities(up(queries), up(keys), 0.6, causal), reference.softmax(queries, keys, 0.6, causal), 4 * keys.rows);
+    compare(
+      `attentionProbabilities${causal === undefined ? '' : ' causal'}`,
+      (be, up) => fused(be).attentionProbabilities(up(queries), up(keys), 0.6, causal),
+      reference.softmax(queries, keys, 0.6, causal),
+      4 * keys.rows,
+    );
   }
   const p = reference.softmax(queries, keys, 0.6);
   const c = normal(rows, 4);
   const values = normal(rows + 3, 4);
   const dots = normal(rows, 1);
-  compare('attentionScoresGradient', (be, up) => fused(be).attentionScoresGradient(up(p), up(c), up(values), up(dots)), reference.map(reference.matmul(c, values, { transposeB: true }), (u, i, j) => p.get(i, j) * (u - dots.get(i, 0))), 4);
+  compare(
+    'attentionScoresGradient',
+    (be, up) => fused(be).attentionScoresGradient(up(p), up(c), up(values), up(dots)),
+    reference.map(reference.matmul(c, values, { transposeB: true }), (u, i, j) => p.get(i, j) * (u - dots.get(i, 0))),
+    4,
+  );
   const square = normal(9, 9);
-  compare('triangle lower', (be, up) => be.triangle(up(square), 'lower'), reference.map(square, (u, i, j) => (j <= i ? u : 0)), 1);
-  compare('triangle upper', (be, up) => be.triangle(up(square), 'upper'), reference.map(square, (u, i, j) => (j >= i ? u : 0)), 1);
+  compare(
+    'triangle lower',
+    (be, up) => be.triangle(up(square), 'lower'),
+    reference.map(square, (u, i, j) => (j <= i ? u : 0)),
+    1,
+  );
+  compare(
+    'triangle upper',
+    (be, up) => be.triangle(up(square), 'upper'),
+    reference.map(square, (u, i, j) => (j >= i ? u : 0)),
+    1,
+  );
   const wide = normal(7, 11);
-  compare('triangle lower, diagonal 2 left', (be, up) => be.triangle(up(wide), 'lower', -2), reference.map(wide, (u, i, j) => (j <= i - 2 ? u : 0)), 1);
-  compare('triangle upper, diagonal 3 right', (be, up) => be.triangle(up(wide), 'upper', 3), reference.map(wide, (u, i, j) => (j >= i + 3 ? u : 0)), 1);
-  compare('sliceRows', (be, up) => be.sliceRows(up(a), 3, rows - 2), build(rows - 5, 5, (i, j) => a.get(i + 3, j)), 1);
+  compare(
+    'triangle lower, diagonal 2 left',
+    (be, up) => be.triangle(up(wide), 'lower', -2),
+    reference.map(wide, (u, i, j) => (j <= i - 2 ? u : 0)),
+    1,
+  );
+  compare(
+    'triangle upper, diagonal 3 right',
+    (be, up) => be.triangle(up(wide), 'upper', 3),
+    reference.map(wide, (u, i, j) => (j >= i + 3 ? u : 0)),
+    1,
+  );
+  compare(
+    'sliceRows',
+    (be, up) => be.sliceRows(up(a), 3, rows - 2),
+    build(rows - 5, 5, (i, j) => a.get(i + 3, j)),
+    1,
+  );
   const target = normal(rows, 5);
   const block = normal(4, 5);
   const accumulated = reference.map(target, (u, i, j) => (i >= 6 && i < 10 ? u + block.get(i - 6, j) : u));
-  compare('accumulate', (be, up) => {
-    const t = be.affine(up(target), 1);
-    be.accumulate(t, up(block), 6);
-    return t;
-  }, accumulated, 2);
+  compare(
+    'accumulate',
+    (be, up) => {
+      const t = be.affine(up(target), 1);
+      be.accumulate(t, up(block), 6);
+      return t;
+    },
+    accumulated,
+    2,
+  );
   await Promise.all(pending);
   return checks.sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -233,7 +343,11 @@ export async function gradientChecks(backend: Backend, length = 150, seed = 3): 
   const checks: Check[] = [];
   for (const causal of [false, true]) {
     const p = problem(length, causal, seed);
-    for (const options of [{ method: 'exact' }, { method: 'fast', degree: 3, variant: 'chained' }, { method: 'fast', degree: 3, variant: 'autodiff' }] as const) {
+    for (const options of [
+      { method: 'exact' },
+      { method: 'fast', degree: 3, variant: 'chained' },
+      { method: 'fast', degree: 3, variant: 'autodiff' },
+    ] as const) {
       const reference = loraGradients(p, options);
       // Backends that can read synchronously take the synchronous entry point; WebGPU the other.
       const began = performance.now();
@@ -243,10 +357,20 @@ export async function gradientChecks(backend: Backend, length = 150, seed = 3): 
       for (const t of ['q', 'k', 'v'] as const) {
         for (const g of ['a', 'b'] as const) {
           const ref = reference.grads[t]![g];
-          checks.push({ name: `loraGradients ${label} ∂${g.toUpperCase()}_${t}`, deviation: deviation(result.grads[t]![g], ref), tolerance: tolerance(precision, 4 * length, maxAbsOf(ref)), seconds });
+          checks.push({
+            name: `loraGradients ${label} ∂${g.toUpperCase()}_${t}`,
+            deviation: deviation(result.grads[t]![g], ref),
+            tolerance: tolerance(precision, 4 * length, maxAbsOf(ref)),
+            seconds,
+          });
         }
       }
-      checks.push({ name: `loraGradients ${label} loss`, deviation: Math.abs(result.loss - reference.loss), tolerance: tolerance(precision, length, reference.loss), seconds });
+      checks.push({
+        name: `loraGradients ${label} loss`,
+        deviation: Math.abs(result.loss - reference.loss),
+        tolerance: tolerance(precision, length, reference.loss),
+        seconds,
+      });
     }
     checks.push(...(await layerCoreChecks(backend, length, causal, seed)));
   }
@@ -261,7 +385,12 @@ export async function gradientChecks(backend: Backend, length = 150, seed = 3): 
 async function layerCoreChecks(backend: Backend, length: number, causal: boolean, seed: number): Promise<Check[]> {
   const precision = precisionOf(backend, 'float64');
   const rng = new Rng(seed + 100);
-  const [q, k, v, upstream] = [scale(randomNormal(length, 8, rng), 0.5), scale(randomNormal(length, 8, rng), 0.5), randomNormal(length, 8, rng), randomNormal(length, 8, rng)];
+  const [q, k, v, upstream] = [
+    scale(randomNormal(length, 8, rng), 0.5),
+    scale(randomNormal(length, 8, rng), 0.5),
+    randomNormal(length, 8, rng),
+    randomNormal(length, 8, rng),
+  ];
   const checks: Check[] = [];
   const cases: [string, AttentionCoreOptions][] = [
     ['exact kept', { method: 'exact' }],
@@ -278,9 +407,19 @@ async function layerCoreChecks(backend: Backend, length: number, causal: boolean
     const grads = await forward.backward(upstream);
     const seconds = (performance.now() - began) / 1000;
     const label = `attention core ${name}${causal ? ' causal' : ''}`;
-    checks.push({ name: `${label} output`, deviation: deviation(forward.output, reference.output), tolerance: tolerance(precision, length, maxAbsOf(reference.output)), seconds });
+    checks.push({
+      name: `${label} output`,
+      deviation: deviation(forward.output, reference.output),
+      tolerance: tolerance(precision, length, maxAbsOf(reference.output)),
+      seconds,
+    });
     for (const g of ['dq', 'dk', 'dv'] as const) {
-      checks.push({ name: `${label} ${g}`, deviation: deviation(grads[g], referenceGrads[g]), tolerance: tolerance(precision, 4 * length, maxAbsOf(referenceGrads[g])), seconds });
+      checks.push({
+        name: `${label} ${g}`,
+        deviation: deviation(grads[g], referenceGrads[g]),
+        tolerance: tolerance(precision, 4 * length, maxAbsOf(referenceGrads[g])),
+        seconds,
+      });
     }
   }
   return checks;
@@ -321,7 +460,12 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
     const handle = runs[name]();
     const host = await backend.read(handle);
     made.push(handle);
-    checks.push({ name: `${rows}-row ${name}`, deviation: deviation(host, want), tolerance: tolerance(precisionOf(backend, 'float64'), name === 'product' ? rows : 3, maxAbsOf(want)), seconds: (performance.now() - began) / 1000 });
+    checks.push({
+      name: `${rows}-row ${name}`,
+      deviation: deviation(host, want),
+      tolerance: tolerance(precisionOf(backend, 'float64'), name === 'product' ? rows : 3, maxAbsOf(want)),
+      seconds: (performance.now() - began) / 1000,
+    });
   }
   for (const h of [ha, hb, hblock, ...made]) backend.dispose(h);
   const long = 70_000;
@@ -332,14 +476,29 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
   const wideSums = build(2, 1, (i) => Array.from({ length: long }, (_, j) => wide.get(i, j)).reduce((t, u) => t + u, 0));
   const longRows = [
     { name: `rowSums over ${long} columns`, run: () => backend.rowSums(hw), want: wideSums, terms: long },
-    { name: `attention over ${long} keys`, run: () => kernels.attentionProbabilities(hq, hk, 0.7), want: reference.softmax(queries, keys, 0.7), terms: 4 * long },
-    { name: `causal attention over ${long} keys`, run: () => kernels.attentionProbabilities(hq, hk, 0.7, long - 5), want: reference.softmax(queries, keys, 0.7, long - 5), terms: 4 * long },
+    {
+      name: `attention over ${long} keys`,
+      run: () => kernels.attentionProbabilities(hq, hk, 0.7),
+      want: reference.softmax(queries, keys, 0.7),
+      terms: 4 * long,
+    },
+    {
+      name: `causal attention over ${long} keys`,
+      run: () => kernels.attentionProbabilities(hq, hk, 0.7, long - 5),
+      want: reference.softmax(queries, keys, 0.7, long - 5),
+      terms: 4 * long,
+    },
   ];
   for (const { name, run, want, terms } of longRows) {
     const began = performance.now();
     const handle = run();
     const host = await backend.read(handle);
-    checks.push({ name, deviation: deviation(host, want), tolerance: tolerance(precisionOf(backend, 'float64'), terms, maxAbsOf(want)), seconds: (performance.now() - began) / 1000 });
+    checks.push({
+      name,
+      deviation: deviation(host, want),
+      tolerance: tolerance(precisionOf(backend, 'float64'), terms, maxAbsOf(want)),
+      seconds: (performance.now() - began) / 1000,
+    });
     backend.dispose(handle);
   }
   for (const h of [hw, hq, hk]) backend.dispose(h);
@@ -354,7 +513,9 @@ export async function tallChecks<T extends DeviceMatrix>(backend: Backend<T>, ro
  */
 export function refusalChecks<T extends DeviceMatrix>(backend: Backend<T>): string[] {
   const rng = new Rng(9);
-  const [target, block, q, k] = [randomNormal(4, 3, rng), randomNormal(3, 3, rng), randomNormal(4, 3, rng), randomNormal(6, 3, rng)].map((m) => backend.upload(m));
+  const [target, block, q, k] = [randomNormal(4, 3, rng), randomNormal(3, 3, rng), randomNormal(4, 3, rng), randomNormal(6, 3, rng)].map((m) =>
+    backend.upload(m),
+  );
   const kernels = fused(backend);
   const cases: [string, () => unknown][] = [
     ['accumulate at row 0.5', () => backend.accumulate(target, block, 0.5)],

@@ -77,7 +77,9 @@ export class GpuBackend implements Backend<GpuMatrix>, FusedKernels<GpuMatrix> {
   private run(name: KernelName, rows: number, cols: number, args: (GpuMatrix | number)[]): GpuMatrix {
     const size = rows * cols;
     if (size > MAX_ELEMENTS || size > this.textureLimit ** 2) {
-      throw new BackendError(`a ${rows}×${cols} matrix exceeds what the ${this.name} backend holds (${Math.min(MAX_ELEMENTS, this.textureLimit ** 2)} elements)`);
+      throw new BackendError(
+        `a ${rows}×${cols} matrix exceeds what the ${this.name} backend holds (${Math.min(MAX_ELEMENTS, this.textureLimit ** 2)} elements)`,
+      );
     }
     if (size === 0) return { rows, cols, data: new Float32Array(0) };
     let kernel = this.kernels.get(name);
@@ -253,7 +255,9 @@ export class GpuBackend implements Backend<GpuMatrix>, FusedKernels<GpuMatrix> {
   faceSplitReduce(weights: GpuMatrix, blocks: GpuMatrix): GpuMatrix {
     const d = weights.cols;
     if (blocks.rows !== weights.rows || d === 0 || blocks.cols % d !== 0) {
-      throw new ShapeError(`faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`);
+      throw new ShapeError(
+        `faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`,
+      );
     }
     const n = blocks.cols / d;
     return this.run('faceSplitReduce', weights.rows, n, [weights, blocks, d, n]);
@@ -277,7 +281,12 @@ export class GpuBackend implements Backend<GpuMatrix>, FusedKernels<GpuMatrix> {
     // Each monomial costs a loop over the d variables and the powers of each: at most d + degree + 1 steps.
     let degree = 0;
     for (let a = 1, depth = new Int32Array(k); a < k; a++) degree = Math.max(degree, (depth[a] = depth[tree.parents[a]] + 1));
-    const out = this.chunked(k, x.cols + degree + 1, (start, count) => this.run('productFeaturesBackward', x.rows, x.cols, [x, featureGradient, exponents, weights, k, x.cols, start, count]), 'add');
+    const out = this.chunked(
+      k,
+      x.cols + degree + 1,
+      (start, count) => this.run('productFeaturesBackward', x.rows, x.cols, [x, featureGradient, exponents, weights, k, x.cols, start, count]),
+      'add',
+    );
     this.dispose(exponents);
     this.dispose(weights);
     return out;
@@ -298,8 +307,10 @@ export class GpuBackend implements Backend<GpuMatrix>, FusedKernels<GpuMatrix> {
   }
 
   attentionProbabilities(queries: GpuMatrix, keys: GpuMatrix, beta: number, causalStart?: number): GpuMatrix {
-    if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries are ${queries.rows}×${queries.cols} and keys ${keys.rows}×${keys.cols}`);
-    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0)) throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
+    if (queries.cols !== keys.cols)
+      throw new ShapeError(`attentionProbabilities: queries are ${queries.rows}×${queries.cols} and keys ${keys.rows}×${keys.cols}`);
+    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0))
+      throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
     const causal = causalStart ?? -1;
     const [rows, cols] = [queries.rows, keys.rows];
     const scores = this.matmul(queries, keys, { transposeB: true });
@@ -312,10 +323,19 @@ export class GpuBackend implements Backend<GpuMatrix>, FusedKernels<GpuMatrix> {
 
   attentionScoresGradient(probabilities: GpuMatrix, outputGradient: GpuMatrix, values: GpuMatrix, rowDots: GpuMatrix): GpuMatrix {
     if (outputGradient.rows !== probabilities.rows || values.rows !== probabilities.cols || values.cols !== outputGradient.cols) {
-      throw new ShapeError(`attentionScoresGradient: P is ${probabilities.rows}×${probabilities.cols}, C ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols}`);
+      throw new ShapeError(
+        `attentionScoresGradient: P is ${probabilities.rows}×${probabilities.cols}, C ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols}`,
+      );
     }
     isColumn(rowDots, probabilities.rows, 'attentionScoresGradient');
-    return this.run('attentionScoresGradient', probabilities.rows, probabilities.cols, [probabilities, outputGradient, values, rowDots, probabilities.cols, values.cols]);
+    return this.run('attentionScoresGradient', probabilities.rows, probabilities.cols, [
+      probabilities,
+      outputGradient,
+      values,
+      rowDots,
+      probabilities.cols,
+      values.cols,
+    ]);
   }
 
   triangle(a: GpuMatrix, keep: 'lower' | 'upper', offset = 0): GpuMatrix {

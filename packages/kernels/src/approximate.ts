@@ -1,5 +1,17 @@
 import { InvalidArgumentError, matmul, Matrix, ones, scaleRows, sub } from '@almora/tensor';
-import { type CertifiedFactor, certifiedError, certifyPolynomial, checkDegree, chooseDegree, DEFAULT_MAX_DEGREE, type DegreeChoice, type ErrorBound, meetsEpsilon as certified, type RoundingModel, UNIT_ROUNDOFFS } from './bound.js';
+import {
+  type CertifiedFactor,
+  certifiedError,
+  certifyPolynomial,
+  checkDegree,
+  chooseDegree,
+  DEFAULT_MAX_DEGREE,
+  type DegreeChoice,
+  type ErrorBound,
+  meetsEpsilon as certified,
+  type RoundingModel,
+  UNIT_ROUNDOFFS,
+} from './bound.js';
 import { featureRank, polynomialFeatures } from './features.js';
 import { expPolynomial, type ExpPolynomial, type PolynomialMethod } from './polynomial.js';
 import { certifiedRange, type RangeReport } from './range.js';
@@ -147,7 +159,8 @@ export function planSoftmaxApproximation(q: Matrix, k: Matrix, options: Approxim
   const budget = options.memoryBudget ?? GiB;
   if (!Number.isFinite(epsilon) || epsilon <= 0) throw new InvalidArgumentError(`epsilon must be finite and > 0, got ${epsilon}`);
   if (!(budget > 0)) throw new InvalidArgumentError(`memoryBudget must be > 0, got ${budget}`);
-  if (choice !== 'auto' && !FAMILIES.includes(choice)) throw new InvalidArgumentError(`unknown polynomial method "${String(choice)}"; use 'taylor', 'chebyshev' or 'auto'`);
+  if (choice !== 'auto' && !FAMILIES.includes(choice))
+    throw new InvalidArgumentError(`unknown polynomial method "${String(choice)}"; use 'taylor', 'chebyshev' or 'auto'`);
   const families = choice === 'auto' ? FAMILIES : [choice];
   if (options.degree !== undefined) checkDegree(options.degree, 'degree');
   if (options.maxDegree !== undefined) checkDegree(options.maxDegree, 'maxDegree');

@@ -1,6 +1,14 @@
 import { InvalidArgumentError } from '@almora/tensor';
 import { featureRank } from './features.js';
-import { derivativePolynomial, evaluatePolynomial, expPolynomial, relativeErrorEnclosure, type ExpPolynomial, type PolynomialMethod, type RelativeErrorEnclosure } from './polynomial.js';
+import {
+  derivativePolynomial,
+  evaluatePolynomial,
+  expPolynomial,
+  relativeErrorEnclosure,
+  type ExpPolynomial,
+  type PolynomialMethod,
+  type RelativeErrorEnclosure,
+} from './polynomial.js';
 
 /**
  * What an approximation certifies on [−R, R], from the enclosure h(t) = p(t)e^{−t} − 1 ∈ [h₋, h₊].
@@ -101,7 +109,8 @@ function spread(forward: RelativeErrorEnclosure): number {
 function autodiffSpread(forward: RelativeErrorEnclosure, derivative: RelativeErrorEnclosure): number {
   if (!(forward.lower > -1)) return Number.POSITIVE_INFINITY;
   let worst = 0;
-  for (const k of [derivative.lower, derivative.upper]) for (const h of [forward.lower, forward.upper]) worst = Math.max(worst, Math.abs((1 + k) / (1 + h) - 1));
+  for (const k of [derivative.lower, derivative.upper])
+    for (const h of [forward.lower, forward.upper]) worst = Math.max(worst, Math.abs((1 + k) / (1 + h) - 1));
   return worst;
 }
 
@@ -174,7 +183,8 @@ export const MAX_POLYNOMIAL_DEGREE = 100;
 
 /** Checks a degree or degree limit: an integer in [0, MAX_POLYNOMIAL_DEGREE]. */
 export function checkDegree(degree: number, name: string): void {
-  if (!Number.isInteger(degree) || degree < 0 || degree > MAX_POLYNOMIAL_DEGREE) throw new InvalidArgumentError(`${name} must be an integer from 0 to ${MAX_POLYNOMIAL_DEGREE}, got ${degree}`);
+  if (!Number.isInteger(degree) || degree < 0 || degree > MAX_POLYNOMIAL_DEGREE)
+    throw new InvalidArgumentError(`${name} must be an integer from 0 to ${MAX_POLYNOMIAL_DEGREE}, got ${degree}`);
 }
 
 /** Which of a bound's errors a degree must bring within ε. */

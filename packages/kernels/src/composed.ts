@@ -70,7 +70,12 @@ function treeLevels(tree: ProductTree, d: number): TreeLevel[] {
     members: level,
     parents: selection(l === 0 ? 0 : members[l - 1].length, l === 0 ? 0 : level.length, (c) => position[tree.parents[level[c]]]),
     variables: selection(l === 0 ? 0 : d, l === 0 ? 0 : level.length, (c) => tree.variables[level[c]]),
-    placement: selection(level.length, k, (a) => (depth[a] === l ? position[a] : 0), (a) => (depth[a] === l ? tree.weights[a] : 0)),
+    placement: selection(
+      level.length,
+      k,
+      (a) => (depth[a] === l ? position[a] : 0),
+      (a) => (depth[a] === l ? tree.weights[a] : 0),
+    ),
   }));
 }
 
@@ -101,7 +106,9 @@ export function composedKernels<T extends DeviceMatrix>(backend: Backend<T>): Fu
     faceSplitReduce(weights, blocks) {
       const d = weights.cols;
       if (blocks.rows !== weights.rows || blocks.cols % Math.max(d, 1) !== 0) {
-        throw new ShapeError(`faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`);
+        throw new ShapeError(
+          `faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`,
+        );
       }
       const n = d === 0 ? 0 : blocks.cols / d;
       if (n === 0) return backend.zeros(weights.rows, 0, weights);
@@ -143,8 +150,10 @@ export function composedKernels<T extends DeviceMatrix>(backend: Backend<T>): Fu
       });
     },
     attentionProbabilities(queries, keys, beta, causalStart) {
-      if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0)) throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
-      if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries are ${queries.rows}×${queries.cols} and keys ${keys.rows}×${keys.cols}`);
+      if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0))
+        throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
+      if (queries.cols !== keys.cols)
+        throw new ShapeError(`attentionProbabilities: queries are ${queries.rows}×${queries.cols} and keys ${keys.rows}×${keys.cols}`);
       const [rows, cols] = [queries.rows, keys.rows];
       return compose(backend, (s) => {
         let z = s.affine(s.matmul(queries, keys, { transposeB: true }), beta);
@@ -155,7 +164,8 @@ export function composedKernels<T extends DeviceMatrix>(backend: Backend<T>): Fu
       });
     },
     attentionScoresGradient(probabilities, outputGradient, values, rowDots) {
-      if (rowDots.rows !== probabilities.rows || rowDots.cols !== 1) throw new ShapeError(`attentionScoresGradient: expected a ${probabilities.rows}×1 column of row dots, got ${rowDots.rows}×${rowDots.cols}`);
+      if (rowDots.rows !== probabilities.rows || rowDots.cols !== 1)
+        throw new ShapeError(`attentionScoresGradient: expected a ${probabilities.rows}×1 column of row dots, got ${rowDots.rows}×${rowDots.cols}`);
       return compose(backend, (s) => {
         const scores = s.matmul(outputGradient, values, { transposeB: true });
         return s.hadamard(probabilities, s.sub(scores, broadcastColumn(s, rowDots, scores.cols)));

@@ -40,7 +40,9 @@ export const cpuFusedKernels: FusedKernels<Matrix> = {
   faceSplitReduce(weights, blocks) {
     const d = weights.cols;
     if (blocks.rows !== weights.rows || blocks.cols % Math.max(d, 1) !== 0) {
-      throw new ShapeError(`faceSplitReduce: weights are ${weights.describe()} and blocks ${blocks.describe()}; blocks need the same rows and a multiple of ${d} columns`);
+      throw new ShapeError(
+        `faceSplitReduce: weights are ${weights.describe()} and blocks ${blocks.describe()}; blocks need the same rows and a multiple of ${d} columns`,
+      );
     }
     const n = d === 0 ? 0 : blocks.cols / d;
     const out = zeros(weights.rows, n, { dtype: blocks.dtype });
@@ -95,7 +97,8 @@ export const cpuFusedKernels: FusedKernels<Matrix> = {
     return out;
   },
   attentionProbabilities(queries, keys, beta, causalStart) {
-    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0)) throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
+    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0))
+      throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
     const p = cpuCore.matmul(queries, keys, { transposeB: true });
     const { rows, cols, data } = p;
     for (let r = 0; r < rows; r++) {

@@ -141,13 +141,7 @@ export function polynomialFeatures(x: Matrix, polynomial: ExpPolynomial, beta: n
  * The vector-Jacobian product of {@link polynomialFeatures} on the CPU: given ∂ℓ/∂Φ (L×k) for
  * Φ = φ(X), returns ∂ℓ/∂X (L×d), by reverse mode over the monomial tree in O(L·k).
  */
-export function polynomialFeaturesBackward(
-  x: Matrix,
-  polynomial: ExpPolynomial,
-  beta: number,
-  side: FeatureSide,
-  featureGradient: Matrix,
-): Matrix {
+export function polynomialFeaturesBackward(x: Matrix, polynomial: ExpPolynomial, beta: number, side: FeatureSide, featureGradient: Matrix): Matrix {
   assertFinite(x, side === 'query' ? 'Q' : 'K');
   return cpuFusedKernels.productFeaturesBackward(x, featureTree(x.cols, polynomial, beta, side), featureGradient);
 }

@@ -76,7 +76,8 @@ const [QUERY_SLOT, KEY_SLOT, CENTERED_SLOT] = [0, 1, 2];
 /** `size` entries of scratch slot `slot` (contents arbitrary): the kept buffer when it fits, else a fresh one. */
 function scratch(slot: number, size: number): Float64Array {
   if (size > SCRATCH_LIMIT) return new Float64Array(size);
-  if (!(scratchBuffers[slot]?.length >= size)) scratchBuffers[slot] = new Float64Array(Math.max(size, Math.min(SCRATCH_LIMIT, 2 * (scratchBuffers[slot]?.length ?? 0))));
+  if (!(scratchBuffers[slot]?.length >= size))
+    scratchBuffers[slot] = new Float64Array(Math.max(size, Math.min(SCRATCH_LIMIT, 2 * (scratchBuffers[slot]?.length ?? 0))));
   return scratchBuffers[slot].subarray(0, size);
 }
 
@@ -145,10 +146,11 @@ function transformedRowNorms(x: Float64Array, rows: number, m: Float64Array, d: 
 /** x·m for x of `rows` rows (d columns) and m d×d: here the product of two d×d matrices. */
 function transform(x: Float64Array, rows: number, m: Float64Array, d: number): Float64Array {
   const out = new Float64Array(rows * d);
-  for (let i = 0; i < rows; i++) for (let k = 0; k < d; k++) {
-    const xik = x[i * d + k];
-    if (xik !== 0) for (let j = 0; j < d; j++) out[i * d + j] += xik * m[k * d + j];
-  }
+  for (let i = 0; i < rows; i++)
+    for (let k = 0; k < d; k++) {
+      const xik = x[i * d + k];
+      if (xik !== 0) for (let j = 0; j < d; j++) out[i * d + j] += xik * m[k * d + j];
+    }
   return out;
 }
 
@@ -179,32 +181,33 @@ function symmetricEigen(a: Float64Array, d: number): SymmetricEigen {
       }
     }
     if (off <= 1e-30 * (total + off) || off === 0) break;
-    for (let p = 0; p < d - 1; p++) for (let q = p + 1; q < d; q++) {
-      const apq = m[p * d + q];
-      if (apq === 0) continue;
-      const theta = (m[q * d + q] - m[p * d + p]) / (2 * apq);
-      const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-      const c = 1 / Math.sqrt(t * t + 1);
-      const s = t * c;
-      for (let k = 0; k < d; k++) {
-        const mkp = m[k * d + p];
-        const mkq = m[k * d + q];
-        m[k * d + p] = c * mkp - s * mkq;
-        m[k * d + q] = s * mkp + c * mkq;
+    for (let p = 0; p < d - 1; p++)
+      for (let q = p + 1; q < d; q++) {
+        const apq = m[p * d + q];
+        if (apq === 0) continue;
+        const theta = (m[q * d + q] - m[p * d + p]) / (2 * apq);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        for (let k = 0; k < d; k++) {
+          const mkp = m[k * d + p];
+          const mkq = m[k * d + q];
+          m[k * d + p] = c * mkp - s * mkq;
+          m[k * d + q] = s * mkp + c * mkq;
+        }
+        for (let k = 0; k < d; k++) {
+          const mpk = m[p * d + k];
+          const mqk = m[q * d + k];
+          m[p * d + k] = c * mpk - s * mqk;
+          m[q * d + k] = s * mpk + c * mqk;
+        }
+        for (let k = 0; k < d; k++) {
+          const vkp = v[k * d + p];
+          const vkq = v[k * d + q];
+          v[k * d + p] = c * vkp - s * vkq;
+          v[k * d + q] = s * vkp + c * vkq;
+        }
       }
-      for (let k = 0; k < d; k++) {
-        const mpk = m[p * d + k];
-        const mqk = m[q * d + k];
-        m[p * d + k] = c * mpk - s * mqk;
-        m[q * d + k] = s * mpk + c * mqk;
-      }
-      for (let k = 0; k < d; k++) {
-        const vkp = v[k * d + p];
-        const vkq = v[k * d + q];
-        v[k * d + p] = c * vkp - s * vkq;
-        v[k * d + q] = s * vkp + c * vkq;
-      }
-    }
   }
   return { values: Float64Array.from({ length: d }, (_, e) => m[e * d + e]), vectors: v };
 }
@@ -291,11 +294,12 @@ function maxAbsScore(
   const { m, inverse } = balancingTransform(queries.secondMoment, k, lk, d);
   // (q·M)·(k·M⁻¹) = q·M·M⁻ᵀ·kᵀ: the residual E = M·M⁻ᵀ − I measures how far that is from q·k.
   const residual = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-    let s = i === j ? -1 : 0;
-    for (let c = 0; c < d; c++) s += m[i * d + c] * inverse[j * d + c];
-    residual[i * d + j] = s;
-  }
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++) {
+      let s = i === j ? -1 : 0;
+      for (let c = 0; c < d; c++) s += m[i * d + c] * inverse[j * d + c];
+      residual[i * d + j] = s;
+    }
   const transformError = Math.sqrt(residual.reduce((s, x) => s + x * x, 0));
   const qBalancedNorms = transformedRowNorms(q, lq, m, d);
   const kBalancedNorms = transformedRowNorms(k, lk, inverse, d);
@@ -348,7 +352,8 @@ export function certifiedRange(q: Matrix, k: Matrix, beta: number, centerKeys = 
   // |q·k| ≤ R for the scaled rows means |q·k| ≤ R·scale_q·scale_k for the rows as given.
   const score = (keys: { values: Float64Array; scale: number }) => {
     // Keys shifted by the mean can overflow even where the keys do not: nothing is certified then.
-    if (!Number.isFinite(queries.scale) || !Number.isFinite(keys.scale)) return { value: Number.POSITIVE_INFINITY, cauchySchwarz: Number.POSITIVE_INFINITY, exactRows: 0 };
+    if (!Number.isFinite(queries.scale) || !Number.isFinite(keys.scale))
+      return { value: Number.POSITIVE_INFINITY, cauchySchwarz: Number.POSITIVE_INFINITY, exactRows: 0 };
     const result = maxAbsScore(querySide, q.rows, keys.values, k.rows, d);
     const factor = beta * queries.scale * keys.scale;
     return { ...result, value: result.value * factor, cauchySchwarz: result.cauchySchwarz * factor };

@@ -166,16 +166,22 @@ describe('the efficient regime', () => {
 describe('key centering', () => {
   it('leaves the exact softmax unchanged to 1e-14 and never increases R (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 5 }), fc.double({ min: -3, max: 3, noNaN: true }), fc.integer(), (length, d, offset, seed) => {
-        const rng = new Rng(seed);
-        const q = scale(randomNormal(length, d, rng), 0.5);
-        const k = add(scale(randomNormal(length, d, rng), 0.5), full(length, d, offset));
-        const range = certifiedRange(q, k, 0.7, true);
-        expect(range.range).toBeLessThanOrEqual(range.rawRange);
-        const centered = sub(k, matmul(ones(length, 1), scale(matmul(ones(1, length), k), 1 / length)));
-        expect(maxAbs(sub(exactSoftmax(q, centered, 0.7), exactSoftmax(q, k, 0.7)))).toBeLessThan(1e-14);
-        if (range.centered) expect(maxAbs(sub(centeredKeys(k, range), centered))).toBeLessThan(1e-14);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.double({ min: -3, max: 3, noNaN: true }),
+        fc.integer(),
+        (length, d, offset, seed) => {
+          const rng = new Rng(seed);
+          const q = scale(randomNormal(length, d, rng), 0.5);
+          const k = add(scale(randomNormal(length, d, rng), 0.5), full(length, d, offset));
+          const range = certifiedRange(q, k, 0.7, true);
+          expect(range.range).toBeLessThanOrEqual(range.rawRange);
+          const centered = sub(k, matmul(ones(length, 1), scale(matmul(ones(1, length), k), 1 / length)));
+          expect(maxAbs(sub(exactSoftmax(q, centered, 0.7), exactSoftmax(q, k, 0.7)))).toBeLessThan(1e-14);
+          if (range.centered) expect(maxAbs(sub(centeredKeys(k, range), centered))).toBeLessThan(1e-14);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -1,14 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '@almora/tensor';
-import {
-  chebyshevExp,
-  chooseDegree,
-  evaluatePolynomial,
-  relativeErrorBound,
-  taylorExp,
-  taylorRelativeErrorBound,
-} from '../src/index.js';
+import { chebyshevExp, chooseDegree, evaluatePolynomial, relativeErrorBound, taylorExp, taylorRelativeErrorBound } from '../src/index.js';
 
 /** sup |p(t)e^{−t} − 1| on a fine grid: what the certificate must never be below. */
 function sampledRelativeError(coefficients: readonly number[], range: number, points = 20001): number {
@@ -86,15 +79,15 @@ describe('the degree chooser', () => {
   });
 
   it('is monotone in ε and in R, and Chebyshev never needs more degree than Taylor', () => {
-    const degree = (range: number, epsilon: number, method: 'taylor' | 'chebyshev') =>
-      chooseDegree(range, epsilon, method)?.degree ?? Number.POSITIVE_INFINITY;
+    const degree = (range: number, epsilon: number, method: 'taylor' | 'chebyshev') => chooseDegree(range, epsilon, method)?.degree ?? Number.POSITIVE_INFINITY;
     for (const method of ['taylor', 'chebyshev'] as const) {
       for (const range of ranges)
         for (let e = 1; e < epsilons.length; e++) expect(degree(range, epsilons[e], method)).toBeGreaterThanOrEqual(degree(range, epsilons[e - 1], method));
       for (const epsilon of epsilons)
         for (let r = 1; r < ranges.length; r++) expect(degree(ranges[r], epsilon, method)).toBeGreaterThanOrEqual(degree(ranges[r - 1], epsilon, method));
     }
-    for (const range of ranges) for (const epsilon of epsilons) expect(degree(range, epsilon, 'chebyshev')).toBeLessThanOrEqual(degree(range, epsilon, 'taylor'));
+    for (const range of ranges)
+      for (const epsilon of epsilons) expect(degree(range, epsilon, 'chebyshev')).toBeLessThanOrEqual(degree(range, epsilon, 'taylor'));
   });
 
   it('gives up past the phase transition and rejects bad ε', () => {

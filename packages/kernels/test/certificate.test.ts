@@ -150,7 +150,7 @@ describe('the certified range', () => {
 });
 
 describe("the polynomial family 'auto' and the sampled check", () => {
-  it("takes whichever family certifies the lower degree", () => {
+  it('takes whichever family certifies the lower degree', () => {
     const rng = new Rng(12);
     const [q, k] = projectedPair(800, 4, 4, 0, 0.6, rng);
     const beta = 0.5;

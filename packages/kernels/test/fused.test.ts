@@ -67,7 +67,25 @@ describe('fused: the one dispatch point', () => {
       const made = new Set<Matrix>();
       const released = new Set<Matrix>();
       const counting = { ...base, dispose: (m: Matrix) => void released.add(m) } as Backend<Matrix>;
-      for (const name of ['upload', 'zeros', 'sliceRows', 'matmul', 'add', 'sub', 'hadamard', 'affine', 'abs', 'exp', 'reciprocal', 'scaleRows', 'rowSums', 'colSums', 'rowMax', 'triangle', ...FUSED_KERNEL_NAMES] as const) {
+      for (const name of [
+        'upload',
+        'zeros',
+        'sliceRows',
+        'matmul',
+        'add',
+        'sub',
+        'hadamard',
+        'affine',
+        'abs',
+        'exp',
+        'reciprocal',
+        'scaleRows',
+        'rowSums',
+        'colSums',
+        'rowMax',
+        'triangle',
+        ...FUSED_KERNEL_NAMES,
+      ] as const) {
         const primitive = (base as unknown as Record<string, ((...args: unknown[]) => Matrix) | undefined>)[name];
         if (!primitive) continue;
         (counting as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {

@@ -25,7 +25,12 @@ export function effectiveWeight(weight: Matrix, adapter: LoraWeights | undefined
  * `absolute`, |∂Y|ᵀ·|X| (∂Y is a bound, already ≥ 0) — how an entrywise bound on ∂Y carries over
  * to ∂W. The products run where `products` puts them.
  */
-export function* linearWeightGradient(products: DenseProducts, inputs: readonly Matrix[], outputGradients: readonly Matrix[], absolute = false): Reading<Matrix> {
+export function* linearWeightGradient(
+  products: DenseProducts,
+  inputs: readonly Matrix[],
+  outputGradients: readonly Matrix[],
+  absolute = false,
+): Reading<Matrix> {
   const first = outputGradients[0];
   const total = zeros(first.cols, inputs[0].cols, { dtype: first.dtype });
   for (let n = 0; n < inputs.length; n++) addInto(total, yield* products.matmul(outputGradients[n], inputs[n], { transposeA: true }, absolute));

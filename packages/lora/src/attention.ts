@@ -94,7 +94,10 @@ export function once(release: () => void = () => {}): { take(): void; dispose():
   let done = false;
   return {
     take() {
-      if (done) throw new InvalidArgumentError('backward was already called (or the result disposed): what the forward pass kept is released; run the forward pass again');
+      if (done)
+        throw new InvalidArgumentError(
+          'backward was already called (or the result disposed): what the forward pass kept is released; run the forward pass again',
+        );
       done = true;
     },
     dispose() {
@@ -105,7 +108,11 @@ export function once(release: () => void = () => {}): { take(): void; dispose():
   };
 }
 
-function sequencesOf(q: Matrix | readonly Matrix[], k: Matrix | readonly Matrix[], v: Matrix | readonly Matrix[]): { sequences: AttentionSequence[]; single: boolean } {
+function sequencesOf(
+  q: Matrix | readonly Matrix[],
+  k: Matrix | readonly Matrix[],
+  v: Matrix | readonly Matrix[],
+): { sequences: AttentionSequence[]; single: boolean } {
   const [qs, ks, vs] = [asList(q, 'q'), asList(k, 'k'), asList(v, 'v')];
   if (qs.single !== ks.single || qs.single !== vs.single || qs.list.length !== ks.list.length || qs.list.length !== vs.list.length) {
     throw new ShapeError(`q, k and v must all be matrices or all be batches of one length; got ${qs.list.length}, ${ks.list.length} and ${vs.list.length}`);
@@ -175,7 +182,12 @@ export function attention<M extends Matrix | readonly Matrix[]>(q: M, k: M, v: M
 }
 
 /** {@link attention} for any backend, asynchronous devices (WebGPU) included: every read-back awaited. */
-export async function attentionAsync<M extends Matrix | readonly Matrix[]>(q: M, k: M, v: M, options: AttentionCoreOptions = {}): Promise<AsyncAttentionResult<Unbatched<M>>> {
+export async function attentionAsync<M extends Matrix | readonly Matrix[]>(
+  q: M,
+  k: M,
+  v: M,
+  options: AttentionCoreOptions = {},
+): Promise<AsyncAttentionResult<Unbatched<M>>> {
   const { sequences, single } = sequencesOf(q, k, v);
   const core = planAttention(sequences, options);
   const { outputs, states } = await runLater(coreForward(core));
@@ -191,4 +203,3 @@ export async function attentionAsync<M extends Matrix | readonly Matrix[]>(q: M,
     dispose: guard.dispose,
   };
 }
-

@@ -46,12 +46,18 @@ function featureGradients<T extends DeviceMatrix>(scope: Backend<T>, q: T, v: T,
   const dv = scope.zeros(v.rows, v.cols, v);
   const blocks = scoped(scope);
   forBlocks(f.u, (s, e) => {
-    const du = blocks.add(blocks.matmul(blocks.sliceRows(dN, s, e), keysByValues, { transposeB: true }), blocks.matmul(blocks.sliceRows(dD, s, e), keysByOnes, { transposeB: true }));
+    const du = blocks.add(
+      blocks.matmul(blocks.sliceRows(dN, s, e), keysByValues, { transposeB: true }),
+      blocks.matmul(blocks.sliceRows(dD, s, e), keysByOnes, { transposeB: true }),
+    );
     scope.accumulate(dq, fused(blocks).productFeaturesBackward(blocks.sliceRows(q, s, e), f.trees.query, du), s);
     blocks.releaseAll();
   });
   forBlocks(f.v, (s, e) => {
-    const dFeatures = blocks.add(blocks.matmul(blocks.sliceRows(v, s, e), queriesByN, { transposeB: true }), blocks.matmul(blocks.sliceRows(ones, s, e), queriesByD, { transposeB: true }));
+    const dFeatures = blocks.add(
+      blocks.matmul(blocks.sliceRows(v, s, e), queriesByN, { transposeB: true }),
+      blocks.matmul(blocks.sliceRows(ones, s, e), queriesByD, { transposeB: true }),
+    );
     scope.accumulate(dk, fused(blocks).productFeaturesBackward(blocks.sliceRows(f.keys, s, e), f.trees.key, dFeatures), s);
     scope.accumulate(dv, blocks.matmul(f.v.block(blocks, s, e), queriesByN), s);
     blocks.releaseAll();

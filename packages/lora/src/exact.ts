@@ -26,7 +26,12 @@ export function probabilityBytes(queries: number, keys: number, causal: boolean,
  * `keepProbabilities` each block's f is kept for the backward pass, trading memory for its
  * recomputation.
  */
-export function exactForwardHead<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput<T>, blockSize: number, keepProbabilities = false): ExactForward<T> {
+export function exactForwardHead<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  input: HeadInput<T>,
+  blockSize: number,
+  keepProbabilities = false,
+): ExactForward<T> {
   const { q, k, v, beta, causal } = input;
   const output = backend.zeros(q.rows, v.cols, q);
   const probabilities: T[] = [];
@@ -34,7 +39,12 @@ export function exactForwardHead<T extends DeviceMatrix>(backend: Backend<T>, in
   for (let start = 0; start < q.rows; start += blockSize) {
     const end = Math.min(start + blockSize, q.rows);
     const keys = causal ? end : k.rows;
-    const f = fused(keepProbabilities ? backend : scope).attentionProbabilities(scope.sliceRows(q, start, end), scope.sliceRows(k, 0, keys), beta, causal ? start : undefined);
+    const f = fused(keepProbabilities ? backend : scope).attentionProbabilities(
+      scope.sliceRows(q, start, end),
+      scope.sliceRows(k, 0, keys),
+      beta,
+      causal ? start : undefined,
+    );
     if (keepProbabilities) probabilities.push(f);
     backend.accumulate(output, scope.matmul(f, scope.sliceRows(v, 0, keys)), start);
     scope.releaseAll();
@@ -97,7 +107,13 @@ function exactBlocks<T extends DeviceMatrix>(
  * ∂Q, ∂K, ∂V of one head for an upstream gradient ∂O of the forward pass {@link exactForwardHead}
  * made: its kept probabilities are used (and released), or the blocks are recomputed.
  */
-export function exactBackwardHead<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput<T>, forward: ExactForward<T>, outputGradient: T, blockSize: number): HeadGradients<T> {
+export function exactBackwardHead<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  input: HeadInput<T>,
+  forward: ExactForward<T>,
+  outputGradient: T,
+  blockSize: number,
+): HeadGradients<T> {
   const { dq, dk, dv } = exactBlocks(
     backend,
     input,
@@ -114,7 +130,12 @@ export function exactBackwardHead<T extends DeviceMatrix>(backend: Backend<T>, i
  * of O depend only on that block, so c = O_b − Y_b is known as soon as O_b is, and nothing is
  * computed twice (five L×L×d products instead of the seven of forward then backward).
  */
-export function exactLossHead<T extends DeviceMatrix>(backend: Backend<T>, input: HeadInput<T>, target: T, blockSize: number): HeadGradients<T> & { output: T } {
+export function exactLossHead<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  input: HeadInput<T>,
+  target: T,
+  blockSize: number,
+): HeadGradients<T> & { output: T } {
   const result = exactBlocks(
     backend,
     input,

@@ -133,7 +133,11 @@ function relativeBound(absolute: number, estimate: Matrix): GradientErrorBound {
   if (absolute === 0) return { absolute, relativeToComputed: 0, relative: 0 };
   const computed = maxAbs(estimate);
   const floor = computed - absolute;
-  return { absolute, relativeToComputed: computed > 0 ? absolute / computed : Number.POSITIVE_INFINITY, relative: floor > 0 ? absolute / floor : Number.POSITIVE_INFINITY };
+  return {
+    absolute,
+    relativeToComputed: computed > 0 ? absolute / computed : Number.POSITIVE_INFINITY,
+    relative: floor > 0 ? absolute / floor : Number.POSITIVE_INFINITY,
+  };
 }
 
 const GRADIENT_OF: Record<Target, 'dq' | 'dk' | 'dv'> = { q: 'dq', k: 'dk', v: 'dv' };
@@ -179,11 +183,20 @@ function* gradients(problem: LoraProblem, options: LoraOptions): Reading<LoraGra
 function* gradientsOf(problem: LoraProblem, p: NormalizedProblem, products: DenseProducts, options: LoraOptions): Reading<LoraGradients> {
   const wanted = options.gradientEpsilon;
   const sequences: { q: Matrix; k: Matrix; v: Matrix }[] = [];
-  for (const s of p.sequences) sequences.push({ q: yield* products.matmul(s.xq, p.effective.q), k: yield* products.matmul(s.xk, p.effective.k), v: yield* products.matmul(s.xv, p.effective.v) });
+  for (const s of p.sequences)
+    sequences.push({
+      q: yield* products.matmul(s.xq, p.effective.q),
+      k: yield* products.matmul(s.xk, p.effective.k),
+      v: yield* products.matmul(s.xv, p.effective.v),
+    });
   // Exact heads run forward and backward as one fused pass, so nothing is kept between them.
   const core = planAttention(sequences, { ...options, heads: p.heads, causal: p.causal, beta: p.beta, probabilityBudget: 0 });
   const sums = weightSums(p, core, products);
-  const { outputs, bounded } = yield* coreLoss(core, p.sequences.map((s) => s.y), sums.add);
+  const { outputs, bounded } = yield* coreLoss(
+    core,
+    p.sequences.map((s) => s.y),
+    sums.add,
+  );
   let loss = 0;
   outputs.forEach((o, n) => {
     const y = p.sequences[n].y;

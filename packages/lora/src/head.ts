@@ -50,7 +50,9 @@ function widened(host: Matrix, dtype: DType): Matrix {
 /** Reads a handle back now; the synchronous entry points need a backend that can. */
 export function readNow<T extends DeviceMatrix>(backend: Backend<T>, m: T, dtype: DType): Matrix {
   if (!backend.readSync) {
-    throw new BackendError(`the ${backend.name} backend reads back only asynchronously: use the async entry point (attentionAsync, loraAttentionAsync, loraGradientsAsync)`);
+    throw new BackendError(
+      `the ${backend.name} backend reads back only asynchronously: use the async entry point (attentionAsync, loraAttentionAsync, loraGradientsAsync)`,
+    );
   }
   return widened(backend.readSync(m), dtype);
 }

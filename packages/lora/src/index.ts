@@ -20,7 +20,15 @@ export type { LoraWeights } from './adapters.js';
 export { attention, attentionAsync, type AttentionResult, type AsyncAttentionResult, type AttentionGradients } from './attention.js';
 export type { AttentionCoreOptions } from './plan.js';
 export type { AttentionReport, HeadReport } from './report.js';
-export { DEFAULT_EPSILON, DEFAULT_BLOCK_SIZE, DEFAULT_MEMORY_BUDGET, DEFAULT_PROBABILITY_BUDGET, type AttentionOptions, type GradientMethod, type FastVariant } from './options.js';
+export {
+  DEFAULT_EPSILON,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_MEMORY_BUDGET,
+  DEFAULT_PROBABILITY_BUDGET,
+  type AttentionOptions,
+  type GradientMethod,
+  type FastVariant,
+} from './options.js';
 export {
   loraGradients,
   loraGradientsAsync,

@@ -104,13 +104,15 @@ function isMatrix(m: unknown): m is Matrix {
 
 function knownModules(record: object, what: string): void {
   for (const key of Object.keys(record)) {
-    if (!(MODULES as readonly string[]).includes(key)) throw new InvalidArgumentError(`${what} names unknown module "${key}"; modules are ${MODULES.join(', ')}`);
+    if (!(MODULES as readonly string[]).includes(key))
+      throw new InvalidArgumentError(`${what} names unknown module "${key}"; modules are ${MODULES.join(', ')}`);
   }
 }
 
 /** Checks every shape, dtype and value of the layer against x's width, and forms W + (alpha/r)·B·A. */
 function checkLayer(layer: AttentionLayer, inputDim: number, dtype: Matrix['dtype']): CheckedLayer {
-  if (typeof layer !== 'object' || layer === null || typeof layer.weights !== 'object' || layer.weights === null) throw new InvalidArgumentError('layer.weights is missing');
+  if (typeof layer !== 'object' || layer === null || typeof layer.weights !== 'object' || layer.weights === null)
+    throw new InvalidArgumentError('layer.weights is missing');
   if (!Number.isInteger(layer.heads) || layer.heads < 1) throw new InvalidArgumentError(`layer.heads must be a positive integer, got ${String(layer.heads)}`);
   knownModules(layer.weights, 'layer.weights');
   for (const name of MODULES) {
@@ -125,7 +127,8 @@ function checkLayer(layer: AttentionLayer, inputDim: number, dtype: Matrix['dtyp
     ['k_proj', wk],
     ['v_proj', wv],
   ] as const) {
-    if (w.cols !== inputDim) throw new ShapeError(`layer.weights.${name} is ${w.rows}×${w.cols} (out×in) but x has ${inputDim} columns: its in must be ${inputDim}`);
+    if (w.cols !== inputDim)
+      throw new ShapeError(`layer.weights.${name} is ${w.rows}×${w.cols} (out×in) but x has ${inputDim} columns: its in must be ${inputDim}`);
   }
   if (wk.rows !== wq.rows) throw new ShapeError(`k_proj is ${wk.rows}×${wk.cols} but q_proj is ${wq.rows}×${wq.cols}: queries and keys need one width`);
   if (wo.cols !== wv.rows) throw new ShapeError(`o_proj is ${wo.rows}×${wo.cols} (out×in) but v_proj gives ${wv.rows} columns: o_proj's in must be ${wv.rows}`);
@@ -180,22 +183,36 @@ interface LayerForward {
   outputs: Matrix[];
 }
 
-function planLayer(layer: AttentionLayer, x: Matrix | readonly Matrix[], options: LayerOptions): { xs: Matrix[]; single: boolean; checked: CheckedLayer; core: CorePlan } {
+function planLayer(
+  layer: AttentionLayer,
+  x: Matrix | readonly Matrix[],
+  options: LayerOptions,
+): { xs: Matrix[]; single: boolean; checked: CheckedLayer; core: CorePlan } {
   const { list: xs, single } = asList(x, 'x');
   if (xs.length === 0) throw new ShapeError('the batch is empty');
   xs.forEach((m, n) => {
     if (!isMatrix(m)) throw new InvalidArgumentError(`x${single ? '' : ` of sequence ${n}`} is not a matrix`);
-    if (m.cols !== xs[0].cols || m.dtype !== xs[0].dtype) throw new ShapeError(`sequence ${n} of x is ${m.rows}×${m.cols} ${m.dtype}, unlike sequence 0 (${xs[0].cols} columns, ${xs[0].dtype})`);
+    if (m.cols !== xs[0].cols || m.dtype !== xs[0].dtype)
+      throw new ShapeError(`sequence ${n} of x is ${m.rows}×${m.cols} ${m.dtype}, unlike sequence 0 (${xs[0].cols} columns, ${xs[0].dtype})`);
     assertFinite(m, `x${single ? '' : ` of sequence ${n}`}`);
   });
   const checked = checkLayer(layer, xs[0].cols, xs[0].dtype);
   const { effective, bias } = checked;
-  const sequences = xs.map((xn) => ({ q: linear(xn, effective.q_proj, bias.q_proj), k: linear(xn, effective.k_proj, bias.k_proj), v: linear(xn, effective.v_proj, bias.v_proj) }));
+  const sequences = xs.map((xn) => ({
+    q: linear(xn, effective.q_proj, bias.q_proj),
+    k: linear(xn, effective.k_proj, bias.k_proj),
+    v: linear(xn, effective.v_proj, bias.v_proj),
+  }));
   const core = planAttention(sequences, { ...options, heads: layer.heads, causal: layer.causal, beta: layer.beta });
   return { xs, single, checked, core };
 }
 
-function* layerBackward(forward: LayerForward, states: HeadState<DeviceMatrix>[], outputGradient: Matrix[], options: LayerOptions): Reading<LayerGradients<Matrix[]>> {
+function* layerBackward(
+  forward: LayerForward,
+  states: HeadState<DeviceMatrix>[],
+  outputGradient: Matrix[],
+  options: LayerOptions,
+): Reading<LayerGradients<Matrix[]>> {
   const { xs, layer, core, attended } = forward;
   const { effective, adapters, scaling } = layer;
   const upstream = outputGradient.map((g) => matmul(g, effective.o_proj));
@@ -207,7 +224,12 @@ function* layerBackward(forward: LayerForward, states: HeadState<DeviceMatrix>[]
     addInto(total, matmul(g.dv[n], effective.v_proj));
     return total;
   });
-  const perModule: Record<ModuleName, [Matrix[], Matrix[]]> = { q_proj: [xs, g.dq], k_proj: [xs, g.dk], v_proj: [xs, g.dv], o_proj: [attended, outputGradient] };
+  const perModule: Record<ModuleName, [Matrix[], Matrix[]]> = {
+    q_proj: [xs, g.dq],
+    k_proj: [xs, g.dk],
+    v_proj: [xs, g.dv],
+    o_proj: [attended, outputGradient],
+  };
   const weightGrads = {} as Record<ModuleName, Matrix>;
   const grads: LayerGradients<Matrix[]>['grads'] = {};
   const bound: NonNullable<LayerGradients<Matrix[]>['bound']> = {};
@@ -262,7 +284,11 @@ function shapedLayerGradients<M>(g: LayerGradients<Matrix[]>, single: boolean): 
  * console.log(output.shape, dx.shape, grads.q_proj.lora_A.shape, grads.q_proj.lora_B.shape, report.heads.length); // [ 1024, 16 ] [ 1024, 16 ] [ 4, 16 ] [ 16, 4 ] 2
  * ```
  */
-export function loraAttention<M extends Matrix | readonly Matrix[]>(layer: AttentionLayer, x: M, options: LayerOptions = {}): LoraAttentionResult<M extends readonly Matrix[] ? Matrix[] : Matrix> {
+export function loraAttention<M extends Matrix | readonly Matrix[]>(
+  layer: AttentionLayer,
+  x: M,
+  options: LayerOptions = {},
+): LoraAttentionResult<M extends readonly Matrix[] ? Matrix[] : Matrix> {
   type Out = M extends readonly Matrix[] ? Matrix[] : Matrix;
   const planned = planLayer(layer, x, options);
   const { outputs: attended, states } = runNow(coreForward(planned.core));

@@ -122,7 +122,13 @@ export function lowRankApplyTransposed<T extends DeviceMatrix>(backend: Backend<
 }
 
 /** {@link lowRankApplyTransposed} for several M at once, each factor's blocks made once when unmasked. */
-export function lowRankApplyTransposedEach<T extends DeviceMatrix>(backend: Backend<T>, a: RowFactor<T>, b: RowFactor<T>, ms: readonly T[], causal: boolean): T[] {
+export function lowRankApplyTransposedEach<T extends DeviceMatrix>(
+  backend: Backend<T>,
+  a: RowFactor<T>,
+  b: RowFactor<T>,
+  ms: readonly T[],
+  causal: boolean,
+): T[] {
   // Without a mask, (A·Bᵀ)ᵀ·M = (B·Aᵀ)·M.
   return causal ? ms.map((m) => causalApply(backend, b, a, m, 'upper')) : lowRankApplyEach(backend, b, a, ms, false);
 }
@@ -161,14 +167,7 @@ function causalApply<T extends DeviceMatrix>(backend: Backend<T>, left: RowFacto
  * through two matmuls, Bᵀ·(V⊘M) and A·[T_l]_l, so A and B are packed once — the same O(L·k·d·n)
  * work as the factored product. With a mask it goes block by block through `lowRankApply`.
  */
-export function faceSplitApply<T extends DeviceMatrix>(
-  backend: Backend<T>,
-  left: [T, T],
-  right: [T, T],
-  m: T,
-  causal: boolean,
-  transposed: boolean,
-): T {
+export function faceSplitApply<T extends DeviceMatrix>(backend: Backend<T>, left: [T, T], right: [T, T], m: T, causal: boolean, transposed: boolean): T {
   if (causal) {
     const factors: [RowFactor<T>, RowFactor<T>] = [faceSplitFactor(...left), faceSplitFactor(...right)];
     return transposed ? lowRankApplyTransposed(backend, ...factors, m, true) : lowRankApply(backend, ...factors, m, true);

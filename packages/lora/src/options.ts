@@ -109,12 +109,14 @@ function oneOf<V extends string>(value: V | undefined, allowed: readonly V[], fa
 
 function positiveInteger(value: number | undefined, fallback: number, name: string, allowZero = false): number {
   const chosen = value ?? fallback;
-  if (!Number.isInteger(chosen) || chosen < (allowZero ? 0 : 1)) throw new InvalidArgumentError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${chosen}`);
+  if (!Number.isInteger(chosen) || chosen < (allowZero ? 0 : 1))
+    throw new InvalidArgumentError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${chosen}`);
   return chosen;
 }
 
 function degreeOption(value: number, name: string, least: number): number {
-  if (!Number.isInteger(value) || value < least || value > MAX_POLYNOMIAL_DEGREE) throw new InvalidArgumentError(`${name} must be an integer from ${least} to ${MAX_POLYNOMIAL_DEGREE}, got ${value}`);
+  if (!Number.isInteger(value) || value < least || value > MAX_POLYNOMIAL_DEGREE)
+    throw new InvalidArgumentError(`${name} must be an integer from ${least} to ${MAX_POLYNOMIAL_DEGREE}, got ${value}`);
   return value;
 }
 

@@ -1,4 +1,15 @@
-import { centeredKeys, type CertifiedFactor, certifiedError, certifiedRange, exactSoftmaxRounding, featureRank, planSoftmaxApproximation, sampledSoftmaxError, type ApproximationPlan, UNIT_ROUNDOFFS } from '@almora/kernels';
+import {
+  centeredKeys,
+  type CertifiedFactor,
+  certifiedError,
+  certifiedRange,
+  exactSoftmaxRounding,
+  featureRank,
+  planSoftmaxApproximation,
+  sampledSoftmaxError,
+  type ApproximationPlan,
+  UNIT_ROUNDOFFS,
+} from '@almora/kernels';
 import { assertFinite, InvalidArgumentError, type Matrix, ResourceLimitError, Rng, ShapeError, sliceCols } from '@almora/tensor';
 import { type AttentionOptions, type FastVariant, resolveBeta, resolveOptions, type ResolvedOptions } from './options.js';
 import { type AttentionReport, summarize } from './report.js';
@@ -136,10 +147,24 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
   const base = { sequence, head, q, k, v };
   const exactBytes = bytesOf(undefined, undefined);
   const precision = entryBytes(q, o) === 4 ? 'float32' : 'float64';
-  const exactBound = exactSoftmaxRounding({ unitRoundoff: UNIT_ROUNDOFFS[precision], keys: k.rows, dimension: layout.headDim, normRange: range.cauchySchwarzRange });
+  const exactBound = exactSoftmaxRounding({
+    unitRoundoff: UNIT_ROUNDOFFS[precision],
+    keys: k.rows,
+    dimension: layout.headDim,
+    normRange: range.cauchySchwarzRange,
+  });
   if (o.method === 'exact') {
     const approximation = approximate('chained', o.degree, affordable('chained'));
-    return { ...base, approximation, cost: costOf(approximation, 'chained'), bytes: exactBytes, path: 'exact', attentionBound: exactBound, variant: undefined, reason: 'exact gradients were requested' };
+    return {
+      ...base,
+      approximation,
+      cost: costOf(approximation, 'chained'),
+      bytes: exactBytes,
+      path: 'exact',
+      attentionBound: exactBound,
+      variant: undefined,
+      reason: 'exact gradients were requested',
+    };
   }
   if (o.method === 'fast') {
     const variant = o.variant ?? 'chained';
@@ -179,19 +204,30 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
   // Speed is the cost model's call; the kernel plan's own 'no-speedup' (one product, rank·d ≥ L) is not.
   const certified = candidates.filter((c) => c.approximation.meetsEpsilon && c.approximation.outOfRegime?.reason !== 'precision');
   const fits = certified.filter((c) => total(c.bytes) <= o.memoryBudget);
-  for (const c of certified.filter((x) => !fits.includes(x))) steps.push(`${where}: ${c.variant} would hold about ${fmtBytes(total(c.bytes))}, over memoryBudget = ${fmtBytes(o.memoryBudget)}; not considered`);
+  for (const c of certified.filter((x) => !fits.includes(x)))
+    steps.push(`${where}: ${c.variant} would hold about ${fmtBytes(total(c.bytes))}, over memoryBudget = ${fmtBytes(o.memoryBudget)}; not considered`);
   const cheaper = fits.filter((c) => c.cost.fast! < c.cost.exact).sort((a, b) => a.cost.fast! - b.cost.fast!);
   if (cheaper.length === 0) {
     const shown = certified[0] ?? candidates[0];
     const capped = candidates.some((c) => c.limit < o.maxDegree);
-    const why = certified.length === 0
-      ? capped
-        ? `no degree predicted cheaper than exact (${candidates.map((c) => `${c.variant} up to ${c.limit}`).join(', ')}) certifies ε = ${o.epsilon} on R = ${fmt(range.range)} (Γ = ${fmt(range.gamma)} vs √log L = ${fmt(range.threshold)})`
-        : (shown.approximation.outOfRegime?.message ?? `no degree ≤ ${o.maxDegree} certifies ε = ${o.epsilon}`)
-      : fits.length === 0
-        ? `the certified fast path would hold about ${fmtBytes(total(shown.bytes))}, over memoryBudget = ${fmtBytes(o.memoryBudget)}`
-        : `the fast path is predicted to cost ${fmt(shown.cost.fast!)} vs ${fmt(shown.cost.exact)} exact (${shown.variant}, degree ${shown.approximation.degree}, rank ${shown.approximation.rank})`;
-    return { ...base, approximation: shown.approximation, cost: shown.cost, bytes: exactBytes, path: 'exact', attentionBound: exactBound, variant: undefined, reason: `exact: ${why}` };
+    const why =
+      certified.length === 0
+        ? capped
+          ? `no degree predicted cheaper than exact (${candidates.map((c) => `${c.variant} up to ${c.limit}`).join(', ')}) certifies ε = ${o.epsilon} on R = ${fmt(range.range)} (Γ = ${fmt(range.gamma)} vs √log L = ${fmt(range.threshold)})`
+          : (shown.approximation.outOfRegime?.message ?? `no degree ≤ ${o.maxDegree} certifies ε = ${o.epsilon}`)
+        : fits.length === 0
+          ? `the certified fast path would hold about ${fmtBytes(total(shown.bytes))}, over memoryBudget = ${fmtBytes(o.memoryBudget)}`
+          : `the fast path is predicted to cost ${fmt(shown.cost.fast!)} vs ${fmt(shown.cost.exact)} exact (${shown.variant}, degree ${shown.approximation.degree}, rank ${shown.approximation.rank})`;
+    return {
+      ...base,
+      approximation: shown.approximation,
+      cost: shown.cost,
+      bytes: exactBytes,
+      path: 'exact',
+      attentionBound: exactBound,
+      variant: undefined,
+      reason: `exact: ${why}`,
+    };
   }
   const best = cheaper[0];
   const { approximation } = best;
@@ -211,7 +247,14 @@ function planOne(sequence: number, head: number, s: AttentionSequence, layout: H
 function sampledCheck(plan: Decision, layout: HeadLayout, o: ResolvedOptions): number | undefined {
   if (plan.path !== 'fast' || o.sampledRows === 0 || !plan.approximation.polynomial) return undefined;
   const rows = sampleRows(plan.q.rows, o.sampledRows, plan.sequence, plan.head);
-  return sampledSoftmaxError(plan.q, centeredKeys(plan.k, plan.approximation.range), plan.approximation.polynomial.coefficients, layout.beta, rows, layout.causal);
+  return sampledSoftmaxError(
+    plan.q,
+    centeredKeys(plan.k, plan.approximation.range),
+    plan.approximation.polynomial.coefficients,
+    layout.beta,
+    rows,
+    layout.causal,
+  );
 }
 
 /**
@@ -238,7 +281,8 @@ export function planHeads(sequences: readonly AttentionSequence[], layout: HeadL
   let spare = o.memoryBudget - needed;
   const plans = decisions.map((decision) => {
     const plan = { ...decision, sampledSoftmaxError: sampledCheck(decision, layout, o) };
-    const bytes = plan.path === 'exact' ? probabilityBytes(plan.q.rows, plan.k.rows, layout.causal, o.blockSize, entryBytes(plan.q, o)) : Number.POSITIVE_INFINITY;
+    const bytes =
+      plan.path === 'exact' ? probabilityBytes(plan.q.rows, plan.k.rows, layout.causal, o.blockSize, entryBytes(plan.q, o)) : Number.POSITIVE_INFINITY;
     const keepsProbabilities = bytes <= Math.min(probabilities, spare);
     if (!keepsProbabilities) return { ...plan, keepsProbabilities };
     probabilities -= bytes;
@@ -284,10 +328,12 @@ function checkSequence(s: AttentionSequence, where: string, heads: number, causa
     assertFinite(m, `${name}${where}`);
   }
   if (s.q.cols === 0 || s.v.cols === 0) throw new ShapeError(`Q${where} and V${where} need at least one column; they have ${s.q.cols} and ${s.v.cols}`);
-  if (s.q.cols !== s.k.cols) throw new ShapeError(`Q${where} is ${s.q.rows}×${s.q.cols} and K${where} is ${s.k.rows}×${s.k.cols}: queries and keys need one width`);
+  if (s.q.cols !== s.k.cols)
+    throw new ShapeError(`Q${where} is ${s.q.rows}×${s.q.cols} and K${where} is ${s.k.rows}×${s.k.cols}: queries and keys need one width`);
   if (s.k.rows !== s.v.rows) throw new ShapeError(`K${where} has ${s.k.rows} rows and V${where} has ${s.v.rows}; keys and values must pair up`);
   if (s.k.rows === 0) throw new ShapeError(`K${where} has no rows: attention over zero keys is undefined`);
-  if (causal && s.q.rows !== s.k.rows) throw new ShapeError(`causal attention needs as many queries as keys; Q${where} has ${s.q.rows} rows and K${where} ${s.k.rows}`);
+  if (causal && s.q.rows !== s.k.rows)
+    throw new ShapeError(`causal attention needs as many queries as keys; Q${where} has ${s.q.rows} rows and K${where} ${s.k.rows}`);
 }
 
 /** Validates the sequences and options once, plans and decides every head, and reports. */
@@ -300,7 +346,8 @@ export function planAttention(sequences: AttentionSequence[], options: Attention
   const dtype = first.q?.dtype;
   sequences.forEach((s, n) => {
     checkSequence(s, sequences.length === 1 ? '' : ` of sequence ${n}`, heads, causal, dtype);
-    if (s.q.cols !== first.q.cols || s.v.cols !== first.v.cols) throw new ShapeError(`sequence ${n} has other widths than sequence 0 (Q ${s.q.cols} vs ${first.q.cols}, V ${s.v.cols} vs ${first.v.cols})`);
+    if (s.q.cols !== first.q.cols || s.v.cols !== first.v.cols)
+      throw new ShapeError(`sequence ${n} has other widths than sequence 0 (Q ${s.q.cols} vs ${first.q.cols}, V ${s.v.cols} vs ${first.v.cols})`);
   });
   const headDim = first.q.cols / heads;
   const layout: HeadLayout = { heads, headDim, valueDim: first.v.cols / heads, beta: resolveBeta(options.beta, headDim), causal };
@@ -309,4 +356,3 @@ export function planAttention(sequences: AttentionSequence[], options: Attention
   const longest = Math.max(...sequences.map((s) => s.k.rows));
   return { sequences, layout, options: resolved, plans, report: summarize(plans, steps, resolved, longest) };
 }
-

@@ -1,12 +1,4 @@
-import {
-  add,
-  assertFinite,
-  InvalidArgumentError,
-  matmul,
-  type Matrix,
-  scale,
-  ShapeError,
-} from '@almora/tensor';
+import { add, assertFinite, InvalidArgumentError, matmul, type Matrix, scale, ShapeError } from '@almora/tensor';
 import { loraScaling, resolveBeta } from './options.js';
 
 /** Which projection an adapter adapts. */
@@ -147,9 +139,12 @@ export function normalizeProblem(problem: LoraProblem): NormalizedProblem {
   const rank = adapters[adapted[0]]!.a.rows;
   for (const t of adapted) {
     const { a, b } = adapters[t]!;
-    if (b.rows !== inputDim) throw new ShapeError(`B_${UPPER[t]} is ${b.rows}×${b.cols} but W*_${UPPER[t]} is ${inputDim}×${outputDim}: B needs ${inputDim} rows`);
-    if (a.cols !== outputDim) throw new ShapeError(`A_${UPPER[t]} is ${a.rows}×${a.cols} but W*_${UPPER[t]} is ${inputDim}×${outputDim}: A needs ${outputDim} columns`);
-    if (a.rows !== b.cols) throw new ShapeError(`A_${UPPER[t]} is ${a.rows}×${a.cols} and B_${UPPER[t]} is ${b.rows}×${b.cols}: the rank r must agree (rows of A = columns of B)`);
+    if (b.rows !== inputDim)
+      throw new ShapeError(`B_${UPPER[t]} is ${b.rows}×${b.cols} but W*_${UPPER[t]} is ${inputDim}×${outputDim}: B needs ${inputDim} rows`);
+    if (a.cols !== outputDim)
+      throw new ShapeError(`A_${UPPER[t]} is ${a.rows}×${a.cols} but W*_${UPPER[t]} is ${inputDim}×${outputDim}: A needs ${outputDim} columns`);
+    if (a.rows !== b.cols)
+      throw new ShapeError(`A_${UPPER[t]} is ${a.rows}×${a.cols} and B_${UPPER[t]} is ${b.rows}×${b.cols}: the rank r must agree (rows of A = columns of B)`);
     if (a.rows !== rank) throw new ShapeError(`A_${UPPER[t]} has rank ${a.rows} but A_${UPPER[adapted[0]]} has rank ${rank}; one r per problem`);
     if (rank === 0) throw new ShapeError(`A_${UPPER[t]} has rank 0`);
     if (a.dtype !== dtype || b.dtype !== dtype) throw new InvalidArgumentError(`adapter ${t} is not ${dtype} like the weights`);
@@ -167,7 +162,9 @@ export function normalizeProblem(problem: LoraProblem): NormalizedProblem {
   const inputs = (single ? [problem.x] : problem.x) as readonly SequenceInput[];
   const targets = (single ? [problem.target] : problem.target) as readonly Matrix[];
   if (!single && (!Array.isArray(problem.target) || targets.length !== inputs.length)) {
-    throw new ShapeError(`x is a batch of ${inputs.length} sequences but target ${Array.isArray(problem.target) ? `has ${targets.length}` : 'is a single matrix'}`);
+    throw new ShapeError(
+      `x is a batch of ${inputs.length} sequences but target ${Array.isArray(problem.target) ? `has ${targets.length}` : 'is a single matrix'}`,
+    );
   }
   if (inputs.length === 0) throw new ShapeError('the batch is empty');
   const sequences = inputs.map((input, n) => {
@@ -187,9 +184,11 @@ export function normalizeProblem(problem: LoraProblem): NormalizedProblem {
     }
     if (xk.rows !== xv.rows) throw new ShapeError(`X_K${where} has ${xk.rows} rows and X_V${where} has ${xv.rows}; keys and values must pair up`);
     if (xk.rows === 0) throw new ShapeError(`X_K${where} has no rows`);
-    if (causal && xq.rows !== xk.rows) throw new ShapeError(`causal attention needs as many queries as keys; X_Q${where} has ${xq.rows} rows and X_K${where} ${xk.rows}`);
+    if (causal && xq.rows !== xk.rows)
+      throw new ShapeError(`causal attention needs as many queries as keys; X_Q${where} has ${xq.rows} rows and X_K${where} ${xk.rows}`);
     if (!y || typeof y.rows !== 'number') throw new InvalidArgumentError(`target${where} is not a matrix`);
-    if (y.rows !== xq.rows || y.cols !== outputDim) throw new ShapeError(`target Y${where} is ${y.rows}×${y.cols} but must be ${xq.rows}×${outputDim} (queries × d_out)`);
+    if (y.rows !== xq.rows || y.cols !== outputDim)
+      throw new ShapeError(`target Y${where} is ${y.rows}×${y.cols} but must be ${xq.rows}×${outputDim} (queries × d_out)`);
     if (y.dtype !== dtype) throw new InvalidArgumentError(`target Y${where} is ${y.dtype} but the weights are ${dtype}`);
     assertFinite(y, `target Y${where}`);
     return { xq, xk, xv, y };

@@ -149,7 +149,10 @@ export function summarize(plans: HeadPlan[], steps: string[], o: ResolvedOptions
     chosen,
     variant: fast[0]?.variant,
     reason,
-    steps: [`plan: R = ${fmt(worst.range)}, Γ = ${fmt(worst.gamma)} vs √log L = ${fmt(Math.sqrt(Math.log(longest)))}, degree ${worst.degree ?? '—'}, rank ${worst.rank ?? '—'}, softmax bound ${worst.softmaxBound === undefined ? '—' : fmt(worst.softmaxBound)}`, ...steps],
+    steps: [
+      `plan: R = ${fmt(worst.range)}, Γ = ${fmt(worst.gamma)} vs √log L = ${fmt(Math.sqrt(Math.log(longest)))}, degree ${worst.degree ?? '—'}, rank ${worst.rank ?? '—'}, softmax bound ${worst.softmaxBound === undefined ? '—' : fmt(worst.softmaxBound)}`,
+      ...steps,
+    ],
     epsilon: o.epsilon,
     gamma: Math.max(...heads.map((h) => h.gamma)),
     threshold: Math.sqrt(Math.log(longest)),
@@ -169,4 +172,3 @@ export function summarize(plans: HeadPlan[], steps: string[], o: ResolvedOptions
     heads,
   };
 }
-

@@ -57,7 +57,8 @@ function* headForward<T extends DeviceMatrix>(backend: Backend<T>, plan: HeadPla
   const state: PartialHeadState<T> = { plan, device: upload(backend, plan, layout), factors: undefined, exact: undefined };
   try {
     // Autodiff's unmasked backward goes block by block, so its features need never be whole.
-    if (plan.path === 'fast') state.factors = yield* softmaxFactors(backend, state.device, plan.k, plan.approximation, layout.beta, layout.causal, plan.variant === 'autodiff');
+    if (plan.path === 'fast')
+      state.factors = yield* softmaxFactors(backend, state.device, plan.k, plan.approximation, layout.beta, layout.causal, plan.variant === 'autodiff');
     else state.exact = exactForwardHead(backend, state.device, o.blockSize, plan.keepsProbabilities);
     const output = state.exact ? state.exact.output : applyF(backend, state.factors!, state.device.v);
     state.output = output;
@@ -71,7 +72,13 @@ function* headForward<T extends DeviceMatrix>(backend: Backend<T>, plan: HeadPla
 /** Releases what the forward pass of one head made (also when it stopped half-way). */
 function releaseHead<T extends DeviceMatrix>(backend: Backend<T>, state: PartialHeadState<T>): void {
   if (state.factors) disposeSoftmax(backend, state.factors);
-  const made = [state.device.q, state.device.k, state.device.v, ...(state.exact ? [state.exact.output, ...(state.exact.probabilities ?? [])] : []), ...(state.factors && state.output ? [state.output] : [])];
+  const made = [
+    state.device.q,
+    state.device.k,
+    state.device.v,
+    ...(state.exact ? [state.exact.output, ...(state.exact.probabilities ?? [])] : []),
+    ...(state.factors && state.output ? [state.output] : []),
+  ];
   for (const handle of made) backend.dispose(handle);
 }
 
@@ -230,7 +237,12 @@ export function* coreForward<T extends DeviceMatrix>(core: CorePlan): Reading<{ 
 }
 
 /** The backward pass of every head for upstream gradients `upstream` (one per sequence, the output's shape). */
-export function* coreBackward<T extends DeviceMatrix>(core: CorePlan, states: HeadState<T>[], upstream: Matrix[], upstreamFromOutput: boolean): Reading<CoreGradients> {
+export function* coreBackward<T extends DeviceMatrix>(
+  core: CorePlan,
+  states: HeadState<T>[],
+  upstream: Matrix[],
+  upstreamFromOutput: boolean,
+): Reading<CoreGradients> {
   const backend = core.options.backend as Backend<T>;
   const assembly = new Assembly(core);
   const pending = [...states];
@@ -287,5 +299,8 @@ export function* coreLoss<T extends DeviceMatrix>(core: CorePlan, targets: Matri
     }
     outputs[plan.sequence] = placeHead(outputs[plan.sequence], output, plan.head, layout.valueDim, layout.heads);
   }
-  return { outputs: outputs.map((o, n) => o ?? zeros(core.sequences[n].q.rows, core.sequences[n].v.cols, { dtype: core.sequences[n].q.dtype })), bounded: someBound && everyBound };
+  return {
+    outputs: outputs.map((o, n) => o ?? zeros(core.sequences[n].q.rows, core.sequences[n].v.cols, { dtype: core.sequences[n].q.dtype })),
+    bounded: someBound && everyBound,
+  };
 }

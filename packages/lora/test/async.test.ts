@@ -21,7 +21,12 @@ describe('asynchronous devices', () => {
   for (const causal of [false, true]) {
     it(`loraGradientsAsync runs the same algorithm, awaiting every read (${causal ? 'causal' : 'unmasked'})`, async () => {
       const problem = randomProblem({ length: 40, dIn: 6, dOut: 6, r: 2, targets: ['q', 'k', 'v'], heads: 2, causal }, 11);
-      for (const options of [{ method: 'exact' }, { method: 'fast', degree: 3 }, { method: 'fast', degree: 3, variant: 'autodiff' }, { method: 'auto', epsilon: 1e-2 }] as const) {
+      for (const options of [
+        { method: 'exact' },
+        { method: 'fast', degree: 3 },
+        { method: 'fast', degree: 3, variant: 'autodiff' },
+        { method: 'auto', epsilon: 1e-2 },
+      ] as const) {
         const backend = asyncOnly();
         const sync = loraGradients(problem, options);
         const later = await loraGradientsAsync(problem, { ...options, backend });
@@ -42,7 +47,12 @@ describe('asynchronous devices', () => {
     const layer = randomLayer({ dModel: 6, heads: 2, headDim: 3, r: 2, adapted: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], causal: true }, rng);
     const x = randomNormal(30, 6, rng);
     const g = randomNormal(30, 6, rng);
-    for (const options of [{ method: 'exact' }, { method: 'exact', probabilityBudget: 0 }, { method: 'fast', degree: 3 }, { method: 'fast', degree: 3, variant: 'autodiff' }] as const) {
+    for (const options of [
+      { method: 'exact' },
+      { method: 'exact', probabilityBudget: 0 },
+      { method: 'fast', degree: 3 },
+      { method: 'fast', degree: 3, variant: 'autodiff' },
+    ] as const) {
       const backend = asyncOnly();
       const sync = loraAttention(layer, x, options);
       const later = await loraAttentionAsync(layer, x, { ...options, backend });
@@ -50,7 +60,8 @@ describe('asynchronous devices', () => {
       const [a, b] = [await later.backward(g), sync.backward(g)];
       expect(backend.reads).toBeGreaterThan(0);
       expect(Array.from(a.dx.data)).toEqual(Array.from(b.dx.data));
-      for (const module of ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const) expect(Array.from(a.grads[module]!.lora_A.data)).toEqual(Array.from(b.grads[module]!.lora_A.data));
+      for (const module of ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const)
+        expect(Array.from(a.grads[module]!.lora_A.data)).toEqual(Array.from(b.grads[module]!.lora_A.data));
       const q = randomNormal(30, 4, rng);
       const core = await attentionAsync(q, q, x, { ...options, heads: 2, backend: asyncOnly() });
       const coreSync = attention(q, q, x, { ...options, heads: 2 });
@@ -62,12 +73,16 @@ describe('asynchronous devices', () => {
 
   it('the sync layer refuses an async-only backend, naming the async entry points', () => {
     const layer = randomLayer({ dModel: 4, heads: 1, headDim: 2, r: 1, adapted: ['q_proj'] }, new Rng(13));
-    expect(() => loraAttention(layer, randomNormal(8, 4, new Rng(14)), { backend: asyncOnly() })).toThrowError(expect.objectContaining({ code: 'BACKEND', message: expect.stringContaining('loraAttentionAsync') }));
+    expect(() => loraAttention(layer, randomNormal(8, 4, new Rng(14)), { backend: asyncOnly() })).toThrowError(
+      expect.objectContaining({ code: 'BACKEND', message: expect.stringContaining('loraAttentionAsync') }),
+    );
   });
 
   it('loraGradients refuses a backend that cannot read synchronously, naming the async entry point', () => {
     const problem = randomProblem({ length: 16, dIn: 4, dOut: 4, r: 1, targets: ['q', 'v'] }, 3);
-    expect(() => loraGradients(problem, { method: 'exact', backend: asyncOnly() })).toThrowError(expect.objectContaining({ code: 'BACKEND', message: expect.stringContaining('loraGradientsAsync') }));
+    expect(() => loraGradients(problem, { method: 'exact', backend: asyncOnly() })).toThrowError(
+      expect.objectContaining({ code: 'BACKEND', message: expect.stringContaining('loraGradientsAsync') }),
+    );
   });
 
   it('errors inside the algorithm reach the caller of the async entry point', async () => {

@@ -57,7 +57,9 @@ describe("'auto'", () => {
     const { report } = result;
     expect(report.chosen).toBe('fast');
     expect(report.variant).toBe('chained');
-    expect(report.reason).toMatch(/^fast \(chained, (taylor|chebyshev) degree \d+, rank \d+\): certified attention error .* ≤ ε = 0\.01 on R = .*, predicted .*× cheaper than exact$/);
+    expect(report.reason).toMatch(
+      /^fast \(chained, (taylor|chebyshev) degree \d+, rank \d+\): certified attention error .* ≤ ε = 0\.01 on R = .*, predicted .*× cheaper than exact$/,
+    );
     expect(report.threshold).toBeCloseTo(Math.sqrt(Math.log(3000)), 12);
     expect(report.degree).toBeGreaterThanOrEqual(1);
     expect(report.rank).toBe(((report.degree! + 1) * (report.degree! + 2)) / 2);
@@ -127,7 +129,9 @@ describe('bad input', () => {
     expect(() => loraGradients(good(), { epsilon: 0 })).toThrow(/epsilon/);
     expect(() => loraGradients(good(), { variant: 'other' as 'chained' })).toThrow(/variant/);
     expect(() => loraGradients(good(), { degree: -2 })).toThrow(/degree/);
-    expect(() => loraGradients({ ...good(), causal: true, x: { q: zeros(6, 3), k: zeros(5, 3), v: zeros(5, 3) } })).toThrow(/causal attention needs as many queries as keys/);
+    expect(() => loraGradients({ ...good(), causal: true, x: { q: zeros(6, 3), k: zeros(5, 3), v: zeros(5, 3) } })).toThrow(
+      /causal attention needs as many queries as keys/,
+    );
   });
 });
 

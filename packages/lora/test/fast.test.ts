@@ -113,7 +113,8 @@ describe('fast gradients against dense evaluations of the same approximation', (
         let fastLoss = 0;
         for (const x of residual(fast.output, input.y).data) fastLoss += 0.5 * x * x;
         expect(Math.abs(fastLoss - dense.loss)).toBeLessThan(1e-12 * Math.max(1, dense.loss));
-        for (const g of ['output', 'dq', 'dk', 'dv'] as const) expect(maxDifference(fast[g], dense[g])).toBeLessThan(1e-12 * Math.max(1, ...dense[g].data.map(Math.abs)));
+        for (const g of ['output', 'dq', 'dk', 'dv'] as const)
+          expect(maxDifference(fast[g], dense[g])).toBeLessThan(1e-12 * Math.max(1, ...dense[g].data.map(Math.abs)));
       }),
       { numRuns: 200 },
     );
@@ -217,7 +218,13 @@ describe('fast against exact', () => {
       const variant = rng.next() < 0.5 ? 'autodiff' : 'chained';
       let fast;
       try {
-        fast = loraGradients(problem, { method: 'fast', variant, degree: 1 + rng.int(4), centerKeys: rng.next() < 0.5, polynomial: rng.next() < 0.5 ? 'taylor' : 'chebyshev' });
+        fast = loraGradients(problem, {
+          method: 'fast',
+          variant,
+          degree: 1 + rng.int(4),
+          centerKeys: rng.next() < 0.5,
+          polynomial: rng.next() < 0.5 ? 'taylor' : 'chebyshev',
+        });
       } catch (error) {
         // A polynomial that goes negative on this range is refused, not run.
         if (error instanceof OutOfRegimeError) continue;

@@ -48,11 +48,25 @@ describe('a gradient-level guarantee', () => {
   it('the report says what the gradients are guaranteed to be', () => {
     const fast = loraGradients(problem, { method: 'fast', degree: 3 }).report;
     expect(fast.gradientRelativeBound).toBeGreaterThan(0);
-    expect(fast.gradientGuarantee).toMatch(Number.isFinite(fast.gradientRelativeBound) ? /^certified: every adapter gradient is within/ : /^no finite gradient-level guarantee/);
+    expect(fast.gradientGuarantee).toMatch(
+      Number.isFinite(fast.gradientRelativeBound) ? /^certified: every adapter gradient is within/ : /^no finite gradient-level guarantee/,
+    );
     const exact = loraGradients(problem, { method: 'exact' }).report;
     expect(exact.gradientRelativeBound).toBe(0);
     expect(exact.gradientGuarantee).toMatch(/^exact gradients/);
-    const single = loraGradients({ ...problem, x: float32(problem.x as Matrix), target: float32(problem.target as Matrix), weights: { q: float32(problem.weights.q), k: float32(problem.weights.k), v: float32(problem.weights.v) }, adapters: { q: { a: float32(problem.adapters.q!.a), b: float32(problem.adapters.q!.b) }, v: { a: float32(problem.adapters.v!.a), b: float32(problem.adapters.v!.b) } } }, { method: 'fast', degree: 3 }).report;
+    const single = loraGradients(
+      {
+        ...problem,
+        x: float32(problem.x as Matrix),
+        target: float32(problem.target as Matrix),
+        weights: { q: float32(problem.weights.q), k: float32(problem.weights.k), v: float32(problem.weights.v) },
+        adapters: {
+          q: { a: float32(problem.adapters.q!.a), b: float32(problem.adapters.q!.b) },
+          v: { a: float32(problem.adapters.v!.a), b: float32(problem.adapters.v!.b) },
+        },
+      },
+      { method: 'fast', degree: 3 },
+    ).report;
     expect(single.gradientRelativeBound).toBeUndefined();
     expect(single.gradientGuarantee).toMatch(/^no gradient-level guarantee: the fast path ran in float32/);
   });

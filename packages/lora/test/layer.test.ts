@@ -167,7 +167,11 @@ describe('loraAttention and loraGradients agree', () => {
     const y = problem.target as Matrix;
     const forward = loraAttention(layer, x, { method: 'exact' });
     expect(maxAbsDifference(forward.output, paper.output as Matrix)).toBeLessThan(1e-13);
-    const residual = fromFlat(y.rows, y.cols, Array.from(forward.output.data, (o, t) => o - y.data[t]));
+    const residual = fromFlat(
+      y.rows,
+      y.cols,
+      Array.from(forward.output.data, (o, t) => o - y.data[t]),
+    );
     const { grads } = forward.backward(residual);
     for (const [t, module] of [
       ['q', 'q_proj'],
@@ -189,7 +193,12 @@ describe('loraAttention: float32, reports and errors', () => {
     const narrow = (m: Matrix) => toDType(m, 'float32');
     const layer32: AttentionLayer = {
       ...layer,
-      weights: { q_proj: narrow(layer.weights.q_proj), k_proj: narrow(layer.weights.k_proj), v_proj: narrow(layer.weights.v_proj), o_proj: narrow(layer.weights.o_proj) },
+      weights: {
+        q_proj: narrow(layer.weights.q_proj),
+        k_proj: narrow(layer.weights.k_proj),
+        v_proj: narrow(layer.weights.v_proj),
+        o_proj: narrow(layer.weights.o_proj),
+      },
       lora: {
         ...layer.lora!,
         adapters: Object.fromEntries(Object.entries(layer.lora!.adapters).map(([m, a]) => [m, { lora_A: narrow(a.lora_A), lora_B: narrow(a.lora_B) }])),
@@ -205,7 +214,9 @@ describe('loraAttention: float32, reports and errors', () => {
     for (const module of ['q_proj', 'v_proj'] as const) {
       for (const which of ['lora_A', 'lora_B'] as const) {
         expect(a.grads[module]![which].dtype).toBe('float32');
-        expect(maxAbsDifference(a.grads[module]![which], b.grads[module]![which])).toBeLessThan(1e-4 * Math.max(1, ...Array.from(b.grads[module]![which].data, Math.abs)));
+        expect(maxAbsDifference(a.grads[module]![which], b.grads[module]![which])).toBeLessThan(
+          1e-4 * Math.max(1, ...Array.from(b.grads[module]![which].data, Math.abs)),
+        );
       }
     }
   });

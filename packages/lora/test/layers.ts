@@ -19,7 +19,12 @@ export function randomLayer(shape: LayerShape, rng: Rng): AttentionLayer {
   const inner = shape.heads * shape.headDim;
   const dtype = shape.dtype ?? 'float64';
   const linear = (out: number, inp: number) => scale(randomNormal(out, inp, rng, { dtype }), 1 / Math.sqrt(inp));
-  const dims: Record<ModuleName, [number, number]> = { q_proj: [inner, shape.dModel], k_proj: [inner, shape.dModel], v_proj: [inner, shape.dModel], o_proj: [shape.dModel, inner] };
+  const dims: Record<ModuleName, [number, number]> = {
+    q_proj: [inner, shape.dModel],
+    k_proj: [inner, shape.dModel],
+    v_proj: [inner, shape.dModel],
+    o_proj: [shape.dModel, inner],
+  };
   const weights = { q_proj: linear(...dims.q_proj), k_proj: linear(...dims.k_proj), v_proj: linear(...dims.v_proj), o_proj: linear(...dims.o_proj) };
   const adapters: NonNullable<AttentionLayer['lora']>['adapters'] = {};
   for (const name of shape.adapted) {
@@ -44,7 +49,12 @@ export function projectedLoss(out: Matrix | Matrix[], g: Matrix | Matrix[]): num
 
 /** Central finite difference of f with respect to every entry of m (m is changed and restored in place). */
 export function finiteDifference(m: Matrix, f: () => number, h = 1e-6): Float64Array {
-  return centralDifferences(m, f, Array.from({ length: m.rows * m.cols }, (_, e) => e), h);
+  return centralDifferences(
+    m,
+    f,
+    Array.from({ length: m.rows * m.cols }, (_, e) => e),
+    h,
+  );
 }
 
 /** max|analytic − numeric| / max(1, max|numeric|). */

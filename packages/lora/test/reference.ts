@@ -1,16 +1,5 @@
 // Plain, unblocked, obviously-correct references: every L×L matrix is formed.
-import {
-  add,
-  fromFlat,
-  matmul,
-  type Matrix,
-  randomNormal,
-  Rng,
-  scale,
-  sliceCols,
-  sub,
-  zeros,
-} from '@almora/tensor';
+import { add, fromFlat, matmul, type Matrix, randomNormal, Rng, scale, sliceCols, sub, zeros } from '@almora/tensor';
 import type { LoraProblem, Target } from '../src/index.js';
 
 export interface DenseHead {
@@ -167,4 +156,3 @@ export function nudged(m: Matrix, t: number, h: number): Matrix {
   out.data[t] += h;
   return out;
 }
-

@@ -5,7 +5,25 @@ import { attention, loraAttention, loraGradients } from '../src/index.js';
 import { randomLayer } from './layers.js';
 import { randomProblem } from './reference.js';
 
-const PRODUCERS = ['upload', 'zeros', 'sliceRows', 'matmul', 'add', 'sub', 'hadamard', 'affine', 'abs', 'exp', 'reciprocal', 'scaleRows', 'rowSums', 'colSums', 'rowMax', 'triangle', ...FUSED_KERNEL_NAMES] as const;
+const PRODUCERS = [
+  'upload',
+  'zeros',
+  'sliceRows',
+  'matmul',
+  'add',
+  'sub',
+  'hadamard',
+  'affine',
+  'abs',
+  'exp',
+  'reciprocal',
+  'scaleRows',
+  'rowSums',
+  'colSums',
+  'rowMax',
+  'triangle',
+  ...FUSED_KERNEL_NAMES,
+] as const;
 
 /**
  * A CPU backend — with its fused overrides, or the core alone, whose fused kernels are then the
@@ -44,23 +62,29 @@ describe('device handles: everything made is given back', () => {
   const layer = randomLayer({ dModel: 6, heads: 2, headDim: 3, r: 2, adapted: ['q_proj', 'k_proj', 'v_proj'], causal: true }, rng);
   const x = randomNormal(40, 6, rng);
   const g = randomNormal(40, 6, rng);
-  const paths = [{ method: 'exact' }, { method: 'exact', probabilityBudget: 0 }, { method: 'fast', degree: 2 }, { method: 'fast', degree: 2, variant: 'autodiff' }] as const;
+  const paths = [
+    { method: 'exact' },
+    { method: 'exact', probabilityBudget: 0 },
+    { method: 'fast', degree: 2 },
+    { method: 'fast', degree: 2, variant: 'autodiff' },
+  ] as const;
 
-  for (const base of [cpuBackend, cpuCore]) for (const options of paths) {
-    const label = `${base.name}, ${JSON.stringify(options)}`;
-    it(`after backward, after dispose without backward, and after a failed read mid-way (${label})`, () => {
-      const backend = tracking(undefined, base);
-      loraAttention(layer, x, { ...options, backend }).backward(g);
-      expect(backend.live()).toBe(0);
-      loraAttention(layer, x, { ...options, backend }).dispose();
-      expect(backend.live()).toBe(0);
-      for (const failOnRead of [1, 2, 3, 5]) {
-        const failing = tracking(failOnRead, base);
-        expect(() => loraAttention(layer, x, { ...options, backend: failing }).backward(g)).toThrow(BackendError);
-        expect(failing.live()).toBe(0);
-      }
-    });
-  }
+  for (const base of [cpuBackend, cpuCore])
+    for (const options of paths) {
+      const label = `${base.name}, ${JSON.stringify(options)}`;
+      it(`after backward, after dispose without backward, and after a failed read mid-way (${label})`, () => {
+        const backend = tracking(undefined, base);
+        loraAttention(layer, x, { ...options, backend }).backward(g);
+        expect(backend.live()).toBe(0);
+        loraAttention(layer, x, { ...options, backend }).dispose();
+        expect(backend.live()).toBe(0);
+        for (const failOnRead of [1, 2, 3, 5]) {
+          const failing = tracking(failOnRead, base);
+          expect(() => loraAttention(layer, x, { ...options, backend: failing }).backward(g)).toThrow(BackendError);
+          expect(failing.live()).toBe(0);
+        }
+      });
+    }
 
   it('loraGradients gives back everything, also when a read fails', () => {
     const problem = randomProblem({ length: 30, dIn: 4, dOut: 4, r: 1, targets: ['q', 'v'], heads: 2 }, 7);

@@ -38,7 +38,11 @@ function asSequences(value: readonly number[] | readonly (readonly number[])[], 
  * Checks the ids (and labels, Hugging Face's: the ids by default, {@link IGNORE_INDEX} to skip a
  * position; shifted inside, so label t + 1 is the target of position t) and lays the batch out.
  */
-export function tokenBatch(config: Qwen3Config, inputIds: readonly number[] | readonly (readonly number[])[], labels?: readonly number[] | readonly (readonly number[])[]): TokenBatch {
+export function tokenBatch(
+  config: Qwen3Config,
+  inputIds: readonly number[] | readonly (readonly number[])[],
+  labels?: readonly number[] | readonly (readonly number[])[],
+): TokenBatch {
   const { list, single } = asSequences(inputIds, 'input ids');
   const labelList = labels === undefined ? list : asSequences(labels, 'labels').list;
   if (labelList.length !== list.length) throw new ShapeError(`labels has ${labelList.length} sequences but the input ${list.length}`);
@@ -46,13 +50,16 @@ export function tokenBatch(config: Qwen3Config, inputIds: readonly number[] | re
   list.forEach((seq, n) => {
     const where = single ? '' : ` of sequence ${n}`;
     if (seq.length === 0) throw new ShapeError(`sequence ${n} is empty`);
-    if (seq.length > config.max_position_embeddings) throw new ShapeError(`sequence${where} has ${seq.length} tokens, more than max_position_embeddings = ${config.max_position_embeddings}`);
+    if (seq.length > config.max_position_embeddings)
+      throw new ShapeError(`sequence${where} has ${seq.length} tokens, more than max_position_embeddings = ${config.max_position_embeddings}`);
     const lab = labelList[n];
     if (lab.length !== seq.length) throw new ShapeError(`labels${where} has ${lab.length} entries but the input ${seq.length}`);
     seq.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 0 || id >= config.vocab_size) throw new InvalidArgumentError(`token ${i}${where} is ${id}, not an id in [0, ${config.vocab_size})`);
+      if (!Number.isInteger(id) || id < 0 || id >= config.vocab_size)
+        throw new InvalidArgumentError(`token ${i}${where} is ${id}, not an id in [0, ${config.vocab_size})`);
       const label = lab[i];
-      if (label !== IGNORE_INDEX && (!Number.isInteger(label) || label < 0 || label >= config.vocab_size)) throw new InvalidArgumentError(`label ${i}${where} is ${label}, neither an id in [0, ${config.vocab_size}) nor ${IGNORE_INDEX}`);
+      if (label !== IGNORE_INDEX && (!Number.isInteger(label) || label < 0 || label >= config.vocab_size))
+        throw new InvalidArgumentError(`label ${i}${where} is ${label}, neither an id in [0, ${config.vocab_size}) nor ${IGNORE_INDEX}`);
     });
     batch.spans.push({ start: batch.ids.length, length: seq.length });
     seq.forEach((id, i) => {
@@ -61,7 +68,8 @@ export function tokenBatch(config: Qwen3Config, inputIds: readonly number[] | re
       batch.targets.push(i + 1 < seq.length ? lab[i + 1] : IGNORE_INDEX);
     });
   });
-  if (batch.targets.every((t) => t === IGNORE_INDEX)) throw new InvalidArgumentError('no position has a next-token target: the loss needs a sequence of at least 2 tokens whose shifted labels are not all -100');
+  if (batch.targets.every((t) => t === IGNORE_INDEX))
+    throw new InvalidArgumentError('no position has a next-token target: the loss needs a sequence of at least 2 tokens whose shifted labels are not all -100');
   return batch;
 }
 

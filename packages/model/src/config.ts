@@ -95,12 +95,14 @@ export const QWEN3_TINY: Readonly<Qwen3Config> = Object.freeze({
 });
 
 function positiveInteger(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`config.${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+    throw new InvalidArgumentError(`config.${name} must be a positive integer, got ${JSON.stringify(value)}`);
   return value;
 }
 
 function positiveNumber(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`config.${name} must be a finite number > 0, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw new InvalidArgumentError(`config.${name} must be a finite number > 0, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -123,9 +125,12 @@ function ropeTheta(json: Record<string, unknown>): number {
   if (parameters === undefined || parameters === null) return positiveNumber(json.rope_theta ?? HF_DEFAULTS.rope_theta, 'rope_theta');
   if (typeof parameters !== 'object') throw new InvalidArgumentError(`config.rope_parameters must be an object, got ${JSON.stringify(parameters)}`);
   const { rope_type: type, rope_theta: theta, ...rest } = parameters as Record<string, unknown>;
-  if (type !== undefined && type !== 'default') throw new InvalidArgumentError(`config.rope_parameters.rope_type is ${JSON.stringify(type)}; only 'default' rotary embeddings are supported`);
-  if (Object.keys(rest).length > 0) throw new InvalidArgumentError(`config.rope_parameters has ${Object.keys(rest).join(', ')}; only rope_type 'default' and rope_theta are supported`);
-  if (json.rope_theta !== undefined && theta !== undefined && json.rope_theta !== theta) throw new InvalidArgumentError(`config.rope_theta (${String(json.rope_theta)}) and config.rope_parameters.rope_theta (${String(theta)}) disagree`);
+  if (type !== undefined && type !== 'default')
+    throw new InvalidArgumentError(`config.rope_parameters.rope_type is ${JSON.stringify(type)}; only 'default' rotary embeddings are supported`);
+  if (Object.keys(rest).length > 0)
+    throw new InvalidArgumentError(`config.rope_parameters has ${Object.keys(rest).join(', ')}; only rope_type 'default' and rope_theta are supported`);
+  if (json.rope_theta !== undefined && theta !== undefined && json.rope_theta !== theta)
+    throw new InvalidArgumentError(`config.rope_theta (${String(json.rope_theta)}) and config.rope_parameters.rope_theta (${String(theta)}) disagree`);
   return positiveNumber(theta ?? json.rope_theta ?? HF_DEFAULTS.rope_theta, 'rope_parameters.rope_theta');
 }
 
@@ -139,7 +144,8 @@ function ropeTheta(json: Record<string, unknown>): number {
  * torch_dtype, bos_token_id, use_cache, …) are ignored.
  */
 export function qwen3Config(json: Readonly<Partial<Qwen3Config>> | Readonly<Record<string, unknown>>): Qwen3Config {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidArgumentError('a Qwen3 config must be an object (a parsed config.json)');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new InvalidArgumentError('a Qwen3 config must be an object (a parsed config.json)');
   const c = json as Record<string, unknown>;
   const field = <K extends keyof typeof HF_DEFAULTS>(name: K): unknown => c[name] ?? HF_DEFAULTS[name];
   const heads = positiveInteger(field('num_attention_heads'), 'num_attention_heads');
@@ -164,9 +170,12 @@ export function qwen3Config(json: Readonly<Partial<Qwen3Config>> | Readonly<Reco
     use_sliding_window: only(field('use_sliding_window'), false, 'use_sliding_window', 'every layer attends to every earlier position'),
     attention_dropout: only(field('attention_dropout'), 0, 'attention_dropout', 'dropout is not implemented'),
   };
-  if (config.head_dim % 2 !== 0) throw new InvalidArgumentError(`config.head_dim must be even (rotary pairs column j with j + head_dim/2), got ${config.head_dim}`);
+  if (config.head_dim % 2 !== 0)
+    throw new InvalidArgumentError(`config.head_dim must be even (rotary pairs column j with j + head_dim/2), got ${config.head_dim}`);
   if (config.num_attention_heads % config.num_key_value_heads !== 0) {
-    throw new InvalidArgumentError(`config.num_key_value_heads (${config.num_key_value_heads}) must divide num_attention_heads (${config.num_attention_heads}): each key/value head serves a group of query heads`);
+    throw new InvalidArgumentError(
+      `config.num_key_value_heads (${config.num_key_value_heads}) must divide num_attention_heads (${config.num_attention_heads}): each key/value head serves a group of query heads`,
+    );
   }
   return config;
 }

@@ -53,7 +53,8 @@ interface KvCache {
 }
 
 function checkId(id: unknown, vocab: number, what: string): void {
-  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= vocab) throw new InvalidArgumentError(`${what} is ${String(id)}, not an id in [0, ${vocab})`);
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= vocab)
+    throw new InvalidArgumentError(`${what} is ${String(id)}, not an id in [0, ${vocab})`);
 }
 
 function checkGenerate(model: Qwen3Model, promptIds: readonly number[], options: GenerateOptions): { decoder: Decoder; stop: Set<number> } {
@@ -61,18 +62,26 @@ function checkGenerate(model: Qwen3Model, promptIds: readonly number[], options:
   const config = qwen3Config(model.config);
   const weights = checkWeights(config, model.weights);
   const lora = checkLora(config, model.lora, weights.dtype);
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options must be { maxNewTokens, temperature?, topK?, rng?, qkNormCap?, stopIds? }');
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidArgumentError('options must be { maxNewTokens, temperature?, topK?, rng?, qkNormCap?, stopIds? }');
   const { maxNewTokens, temperature = 0, topK, rng, qkNormCap: cap, stopIds = [] } = options;
   if (!Array.isArray(promptIds) || promptIds.length === 0) throw new InvalidArgumentError('the prompt must be a non-empty array of token ids');
   promptIds.forEach((id, i) => checkId(id, config.vocab_size, `prompt token ${i}`));
-  if (typeof maxNewTokens !== 'number' || !Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new InvalidArgumentError(`maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`);
+  if (typeof maxNewTokens !== 'number' || !Number.isInteger(maxNewTokens) || maxNewTokens < 0)
+    throw new InvalidArgumentError(`maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`);
   if (promptIds.length + maxNewTokens > config.max_position_embeddings) {
-    throw new InvalidArgumentError(`the prompt (${promptIds.length}) + maxNewTokens (${maxNewTokens}) exceeds max_position_embeddings = ${config.max_position_embeddings}`);
+    throw new InvalidArgumentError(
+      `the prompt (${promptIds.length}) + maxNewTokens (${maxNewTokens}) exceeds max_position_embeddings = ${config.max_position_embeddings}`,
+    );
   }
-  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) throw new InvalidArgumentError(`temperature must be finite and ≥ 0, got ${String(temperature)}`);
-  if (temperature > 0 && (typeof rng !== 'object' || rng === null || typeof rng.next !== 'function')) throw new InvalidArgumentError('temperature > 0 samples: give an rng (new Rng(seed) from @almora/tensor)');
-  if (topK !== undefined && (typeof topK !== 'number' || !Number.isInteger(topK) || topK < 1)) throw new InvalidArgumentError(`topK must be a positive integer, got ${String(topK)}`);
-  if (cap !== undefined && !(typeof cap === 'number' && Number.isFinite(cap) && cap > 0)) throw new InvalidArgumentError(`qkNormCap must be finite and > 0, got ${String(cap)}`);
+  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0)
+    throw new InvalidArgumentError(`temperature must be finite and ≥ 0, got ${String(temperature)}`);
+  if (temperature > 0 && (typeof rng !== 'object' || rng === null || typeof rng.next !== 'function'))
+    throw new InvalidArgumentError('temperature > 0 samples: give an rng (new Rng(seed) from @almora/tensor)');
+  if (topK !== undefined && (typeof topK !== 'number' || !Number.isInteger(topK) || topK < 1))
+    throw new InvalidArgumentError(`topK must be a positive integer, got ${String(topK)}`);
+  if (cap !== undefined && !(typeof cap === 'number' && Number.isFinite(cap) && cap > 0))
+    throw new InvalidArgumentError(`qkNormCap must be finite and > 0, got ${String(cap)}`);
   if (!Array.isArray(stopIds)) throw new InvalidArgumentError('stopIds must be an array of token ids');
   stopIds.forEach((id, i) => checkId(id, config.vocab_size, `stopIds[${i}]`));
   const gains = weights.layers.map((w) => ({ q: capped(w.q_norm, cap), k: capped(w.k_norm, cap) }));
@@ -123,7 +132,8 @@ function cachedAttention(q: Matrix, layer: KvCache['layers'][number], first: num
 
 /** Rows [at, at + x.rows) of the cache matrix set to x. */
 function store(cache: Matrix, at: number, x: Matrix): void {
-  for (let t = 0; t < x.rows; t++) cache.data.set(x.data.subarray(x.offset + t * x.stride, x.offset + t * x.stride + x.cols), cache.offset + (at + t) * cache.stride);
+  for (let t = 0; t < x.rows; t++)
+    cache.data.set(x.data.subarray(x.offset + t * x.stride, x.offset + t * x.stride + x.cols), cache.offset + (at + t) * cache.stride);
 }
 
 /**
@@ -198,7 +208,10 @@ export function generateWithLogits(model: Qwen3Model, promptIds: readonly number
   const { config, weights } = decoder;
   const capacity = promptIds.length + maxNewTokens;
   const width = config.num_key_value_heads * config.head_dim;
-  const cache: KvCache = { length: 0, layers: weights.layers.map(() => ({ keys: zeros(capacity, width, { dtype: weights.dtype }), values: zeros(capacity, width, { dtype: weights.dtype }) })) };
+  const cache: KvCache = {
+    length: 0,
+    layers: weights.layers.map(() => ({ keys: zeros(capacity, width, { dtype: weights.dtype }), values: zeros(capacity, width, { dtype: weights.dtype }) })),
+  };
   let logits = decode(decoder, cache, promptIds);
   for (;;) {
     result.logits.push(logits);

@@ -119,7 +119,11 @@ export function decoderLayer(h: Matrix, ctx: LayerContext): LayerResult {
   const [qr, kr] = [rotary(qn.y, ctx.rotary), rotary(kn.y, ctx.rotary)];
   const split = (m: Matrix) => splitBlocks(m, blocks, headDim);
   const join = (parts: Matrix[]) => joinBlocks(parts, blocks, h.rows, heads * headDim, headDim);
-  const core = attention(split(qr), split(repeatKv(kr, groups, headDim)), split(repeatKv(v, groups, headDim)), { ...ctx.attention, heads: blocks[0].heads, causal: true });
+  const core = attention(split(qr), split(repeatKv(kr, groups, headDim)), split(repeatKv(v, groups, headDim)), {
+    ...ctx.attention,
+    heads: blocks[0].heads,
+    causal: true,
+  });
   const o = join(core.output);
   const h1 = add(h, linear(o, 'o_proj'));
   const b = rmsNorm(h1, w.post_attention_layernorm, eps);

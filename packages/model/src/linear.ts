@@ -32,7 +32,14 @@ export interface LinearGradients {
 }
 
 /** The vector-Jacobian product of {@link linearForward} for ∂loss/∂y. */
-export function linearBackward(dy: Matrix, state: LinearState, weight: Matrix, adapter: LoraWeights | undefined, scaling: number, weightGradient: boolean): LinearGradients {
+export function linearBackward(
+  dy: Matrix,
+  state: LinearState,
+  weight: Matrix,
+  adapter: LoraWeights | undefined,
+  scaling: number,
+  weightGradient: boolean,
+): LinearGradients {
   const dx = matmul(dy, weight);
   let grads: LoraWeights | undefined;
   if (adapter && state.xa) {

@@ -47,12 +47,16 @@ export function adaptedModules(config: Qwen3Config, targets: readonly Qwen3Modul
 function checkLoraConfig(lora: Qwen3LoraConfig): void {
   if (typeof lora !== 'object' || lora === null) throw new InvalidArgumentError('lora must be an object with r, lora_alpha and target_modules');
   if (!Number.isInteger(lora.r) || lora.r < 1) throw new InvalidArgumentError(`lora.r must be a positive integer, got ${String(lora.r)}`);
-  if (typeof lora.lora_alpha !== 'number' || !Number.isFinite(lora.lora_alpha) || lora.lora_alpha <= 0) throw new InvalidArgumentError(`lora.lora_alpha must be finite and > 0, got ${String(lora.lora_alpha)}`);
-  if (!Array.isArray(lora.target_modules) || lora.target_modules.length === 0) throw new InvalidArgumentError('lora.target_modules must name at least one module');
+  if (typeof lora.lora_alpha !== 'number' || !Number.isFinite(lora.lora_alpha) || lora.lora_alpha <= 0)
+    throw new InvalidArgumentError(`lora.lora_alpha must be finite and > 0, got ${String(lora.lora_alpha)}`);
+  if (!Array.isArray(lora.target_modules) || lora.target_modules.length === 0)
+    throw new InvalidArgumentError('lora.target_modules must name at least one module');
   for (const module of lora.target_modules) {
-    if (!(QWEN3_MODULES as readonly string[]).includes(module)) throw new InvalidArgumentError(`lora.target_modules names unknown module "${String(module)}"; Qwen3's are ${QWEN3_MODULES.join(', ')}`);
+    if (!(QWEN3_MODULES as readonly string[]).includes(module))
+      throw new InvalidArgumentError(`lora.target_modules names unknown module "${String(module)}"; Qwen3's are ${QWEN3_MODULES.join(', ')}`);
   }
-  if (new Set(lora.target_modules).size !== lora.target_modules.length) throw new InvalidArgumentError(`lora.target_modules lists a module twice: ${lora.target_modules.join(', ')}`);
+  if (new Set(lora.target_modules).size !== lora.target_modules.length)
+    throw new InvalidArgumentError(`lora.target_modules lists a module twice: ${lora.target_modules.join(', ')}`);
 }
 
 /**
@@ -90,12 +94,16 @@ export function checkLora(config: Qwen3Config, lora: Qwen3Lora | undefined, dtyp
   const expected = adaptedModules(config, lora.target_modules);
   const known = new Set(expected.map((m) => m.path));
   for (const path of Object.keys(lora.adapters)) {
-    if (!known.has(path)) throw new InvalidArgumentError(`lora.adapters has "${path}", which is not a target module of this ${config.num_hidden_layers}-layer model (target_modules: ${lora.target_modules.join(', ')})`);
+    if (!known.has(path))
+      throw new InvalidArgumentError(
+        `lora.adapters has "${path}", which is not a target module of this ${config.num_hidden_layers}-layer model (target_modules: ${lora.target_modules.join(', ')})`,
+      );
   }
   const adapters = new Map<string, LoraWeights>();
   for (const { path, out, in: inner } of expected) {
     const adapter = lora.adapters[path];
-    if (!adapter || !isMatrix(adapter.lora_A) || !isMatrix(adapter.lora_B)) throw new InvalidArgumentError(`lora.adapters["${path}"] is missing or lacks lora_A and lora_B matrices`);
+    if (!adapter || !isMatrix(adapter.lora_A) || !isMatrix(adapter.lora_B))
+      throw new InvalidArgumentError(`lora.adapters["${path}"] is missing or lacks lora_A and lora_B matrices`);
     const { lora_A: a, lora_B: b } = adapter;
     if (a.rows !== lora.r || a.cols !== inner) throw new ShapeError(`${path}.lora_A is ${a.rows}×${a.cols} but must be r×in = ${lora.r}×${inner}`);
     if (b.rows !== out || b.cols !== lora.r) throw new ShapeError(`${path}.lora_B is ${b.rows}×${b.cols} but must be out×r = ${out}×${lora.r}`);

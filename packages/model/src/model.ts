@@ -72,7 +72,10 @@ export interface Qwen3Result<L> {
   dispose(): void;
 }
 
-function checkOptions(options: Qwen3Options, config: Qwen3Config): { attention: AttentionOptions; labels: Qwen3Options['labels']; cap: number | undefined; weightGradients: boolean; s2: ShiftedSparseAttention | undefined } {
+function checkOptions(
+  options: Qwen3Options,
+  config: Qwen3Config,
+): { attention: AttentionOptions; labels: Qwen3Options['labels']; cap: number | undefined; weightGradients: boolean; s2: ShiftedSparseAttention | undefined } {
   const { labels, weightGradients = false, qkNormCap: cap, shiftedSparseAttention, ...attention } = options;
   const s2 = checkShiftedSparse(shiftedSparseAttention, config.num_attention_heads);
   if (typeof weightGradients !== 'boolean') throw new InvalidArgumentError(`weightGradients must be true or false, got ${String(weightGradients)}`);
@@ -112,7 +115,11 @@ function checkOptions(options: Qwen3Options, config: Qwen3Config): { attention: 
  * console.log(loss, layers[0].attention.chosen, grads['model.layers.0.self_attn.q_proj'].lora_A.shape); // ≈ ln 256 at init, …, [ 4, 64 ]
  * ```
  */
-export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonly number[])[]>(model: Qwen3Model, inputIds: I, options: Qwen3Options = {}): Qwen3Result<I extends readonly (readonly number[])[] ? Matrix[] : Matrix> {
+export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonly number[])[]>(
+  model: Qwen3Model,
+  inputIds: I,
+  options: Qwen3Options = {},
+): Qwen3Result<I extends readonly (readonly number[])[] ? Matrix[] : Matrix> {
   type Logits = I extends readonly (readonly number[])[] ? Matrix[] : Matrix;
   if (typeof model !== 'object' || model === null) throw new InvalidArgumentError('model must be { config, weights, lora? }');
   const config = qwen3Config(model.config);
@@ -129,7 +136,18 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
   const layers: LayerResult[] = [];
   try {
     for (let l = 0; l < config.num_hidden_layers; l++) {
-      const layer = decoderLayer(h, { config, index: l, weights: weights.layers[l], lora, rotary, blocks, shiftedSparse: s2 !== undefined, attention, qkNormCap: cap, weightGradients });
+      const layer = decoderLayer(h, {
+        config,
+        index: l,
+        weights: weights.layers[l],
+        lora,
+        rotary,
+        blocks,
+        shiftedSparse: s2 !== undefined,
+        attention,
+        qkNormCap: cap,
+        weightGradients,
+      });
       layers.push(layer);
       h = layer.output;
     }
@@ -169,7 +187,9 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
     }
     if (grads.weights) {
       // The embedding's gradient: every row of ∂h₀ added to its token's row (and the tied head's ∂zᵀ·x).
-      const dEmbed = config.tie_word_embeddings ? matmul(dz, final.y, { transposeA: true }) : zeros(config.vocab_size, config.hidden_size, { dtype: weights.dtype });
+      const dEmbed = config.tie_word_embeddings
+        ? matmul(dz, final.y, { transposeA: true })
+        : zeros(config.vocab_size, config.hidden_size, { dtype: weights.dtype });
       batch.ids.forEach((id, t) => {
         const row = dEmbed.row(id);
         const source = dh.row(t);

@@ -49,8 +49,10 @@ export function checkShiftedSparse(option: ShiftedSparseAttention | undefined, h
   if (option === undefined) return undefined;
   if (typeof option !== 'object' || option === null) throw new InvalidArgumentError('shiftedSparseAttention must be { groupSize }');
   const { groupSize: g } = option;
-  if (typeof g !== 'number' || !Number.isInteger(g) || g < 2 || g % 2 !== 0) throw new InvalidArgumentError(`shiftedSparseAttention.groupSize must be an even integer ≥ 2 (half of the heads shift by G/2), got ${String(g)}`);
-  if (heads % 2 !== 0) throw new InvalidArgumentError(`shiftedSparseAttention splits the query heads in two halves: num_attention_heads must be even, got ${heads}`);
+  if (typeof g !== 'number' || !Number.isInteger(g) || g < 2 || g % 2 !== 0)
+    throw new InvalidArgumentError(`shiftedSparseAttention.groupSize must be an even integer ≥ 2 (half of the heads shift by G/2), got ${String(g)}`);
+  if (heads % 2 !== 0)
+    throw new InvalidArgumentError(`shiftedSparseAttention splits the query heads in two halves: num_attention_heads must be even, got ${heads}`);
   return { groupSize: g };
 }
 
@@ -68,7 +70,8 @@ export function attentionBlocks(spans: readonly Span[], heads: number, s2: Shift
     }
     const g = s2.groupSize;
     const half = heads / 2;
-    const push = (start: number, end: number, firstHead: number) => blocks.push({ sequence, start, length: Math.min(end, span.length) - start, firstHead, heads: half, row: span.start + start });
+    const push = (start: number, end: number, firstHead: number) =>
+      blocks.push({ sequence, start, length: Math.min(end, span.length) - start, firstHead, heads: half, row: span.start + start });
     for (let start = 0; start < span.length; start += g) push(start, start + g, 0);
     push(0, g / 2, half);
     for (let start = g / 2; start < span.length; start += g) push(start, start + g, half);
@@ -89,7 +92,8 @@ export function joinBlocks(parts: readonly Matrix[], blocks: readonly CoreBlock[
   const out = zeros(rows, cols, { dtype: parts[0].dtype });
   parts.forEach((part, n) => {
     const { row, firstHead } = blocks[n];
-    for (let i = 0; i < part.rows; i++) out.data.set(part.data.subarray(part.offset + i * part.stride, part.offset + i * part.stride + part.cols), (row + i) * cols + firstHead * headDim);
+    for (let i = 0; i < part.rows; i++)
+      out.data.set(part.data.subarray(part.offset + i * part.stride, part.offset + i * part.stride + part.cols), (row + i) * cols + firstHead * headDim);
   });
   return out;
 }

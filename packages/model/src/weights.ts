@@ -60,7 +60,15 @@ export function qwen3StateDictShapes(config: Qwen3Config): Record<string, number
   const { hidden_size: hidden, intermediate_size: inner, vocab_size: vocab, head_dim: dh } = config;
   const q = config.num_attention_heads * dh;
   const kv = config.num_key_value_heads * dh;
-  const linear: Record<Qwen3Module, number[]> = { q_proj: [q, hidden], k_proj: [kv, hidden], v_proj: [kv, hidden], o_proj: [hidden, q], gate_proj: [inner, hidden], up_proj: [inner, hidden], down_proj: [hidden, inner] };
+  const linear: Record<Qwen3Module, number[]> = {
+    q_proj: [q, hidden],
+    k_proj: [kv, hidden],
+    v_proj: [kv, hidden],
+    o_proj: [hidden, q],
+    gate_proj: [inner, hidden],
+    up_proj: [inner, hidden],
+    down_proj: [hidden, inner],
+  };
   const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [vocab, hidden] };
   for (let l = 0; l < config.num_hidden_layers; l++) {
     for (const module of ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const) shapes[`${qwen3ModulePath(l, module)}.weight`] = linear[module];
@@ -110,7 +118,8 @@ export function isMatrix(m: unknown): m is Matrix {
 function sameValues(a: Matrix, b: Matrix): boolean {
   if (a === b) return true;
   if (a.rows !== b.rows || a.cols !== b.cols) return false;
-  for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) if (a.data[a.offset + i * a.stride + j] !== b.data[b.offset + i * b.stride + j]) return false;
+  for (let i = 0; i < a.rows; i++)
+    for (let j = 0; j < a.cols; j++) if (a.data[a.offset + i * a.stride + j] !== b.data[b.offset + i * b.stride + j]) return false;
   return true;
 }
 
@@ -129,23 +138,37 @@ export function checkWeights(config: Qwen3Config, weights: Qwen3Weights): ModelW
     const m = weights[key];
     if (!isMatrix(m)) throw new InvalidArgumentError(`weights["${key}"] is missing or not a matrix`);
     const [rows, cols] = matrixShape(shape);
-    if (m.rows !== rows || m.cols !== cols) throw new ShapeError(`weights["${key}"] is ${m.rows}×${m.cols} but the config needs ${rows}×${cols} (torch shape [${shape.join(', ')}]${shape.length === 2 ? ', out×in' : ', a 1×n row'})`);
+    if (m.rows !== rows || m.cols !== cols)
+      throw new ShapeError(
+        `weights["${key}"] is ${m.rows}×${m.cols} but the config needs ${rows}×${cols} (torch shape [${shape.join(', ')}]${shape.length === 2 ? ', out×in' : ', a 1×n row'})`,
+      );
     if (m.dtype !== dtype) throw new DTypeError(`weights["${key}"] is ${m.dtype} but model.embed_tokens.weight is ${dtype}`);
     assertFinite(m, `weights["${key}"]`);
   }
   for (const key of Object.keys(weights)) {
     if (key in shapes) continue;
     if (key === 'lm_head.weight' && config.tie_word_embeddings) {
-      if (!isMatrix(weights[key]) || !sameValues(weights[key], embed)) throw new InvalidArgumentError('weights["lm_head.weight"] differs from model.embed_tokens.weight but config.tie_word_embeddings is true: untie them in the config, or leave lm_head.weight out');
+      if (!isMatrix(weights[key]) || !sameValues(weights[key], embed))
+        throw new InvalidArgumentError(
+          'weights["lm_head.weight"] differs from model.embed_tokens.weight but config.tie_word_embeddings is true: untie them in the config, or leave lm_head.weight out',
+        );
       continue;
     }
-    throw new InvalidArgumentError(`weights has the unknown key "${key}" (a ${config.num_hidden_layers}-layer Qwen3 has ${Object.keys(shapes).length} keys: model.embed_tokens.weight, model.layers.N.…, model.norm.weight${config.tie_word_embeddings ? '' : ', lm_head.weight'})`);
+    throw new InvalidArgumentError(
+      `weights has the unknown key "${key}" (a ${config.num_hidden_layers}-layer Qwen3 has ${Object.keys(shapes).length} keys: model.embed_tokens.weight, model.layers.N.…, model.norm.weight${config.tie_word_embeddings ? '' : ', lm_head.weight'})`,
+    );
   }
   const layers = Array.from({ length: config.num_hidden_layers }, (_, l): LayerWeights => {
     const linear = {} as Record<Qwen3Module, Matrix>;
     for (const module of QWEN3_MODULES) linear[module] = weights[`${qwen3ModulePath(l, module)}.weight`];
     const at = (name: string) => weights[`model.layers.${l}.${name}.weight`];
-    return { linear, q_norm: at('self_attn.q_norm'), k_norm: at('self_attn.k_norm'), input_layernorm: at('input_layernorm'), post_attention_layernorm: at('post_attention_layernorm') };
+    return {
+      linear,
+      q_norm: at('self_attn.q_norm'),
+      k_norm: at('self_attn.k_norm'),
+      input_layernorm: at('input_layernorm'),
+      post_attention_layernorm: at('post_attention_layernorm'),
+    };
   });
   return { dtype, embed, layers, norm: weights['model.norm.weight'], head: config.tie_word_embeddings ? embed : weights['lm_head.weight'] };
 }

@@ -37,7 +37,10 @@ describe('generate: the KV cache against the full forward', () => {
     const { model, cap, prompt } = cappedModel(21);
     const gains = Object.entries(model.weights).filter(([key]) => key.endsWith('_norm.weight') && key.includes('self_attn'));
     expect(gains.some(([, m]) => Array.from(m.data).some((g) => Math.abs(g) > cap))).toBe(true);
-    for (const options of [{ maxNewTokens: 12, qkNormCap: cap }, { maxNewTokens: 12, qkNormCap: cap, temperature: 1.5, rng: new Rng(3) }] as GenerateOptions[]) {
+    for (const options of [
+      { maxNewTokens: 12, qkNormCap: cap },
+      { maxNewTokens: 12, qkNormCap: cap, temperature: 1.5, rng: new Rng(3) },
+    ] as GenerateOptions[]) {
       const { ids, logits, stopped } = generateWithLogits(model, prompt, options);
       expect(stopped).toBe('length');
       expect(ids).toHaveLength(12);

@@ -21,8 +21,27 @@ function without<V>(record: Record<string, V>, key: string): Record<string, V> {
 
 describe('qwen3Config', () => {
   it("fills in Hugging Face's defaults and keeps what config.json says", () => {
-    const config = qwen3Config({ hidden_size: 1024, num_attention_heads: 16, num_key_value_heads: 8, architectures: ['Qwen3ForCausalLM'], torch_dtype: 'bfloat16' });
-    expect(config).toMatchObject({ model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 32768 });
+    const config = qwen3Config({
+      hidden_size: 1024,
+      num_attention_heads: 16,
+      num_key_value_heads: 8,
+      architectures: ['Qwen3ForCausalLM'],
+      torch_dtype: 'bfloat16',
+    });
+    expect(config).toMatchObject({
+      model_type: 'qwen3',
+      vocab_size: 151936,
+      hidden_size: 1024,
+      intermediate_size: 22016,
+      num_hidden_layers: 32,
+      num_attention_heads: 16,
+      num_key_value_heads: 8,
+      head_dim: 128,
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      tie_word_embeddings: false,
+      max_position_embeddings: 32768,
+    });
     // transformers' signature default is 32 key/value heads; only an explicit null means one per query head.
     expect(qwen3Config({ num_attention_heads: 64 }).num_key_value_heads).toBe(32);
     expect(qwen3Config({ num_attention_heads: 8, num_key_value_heads: null }).num_key_value_heads).toBe(8);
@@ -72,7 +91,12 @@ describe('weights and adapters', () => {
     expect(Array.from(weights['model.norm.weight'].data).every((v) => v === 1)).toBe(true);
     expect(Array.from(initQwen3Weights(config, new Rng(1))['model.embed_tokens.weight'].data)).toEqual(Array.from(weights['model.embed_tokens.weight'].data));
     const lora = initQwen3Adapters(config, { r: 3, lora_alpha: 6, target_modules: ['q_proj', 'down_proj'] }, new Rng(2));
-    expect(Object.keys(lora.adapters)).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.mlp.down_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.mlp.down_proj']);
+    expect(Object.keys(lora.adapters)).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.0.mlp.down_proj',
+      'model.layers.1.self_attn.q_proj',
+      'model.layers.1.mlp.down_proj',
+    ]);
     const down = lora.adapters[qwen3ModulePath(1, 'down_proj')];
     expect(down.lora_A.shape).toEqual([3, 12]);
     expect(down.lora_B.shape).toEqual([8, 3]);
@@ -141,7 +165,12 @@ describe('inputs and options', () => {
 
   it('refuses bad ids, labels and options with typed errors', () => {
     expect(() => qwen3ForCausalLM(model, [1, 11, 2])).toThrow(/token 1 is 11/);
-    expect(() => qwen3ForCausalLM(model, [[1, 2], [3, 0.5]])).toThrow(InvalidArgumentError);
+    expect(() =>
+      qwen3ForCausalLM(model, [
+        [1, 2],
+        [3, 0.5],
+      ]),
+    ).toThrow(InvalidArgumentError);
     expect(() => qwen3ForCausalLM(model, [1, 2, 3, 4, 5, 6, 7, 8, 9])).toThrow(/max_position_embeddings = 8/);
     expect(() => qwen3ForCausalLM(model, [[1, 2], []])).toThrow(ShapeError);
     expect(() => qwen3ForCausalLM(model, [4])).toThrow(/no position has a next-token target/);
@@ -189,7 +218,7 @@ describe('properties', () => {
     // Key/value head h of the grouped model serves query heads 2h and 2h + 1: repeat its rows.
     const repeatRows = (w: Matrix) => {
       const out = zeros(2 * w.rows, w.cols);
-      for (let i = 0; i < w.rows; i++) for (let g = 0; g < 2; g++) out.data.set(w.row(i), (((Math.floor(i / 4) * 2 + g) * 4) + (i % 4)) * w.cols);
+      for (let i = 0; i < w.rows; i++) for (let g = 0; g < 2; g++) out.data.set(w.row(i), ((Math.floor(i / 4) * 2 + g) * 4 + (i % 4)) * w.cols);
       return out;
     };
     const weights = { ...grouped.weights };

@@ -2,18 +2,44 @@
 import { expect } from 'vitest';
 import { type Matrix, randomNormal, type Rng, scale } from '@almora/tensor';
 import { centralDifferences } from '@almora/vitest-config/finite-difference';
-import { initQwen3Adapters, initQwen3Weights, QWEN3_MODULES, qwen3Config, type Qwen3Config, qwen3ForCausalLM, type Qwen3Model, type Qwen3Module, type Qwen3Options } from '../src/index.js';
+import {
+  initQwen3Adapters,
+  initQwen3Weights,
+  QWEN3_MODULES,
+  qwen3Config,
+  type Qwen3Config,
+  qwen3ForCausalLM,
+  type Qwen3Model,
+  type Qwen3Module,
+  type Qwen3Options,
+} from '../src/index.js';
 
 /** A 2-layer Qwen3 small enough for finite differences: 4 query heads on 2 key/value heads of width 4. */
 export function tinyConfig(overrides: Partial<Qwen3Config> = {}): Qwen3Config {
-  return qwen3Config({ vocab_size: 11, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 4, max_position_embeddings: 128, tie_word_embeddings: false, ...overrides });
+  return qwen3Config({
+    vocab_size: 11,
+    hidden_size: 8,
+    intermediate_size: 12,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 4,
+    max_position_embeddings: 128,
+    tie_word_embeddings: false,
+    ...overrides,
+  });
 }
 
 /**
  * A seeded model whose every gradient is nonzero: linear weights normal(0, 0.4), RMSNorm gains
  * 1 + 0.3·normal, and LoRA (r = 2, lora_alpha = 4) on `targets` with lora_A and lora_B both random.
  */
-export function randomModel(config: Qwen3Config, rng: Rng, targets: readonly Qwen3Module[] = QWEN3_MODULES, dtype: 'float64' | 'float32' = 'float64'): Qwen3Model {
+export function randomModel(
+  config: Qwen3Config,
+  rng: Rng,
+  targets: readonly Qwen3Module[] = QWEN3_MODULES,
+  dtype: 'float64' | 'float32' = 'float64',
+): Qwen3Model {
   const weights = initQwen3Weights({ ...config, initializer_range: 0.4 }, rng, { dtype });
   for (const [key, m] of Object.entries(weights)) {
     if (m.rows === 1) weights[key] = randomNormal(1, m.cols, rng, { dtype, mean: 1, std: 0.3 });

@@ -29,7 +29,8 @@ function referenceLogits(model: Qwen3Model, ids: readonly number[], groupSize: n
   const groups = heads / c.num_key_value_heads;
   const w = (key: string) => model.weights[key];
   const lora = model.lora!;
-  const lin = (x: Matrix, l: number, module: Qwen3Module) => linearForward(x, w(`${qwen3ModulePath(l, module)}.weight`), lora.adapters[qwen3ModulePath(l, module)], lora.lora_alpha / lora.r).y;
+  const lin = (x: Matrix, l: number, module: Qwen3Module) =>
+    linearForward(x, w(`${qwen3ModulePath(l, module)}.weight`), lora.adapters[qwen3ModulePath(l, module)], lora.lora_alpha / lora.r).y;
   const tables = rotaryTables(
     ids.map((_, i) => i),
     d,
@@ -56,7 +57,12 @@ function referenceLogits(model: Qwen3Model, ids: readonly number[], groupSize: n
         const max = Math.max(...scores);
         const p = scores.map((s) => Math.exp(s - max));
         const total = p.reduce((x, y) => x + y, 0);
-        for (let t = 0; t < d; t++) o.set(i, head * d + t, js.reduce((sum, j, n) => sum + (p[n] / total) * v.get(j, kv + t), 0));
+        for (let t = 0; t < d; t++)
+          o.set(
+            i,
+            head * d + t,
+            js.reduce((sum, j, n) => sum + (p[n] / total) * v.get(j, kv + t), 0),
+          );
       }
     }
     const h1 = add(h, lin(o, l, 'o_proj'));

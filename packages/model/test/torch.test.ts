@@ -30,7 +30,11 @@ interface TorchResult {
 }
 
 function runTorch(model: Qwen3Model, ids: number[][], qkNormCap: number | undefined): TorchResult {
-  const lora = model.lora && { r: model.lora.r, lora_alpha: model.lora.lora_alpha, adapters: record(model.lora.adapters, (a) => ({ lora_A: plain(a.lora_A), lora_B: plain(a.lora_B) })) };
+  const lora = model.lora && {
+    r: model.lora.r,
+    lora_alpha: model.lora.lora_alpha,
+    adapters: record(model.lora.adapters, (a) => ({ lora_A: plain(a.lora_A), lora_B: plain(a.lora_B) })),
+  };
   const input = JSON.stringify({ config: model.config, weights: record(model.weights, plain), lora, ids, labels: null, qkNormCap: qkNormCap ?? null });
   const run = spawnSync(PYTHON, [SCRIPT], { input, encoding: 'utf8', maxBuffer: 1 << 26 });
   expect(run.status, run.stderr).toBe(0);
@@ -46,7 +50,10 @@ describe(`a 2-layer Qwen3 with LoRA on all seven modules against PyTorch float64
   ] as const) {
     it.skipIf(missing !== undefined)(`${name}: loss, logits, every base weight and adapter gradient to 1e-9`, () => {
       const rng = new Rng(tied ? 41 : 40);
-      const model = randomModel(tinyConfig({ tie_word_embeddings: tied, num_key_value_heads: kv, hidden_size: 12, intermediate_size: 20, vocab_size: 17 }), rng);
+      const model = randomModel(
+        tinyConfig({ tie_word_embeddings: tied, num_key_value_heads: kv, hidden_size: 12, intermediate_size: 20, vocab_size: 17 }),
+        rng,
+      );
       const ids = randomIds(17, [9, 6], rng);
       const ours = qwen3ForCausalLM(model, ids, { method: 'exact', weightGradients: true, qkNormCap: cap });
       const grads = ours.backward();

@@ -1,6 +1,15 @@
 import type { LoraWeights } from '@almora/lora';
 import type { DType } from '@almora/tensor';
-import { adapterConfigJson, compileConfig, type CompiledConfig, isTargeted, MATCH_BUDGET_STEPS, moduleSettings, parseAdapterConfig, type PeftLoraConfig } from './config.js';
+import {
+  adapterConfigJson,
+  compileConfig,
+  type CompiledConfig,
+  isTargeted,
+  MATCH_BUDGET_STEPS,
+  moduleSettings,
+  parseAdapterConfig,
+  type PeftLoraConfig,
+} from './config.js';
 import { PeftError, PeftShapeError } from './errors.js';
 import type { MatchBudget } from './pattern.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsDType, type SafetensorsTensor } from './safetensors.js';
@@ -84,18 +93,29 @@ function checkModules(compiled: CompiledConfig, modules: ModuleShapes[], where: 
   const budget: MatchBudget = { steps: MATCH_BUDGET_STEPS };
   const { target_modules, exclude_modules } = compiled.config;
   for (const [module, a, b] of modules) {
-    if (!isTargeted(compiled, module, budget)) throw new PeftError(`${where}: ${module} has adapter tensors, but target_modules ${describeSpec(target_modules)}${exclude_modules === null ? '' : ` less exclude_modules ${describeSpec(exclude_modules)}`} does not select it`);
+    if (!isTargeted(compiled, module, budget))
+      throw new PeftError(
+        `${where}: ${module} has adapter tensors, but target_modules ${describeSpec(target_modules)}${exclude_modules === null ? '' : ` less exclude_modules ${describeSpec(exclude_modules)}`} does not select it`,
+      );
     const { r } = moduleSettings(compiled, module, budget);
     if (a[0] !== r || b[1] !== r || a[1] < 1 || b[0] < 1) {
-      throw new PeftShapeError(`${where}: ${module} has lora_A [${a.join(', ')}] and lora_B [${b.join(', ')}]; with r = ${r} they must be [${r}, in] and [out, ${r}], in and out ≥ 1`);
+      throw new PeftShapeError(
+        `${where}: ${module} has lora_A [${a.join(', ')}] and lora_B [${b.join(', ')}]; with r = ${r} they must be [${r}, in] and [out, ${r}], in and out ≥ 1`,
+      );
     }
   }
 }
 
-const shapesOf = (modules: Record<string, LoraWeights>): ModuleShapes[] => Object.keys(modules).map((m) => [m, [modules[m].lora_A.rows, modules[m].lora_A.cols], [modules[m].lora_B.rows, modules[m].lora_B.cols]]);
+const shapesOf = (modules: Record<string, LoraWeights>): ModuleShapes[] =>
+  Object.keys(modules).map((m) => [m, [modules[m].lora_A.rows, modules[m].lora_A.cols], [modules[m].lora_B.rows, modules[m].lora_B.cols]]);
 
 function describeSpec(spec: string[] | string): string {
-  return typeof spec === 'string' ? JSON.stringify(spec.slice(0, 80)) : `[${spec.slice(0, 8).map((s) => JSON.stringify(s.slice(0, 40))).join(', ')}${spec.length > 8 ? ', …' : ''}]`;
+  return typeof spec === 'string'
+    ? JSON.stringify(spec.slice(0, 80))
+    : `[${spec
+        .slice(0, 8)
+        .map((s) => JSON.stringify(s.slice(0, 40)))
+        .join(', ')}${spec.length > 8 ? ', …' : ''}]`;
 }
 
 /**
@@ -134,7 +154,10 @@ export function decodePeftAdapter(files: { config: string | Uint8Array; weights:
   const dtypes = new Set<SafetensorsDType>();
   for (const key of Object.keys(file.tensors)) {
     const parsed = parseKey(key);
-    if (!parsed) throw new PeftError(`${ADAPTER_FILES.weights}: ${JSON.stringify(key.slice(0, 200))} is not a LoRA weight (base_model.model.<module>.lora_A.weight or .lora_B.weight)`);
+    if (!parsed)
+      throw new PeftError(
+        `${ADAPTER_FILES.weights}: ${JSON.stringify(key.slice(0, 200))} is not a LoRA weight (base_model.model.<module>.lora_A.weight or .lora_B.weight)`,
+      );
     (found[parsed.module] ??= {})[parsed.which] = file.tensors[key];
     dtypes.add(file.tensors[key].dtype);
   }
@@ -142,12 +165,14 @@ export function decodePeftAdapter(files: { config: string | Uint8Array; weights:
   for (const module of Object.keys(found).sort()) {
     const { lora_A: a, lora_B: b } = found[module];
     if (!a || !b) throw new PeftError(`${ADAPTER_FILES.weights}: ${module} has ${a ? 'lora_A but no lora_B' : 'lora_B but no lora_A'}`);
-    if (a.shape.length !== 2 || b.shape.length !== 2) throw new PeftShapeError(`${ADAPTER_FILES.weights}: ${module} has lora_A [${a.shape.join(', ')}] and lora_B [${b.shape.join(', ')}]; both must be 2-D`);
+    if (a.shape.length !== 2 || b.shape.length !== 2)
+      throw new PeftShapeError(`${ADAPTER_FILES.weights}: ${module} has lora_A [${a.shape.join(', ')}] and lora_B [${b.shape.join(', ')}]; both must be 2-D`);
     shapes.push([module, [a.shape[0], a.shape[1]], [b.shape[0], b.shape[1]]]);
   }
   checkModules(compiled, shapes, ADAPTER_FILES.weights);
   const modules = Object.create(null) as Record<string, LoraWeights>;
-  for (const [module] of shapes) modules[module] = { lora_A: tensorToMatrix(found[module].lora_A!, options), lora_B: tensorToMatrix(found[module].lora_B!, options) };
+  for (const [module] of shapes)
+    modules[module] = { lora_A: tensorToMatrix(found[module].lora_A!, options), lora_B: tensorToMatrix(found[module].lora_B!, options) };
   return { config, modules, ...(dtypes.size === 1 ? { dtype: [...dtypes][0] } : {}) };
 }
 
@@ -179,16 +204,25 @@ export function checkAdapterForModel(adapter: PeftAdapter, linearLayers: Readonl
   const layers = Object.keys(linearLayers);
   const excluded = (m: string) => compiled.exclude?.matches(m, budget, options.outputLayer) ?? false;
   const expected = new Set(compiled.target.select(layers, budget, options.outputLayer).filter((m) => !excluded(m)));
-  for (const module of expected) if (!Object.hasOwn(adapter.modules, module)) throw new PeftError(`the config targets ${module}, but the adapter has no lora_A/lora_B for it (PEFT would keep that layer's fresh initialisation)`);
+  for (const module of expected)
+    if (!Object.hasOwn(adapter.modules, module))
+      throw new PeftError(`the config targets ${module}, but the adapter has no lora_A/lora_B for it (PEFT would keep that layer's fresh initialisation)`);
   for (const module of Object.keys(adapter.modules)) {
-    if (!expected.has(module)) throw new PeftError(Object.hasOwn(linearLayers, module) ? `the adapter adapts ${module}, which the config's target_modules does not select in this model` : `the adapter adapts ${module}, which is not a linear layer of the model`);
+    if (!expected.has(module))
+      throw new PeftError(
+        Object.hasOwn(linearLayers, module)
+          ? `the adapter adapts ${module}, which the config's target_modules does not select in this model`
+          : `the adapter adapts ${module}, which is not a linear layer of the model`,
+      );
     const shape = linearLayers[module];
     if (shape.length !== 2) throw new PeftShapeError(`${module}: the model's weight has shape [${shape.join(', ')}], not [out, in]`);
     const [out, inner] = adapter.config.fan_in_fan_out ? [shape[1], shape[0]] : [shape[0], shape[1]];
     const { lora_A: a, lora_B: b } = adapter.modules[module];
     const { r } = moduleSettings(compiled, module, budget);
     if (a.rows !== r || a.cols !== inner || b.rows !== out || b.cols !== r) {
-      throw new PeftShapeError(`${module}: lora_A is ${a.rows}×${a.cols} and lora_B ${b.rows}×${b.cols}; the model's ${out}×${inner} layer with r = ${r} needs ${r}×${inner} and ${out}×${r}`);
+      throw new PeftShapeError(
+        `${module}: lora_A is ${a.rows}×${a.cols} and lora_B ${b.rows}×${b.cols}; the model's ${out}×${inner} layer with r = ${r} needs ${r}×${inner} and ${out}×${r}`,
+      );
     }
   }
 }

@@ -76,7 +76,7 @@ function moduleSpec(value: JsonValue | undefined, field: string, fail: (message:
   if (nullable && (value === undefined || value === null)) return null;
   if (typeof value === 'string' && value.length > 0) return value;
   if (Array.isArray(value) && value.length > 0 && value.every((v): v is string => typeof v === 'string' && v.length > 0)) return value;
-  const hint = value === null || value === undefined ? " (PEFT would pick modules by architecture; name them)" : '';
+  const hint = value === null || value === undefined ? ' (PEFT would pick modules by architecture; name them)' : '';
   throw fail(`${field} must be ${nullable ? 'null, ' : ''}a non-empty list of module names or a regex string, got ${jsonKind(value)}${hint}`);
 }
 
@@ -98,16 +98,26 @@ function numberTable(value: JsonValue | undefined, field: string, integer: boole
 function checkedConfig(fields: JsonObject, fail: (message: string) => AlmoraError): PeftLoraConfig {
   const { peft_type, task_type, base_model_name_or_path, r, lora_alpha, lora_dropout, bias, fan_in_fan_out, use_rslora, inference_mode } = fields;
   if (peft_type !== 'LORA') throw fail(`peft_type is ${jsonKind(peft_type)}; only "LORA" is read`);
-  for (const [field, isDefault] of UNSUPPORTED) if (!isDefault(fields[field])) throw fail(`${field} is ${jsonKind(fields[field])}; this reader implements plain LoRA without it`);
+  for (const [field, isDefault] of UNSUPPORTED)
+    if (!isDefault(fields[field])) throw fail(`${field} is ${jsonKind(fields[field])}; this reader implements plain LoRA without it`);
   if (bias !== undefined && bias !== 'none') throw fail(`bias is ${jsonKind(bias)}; only "none" is read (trained biases are not)`);
   if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 1) throw fail(`r must be an integer ≥ 1, got ${jsonKind(r)}`);
   // JSON reads 1e999 as Infinity: a finite check, not only a sign check.
-  if (typeof lora_alpha !== 'number' || !Number.isFinite(lora_alpha) || !(lora_alpha > 0)) throw fail(`lora_alpha must be a finite number > 0, got ${jsonKind(lora_alpha)}`);
-  if (lora_dropout !== undefined && (typeof lora_dropout !== 'number' || !(lora_dropout >= 0 && lora_dropout <= 1))) throw fail(`lora_dropout must be a number in [0, 1], got ${jsonKind(lora_dropout)}`);
-  for (const [field, value] of [['fan_in_fan_out', fan_in_fan_out], ['use_rslora', use_rslora], ['inference_mode', inference_mode]] as const) {
+  if (typeof lora_alpha !== 'number' || !Number.isFinite(lora_alpha) || !(lora_alpha > 0))
+    throw fail(`lora_alpha must be a finite number > 0, got ${jsonKind(lora_alpha)}`);
+  if (lora_dropout !== undefined && (typeof lora_dropout !== 'number' || !(lora_dropout >= 0 && lora_dropout <= 1)))
+    throw fail(`lora_dropout must be a number in [0, 1], got ${jsonKind(lora_dropout)}`);
+  for (const [field, value] of [
+    ['fan_in_fan_out', fan_in_fan_out],
+    ['use_rslora', use_rslora],
+    ['inference_mode', inference_mode],
+  ] as const) {
     if (value !== undefined && typeof value !== 'boolean') throw fail(`${field} must be true or false, got ${jsonKind(value)}`);
   }
-  for (const [field, value] of [['task_type', task_type], ['base_model_name_or_path', base_model_name_or_path]] as const) {
+  for (const [field, value] of [
+    ['task_type', task_type],
+    ['base_model_name_or_path', base_model_name_or_path],
+  ] as const) {
     if (value !== undefined && value !== null && typeof value !== 'string') throw fail(`${field} must be a string or null, got ${jsonKind(value)}`);
   }
   return {
@@ -158,8 +168,41 @@ export function parseAdapterConfig(text: string, source = 'adapter_config.json')
 
 /** `adapter_config.json`'s text for `config`, fields in PEFT's order, two-space indented. */
 export function adapterConfigJson(config: PeftLoraConfig): string {
-  const { peft_type, task_type, base_model_name_or_path, r, lora_alpha, lora_dropout, bias, fan_in_fan_out, use_rslora, target_modules, exclude_modules, rank_pattern, alpha_pattern, inference_mode } = config;
-  const ordered = { peft_type, task_type, base_model_name_or_path, r, lora_alpha, lora_dropout, bias, fan_in_fan_out, use_rslora, target_modules, exclude_modules, rank_pattern, alpha_pattern, inference_mode, use_dora: false, modules_to_save: null, layers_to_transform: null };
+  const {
+    peft_type,
+    task_type,
+    base_model_name_or_path,
+    r,
+    lora_alpha,
+    lora_dropout,
+    bias,
+    fan_in_fan_out,
+    use_rslora,
+    target_modules,
+    exclude_modules,
+    rank_pattern,
+    alpha_pattern,
+    inference_mode,
+  } = config;
+  const ordered = {
+    peft_type,
+    task_type,
+    base_model_name_or_path,
+    r,
+    lora_alpha,
+    lora_dropout,
+    bias,
+    fan_in_fan_out,
+    use_rslora,
+    target_modules,
+    exclude_modules,
+    rank_pattern,
+    alpha_pattern,
+    inference_mode,
+    use_dora: false,
+    modules_to_save: null,
+    layers_to_transform: null,
+  };
   return `${JSON.stringify(ordered, null, 2)}\n`;
 }
 
@@ -193,5 +236,9 @@ export function moduleSettings(compiled: CompiledConfig, module: string, budget:
  * use_rslora), each taken from alpha_pattern and rank_pattern where a key matches the module.
  */
 export function loraScaling(config: PeftLoraConfig, module: string): number {
-  return moduleSettings(compileConfig(config, (m) => new PeftError(m)), module, { steps: MATCH_BUDGET_STEPS }).scaling;
+  return moduleSettings(
+    compileConfig(config, (m) => new PeftError(m)),
+    module,
+    { steps: MATCH_BUDGET_STEPS },
+  ).scaling;
 }

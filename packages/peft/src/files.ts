@@ -93,7 +93,14 @@ export async function readPeftAdapter(dir: string, options: ReadAdapterOptions =
 /** Writes a PEFT adapter folder, the two files {@link encodePeftAdapter} makes, creating `dir`. */
 export async function writePeftAdapter(dir: string, adapter: PeftAdapter, options: WriteAdapterOptions & FolderWriteOptions = {}): Promise<void> {
   const files = encodePeftAdapter(adapter, options);
-  await writeFiles(dir, [[ADAPTER_FILES.config, files.config], [ADAPTER_FILES.weights, files.weights]], options.writeFile);
+  await writeFiles(
+    dir,
+    [
+      [ADAPTER_FILES.config, files.config],
+      [ADAPTER_FILES.weights, files.weights],
+    ],
+    options.writeFile,
+  );
 }
 
 /** A model folder in Hugging Face's layout: config.json and the state dict's tensors. */
@@ -129,8 +136,17 @@ export async function readModelFolder(dir: string, options: SafetensorsOptions =
   const fs = await nodeFs();
   const config = await readModelConfig(dir);
   const single = join(dir, MODEL_FILES.weights);
-  const exists = await fs.stat(single).then(() => true, () => false);
-  if (exists || !(await fs.stat(join(dir, MODEL_FILES.index)).then(() => true, () => false))) {
+  const exists = await fs.stat(single).then(
+    () => true,
+    () => false,
+  );
+  if (
+    exists ||
+    !(await fs.stat(join(dir, MODEL_FILES.index)).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     return { config, tensors: decodeSafetensors(await readBytes(fs, single), options).tensors };
   }
   const indexFile = join(dir, MODEL_FILES.index);
@@ -139,7 +155,8 @@ export async function readModelFolder(dir: string, options: SafetensorsOptions =
   const shards = new Map<string, Set<string>>();
   for (const key of Object.keys(map)) {
     const shard = map[key];
-    if (typeof shard !== 'string' || !/^[^/\\]+\.safetensors$/.test(shard) || shard.startsWith('.')) throw new PeftError(`${indexFile}: weight_map[${JSON.stringify(key.slice(0, 80))}] must name a .safetensors file in the folder, got ${jsonKind(shard)}`);
+    if (typeof shard !== 'string' || !/^[^/\\]+\.safetensors$/.test(shard) || shard.startsWith('.'))
+      throw new PeftError(`${indexFile}: weight_map[${JSON.stringify(key.slice(0, 80))}] must name a .safetensors file in the folder, got ${jsonKind(shard)}`);
     if (!shards.has(shard)) shards.set(shard, new Set());
     shards.get(shard)!.add(key);
   }
@@ -148,8 +165,10 @@ export async function readModelFolder(dir: string, options: SafetensorsOptions =
     const file = decodeSafetensors(await readBytes(fs, join(dir, shard)), options).tensors;
     const names = Object.keys(file);
     const stray = names.find((name) => !keys.has(name));
-    if (stray !== undefined) throw new PeftError(`${join(dir, shard)} holds ${JSON.stringify(stray.slice(0, 200))}, which ${MODEL_FILES.index} maps elsewhere or not at all`);
-    if (names.length !== keys.size) throw new PeftError(`${join(dir, shard)} lacks ${[...keys].find((k) => !Object.hasOwn(file, k))}, which ${MODEL_FILES.index} maps to it`);
+    if (stray !== undefined)
+      throw new PeftError(`${join(dir, shard)} holds ${JSON.stringify(stray.slice(0, 200))}, which ${MODEL_FILES.index} maps elsewhere or not at all`);
+    if (names.length !== keys.size)
+      throw new PeftError(`${join(dir, shard)} lacks ${[...keys].find((k) => !Object.hasOwn(file, k))}, which ${MODEL_FILES.index} maps to it`);
     Object.assign(tensors, file);
   }
   return { config, tensors };
@@ -160,7 +179,18 @@ export async function readModelFolder(dir: string, options: SafetensorsOptions =
  * model.safetensors with `__metadata__` `{ format: 'pt' }`, which transformers requires. The
  * caller's config says what the model is (architectures, model_type, torch_dtype, …).
  */
-export async function writeModelFolder(dir: string, model: { config: Readonly<Record<string, unknown>>; tensors: Readonly<Record<string, SafetensorsTensor>> }, options: FolderWriteOptions & SafetensorsOptions = {}): Promise<void> {
+export async function writeModelFolder(
+  dir: string,
+  model: { config: Readonly<Record<string, unknown>>; tensors: Readonly<Record<string, SafetensorsTensor>> },
+  options: FolderWriteOptions & SafetensorsOptions = {},
+): Promise<void> {
   const weights = encodeSafetensors({ tensors: { ...model.tensors }, metadata: { format: 'pt' } }, options);
-  await writeFiles(dir, [[MODEL_FILES.config, `${JSON.stringify(model.config, null, 2)}\n`], [MODEL_FILES.weights, weights]], options.writeFile);
+  await writeFiles(
+    dir,
+    [
+      [MODEL_FILES.config, `${JSON.stringify(model.config, null, 2)}\n`],
+      [MODEL_FILES.weights, weights],
+    ],
+    options.writeFile,
+  );
 }

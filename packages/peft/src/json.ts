@@ -105,7 +105,11 @@ export function parseJson(text: string, fail: (message: string) => AlmoraError):
       }
     }
     if (c === '"') return string();
-    for (const [word, literal] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, literal] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (text.startsWith(word, at)) {
         at += word.length;
         return literal;

@@ -25,7 +25,9 @@ function apply(weights: Readonly<Record<string, Matrix>>, adapter: PeftAdapter, 
     if (!w) throw new PeftError(`${name}: the weights have no ${key} for the adapter of ${module}`);
     const delta = adapterDelta(adapter, module);
     if (w.rows !== delta.rows || w.cols !== delta.cols) {
-      throw new PeftShapeError(`${name}: ${key} is ${w.rows}×${w.cols}, the adapter's update of ${module} is ${delta.rows}×${delta.cols}${adapter.config.fan_in_fan_out ? ' (fan_in_fan_out: in×out)' : ''}`);
+      throw new PeftShapeError(
+        `${name}: ${key} is ${w.rows}×${w.cols}, the adapter's update of ${module} is ${delta.rows}×${delta.cols}${adapter.config.fan_in_fan_out ? ' (fan_in_fan_out: in×out)' : ''}`,
+      );
     }
     const d = toDType(delta, w.dtype);
     out[key] = sign === 1 ? add(w, d) : sub(w, d);

@@ -208,7 +208,10 @@ export function mutateSafetensors(rng: Rng, file: Uint8Array): Mutation {
   }
   if (choice === 1) {
     const inHeader = rng.next() < 0.5;
-    const at = Math.min(bytes.length - 1, inHeader ? 8 + rng.int(Math.max(1, headerLength)) : 8 + headerLength + rng.int(Math.max(1, bytes.length - 8 - headerLength)));
+    const at = Math.min(
+      bytes.length - 1,
+      inHeader ? 8 + rng.int(Math.max(1, headerLength)) : 8 + headerLength + rng.int(Math.max(1, bytes.length - 8 - headerLength)),
+    );
     const count = 1 + rng.int(8);
     for (let i = at; i < Math.min(bytes.length, at + count); i++) bytes[i] = pick(rng, [0, 0xff, 0x7f, 0x80, 0x22, 0x7b, 0x7d, rng.int(256)]);
     return { bytes, what: `${count} bytes overwritten at ${at} (${inHeader ? 'header' : 'data'})` };
@@ -225,7 +228,16 @@ export function mutateSafetensors(rng: Rng, file: Uint8Array): Mutation {
     return { bytes: out, what: `extended by ${extra.length} bytes` };
   }
   if (choice === 4) {
-    const field = pick(rng, [2n ** 64n - 1n, 2n ** 53n, 2n ** 31n, 0n, BigInt(bytes.length), BigInt(bytes.length - 7), BigInt(headerLength - 1), BigInt(headerLength + 1)]);
+    const field = pick(rng, [
+      2n ** 64n - 1n,
+      2n ** 53n,
+      2n ** 31n,
+      0n,
+      BigInt(bytes.length),
+      BigInt(bytes.length - 7),
+      BigInt(headerLength - 1),
+      BigInt(headerLength + 1),
+    ]);
     u64(bytes).setBigUint64(0, field, true);
     return { bytes, what: `header length field → ${field}` };
   }

@@ -33,14 +33,22 @@ const enum Op {
   Assert,
   Match,
 }
-type Instruction = { op: Op.Char; test: Test } | { op: Op.Split; x: number; y: number } | { op: Op.Jump; x: number } | { op: Op.Assert; at: 'bol' | 'eol' | 'start' | 'end' } | { op: Op.Match };
+type Instruction =
+  | { op: Op.Char; test: Test }
+  | { op: Op.Split; x: number; y: number }
+  | { op: Op.Jump; x: number }
+  | { op: Op.Assert; at: 'bol' | 'eol' | 'start' | 'end' }
+  | { op: Op.Match };
 
 /** Largest compiled pattern, in instructions (a{10000} is 10,001). */
 const MAX_PROGRAM = 20_000;
 const MAX_GROUP_DEPTH = 100;
 const MAX_REPEAT = 10_000;
 
-const unicode = (re: RegExp): Test => (c) => re.test(String.fromCodePoint(c));
+const unicode =
+  (re: RegExp): Test =>
+  (c) =>
+    re.test(String.fromCodePoint(c));
 const DIGIT = unicode(/\p{Nd}/u);
 const WORD = unicode(/[\p{L}\p{N}_]/u);
 const SPACE = unicode(/\s/u);
@@ -74,7 +82,8 @@ export class ModulePattern {
         const pc = stack.pop()!;
         if (seen[pc] === mark) continue;
         seen[pc] = mark;
-        if (--budget.steps < 0) throw fail('matching module names against the config\'s patterns ran past its step budget (the patterns or the names are too large)');
+        if (--budget.steps < 0)
+          throw fail("matching module names against the config's patterns ran past its step budget (the patterns or the names are too large)");
         const ins = this.program[pc];
         if (ins.op === Op.Jump) stack.push(ins.x);
         else if (ins.op === Op.Split) stack.push(ins.y, ins.x);
@@ -134,7 +143,8 @@ class Parser {
         continue;
       }
       if (atom.kind === 'assert') throw this.error('nothing to repeat');
-      if (this.text[this.at] === '?') this.at++; // lazy: the same language, and fullMatch asks only whether
+      if (this.text[this.at] === '?')
+        this.at++; // lazy: the same language, and fullMatch asks only whether
       else if (this.text[this.at] === '+') throw this.error('possessive quantifiers are not supported');
       if (this.quantifier()) throw this.error('multiple repeat');
       items.push({ kind: 'repeat', node: atom, min: bounds[0], max: bounds[1] });
@@ -181,7 +191,11 @@ class Parser {
         this.at = close + 1;
         return { kind: 'seq', items: [] };
       } else if (t[this.at] === '?') {
-        const kind = /^\?(?:[=!]|<[=!])/.test(t.slice(this.at, this.at + 3)) ? 'lookaround' : t.startsWith('?P=', this.at) ? 'backreferences' : 'inline flags and conditionals';
+        const kind = /^\?(?:[=!]|<[=!])/.test(t.slice(this.at, this.at + 3))
+          ? 'lookaround'
+          : t.startsWith('?P=', this.at)
+            ? 'backreferences'
+            : 'inline flags and conditionals';
         throw this.error(`${kind} are not supported`);
       }
       const inner = this.alternation(depth + 1);

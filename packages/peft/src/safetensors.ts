@@ -104,7 +104,8 @@ export function encodeSafetensors(file: SafetensorsFile, options: SafetensorsOpt
       else view.setUint16(at, encodeBits(x, dtype === 'F16' ? F16 : BF16), true);
       if (!options.allowNonFinite) {
         const stored = dtype === 'F64' ? x : dtype === 'F32' ? view.getFloat32(at, true) : decodeBits(view.getUint16(at, true), dtype === 'F16' ? F16 : BF16);
-        if (!Number.isFinite(stored)) throw new NonFiniteError(`tensor ${JSON.stringify(name)}: value ${i} (${x}) is ${stored} as ${dtype} (pass allowNonFinite to write it anyway)`);
+        if (!Number.isFinite(stored))
+          throw new NonFiniteError(`tensor ${JSON.stringify(name)}: value ${i} (${x}) is ${stored} as ${dtype} (pass allowNonFinite to write it anyway)`);
       }
       at += BYTES[dtype];
     }
@@ -128,7 +129,8 @@ function checkEntry(name: string, value: JsonValue, dataLength: number): Entry {
   if (extra !== undefined) throw fail(`unknown entry field ${JSON.stringify(extra.slice(0, 80))} (an entry has dtype, shape and data_offsets)`);
   const { dtype, shape, data_offsets: offsets } = value;
   if (!isDType(dtype)) throw fail(`unsupported dtype ${jsonKind(dtype)} (this reader handles F64, F32, F16 and BF16)`);
-  if (!Array.isArray(shape) || !shape.every((n): n is number => Number.isSafeInteger(n) && (n as number) >= 0)) throw fail(`shape must be a list of non-negative integers, got ${jsonKind(shape)}`);
+  if (!Array.isArray(shape) || !shape.every((n): n is number => Number.isSafeInteger(n) && (n as number) >= 0))
+    throw fail(`shape must be a list of non-negative integers, got ${jsonKind(shape)}`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((n): n is number => Number.isSafeInteger(n) && (n as number) >= 0)) {
     throw fail(`data_offsets must be [begin, end] with non-negative integers, got ${jsonKind(offsets)}`);
   }
@@ -172,7 +174,8 @@ export function decodeSafetensors(bytes: Uint8Array, options: SafetensorsOptions
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const declared = view.getBigUint64(0, true);
   if (declared > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(`header length ${declared} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`);
-  if (declared > BigInt(bytes.length - 8)) throw new SafetensorsError(`header length ${declared} exceeds the ${bytes.length - 8} bytes after it (truncated or not safetensors)`);
+  if (declared > BigInt(bytes.length - 8))
+    throw new SafetensorsError(`header length ${declared} exceeds the ${bytes.length - 8} bytes after it (truncated or not safetensors)`);
   const n = Number(declared);
   if (n === 0 || bytes[8] !== 0x7b) throw new SafetensorsError('header must be a JSON object starting with "{"');
   let text: string;
@@ -204,12 +207,15 @@ export function decodeSafetensors(bytes: Uint8Array, options: SafetensorsOptions
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expected = 0;
   for (const e of sorted) {
-    if (e.begin !== expected) throw new SafetensorsError(`tensor ${JSON.stringify(e.name.slice(0, 200))}: starts at byte ${e.begin}, expected ${expected} — tensors must tile the data section without gaps or overlaps`);
+    if (e.begin !== expected)
+      throw new SafetensorsError(
+        `tensor ${JSON.stringify(e.name.slice(0, 200))}: starts at byte ${e.begin}, expected ${expected} — tensors must tile the data section without gaps or overlaps`,
+      );
     expected = e.end;
   }
   if (expected !== dataLength) throw new SafetensorsError(`the data section has ${dataLength - expected} bytes after the last tensor`);
   const tensors = Object.create(null) as Record<string, SafetensorsTensor>;
-  for (const e of entries) tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: readValues(view, dataStart + e.begin, e, options.allowNonFinite ?? false) };
+  for (const e of entries)
+    tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: readValues(view, dataStart + e.begin, e, options.allowNonFinite ?? false) };
   return { tensors, metadata };
 }
-

@@ -3,7 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomNormal, Rng } from '@almora/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeSafetensors, loraConfig, matrixToTensor, PeftError, readModelFolder, readPeftAdapter, tensorToMatrix, writeModelFolder, writePeftAdapter } from '../src/index.js';
+import {
+  encodeSafetensors,
+  loraConfig,
+  matrixToTensor,
+  PeftError,
+  readModelFolder,
+  readPeftAdapter,
+  tensorToMatrix,
+  writeModelFolder,
+  writePeftAdapter,
+} from '../src/index.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -19,7 +29,10 @@ describe('adapter and model folders on disk', () => {
   it('writes an adapter folder PEFT reads (two files, no temp files left) and reads it back', async () => {
     const dir = path.join(await tempDir(), 'nested', 'adapter');
     const rng = new Rng(1);
-    const adapter = { config: loraConfig({ r: 2, lora_alpha: 4, target_modules: ['q_proj'] }), modules: { 'model.layers.0.self_attn.q_proj': { lora_A: randomNormal(2, 4, rng), lora_B: randomNormal(4, 2, rng) } } };
+    const adapter = {
+      config: loraConfig({ r: 2, lora_alpha: 4, target_modules: ['q_proj'] }),
+      modules: { 'model.layers.0.self_attn.q_proj': { lora_A: randomNormal(2, 4, rng), lora_B: randomNormal(4, 2, rng) } },
+    };
     await writePeftAdapter(dir, adapter, { dtype: 'F64' });
     expect((await readdir(dir)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     const back = await readPeftAdapter(dir);
@@ -29,8 +42,16 @@ describe('adapter and model folders on disk', () => {
   it('writes through a caller’s writer when given one', async () => {
     const dir = await tempDir();
     const written: string[] = [];
-    const adapter = { config: loraConfig({ r: 1, lora_alpha: 1, target_modules: ['q'] }), modules: { 'a.q': { lora_A: randomNormal(1, 2, new Rng(2)), lora_B: randomNormal(2, 1, new Rng(3)) } } };
-    await writePeftAdapter(dir, adapter, { writeFile: async (file, data) => { written.push(path.basename(file)); await writeFile(file, data); } });
+    const adapter = {
+      config: loraConfig({ r: 1, lora_alpha: 1, target_modules: ['q'] }),
+      modules: { 'a.q': { lora_A: randomNormal(1, 2, new Rng(2)), lora_B: randomNormal(2, 1, new Rng(3)) } },
+    };
+    await writePeftAdapter(dir, adapter, {
+      writeFile: async (file, data) => {
+        written.push(path.basename(file));
+        await writeFile(file, data);
+      },
+    });
     expect(written).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
   });
 
@@ -47,7 +68,10 @@ describe('adapter and model folders on disk', () => {
     const rng = new Rng(4);
     const q = randomNormal(4, 6, rng);
     const norm = randomNormal(1, 6, rng);
-    await writeModelFolder(dir, { config: { model_type: 'llama', torch_dtype: 'float32' }, tensors: { 'model.q_proj.weight': matrixToTensor(q), 'model.norm.weight': matrixToTensor(norm, 'F32', [6]) } });
+    await writeModelFolder(dir, {
+      config: { model_type: 'llama', torch_dtype: 'float32' },
+      tensors: { 'model.q_proj.weight': matrixToTensor(q), 'model.norm.weight': matrixToTensor(norm, 'F32', [6]) },
+    });
     expect(JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8'))).toEqual({ model_type: 'llama', torch_dtype: 'float32' });
     const model = await readModelFolder(dir);
     expect(model.config.model_type).toBe('llama');
@@ -70,7 +94,12 @@ describe('adapter and model folders on disk', () => {
     await expect(readModelFolder(dir)).rejects.toThrow(/must name a \.safetensors file in the folder/);
     await index({ a: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' });
     await expect(readModelFolder(dir)).rejects.toThrow(/holds "b", which model\.safetensors\.index\.json maps elsewhere or not at all/);
-    await index({ a: 'model-00001-of-00002.safetensors', b: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors', d: 'model-00002-of-00002.safetensors' });
+    await index({
+      a: 'model-00001-of-00002.safetensors',
+      b: 'model-00001-of-00002.safetensors',
+      c: 'model-00002-of-00002.safetensors',
+      d: 'model-00002-of-00002.safetensors',
+    });
     await expect(readModelFolder(dir)).rejects.toThrow(/lacks d/);
   });
 });

@@ -31,7 +31,8 @@ function valueAt(view, at, dtype) {
 /** What is wrong with a successful load, or '' when the adapter is exactly the file's. */
 function inconsistency(adapter, configText, weights) {
   const config = JSON.parse(configText);
-  if (adapter.config.r !== config.r || adapter.config.lora_alpha !== config.lora_alpha) return `r ${adapter.config.r}, lora_alpha ${adapter.config.lora_alpha}, but the file says ${config.r}, ${config.lora_alpha}`;
+  if (adapter.config.r !== config.r || adapter.config.lora_alpha !== config.lora_alpha)
+    return `r ${adapter.config.r}, lora_alpha ${adapter.config.lora_alpha}, but the file says ${config.r}, ${config.lora_alpha}`;
   const view = new DataView(weights.buffer, weights.byteOffset, weights.byteLength);
   const n = Number(view.getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(weights.subarray(8, 8 + n)));
@@ -41,7 +42,10 @@ function inconsistency(adapter, configText, weights) {
   for (const module of loaded) {
     const { lora_A: a, lora_B: b } = adapter.modules[module];
     if (a.rows !== b.cols) return `${module}: lora_A has ${a.rows} rows, lora_B ${b.cols} columns`;
-    for (const [which, m] of [['lora_A', a], ['lora_B', b]]) {
+    for (const [which, m] of [
+      ['lora_A', a],
+      ['lora_B', b],
+    ]) {
       const entry = header[`base_model.model.${module}.${which}.weight`];
       if (!entry) return `${module}.${which} is not in the file`;
       if (entry.shape.join() !== `${m.rows},${m.cols}`) return `${module}.${which} is ${m.rows}×${m.cols}, the file says [${entry.shape}]`;

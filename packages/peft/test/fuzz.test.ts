@@ -1,7 +1,15 @@
 import { Worker } from 'node:worker_threads';
 import { randomNormal, Rng } from '@almora/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodePeftAdapter, HOSTILE_JSON_DOCUMENTS, HOSTILE_JSON_VALUES, loraConfig, mutateSafetensors, type PeftFiles, type SafetensorsDType } from '../src/index.js';
+import {
+  encodePeftAdapter,
+  HOSTILE_JSON_DOCUMENTS,
+  HOSTILE_JSON_VALUES,
+  loraConfig,
+  mutateSafetensors,
+  type PeftFiles,
+  type SafetensorsDType,
+} from '../src/index.js';
 
 // Thousands of mutated adapter folders, each loaded by the built decodePeftAdapter in a worker
 // thread (test/fuzz-worker.mjs) that a hang or a crash cannot take down with the suite. Every load
@@ -69,18 +77,64 @@ function validFolder(rng: Rng): PeftFiles {
   const lastNames = [...new Set(modules.map((m) => m.slice(m.lastIndexOf('.') + 1)))];
   const target_modules = pick(rng, [lastNames, `.*\\.(${lastNames.join('|')})`, 'all-linear']);
   const rankPattern = rng.next() < 0.3 ? { [lastNames[0]]: r + 1 } : {};
-  const config = loraConfig({ r, lora_alpha: pick(rng, [1, 8, 16, 0.5]), target_modules, rank_pattern: rankPattern, task_type: 'CAUSAL_LM', base_model_name_or_path: 'base' });
-  const adapter = { config, modules: Object.fromEntries(modules.map((m) => {
-    const rank = Object.keys(rankPattern).some((k) => m.endsWith(`.${k}`)) ? r + 1 : r;
-    const [out, inner] = [2 + rng.int(4), 2 + rng.int(4)];
-    return [m, { lora_A: randomNormal(rank, inner, rng), lora_B: randomNormal(out, rank, rng) }];
-  })) };
+  const config = loraConfig({
+    r,
+    lora_alpha: pick(rng, [1, 8, 16, 0.5]),
+    target_modules,
+    rank_pattern: rankPattern,
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: 'base',
+  });
+  const adapter = {
+    config,
+    modules: Object.fromEntries(
+      modules.map((m) => {
+        const rank = Object.keys(rankPattern).some((k) => m.endsWith(`.${k}`)) ? r + 1 : r;
+        const [out, inner] = [2 + rng.int(4), 2 + rng.int(4)];
+        return [m, { lora_A: randomNormal(rank, inner, rng), lora_B: randomNormal(out, rank, rng) }];
+      }),
+    ),
+  };
   return encodePeftAdapter(adapter, { dtype: pick(rng, ['F64', 'F32', 'F16', 'BF16'] satisfies SafetensorsDType[]) });
 }
 
 /** Patterns no loader should run in exponential time, or should refuse: nested repeats, lookaround, backreferences, huge programs. */
-const HOSTILE_PATTERNS = ['"(a|a)*b"', '"(a+)+$"', '"((((((((((.*)*)*)*)*)*)*)*)*)*)*x"', '"(?=q)q_proj"', '"(q)\\\\1"', '"\\\\bq"', '"["', '"a{100000}"', '"(.*){5000}"', `"${'q|'.repeat(30_000)}q"`, '".*"', '""', '"all-linear"', '"(?P<x>.*)\\\\.q_proj"', '"[^.]*"'];
-const FIELDS = ['r', 'lora_alpha', 'target_modules', 'exclude_modules', 'rank_pattern', 'alpha_pattern', 'peft_type', 'use_rslora', 'fan_in_fan_out', 'bias', 'use_dora', 'modules_to_save', 'layers_to_transform', 'lora_dropout', 'task_type', '__proto__', 'constructor'];
+const HOSTILE_PATTERNS = [
+  '"(a|a)*b"',
+  '"(a+)+$"',
+  '"((((((((((.*)*)*)*)*)*)*)*)*)*)*x"',
+  '"(?=q)q_proj"',
+  '"(q)\\\\1"',
+  '"\\\\bq"',
+  '"["',
+  '"a{100000}"',
+  '"(.*){5000}"',
+  `"${'q|'.repeat(30_000)}q"`,
+  '".*"',
+  '""',
+  '"all-linear"',
+  '"(?P<x>.*)\\\\.q_proj"',
+  '"[^.]*"',
+];
+const FIELDS = [
+  'r',
+  'lora_alpha',
+  'target_modules',
+  'exclude_modules',
+  'rank_pattern',
+  'alpha_pattern',
+  'peft_type',
+  'use_rslora',
+  'fan_in_fan_out',
+  'bias',
+  'use_dora',
+  'modules_to_save',
+  'layers_to_transform',
+  'lora_dropout',
+  'task_type',
+  '__proto__',
+  'constructor',
+];
 const TABLES = ['{"q_proj": 0}', '{"(a|a)*b": 2}', '{"__proto__": 2}', '{"q_proj": 1e999}', '{"q_proj": 2, "q_proj": 3}', '{".*": 1}'];
 
 /** One field of the config replaced (text-level, so `1e999`, `-0` and duplicate keys reach the reader as written) or removed, or the whole document replaced. */
@@ -124,9 +178,12 @@ describe('fuzz: mutated adapter folders meet decodePeftAdapter', () => {
       }
       const verdict = await loader.load({ config, weights });
       counts[verdict.outcome]++;
-      if (verdict.outcome !== 'ok' && verdict.outcome !== 'typedError' && bad.length < 8) bad.push(`case ${i}: ${whats.join('; ')}: ${verdict.outcome}: ${verdict.detail}`);
+      if (verdict.outcome !== 'ok' && verdict.outcome !== 'typedError' && bad.length < 8)
+        bad.push(`case ${i}: ${whats.join('; ')}: ${verdict.outcome}: ${verdict.detail}`);
     }
-    console.log(`fuzz (seed ${SEED}): ${CASES} files tried, ${counts.ok} loaded, ${counts.typedError} typed errors, ${counts.violation} wrong loads, ${counts.crash} crashes, ${counts.hang} hangs`);
+    console.log(
+      `fuzz (seed ${SEED}): ${CASES} files tried, ${counts.ok} loaded, ${counts.typedError} typed errors, ${counts.violation} wrong loads, ${counts.crash} crashes, ${counts.hang} hangs`,
+    );
     expect(bad).toEqual([]);
     expect(counts.ok + counts.typedError).toBe(CASES);
     expect(counts.ok).toBeGreaterThan(CASES / 20);

@@ -5,25 +5,54 @@ import { adapterDelta, loraConfig, mergeAdapter, PeftError, PeftShapeError, unme
 describe('merge and unmerge', () => {
   it('W + (lora_alpha / r)·lora_B·lora_A, by hand', () => {
     // r = 1, lora_alpha = 2: scaling 2; lora_B·lora_A = [[1, 2], [3, 6], [0, 0]].
-    const adapter = { config: loraConfig({ r: 1, lora_alpha: 2, target_modules: ['q'] }), modules: { 'a.q': { lora_A: fromArray([[1, 2]]), lora_B: fromArray([[1], [3], [0]]) } } };
-    const w = fromArray([[1, 0], [0, 1], [5, 5]]);
+    const adapter = {
+      config: loraConfig({ r: 1, lora_alpha: 2, target_modules: ['q'] }),
+      modules: { 'a.q': { lora_A: fromArray([[1, 2]]), lora_B: fromArray([[1], [3], [0]]) } },
+    };
+    const w = fromArray([
+      [1, 0],
+      [0, 1],
+      [5, 5],
+    ]);
     const norm = fromArray([[1, 1]]);
     const merged = mergeAdapter({ 'a.q.weight': w, 'a.norm.weight': norm }, adapter);
-    expect(merged['a.q.weight'].toArray()).toEqual([[3, 4], [6, 13], [5, 5]]);
+    expect(merged['a.q.weight'].toArray()).toEqual([
+      [3, 4],
+      [6, 13],
+      [5, 5],
+    ]);
     expect(merged['a.norm.weight']).toBe(norm); // weights no adapter touches are passed through
-    expect(w.toArray()).toEqual([[1, 0], [0, 1], [5, 5]]); // the input is not changed
+    expect(w.toArray()).toEqual([
+      [1, 0],
+      [0, 1],
+      [5, 5],
+    ]); // the input is not changed
     expect(unmergeAdapter(merged, adapter)['a.q.weight'].toArray()).toEqual(w.toArray());
   });
 
   it('round-trips to float64 rounding on a random model, with rank_pattern, alpha_pattern and use_rslora', () => {
     const rng = new Rng(3);
-    const config = loraConfig({ r: 4, lora_alpha: 8, target_modules: 'all-linear', rank_pattern: { v_proj: 2 }, alpha_pattern: { 'layers\\.1\\..*': 3 }, use_rslora: true });
-    const shapes: Record<string, [number, number]> = { 'layers.0.q_proj': [16, 12], 'layers.0.v_proj': [8, 12], 'layers.1.q_proj': [16, 12], 'layers.1.v_proj': [8, 12] };
+    const config = loraConfig({
+      r: 4,
+      lora_alpha: 8,
+      target_modules: 'all-linear',
+      rank_pattern: { v_proj: 2 },
+      alpha_pattern: { 'layers\\.1\\..*': 3 },
+      use_rslora: true,
+    });
+    const shapes: Record<string, [number, number]> = {
+      'layers.0.q_proj': [16, 12],
+      'layers.0.v_proj': [8, 12],
+      'layers.1.q_proj': [16, 12],
+      'layers.1.v_proj': [8, 12],
+    };
     const weights = Object.fromEntries(Object.entries(shapes).map(([m, [o, i]]) => [`${m}.weight`, randomNormal(o, i, rng)]));
-    const modules = Object.fromEntries(Object.entries(shapes).map(([m, [o, i]]) => {
-      const r = m.endsWith('v_proj') ? 2 : 4;
-      return [m, { lora_A: randomNormal(r, i, rng), lora_B: randomNormal(o, r, rng) }];
-    }));
+    const modules = Object.fromEntries(
+      Object.entries(shapes).map(([m, [o, i]]) => {
+        const r = m.endsWith('v_proj') ? 2 : 4;
+        return [m, { lora_A: randomNormal(r, i, rng), lora_B: randomNormal(o, r, rng) }];
+      }),
+    );
     const adapter = { config, modules };
     const merged = mergeAdapter(weights, adapter);
     for (const [m, { lora_A, lora_B }] of Object.entries(modules)) {
@@ -33,7 +62,10 @@ describe('merge and unmerge', () => {
       expect(maxAbs(sub(merged[`${m}.weight`], expected)), m).toBeLessThan(1e-13);
       // The adapted layer's output: x·W'ᵀ = x·Wᵀ + s·(x·lora_Aᵀ)·lora_Bᵀ.
       const x = randomNormal(5, lora_A.cols, rng);
-      const unmergedOutput = add(matmul(x, weights[`${m}.weight`], { transposeB: true }), scale(matmul(matmul(x, lora_A, { transposeB: true }), lora_B, { transposeB: true }), alpha / Math.sqrt(r)));
+      const unmergedOutput = add(
+        matmul(x, weights[`${m}.weight`], { transposeB: true }),
+        scale(matmul(matmul(x, lora_A, { transposeB: true }), lora_B, { transposeB: true }), alpha / Math.sqrt(r)),
+      );
       expect(maxAbs(sub(matmul(x, merged[`${m}.weight`], { transposeB: true }), unmergedOutput)), m).toBeLessThan(1e-12);
     }
     const back = unmergeAdapter(merged, adapter);
@@ -48,12 +80,17 @@ describe('merge and unmerge', () => {
     expect(mergeAdapter({ 'h.c.weight': w32 }, plain)['h.c.weight'].dtype).toBe('float32');
     const conv = { ...plain, config: { ...plain.config, fan_in_fan_out: true } };
     const w = randomNormal(3, 5, rng);
-    expect(maxAbs(sub(mergeAdapter({ 'h.c.weight': w }, conv)['h.c.weight'], add(w, transpose(scale(matmul(lora.lora_B, lora.lora_A), 2)))))).toBeLessThan(1e-14);
+    expect(maxAbs(sub(mergeAdapter({ 'h.c.weight': w }, conv)['h.c.weight'], add(w, transpose(scale(matmul(lora.lora_B, lora.lora_A), 2)))))).toBeLessThan(
+      1e-14,
+    );
     expect(adapterDelta(conv, 'h.c').shape).toEqual([3, 5]);
   });
 
   it('refuses a missing or misshapen weight with a typed error', () => {
-    const adapter = { config: loraConfig({ r: 1, lora_alpha: 1, target_modules: ['q'] }), modules: { 'a.q': { lora_A: fromArray([[1, 2]]), lora_B: fromArray([[1], [3]]) } } };
+    const adapter = {
+      config: loraConfig({ r: 1, lora_alpha: 1, target_modules: ['q'] }),
+      modules: { 'a.q': { lora_A: fromArray([[1, 2]]), lora_B: fromArray([[1], [3]]) } },
+    };
     expect(() => mergeAdapter({}, adapter)).toThrow(PeftError);
     expect(() => mergeAdapter({}, adapter)).toThrow(/the weights have no a\.q\.weight/);
     expect(() => unmergeAdapter({ 'a.q.weight': fromArray([[1, 2]]) }, adapter)).toThrow(PeftShapeError);

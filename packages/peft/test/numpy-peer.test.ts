@@ -6,7 +6,16 @@ import { fileURLToPath } from 'node:url';
 import { add, fromFlat, type Matrix, matmul, randomNormal, Rng, scale } from '@almora/tensor';
 import { pythonModuleMissing, SYSTEM_PYTHON } from '@almora/vitest-config/python';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loraConfig, type LoraConfigInput, loraScaling, matrixToTensor, type PeftAdapter, type SafetensorsDType, writeModelFolder, writePeftAdapter } from '../src/index.js';
+import {
+  loraConfig,
+  type LoraConfigInput,
+  loraScaling,
+  matrixToTensor,
+  type PeftAdapter,
+  type SafetensorsDType,
+  writeModelFolder,
+  writePeftAdapter,
+} from '../src/index.js';
 import { BF16, decodeBits, encodeBits, F16 } from '../src/half.js';
 
 // Adapters this package writes, read back by test/peers/peft_numpy.py — the safetensors format
@@ -31,10 +40,17 @@ interface PeerResult {
 }
 
 const plain = (m: Matrix): Plain => ({ rows: m.rows, cols: m.cols, data: Array.from(m.toFlat()) });
-const storedAs = (dtype: SafetensorsDType) => (m: Matrix): Matrix => {
-  const round = dtype === 'F64' ? (x: number) => x : dtype === 'F32' ? Math.fround : (x: number) => decodeBits(encodeBits(x, dtype === 'F16' ? F16 : BF16), dtype === 'F16' ? F16 : BF16);
-  return fromFlat(m.rows, m.cols, Array.from(m.toFlat(), round));
-};
+const storedAs =
+  (dtype: SafetensorsDType) =>
+  (m: Matrix): Matrix => {
+    const round =
+      dtype === 'F64'
+        ? (x: number) => x
+        : dtype === 'F32'
+          ? Math.fround
+          : (x: number) => decodeBits(encodeBits(x, dtype === 'F16' ? F16 : BF16), dtype === 'F16' ? F16 : BF16);
+    return fromFlat(m.rows, m.cols, Array.from(m.toFlat(), round));
+  };
 
 /** max|a − b| / max(1, max|b|). */
 function mismatch(a: Matrix, b: Plain): number {
@@ -48,7 +64,9 @@ function mismatch(a: Matrix, b: Plain): number {
   return num / den;
 }
 
-function runNumpyPeer(cases: { adapter_dir: string; model_dir: string | null; base: Record<string, Plain> | null; inputs: Record<string, Plain> }[]): PeerResult[] {
+function runNumpyPeer(
+  cases: { adapter_dir: string; model_dir: string | null; base: Record<string, Plain> | null; inputs: Record<string, Plain> }[],
+): PeerResult[] {
   const run = spawnSync(SYSTEM_PYTHON, [SCRIPT], { input: JSON.stringify({ cases }), encoding: 'utf8', maxBuffer: 1 << 26 });
   expect(run.status, run.stderr).toBe(0);
   return (JSON.parse(run.stdout) as { results: PeerResult[] }).results;
@@ -66,11 +84,20 @@ interface Case {
 }
 const CASES: Case[] = [
   { name: 'F32, a list of last names', dtype: 'F32', config: { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'down_proj'] } },
-  { name: 'F64, a regex, rank_pattern and alpha_pattern', dtype: 'F64', config: { r: 4, lora_alpha: 8, target_modules: '.*\\.(q_proj|down_proj)', rank_pattern: { down_proj: 2 }, alpha_pattern: { 'layers\\.1\\..*': 3 } } },
+  {
+    name: 'F64, a regex, rank_pattern and alpha_pattern',
+    dtype: 'F64',
+    config: { r: 4, lora_alpha: 8, target_modules: '.*\\.(q_proj|down_proj)', rank_pattern: { down_proj: 2 }, alpha_pattern: { 'layers\\.1\\..*': 3 } },
+  },
   { name: 'F16, all-linear, use_rslora', dtype: 'F16', config: { r: 4, lora_alpha: 8, target_modules: 'all-linear', use_rslora: true } },
   { name: 'BF16, a dotted suffix', dtype: 'BF16', config: { r: 3, lora_alpha: 5, target_modules: ['mlp.down_proj', 'self_attn.q_proj'] } },
 ];
-const LAYERS: Record<string, [number, number]> = { 'model.layers.0.self_attn.q_proj': [12, 8], 'model.layers.0.mlp.down_proj': [8, 20], 'model.layers.1.self_attn.q_proj': [12, 8], 'model.layers.1.mlp.down_proj': [8, 20] };
+const LAYERS: Record<string, [number, number]> = {
+  'model.layers.0.self_attn.q_proj': [12, 8],
+  'model.layers.0.mlp.down_proj': [8, 20],
+  'model.layers.1.self_attn.q_proj': [12, 8],
+  'model.layers.1.mlp.down_proj': [8, 20],
+};
 
 /** Writes a base model folder and the case's adapter; returns the peer's case and the layer outputs expected here. */
 async function prepare(c: Case, seed: number) {
@@ -78,33 +105,48 @@ async function prepare(c: Case, seed: number) {
   const rng = new Rng(seed);
   const config = loraConfig({ ...c.config, task_type: 'CAUSAL_LM', base_model_name_or_path: 'base' });
   const weights = Object.fromEntries(Object.entries(LAYERS).map(([m, [o, i]]) => [m, scale(randomNormal(o, i, rng), 0.3)]));
-  const modules = Object.fromEntries(Object.entries(LAYERS).map(([m, [o, i]]) => {
-    const r = m.endsWith('down_proj') && c.config.rank_pattern ? 2 : c.config.r;
-    return [m, { lora_A: randomNormal(r, i, rng), lora_B: randomNormal(o, r, rng) }];
-  }));
+  const modules = Object.fromEntries(
+    Object.entries(LAYERS).map(([m, [o, i]]) => {
+      const r = m.endsWith('down_proj') && c.config.rank_pattern ? 2 : c.config.r;
+      return [m, { lora_A: randomNormal(r, i, rng), lora_B: randomNormal(o, r, rng) }];
+    }),
+  );
   const adapter: PeftAdapter = { config, modules };
   const [adapterDir, modelDir] = [path.join(root, `${seed}`, 'adapter'), path.join(root, `${seed}`, 'base')];
   await writePeftAdapter(adapterDir, adapter, { dtype: c.dtype });
-  await writeModelFolder(modelDir, { config: { model_type: 'llama', torch_dtype: 'float32' }, tensors: Object.fromEntries(Object.entries(weights).map(([m, w]) => [`${m}.weight`, matrixToTensor(w)])) });
+  await writeModelFolder(modelDir, {
+    config: { model_type: 'llama', torch_dtype: 'float32' },
+    tensors: Object.fromEntries(Object.entries(weights).map(([m, w]) => [`${m}.weight`, matrixToTensor(w)])),
+  });
   const inputs = Object.fromEntries(Object.entries(LAYERS).map(([m, [, i]]) => [m, randomNormal(3, i, rng)]));
-  const expected = Object.fromEntries(Object.entries(modules).map(([m, { lora_A, lora_B }]) => {
-    const [a, b, w] = [storedAs(c.dtype)(lora_A), storedAs(c.dtype)(lora_B), storedAs('F32')(weights[m])];
-    const x = inputs[m];
-    return [m, add(matmul(x, w, { transposeB: true }), scale(matmul(matmul(x, a, { transposeB: true }), b, { transposeB: true }), loraScaling(config, m)))];
-  }));
-  return { peer: { adapter_dir: adapterDir, model_dir: modelDir, base: null, inputs: Object.fromEntries(Object.entries(inputs).map(([m, x]) => [m, plain(x)])) }, expected, adapterDir };
+  const expected = Object.fromEntries(
+    Object.entries(modules).map(([m, { lora_A, lora_B }]) => {
+      const [a, b, w] = [storedAs(c.dtype)(lora_A), storedAs(c.dtype)(lora_B), storedAs('F32')(weights[m])];
+      const x = inputs[m];
+      return [m, add(matmul(x, w, { transposeB: true }), scale(matmul(matmul(x, a, { transposeB: true }), b, { transposeB: true }), loraScaling(config, m)))];
+    }),
+  );
+  return {
+    peer: { adapter_dir: adapterDir, model_dir: modelDir, base: null, inputs: Object.fromEntries(Object.entries(inputs).map(([m, x]) => [m, plain(x)])) },
+    expected,
+    adapterDir,
+  };
 }
 
 describe(`adapters read by numpy and the standard library alone (test/peers/peft_numpy.py)${missing ? ` (skipped: ${missing})` : ''}`, () => {
-  it.skipIf(missing !== undefined)(`${CASES.map((c) => c.name).join('; ')}: the header meets the spec and every adapted layer's output matches to ${TOLERANCE}`, async () => {
-    const prepared = await Promise.all(CASES.map((c, n) => prepare(c, 100 + n)));
-    const results = runNumpyPeer(prepared.map((p) => p.peer));
-    results.forEach((result, n) => {
-      expect(result.problems, CASES[n].name).toEqual([]);
-      expect(Object.keys(result.outputs).sort(), CASES[n].name).toEqual(Object.keys(prepared[n].expected).sort());
-      for (const [module, y] of Object.entries(prepared[n].expected)) expect(mismatch(y, result.outputs[module]), `${CASES[n].name}: ${module}`).toBeLessThan(TOLERANCE);
-    });
-  });
+  it.skipIf(missing !== undefined)(
+    `${CASES.map((c) => c.name).join('; ')}: the header meets the spec and every adapted layer's output matches to ${TOLERANCE}`,
+    async () => {
+      const prepared = await Promise.all(CASES.map((c, n) => prepare(c, 100 + n)));
+      const results = runNumpyPeer(prepared.map((p) => p.peer));
+      results.forEach((result, n) => {
+        expect(result.problems, CASES[n].name).toEqual([]);
+        expect(Object.keys(result.outputs).sort(), CASES[n].name).toEqual(Object.keys(prepared[n].expected).sort());
+        for (const [module, y] of Object.entries(prepared[n].expected))
+          expect(mismatch(y, result.outputs[module]), `${CASES[n].name}: ${module}`).toBeLessThan(TOLERANCE);
+      });
+    },
+  );
 
   it.skipIf(missing !== undefined)('the check can fail: a doubled lora_alpha changes the outputs, bytes after the last tensor are reported', async () => {
     const { peer, expected, adapterDir } = await prepare(CASES[0], 200);

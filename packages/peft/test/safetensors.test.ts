@@ -23,7 +23,9 @@ function halfFile(dtype: 'F16' | 'BF16', bits: number[]): Uint8Array {
 describe('safetensors layout', () => {
   it('reads a file built byte by byte', () => {
     // 1.0f = 00 00 80 3f, -2.0f = 00 00 00 c0 (little-endian IEEE 754).
-    const file = decodeSafetensors(handBuilt('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}', [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]));
+    const file = decodeSafetensors(
+      handBuilt('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}', [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]),
+    );
     expect({ ...file.metadata }).toEqual({ format: 'pt' });
     expect(file.tensors.w.shape).toEqual([2]);
     expect(file.tensors.w.data).toBeInstanceOf(Float32Array);
@@ -64,7 +66,10 @@ describe('safetensors layout', () => {
 
   it('rounds on write as the dtype does: F32 by Math.fround, F16 and BF16 to nearest with ties to even', () => {
     const x = [1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -25, 3 * 2 ** -25, 65519, 0.1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, Math.PI];
-    const through = (dtype: SafetensorsDType) => Array.from(decodeSafetensors(encodeSafetensors({ tensors: { t: { dtype, shape: [x.length], data: Float64Array.from(x) } }, metadata: {} })).tensors.t.data);
+    const through = (dtype: SafetensorsDType) =>
+      Array.from(
+        decodeSafetensors(encodeSafetensors({ tensors: { t: { dtype, shape: [x.length], data: Float64Array.from(x) } }, metadata: {} })).tensors.t.data,
+      );
     expect(through('F32')).toEqual(x.map(Math.fround));
     // Ties go to the even neighbour: 1+2^-11 → 1, 1+3·2^-11 → 1+2^-9, 2^-25 → 0, 3·2^-25 → 2^-23.
     expect(through('F16')).toEqual([1, 1 + 2 ** -9, 0, 2 ** -23, 65504, 0.0999755859375, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.140625]);
@@ -116,9 +121,17 @@ describe('F16 and BF16 decoding against hand-computed values', () => {
     [0x3e80, 0.25],
   ];
 
-  for (const [dtype, cases] of [['F16', F16_CASES], ['BF16', BF16_CASES]] as const) {
+  for (const [dtype, cases] of [
+    ['F16', F16_CASES],
+    ['BF16', BF16_CASES],
+  ] as const) {
     it(`${dtype}: every hand-computed value, subnormals and ±0 included`, () => {
-      const file = decodeSafetensors(halfFile(dtype, cases.map(([bits]) => bits)));
+      const file = decodeSafetensors(
+        halfFile(
+          dtype,
+          cases.map(([bits]) => bits),
+        ),
+      );
       const got = Array.from(file.tensors.t.data);
       cases.forEach(([bits, value], i) => expect(Object.is(got[i], value), `${bits.toString(16)} → ${got[i]}, expected ${value}`).toBe(true));
     });

@@ -25,8 +25,16 @@ function selected(input: Partial<LoraConfigInput>): string[] {
 
 describe('target_modules, as PEFT resolves it', () => {
   it('a list selects a path equal to an entry or ending in "." + the entry', () => {
-    expect(selected({ target_modules: ['q_proj'] })).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.1.self_attn.q_proj', 'vision.blocks.0.attn.q_proj']);
-    expect(selected({ target_modules: ['self_attn.q_proj', 'lm_head'] })).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.1.self_attn.q_proj', 'lm_head']);
+    expect(selected({ target_modules: ['q_proj'] })).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.1.self_attn.q_proj',
+      'vision.blocks.0.attn.q_proj',
+    ]);
+    expect(selected({ target_modules: ['self_attn.q_proj', 'lm_head'] })).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.1.self_attn.q_proj',
+      'lm_head',
+    ]);
     // A suffix must start after a dot: "proj" is not a module name here, "_proj" neither.
     expect(selected({ target_modules: ['proj', '_proj', 'layers.0'] })).toEqual([]);
     expect(selected({ target_modules: ['model.layers.1.mlp.down_proj'] })).toEqual(['model.layers.1.mlp.down_proj']);
@@ -34,8 +42,17 @@ describe('target_modules, as PEFT resolves it', () => {
 
   it('a string is a regex the whole path must match (re.fullmatch), not a search', () => {
     expect(selected({ target_modules: 'q_proj' })).toEqual([]);
-    expect(selected({ target_modules: '.*\\.(q_proj|v_proj)' })).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.1.self_attn.q_proj', 'vision.blocks.0.attn.q_proj']);
-    expect(selected({ target_modules: 'model\\.layers\\.\\d+\\.self_attn\\.[qk]_proj' })).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.k_proj', 'model.layers.1.self_attn.q_proj']);
+    expect(selected({ target_modules: '.*\\.(q_proj|v_proj)' })).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.0.self_attn.v_proj',
+      'model.layers.1.self_attn.q_proj',
+      'vision.blocks.0.attn.q_proj',
+    ]);
+    expect(selected({ target_modules: 'model\\.layers\\.\\d+\\.self_attn\\.[qk]_proj' })).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.0.self_attn.k_proj',
+      'model.layers.1.self_attn.q_proj',
+    ]);
     expect(selected({ target_modules: '^model.*down_proj$' })).toEqual(['model.layers.0.mlp.down_proj', 'model.layers.1.mlp.down_proj']);
   });
 
@@ -45,7 +62,10 @@ describe('target_modules, as PEFT resolves it', () => {
 
   it('exclude_modules takes modules out with the same rules', () => {
     expect(selected({ target_modules: 'all-linear', exclude_modules: 'vision\\..*' })).toEqual(MODULES.slice(0, 6));
-    expect(selected({ target_modules: ['q_proj'], exclude_modules: ['attn.q_proj'] })).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.1.self_attn.q_proj']);
+    expect(selected({ target_modules: ['q_proj'], exclude_modules: ['attn.q_proj'] })).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.1.self_attn.q_proj',
+    ]);
   });
 });
 
@@ -56,7 +76,13 @@ describe('rank_pattern, alpha_pattern and the scaling', () => {
   });
 
   it('a key matches the end of a path after a dot, as re.match(rf"(.*\\.)?({key})$", path); the first such key wins', () => {
-    const config = loraConfig({ r: 8, lora_alpha: 16, target_modules: 'all-linear', rank_pattern: { q_proj: 4, 'layers\\.1\\..*': 2 }, alpha_pattern: { 'mlp.down_proj': 1 } });
+    const config = loraConfig({
+      r: 8,
+      lora_alpha: 16,
+      target_modules: 'all-linear',
+      rank_pattern: { q_proj: 4, 'layers\\.1\\..*': 2 },
+      alpha_pattern: { 'mlp.down_proj': 1 },
+    });
     expect(loraScaling(config, 'model.layers.0.self_attn.q_proj')).toBe(16 / 4);
     expect(loraScaling(config, 'model.layers.1.self_attn.q_proj')).toBe(16 / 4); // q_proj comes first
     expect(loraScaling(config, 'model.layers.1.self_attn.k_proj')).toBe(16 / 2);
@@ -108,7 +134,10 @@ describe('module patterns match in linear time', () => {
   // The same patterns and names through Python's re.fullmatch: the engines must agree.
   const CASES: [string, string[]][] = [
     ['.*\\.(q_proj|v_proj)', ['a.q_proj', 'q_proj', 'a.v_proj', 'a.k_proj', 'a.q_proj.b']],
-    ['model\\.layers\\.\\d+\\.self_attn\\.[qkv]_proj', ['model.layers.12.self_attn.k_proj', 'model.layers..self_attn.k_proj', 'model.layers.1.self_attn.o_proj']],
+    [
+      'model\\.layers\\.\\d+\\.self_attn\\.[qkv]_proj',
+      ['model.layers.12.self_attn.k_proj', 'model.layers..self_attn.k_proj', 'model.layers.1.self_attn.o_proj'],
+    ],
     ['^(?:model|vision)\\.[^.]+\\..*$', ['model.x.y', 'vision.a.b', 'model.x', 'text.a.b']],
     ['(?P<blk>layers)\\.[0-3]\\.(mlp|attn)\\.\\w+', ['layers.2.mlp.up_proj', 'layers.4.mlp.up_proj', 'layers.0.attn.c-attn']],
     ['[^a-c]{2,4}x?', ['dd', 'ddddd', 'ddx', 'ab', 'd']],
@@ -121,7 +150,8 @@ describe('module patterns match in linear time', () => {
   ];
   const missing = pythonModuleMissing('re');
   it.skipIf(missing !== undefined)(`agrees with Python's re.fullmatch on ${CASES.length} patterns${missing ? ` (skipped: ${missing})` : ''}`, () => {
-    const script = 'import json, re, sys\ncases = json.load(sys.stdin)\nprint(json.dumps([[re.fullmatch(p, s) is not None for s in names] for p, names in cases]))';
+    const script =
+      'import json, re, sys\ncases = json.load(sys.stdin)\nprint(json.dumps([[re.fullmatch(p, s) is not None for s in names] for p, names in cases]))';
     const run = spawnSync(SYSTEM_PYTHON, ['-c', script], { input: JSON.stringify(CASES), encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);
     const python = JSON.parse(run.stdout) as boolean[][];
@@ -136,7 +166,19 @@ describe('adapter_config.json fields', () => {
 
   it("fills PEFT's defaults for missing fields and ignores fields that change nothing", () => {
     const config = parseAdapterConfig(text({ revision: null, init_lora_weights: true, layers_pattern: null, auto_mapping: null }));
-    expect(config).toEqual({ ...base, task_type: null, base_model_name_or_path: null, lora_dropout: 0, bias: 'none', fan_in_fan_out: false, use_rslora: false, exclude_modules: null, rank_pattern: {}, alpha_pattern: {}, inference_mode: true });
+    expect(config).toEqual({
+      ...base,
+      task_type: null,
+      base_model_name_or_path: null,
+      lora_dropout: 0,
+      bias: 'none',
+      fan_in_fan_out: false,
+      use_rslora: false,
+      exclude_modules: null,
+      rank_pattern: {},
+      alpha_pattern: {},
+      inference_mode: true,
+    });
   });
 
   it.each([
@@ -160,7 +202,8 @@ describe('adapter_config.json fields', () => {
   });
 
   it('refuses a config that is not one JSON object: null, a list, broken or duplicated keys, 10^5 levels deep', () => {
-    for (const bad of ['null', '[]', '{"r": 2,', `{"r": 1, "r": 2}`, `${'['.repeat(100_000)}${']'.repeat(100_000)}`, '']) expect(() => parseAdapterConfig(bad)).toThrow(PeftError);
+    for (const bad of ['null', '[]', '{"r": 2,', `{"r": 1, "r": 2}`, `${'['.repeat(100_000)}${']'.repeat(100_000)}`, ''])
+      expect(() => parseAdapterConfig(bad)).toThrow(PeftError);
     expect(() => parseAdapterConfig(text({}).replace('"lora_alpha":8', '"lora_alpha":1e999'))).toThrow(/lora_alpha must be a finite number > 0, got Infinity/);
   });
 

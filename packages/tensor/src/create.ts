@@ -50,20 +50,14 @@ export function fromArray(values: readonly (readonly number[])[], options: Creat
  * A rows×cols matrix from a flat row-major array. A typed array of the requested dtype is wrapped
  * without copying; anything else is copied. Every entry must be finite.
  */
-export function fromFlat(
-  rows: number,
-  cols: number,
-  values: FloatArray | readonly number[],
-  options: CreateOptions = {},
-): Matrix {
+export function fromFlat(rows: number, cols: number, values: FloatArray | readonly number[], options: CreateOptions = {}): Matrix {
   assertSize(rows, 'rows');
   assertSize(cols, 'cols');
   if (values.length !== rows * cols) {
     throw new ShapeError(`fromFlat: ${values.length} values cannot fill a ${rows}×${cols} matrix (${rows * cols} needed)`);
   }
   const dtype: DType = options.dtype ?? (values instanceof Float32Array ? 'float32' : 'float64');
-  const wraps =
-    (dtype === 'float64' && values instanceof Float64Array) || (dtype === 'float32' && values instanceof Float32Array);
+  const wraps = (dtype === 'float64' && values instanceof Float64Array) || (dtype === 'float32' && values instanceof Float32Array);
   const data = wraps ? (values as FloatArray) : allocate(rows * cols, dtype);
   for (let k = 0; k < values.length; k++) {
     const v = values[k];

@@ -2,14 +2,7 @@
  * What kind of bad input an {@link AlmoraError} reports; stable, so callers can branch on it.
  * 'OUT_OF_REGIME' is the code of `OutOfRegimeError` in `@almora/kernels`.
  */
-export type AlmoraErrorCode =
-  | 'SHAPE'
-  | 'DTYPE'
-  | 'NON_FINITE'
-  | 'INVALID_ARGUMENT'
-  | 'OUT_OF_REGIME'
-  | 'BACKEND'
-  | 'RESOURCE_LIMIT';
+export type AlmoraErrorCode = 'SHAPE' | 'DTYPE' | 'NON_FINITE' | 'INVALID_ARGUMENT' | 'OUT_OF_REGIME' | 'BACKEND' | 'RESOURCE_LIMIT';
 
 /** Base class of every error almora throws on bad input. `code` says which kind it is. */
 export class AlmoraError extends Error {

@@ -56,9 +56,7 @@ export function matmul(a: Matrix, b: Matrix, options: MatmulOptions = {}): Matri
   if (k !== kB) {
     const nameA = transposeA ? 'Aᵀ' : 'A';
     const nameB = transposeB ? 'Bᵀ' : 'B';
-    throw new ShapeError(
-      `matmul: ${nameA} is ${m}×${k} and ${nameB} is ${kB}×${n}; inner dimensions ${k} and ${kB} differ`,
-    );
+    throw new ShapeError(`matmul: ${nameA} is ${m}×${k} and ${nameB} is ${kB}×${n}; inner dimensions ${k} and ${kB} differ`);
   }
   const out = options.out ?? zeros(m, n, { dtype: a.dtype });
   if (options.out) {
@@ -147,31 +145,73 @@ function microKernel(
   mr: number,
   nr: number,
 ): void {
-  let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-  let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-  let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
-  let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+  let c00 = 0,
+    c01 = 0,
+    c02 = 0,
+    c03 = 0;
+  let c10 = 0,
+    c11 = 0,
+    c12 = 0,
+    c13 = 0;
+  let c20 = 0,
+    c21 = 0,
+    c22 = 0,
+    c23 = 0;
+  let c30 = 0,
+    c31 = 0,
+    c32 = 0,
+    c33 = 0;
   let ai = aStart;
   let bi = bStart;
   for (let p = 0; p < kc; p++) {
-    const a0 = ap[ai], a1 = ap[ai + 1], a2 = ap[ai + 2], a3 = ap[ai + 3];
-    const b0 = bp[bi], b1 = bp[bi + 1], b2 = bp[bi + 2], b3 = bp[bi + 3];
-    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-    c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-    c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+    const a0 = ap[ai],
+      a1 = ap[ai + 1],
+      a2 = ap[ai + 2],
+      a3 = ap[ai + 3];
+    const b0 = bp[bi],
+      b1 = bp[bi + 1],
+      b2 = bp[bi + 2],
+      b3 = bp[bi + 3];
+    c00 += a0 * b0;
+    c01 += a0 * b1;
+    c02 += a0 * b2;
+    c03 += a0 * b3;
+    c10 += a1 * b0;
+    c11 += a1 * b1;
+    c12 += a1 * b2;
+    c13 += a1 * b3;
+    c20 += a2 * b0;
+    c21 += a2 * b1;
+    c22 += a2 * b2;
+    c23 += a2 * b3;
+    c30 += a3 * b0;
+    c31 += a3 * b1;
+    c32 += a3 * b2;
+    c33 += a3 * b3;
     ai += 4;
     bi += 4;
   }
   if (mr === MR && nr === NR) {
     let r = cStart;
-    c[r] += c00; c[r + 1] += c01; c[r + 2] += c02; c[r + 3] += c03;
+    c[r] += c00;
+    c[r + 1] += c01;
+    c[r + 2] += c02;
+    c[r + 3] += c03;
     r += ldc;
-    c[r] += c10; c[r + 1] += c11; c[r + 2] += c12; c[r + 3] += c13;
+    c[r] += c10;
+    c[r + 1] += c11;
+    c[r + 2] += c12;
+    c[r + 3] += c13;
     r += ldc;
-    c[r] += c20; c[r + 1] += c21; c[r + 2] += c22; c[r + 3] += c23;
+    c[r] += c20;
+    c[r + 1] += c21;
+    c[r + 2] += c22;
+    c[r + 3] += c23;
     r += ldc;
-    c[r] += c30; c[r + 1] += c31; c[r + 2] += c32; c[r + 3] += c33;
+    c[r] += c30;
+    c[r + 1] += c31;
+    c[r + 2] += c32;
+    c[r + 3] += c33;
     return;
   }
   const tile = [c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33];

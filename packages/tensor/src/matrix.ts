@@ -48,9 +48,7 @@ export class Matrix {
     if (rows > 0 && cols > 0) {
       const last = offset + (rows - 1) * stride + cols - 1;
       if (offset < 0 || stride < cols || last >= data.length) {
-        throw new ShapeError(
-          `a ${rows}×${cols} view at offset ${offset} with stride ${stride} does not fit in a buffer of ${data.length} elements`,
-        );
+        throw new ShapeError(`a ${rows}×${cols} view at offset ${offset} with stride ${stride} does not fit in a buffer of ${data.length} elements`);
       }
     }
     this.rows = rows;

@@ -71,7 +71,13 @@ describe('creation', () => {
     expect(() => new Matrix(3, 3, new Float64Array(8))).toThrow(ShapeError);
     expect(() => new Matrix(2, 3, new Float64Array(10), 2, 2)).toThrow(ShapeError);
     // A NaN or fractional offset or stride would fit the bounds check and make every read undefined.
-    for (const [offset, stride] of [[Number.NaN, 2], [0.5, 2], [0, 2.5], [0, Number.NaN], [-1, 2]]) {
+    for (const [offset, stride] of [
+      [Number.NaN, 2],
+      [0.5, 2],
+      [0, 2.5],
+      [0, Number.NaN],
+      [-1, 2],
+    ]) {
       expect(() => new Matrix(2, 2, new Float64Array(8), offset, stride)).toThrow(InvalidArgumentError);
     }
   });

@@ -122,7 +122,11 @@ describe('elementwise operations', () => {
         const right = add(hadamard(x, y), hadamard(x, z));
         expect(maxAbs(sub(left, right))).toBeLessThan(1e-12);
         const sums = rowSums(x);
-        for (let i = 0; i < r; i++) expect(sums[i]).toBeCloseTo(x.toArray()[i].reduce((s, v) => s + v, 0), 12);
+        for (let i = 0; i < r; i++)
+          expect(sums[i]).toBeCloseTo(
+            x.toArray()[i].reduce((s, v) => s + v, 0),
+            12,
+          );
       }),
       { numRuns: 100 },
     );

@@ -63,13 +63,20 @@ describe('matmul', () => {
 
   it('is associative within rounding (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 10 }), fc.integer(), (p, q, r, s, seed) => {
-        const rng = new Rng(seed);
-        const a = randomNormal(p, q, rng);
-        const b = randomNormal(q, r, rng);
-        const c = randomNormal(r, s, rng);
-        expect(maxDiff(matmul(matmul(a, b), c).toArray(), matmul(a, matmul(b, c)).toArray())).toBeLessThan(1e-10);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer(),
+        (p, q, r, s, seed) => {
+          const rng = new Rng(seed);
+          const a = randomNormal(p, q, rng);
+          const b = randomNormal(q, r, rng);
+          const c = randomNormal(r, s, rng);
+          expect(maxDiff(matmul(matmul(a, b), c).toArray(), matmul(a, matmul(b, c)).toArray())).toBeLessThan(1e-10);
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -1,5 +1,16 @@
 import type { FusedKernels, ProductTree } from '@almora/kernels';
-import { type Backend, BackendError, type DeviceMatrix, DTypeError, type DType, fromFlat, type Matrix, ShapeError, toDType, type TransposeForms } from '@almora/tensor';
+import {
+  type Backend,
+  BackendError,
+  type DeviceMatrix,
+  DTypeError,
+  type DType,
+  fromFlat,
+  type Matrix,
+  ShapeError,
+  toDType,
+  type TransposeForms,
+} from '@almora/tensor';
 import type { Heap } from './heap.js';
 import type { KERNEL_NAMES, KernelExports, KernelFamily } from './kernels.js';
 import type { ThreadPool } from './threads.js';
@@ -149,8 +160,18 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
 
   sliceRows(m: WasmMatrix, start: number, end: number): WasmMatrix {
     this.check(m);
-    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= m.rows)) throw new ShapeError(`sliceRows: rows [${start}, ${end}) of a ${m.rows}×${m.cols} matrix`);
-    return { rows: end - start, cols: m.cols, dtype: m.dtype, pointer: m.pointer + start * m.cols * bytesOf(m.dtype), owner: false, blockRows: m.blockRows, block: m.block, live: true };
+    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= m.rows))
+      throw new ShapeError(`sliceRows: rows [${start}, ${end}) of a ${m.rows}×${m.cols} matrix`);
+    return {
+      rows: end - start,
+      cols: m.cols,
+      dtype: m.dtype,
+      pointer: m.pointer + start * m.cols * bytesOf(m.dtype),
+      owner: false,
+      blockRows: m.blockRows,
+      block: m.block,
+      live: true,
+    };
   }
 
   private transposed(m: WasmMatrix): WasmMatrix {
@@ -183,7 +204,11 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
       return out;
     }
     // A·Bᵀ with a tall B is Q·Kᵀ-like: the same B comes back block after block.
-    const right = forms.transposeB ? (b.rows > b.cols ? this.transposeOf(b) : { transposed: this.transposed(b), cached: false }) : { transposed: b, cached: true };
+    const right = forms.transposeB
+      ? b.rows > b.cols
+        ? this.transposeOf(b)
+        : { transposed: this.transposed(b), cached: false }
+      : { transposed: b, cached: true };
     try {
       const left = forms.transposeA ? this.transposed(a) : a;
       try {
@@ -292,7 +317,9 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
     const dtype = this.check(weights, blocks);
     const d = weights.cols;
     if (blocks.rows !== weights.rows || blocks.cols % Math.max(d, 1) !== 0) {
-      throw new ShapeError(`faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`);
+      throw new ShapeError(
+        `faceSplitReduce: weights are ${weights.rows}×${d} and blocks ${blocks.rows}×${blocks.cols}; blocks need the same rows and a multiple of ${d} columns`,
+      );
     }
     const n = d === 0 ? 0 : blocks.cols / d;
     const out = this.make(weights.rows, n, dtype);
@@ -326,7 +353,10 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
       const stride = 8 * t.size;
       const scratch = this.heap.allocate(stride * this.threads);
       try {
-        this.run('productFeatures', dtype, [x.pointer, t.parents, t.variables, t.weights, out.pointer, x.cols, t.size, scratch], x.rows, x.rows * t.size, { arg: 7, stride });
+        this.run('productFeatures', dtype, [x.pointer, t.parents, t.variables, t.weights, out.pointer, x.cols, t.size, scratch], x.rows, x.rows * t.size, {
+          arg: 7,
+          stride,
+        });
       } finally {
         this.heap.release(scratch, stride * this.threads);
       }
@@ -337,13 +367,21 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
   productFeaturesBackward(x: WasmMatrix, tree: ProductTree, featureGradient: WasmMatrix): WasmMatrix {
     const dtype = this.check(x, featureGradient);
     const size = tree.parents.length;
-    if (featureGradient.rows !== x.rows || featureGradient.cols !== size) throw new ShapeError(`feature gradient must be ${x.rows}×${size}, got ${featureGradient.rows}×${featureGradient.cols}`);
+    if (featureGradient.rows !== x.rows || featureGradient.cols !== size)
+      throw new ShapeError(`feature gradient must be ${x.rows}×${size}, got ${featureGradient.rows}×${featureGradient.cols}`);
     return this.withTree(tree, (t) => {
       const out = this.make(x.rows, x.cols, dtype);
       const stride = 8 * (2 * t.size + x.cols);
       const scratch = this.heap.allocate(stride * this.threads);
       try {
-        this.run('productFeaturesBackward', dtype, [x.pointer, t.parents, t.variables, t.weights, featureGradient.pointer, out.pointer, x.cols, t.size, scratch], x.rows, 3 * x.rows * t.size, { arg: 8, stride });
+        this.run(
+          'productFeaturesBackward',
+          dtype,
+          [x.pointer, t.parents, t.variables, t.weights, featureGradient.pointer, out.pointer, x.cols, t.size, scratch],
+          x.rows,
+          3 * x.rows * t.size,
+          { arg: 8, stride },
+        );
       } finally {
         this.heap.release(scratch, stride * this.threads);
       }
@@ -354,11 +392,18 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
   attentionProbabilities(queries: WasmMatrix, keys: WasmMatrix, beta: number, causalStart?: number): WasmMatrix {
     const dtype = this.check(queries, keys);
     if (queries.cols !== keys.cols) throw new ShapeError(`attentionProbabilities: queries have ${queries.cols} columns and keys ${keys.cols}`);
-    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0)) throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
+    if (causalStart !== undefined && !(Number.isInteger(causalStart) && causalStart >= 0))
+      throw new ShapeError(`attentionProbabilities: causalStart must be an integer ≥ 0, got ${causalStart}`);
     const keysT = this.transposeOf(keys);
     try {
       const out = this.make(queries.rows, keys.rows, dtype);
-      this.run('softmaxRows', dtype, [queries.pointer, keysT.transposed.pointer, out.pointer, keys.rows, queries.cols, beta, causalStart ?? -1], queries.rows, queries.rows * keys.rows * (queries.cols + 4));
+      this.run(
+        'softmaxRows',
+        dtype,
+        [queries.pointer, keysT.transposed.pointer, out.pointer, keys.rows, queries.cols, beta, causalStart ?? -1],
+        queries.rows,
+        queries.rows * keys.rows * (queries.cols + 4),
+      );
       return out;
     } finally {
       if (!keysT.cached) this.dispose(keysT.transposed);
@@ -368,13 +413,21 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
   attentionScoresGradient(probabilities: WasmMatrix, outputGradient: WasmMatrix, values: WasmMatrix, rowDots: WasmMatrix): WasmMatrix {
     const dtype = this.check(probabilities, outputGradient, values, rowDots);
     if (outputGradient.rows !== probabilities.rows || values.rows !== probabilities.cols || outputGradient.cols !== values.cols) {
-      throw new ShapeError(`attentionScoresGradient: P ${probabilities.rows}×${probabilities.cols}, ∂O ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols} do not fit`);
+      throw new ShapeError(
+        `attentionScoresGradient: P ${probabilities.rows}×${probabilities.cols}, ∂O ${outputGradient.rows}×${outputGradient.cols}, V ${values.rows}×${values.cols} do not fit`,
+      );
     }
     this.column(rowDots, probabilities.rows, 'attentionScoresGradient');
     const valuesT = this.transposeOf(values);
     try {
       const out = this.make(probabilities.rows, probabilities.cols, dtype);
-      this.run('scoresGradient', dtype, [probabilities.pointer, outputGradient.pointer, valuesT.transposed.pointer, rowDots.pointer, out.pointer, probabilities.cols, values.cols], probabilities.rows, probabilities.rows * probabilities.cols * (values.cols + 2));
+      this.run(
+        'scoresGradient',
+        dtype,
+        [probabilities.pointer, outputGradient.pointer, valuesT.transposed.pointer, rowDots.pointer, out.pointer, probabilities.cols, values.cols],
+        probabilities.rows,
+        probabilities.rows * probabilities.cols * (values.cols + 2),
+      );
       return out;
     } finally {
       if (!valuesT.cached) this.dispose(valuesT.transposed);

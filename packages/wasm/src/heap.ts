@@ -41,7 +41,9 @@ export class Heap {
         this.memory.grow(pages);
       } catch (error) {
         this.used -= size;
-        throw new BackendError(`the wasm backend ran out of memory: ${(end / 2 ** 30).toFixed(2)} GiB needed (${error instanceof Error ? error.message : String(error)}); WebAssembly (wasm32) addresses at most 4 GiB — release handles, use smaller blocks or float32`);
+        throw new BackendError(
+          `the wasm backend ran out of memory: ${(end / 2 ** 30).toFixed(2)} GiB needed (${error instanceof Error ? error.message : String(error)}); WebAssembly (wasm32) addresses at most 4 GiB — release handles, use smaller blocks or float32`,
+        );
       }
     }
     this.top = end;

@@ -33,7 +33,8 @@ export interface ThreadSupport {
 
 /** Whether the kernels can run on more than one thread here, and if not, why. */
 export function threadSupport(): ThreadSupport {
-  if (typeof SharedArrayBuffer !== 'function') return { available: false, reason: 'SharedArrayBuffer is unavailable (a page needs cross-origin isolation: COOP/COEP headers)' };
+  if (typeof SharedArrayBuffer !== 'function')
+    return { available: false, reason: 'SharedArrayBuffer is unavailable (a page needs cross-origin isolation: COOP/COEP headers)' };
   if (!canBlock()) return { available: false, reason: "this thread may not block on Atomics.wait (a page's main thread): run almora in a Web Worker" };
   return { available: true, reason: 'shared memory and blocking waits are available' };
 }
@@ -60,7 +61,8 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   if (!simdSupported()) throw new BackendError('this engine has no WebAssembly SIMD (128-bit); the wasm backend needs it (Node 16+, current browsers)');
   const cores = await coreCount();
   const wanted = options.threads ?? cores;
-  if (!Number.isInteger(wanted) || wanted < 1 || wanted > 4 * cores) throw new BackendError(`threads must be an integer from 1 to ${4 * cores} (4 × the ${cores} cores here), got ${wanted}`);
+  if (!Number.isInteger(wanted) || wanted < 1 || wanted > 4 * cores)
+    throw new BackendError(`threads must be an integer from 1 to ${4 * cores} (4 × the ${cores} cores here), got ${wanted}`);
   const threads = threadSupport().available ? wanted : 1;
   const shared = threads > 1;
   const module = await compileKernels(shared);

@@ -164,7 +164,10 @@ interface KeeperInit {
  * is called if the keeper itself later fails or exits (its event reaches the host's loop).
  */
 async function spawnKeeper(init: KeeperInit, lost: (why: string) => void): Promise<WorkerHandle> {
-  const started = (message: unknown) => (typeof message === 'object' && message !== null && 'error' in message ? new BackendError(`a wasm worker failed to start: ${String(message.error)}`) : undefined);
+  const started = (message: unknown) =>
+    typeof message === 'object' && message !== null && 'error' in message
+      ? new BackendError(`a wasm worker failed to start: ${String(message.error)}`)
+      : undefined;
   if (typeof process === 'object' && process.versions?.node) {
     const { Worker } = await nodeBuiltin<typeof import('node:worker_threads')>('worker_threads');
     const keeper = new Worker(WORKER_SOURCE, { eval: true });

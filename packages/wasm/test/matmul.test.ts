@@ -83,17 +83,32 @@ describe('the matmul kernel over row ranges', () => {
   it('gives every row range [start, end) the rows of the whole product, bit for bit', async () => {
     const module = await compileKernels(false);
     const memory = new WebAssembly.Memory({ initial: 64 });
-    const kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports & { matmulScratchBytes(size: number, n: number, k: number): number };
+    const kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports & {
+      matmulScratchBytes(size: number, n: number, k: number): number;
+    };
     const [m, k, n] = [23, 300, 37];
     const rng = new Rng(11);
     const base = Math.ceil(kernels.staticEnd() / 16) * 16;
-    const [a, b, whole, parts, scratch] = [base, base + m * k * 8, base + (m + n) * k * 8, base + (m + n) * k * 8 + m * n * 8, base + (m + n) * k * 8 + 2 * m * n * 8];
+    const [a, b, whole, parts, scratch] = [
+      base,
+      base + m * k * 8,
+      base + (m + n) * k * 8,
+      base + (m + n) * k * 8 + m * n * 8,
+      base + (m + n) * k * 8 + 2 * m * n * 8,
+    ];
     new Float64Array(memory.buffer, a, m * k).set(randomNormal(m, k, rng).toFlat());
     new Float64Array(memory.buffer, b, k * n).set(randomNormal(k, n, rng).toFlat());
     expect(scratch + kernels.matmulScratchBytes(8, n, k)).toBeLessThan(memory.buffer.byteLength);
     kernels.matmulF64(a, b, whole, n, k, scratch, 0, m);
     // Uneven ranges, some shorter than the 4-row block, one empty.
-    for (const [start, end] of [[0, 1], [1, 6], [6, 6], [6, 13], [13, 23]]) kernels.matmulF64(a, b, parts, n, k, scratch, start, end);
+    for (const [start, end] of [
+      [0, 1],
+      [1, 6],
+      [6, 6],
+      [6, 13],
+      [13, 23],
+    ])
+      kernels.matmulF64(a, b, parts, n, k, scratch, start, end);
     expect(Array.from(new Float64Array(memory.buffer, parts, m * n))).toEqual(Array.from(new Float64Array(memory.buffer, whole, m * n)));
   });
 });

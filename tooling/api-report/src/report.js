@@ -67,7 +67,13 @@ function referencedUnexported(checker, entries, dir) {
   const found = [];
   const visit = (node) => {
     if (isPrivate(node)) return;
-    const name = ts.isTypeReferenceNode(node) ? node.typeName : ts.isExpressionWithTypeArguments(node) ? node.expression : ts.isTypeQueryNode(node) ? node.exprName : undefined;
+    const name = ts.isTypeReferenceNode(node)
+      ? node.typeName
+      : ts.isExpressionWithTypeArguments(node)
+        ? node.expression
+        : ts.isTypeQueryNode(node)
+          ? node.exprName
+          : undefined;
     const symbol = name && checker.getSymbolAtLocation(name);
     if (symbol) {
       const target = resolve(checker, symbol);

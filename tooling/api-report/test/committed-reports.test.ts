@@ -20,7 +20,10 @@ describe('the committed API reports', () => {
 
   it.each(packages)('$name: api-report.md matches its built types', (pkg) => {
     const { diff } = compareReport(pkg.dir, root);
-    if (diff !== '') throw new Error(`The public API of ${pkg.name} differs from its committed report:\n${diff}\nIf the change is meant, run \`pnpm api-report\` and commit the report.`);
+    if (diff !== '')
+      throw new Error(
+        `The public API of ${pkg.name} differs from its committed report:\n${diff}\nIf the change is meant, run \`pnpm api-report\` and commit the report.`,
+      );
   });
 
   it('are checked by turbo after each package builds, and again when a report or a package source changes', () => {
@@ -37,7 +40,9 @@ describe('the committed API reports', () => {
     const missing = packages.flatMap((pkg) => {
       const folder = path.relative(root, pkg.dir);
       return [
-        ...[path.join(folder, 'api-report.md'), path.join(folder, 'src', 'index.ts')].filter((file) => !hashed.has(file)).map((file) => `does not hash ${file}`),
+        ...[path.join(folder, 'api-report.md'), path.join(folder, 'src', 'index.ts')]
+          .filter((file) => !hashed.has(file))
+          .map((file) => `does not hash ${file}`),
         ...(test.dependencies.includes(`${pkg.name}#build`) ? [] : [`does not wait for ${pkg.name}#build`]),
       ];
     });

@@ -10,7 +10,10 @@ describe('unifiedDiff', () => {
   });
 
   it('prints each change with three lines of context and the line numbers of both sides, as diff -u does', () => {
-    const after = `${lines.map((line, i) => (i === 1 ? 'line one' : line)).filter((_, i) => i !== 15).join('\n')}\n`;
+    const after = `${lines
+      .map((line, i) => (i === 1 ? 'line one' : line))
+      .filter((_, i) => i !== 15)
+      .join('\n')}\n`;
     expect(unifiedDiff(before, after, 'a', 'b')).toBe(
       [
         '--- a',

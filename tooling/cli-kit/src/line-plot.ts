@@ -113,7 +113,9 @@ export function linePlot(spec: PlotSpec): string {
   const xs = series.flatMap((s) => s.points.map(([x]) => x)).concat((spec.markers ?? []).map((m) => m.x).filter((x) => keep(x, spec.logX)));
   const ys = series.flatMap((s) => s.points.map(([, y]) => y));
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+  );
   parts.push(STYLE);
   parts.push(`<rect class="bg" width="${width}" height="${height}"/>`);
   parts.push(`<text class="fg" x="${left}" y="22" font-size="15" font-weight="bold">${escapeXml(spec.title)}</text>`);
@@ -169,7 +171,9 @@ export function linePlot(spec: PlotSpec): string {
     const kind = SHAPES[k % SHAPES.length];
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     const ly = top + 8 + k * legendRow;
-    parts.push(`<line x1="${width - right + 10}" y1="${ly}" x2="${width - right + 34}" y2="${ly}" stroke="${color}" stroke-width="${s.faint ? 1 : 2}"${s.faint ? ' stroke-opacity="0.35"' : ''}${dash}/>`);
+    parts.push(
+      `<line x1="${width - right + 10}" y1="${ly}" x2="${width - right + 34}" y2="${ly}" stroke="${color}" stroke-width="${s.faint ? 1 : 2}"${s.faint ? ' stroke-opacity="0.35"' : ''}${dash}/>`,
+    );
     if (!s.faint) parts.push(shape(kind, width - right + 22, ly, color));
     parts.push(`<text class="fg" x="${width - right + 40}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
   });

@@ -44,7 +44,12 @@ describe('Progress', () => {
     progress.tick('loss 1.9');
     progress.tick('loss 1.8');
     progress.finish();
-    expect(stream.text().split('\n').filter((l) => l !== '')).toEqual([
+    expect(
+      stream
+        .text()
+        .split('\n')
+        .filter((l) => l !== ''),
+    ).toEqual([
       'training on wasm simd 2 threads',
       'steps: 0/3 (0%), 0s elapsed',
       'steps: 2/3 (66%), 11s elapsed, 6s left · loss 1.9',

@@ -68,11 +68,18 @@ export async function runInPage(context, file, timeoutMs) {
   tab.on('pageerror', (thrown) => error(thrown.stack ?? thrown.message));
   try {
     await tab.goto(page.url);
-    const finished = tab.waitForFunction((done) => globalThis[done] === true, DONE, { timeout: timeoutMs, polling: 50 }).then(() => true, () => false);
+    const finished = tab
+      .waitForFunction((done) => globalThis[done] === true, DONE, { timeout: timeoutMs, polling: 50 })
+      .then(
+        () => true,
+        () => false,
+      );
     const done = (await Promise.race([finished, failure])) && errors.length === 0;
     const timedOut = !done && errors.length === 0;
     // A page stuck past the timeout may not answer; one that ended or threw does.
-    const state = timedOut ? { isolated: false, builtins: [] } : await tab.evaluate(([record]) => ({ isolated: globalThis.crossOriginIsolated, builtins: globalThis[record] ?? [] }), [RECORD]);
+    const state = timedOut
+      ? { isolated: false, builtins: [] }
+      : await tab.evaluate(([record]) => ({ isolated: globalThis.crossOriginIsolated, builtins: globalThis[record] ?? [] }), [RECORD]);
     return { done, timedOut, ...state, output, errors, seconds: (Date.now() - started) / 1000 };
   } finally {
     await tab.close();
@@ -88,7 +95,8 @@ export async function runInPage(context, file, timeoutMs) {
 export function verdict(run) {
   if (!run.done || run.errors.length > 0) {
     const why = run.timedOut ? `did not finish in ${run.seconds.toFixed(0)} s` : run.errors[0];
-    if (run.builtins.length > 0) return { status: 'skipped', reason: `Node only: it reached for ${run.builtins.join(', ')} at run time (${why.split('\n')[0]})` };
+    if (run.builtins.length > 0)
+      return { status: 'skipped', reason: `Node only: it reached for ${run.builtins.join(', ')} at run time (${why.split('\n')[0]})` };
     return { status: 'failed', reason: run.errors.length > 0 ? run.errors.join('\n') : why };
   }
   if (!run.isolated) return { status: 'failed', reason: 'the page was not cross-origin isolated' };

@@ -40,13 +40,17 @@ const PAGE_TIMEOUT_MS = 180_000;
 
 async function main() {
   const packages = publicPackages().filter((pkg) => !options.skip.includes(pkg.name));
-  console.log(`release check: ${packages.map((pkg) => `${pkg.name}@${pkg.manifest.version}`).join(', ')}${options.skip.length > 0 ? ` (skipped: ${options.skip.join(', ')})` : ''}`);
+  console.log(
+    `release check: ${packages.map((pkg) => `${pkg.name}@${pkg.manifest.version}`).join(', ')}${options.skip.length > 0 ? ` (skipped: ${options.skip.join(', ')})` : ''}`,
+  );
   const tarballs = path.join(work, 'tarballs');
   mkdirSync(tarballs);
   for (const pkg of packages) pkg.tarball = pack(pkg, tarballs);
   if (packages.some((pkg) => !pkg.tarball)) return;
   for (const pkg of packages) checkTarball(pkg, packages);
-  const browser = chromiumInstalled() ? undefined : `no Chromium at ${CHROMIUM} (apt-get install chromium): the examples were bundled for the browser, not run in one`;
+  const browser = chromiumInstalled()
+    ? undefined
+    : `no Chromium at ${CHROMIUM} (apt-get install chromium): the examples were bundled for the browser, not run in one`;
   for (const client of CLIENTS) {
     if (!options.clients.includes(client.name)) continue;
     const found = findCommand(client, work);
@@ -55,7 +59,9 @@ async function main() {
       tallies.set(`${client.name}: ${found.why}, skipped`, { passed: 0, total: 0, skipped: 0 });
       continue;
     }
-    console.log(`\n${client.name} ${found.version}${found.why ? ` (${found.why}; through ${found.command.flat().join(' ')})` : ''}: install the tarballs into a fresh project`);
+    console.log(
+      `\n${client.name} ${found.version}${found.why ? ` (${found.why}; through ${found.command.flat().join(' ')})` : ''}: install the tarballs into a fresh project`,
+    );
     const project = path.join(work, `with-${client.name}`);
     if (!install(client, found, project, packages)) continue;
     const written = checkExamples(client, project, packages);
@@ -111,10 +117,12 @@ function checkTarball(pkg, packages) {
   for (const target of exportTargets(manifest.exports)) if (!existsSync(at(target))) problems.push(`exports names ${target}, not in the tarball`);
   const entry = manifest.exports?.['.'];
   for (const condition of ['import', 'require']) {
-    if (typeof entry?.[condition]?.types !== 'string' || typeof entry?.[condition]?.default !== 'string') problems.push(`exports["."].${condition} lacks types or default`);
+    if (typeof entry?.[condition]?.types !== 'string' || typeof entry?.[condition]?.default !== 'string')
+      problems.push(`exports["."].${condition} lacks types or default`);
   }
   if (manifest.license !== 'MIT') problems.push(`license ${manifest.license}`);
-  if (manifest.repository?.url !== rootManifest.repository?.url || manifest.repository?.directory !== pkg.folder) problems.push('repository is not the root repository with this folder');
+  if (manifest.repository?.url !== rootManifest.repository?.url || manifest.repository?.directory !== pkg.folder)
+    problems.push('repository is not the root repository with this folder');
   if (!manifest.engines?.node) problems.push('no engines.node');
   if (!Array.isArray(manifest.keywords) || manifest.keywords.length === 0) problems.push('no keywords');
   if (manifest.sideEffects === undefined) problems.push('no sideEffects');
@@ -163,7 +171,12 @@ function checkExamples(client, project, packages) {
       const ran = run(process.execPath, [`${base}.${kind}`], { cwd: project });
       const ok = ran.status === 0 && ran.stderr === '' && ran.stdout.trim() !== '';
       outputs.push(ran.stdout);
-      report(ok, `${label} as ${kind === 'mjs' ? 'ESM' : 'CJS'} (${seconds(started)})`, `status ${ran.status}\n${ran.stdout}${ran.stderr}`, `${client.name}: ${kind === 'mjs' ? 'ESM' : 'CJS'}`);
+      report(
+        ok,
+        `${label} as ${kind === 'mjs' ? 'ESM' : 'CJS'} (${seconds(started)})`,
+        `status ${ran.status}\n${ran.stdout}${ran.stderr}`,
+        `${client.name}: ${kind === 'mjs' ? 'ESM' : 'CJS'}`,
+      );
     }
     if (outputs[0] !== outputs[1]) console.log(`     (note: ${label} printed differently as ESM and CJS)`);
   }
@@ -177,7 +190,16 @@ function typecheck(client, project, written) {
   writeFileSync(
     path.join(project, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { module: 'node16', moduleResolution: 'node16', target: 'es2022', lib: ['es2022', 'dom'], types: [], strict: false, skipLibCheck: true, noEmit: true },
+      compilerOptions: {
+        module: 'node16',
+        moduleResolution: 'node16',
+        target: 'es2022',
+        lib: ['es2022', 'dom'],
+        types: [],
+        strict: false,
+        skipLibCheck: true,
+        noEmit: true,
+      },
       include: ['examples/*.mts', 'examples/*.cts'],
     }),
   );
@@ -201,8 +223,21 @@ function bundle(client, { label, base, builtins }) {
   }
   const started = Date.now();
   try {
-    const bundled = buildSync({ entryPoints: [`${base}.mjs`], bundle: true, platform: 'browser', format: 'esm', target: 'es2022', write: false, logLevel: 'silent' });
-    report(true, `${label} bundles for the browser (${Math.round(bundled.outputFiles[0].contents.byteLength / 1024)} KiB, ${seconds(started)})`, '', `${client.name}: browser bundle`);
+    const bundled = buildSync({
+      entryPoints: [`${base}.mjs`],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      target: 'es2022',
+      write: false,
+      logLevel: 'silent',
+    });
+    report(
+      true,
+      `${label} bundles for the browser (${Math.round(bundled.outputFiles[0].contents.byteLength / 1024)} KiB, ${seconds(started)})`,
+      '',
+      `${client.name}: browser bundle`,
+    );
     return true;
   } catch (error) {
     report(false, `${label} bundles for the browser`, error instanceof Error ? error.message : String(error), `${client.name}: browser bundle`);
@@ -229,7 +264,13 @@ async function runInBrowser(client, written) {
       const { status, reason } = verdict(ran);
       const printed = ran.output.join(' | ');
       if (status === 'skipped') skip(what, reason, tally);
-      else report(status === 'ran', `${what} (${ran.seconds.toFixed(1)} s)${status === 'ran' ? `: ${printed.length > 100 ? `${printed.slice(0, 99)}…` : printed}` : ''}`, reason, tally);
+      else
+        report(
+          status === 'ran',
+          `${what} (${ran.seconds.toFixed(1)} s)${status === 'ran' ? `: ${printed.length > 100 ? `${printed.slice(0, 99)}…` : printed}` : ''}`,
+          reason,
+          tally,
+        );
       outcome(status, reason);
     }
   } finally {
@@ -313,8 +354,11 @@ try {
   if (options.keep) console.log(`\nkept ${work}`);
   else rmSync(work, { recursive: true, force: true });
 }
-const counted = ({ passed, total, skipped }) => [...(total > 0 ? [`${passed}/${total} passed`] : []), ...(skipped > 0 ? [`${skipped} skipped`] : [])].join(', ');
-console.log(`\nsummary (${seconds(began)}):\n${[...tallies].map(([what, count]) => (counted(count) === '' ? `  ${what}` : `  ${what}: ${counted(count)}`)).join('\n')}`);
+const counted = ({ passed, total, skipped }) =>
+  [...(total > 0 ? [`${passed}/${total} passed`] : []), ...(skipped > 0 ? [`${skipped} skipped`] : [])].join(', ');
+console.log(
+  `\nsummary (${seconds(began)}):\n${[...tallies].map(([what, count]) => (counted(count) === '' ? `  ${what}` : `  ${what}: ${counted(count)}`)).join('\n')}`,
+);
 if (failures.length > 0) {
   console.log(`\nrelease check: ${failures.length} failed:\n${failures.map((line) => `  ${line}`).join('\n')}`);
   process.exitCode = 1;

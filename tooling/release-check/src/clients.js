@@ -38,7 +38,11 @@ export function clients(pnpm) {
       spec: (tarball) => `file:${tarball}`,
       install: () => ['install', '--ignore-scripts'],
       fields: () => ({}),
-      setup: (dependencies) => ({ 'pnpm-workspace.yaml': `overrides:\n${Object.entries(dependencies).map(([name, spec]) => `  '${name}': '${spec}'`).join('\n')}\n` }),
+      setup: (dependencies) => ({
+        'pnpm-workspace.yaml': `overrides:\n${Object.entries(dependencies)
+          .map(([name, spec]) => `  '${name}': '${spec}'`)
+          .join('\n')}\n`,
+      }),
     },
     {
       name: 'yarn',
@@ -51,7 +55,8 @@ export function clients(pnpm) {
       spec: (tarball, project) => `file:${path.relative(project, tarball)}`,
       // A cache of the project's own: packed tarballs keep their version (0.0.0) from run to run, and
       // yarn's shared cache would hand back a tarball packed before the code changed.
-      install: (version) => (isYarnClassic(version) ? ['install', '--ignore-scripts', '--non-interactive', '--no-progress', '--cache-folder', '.yarn-cache'] : ['install']),
+      install: (version) =>
+        isYarnClassic(version) ? ['install', '--ignore-scripts', '--non-interactive', '--no-progress', '--cache-folder', '.yarn-cache'] : ['install'],
       // Classic and berry both read `resolutions`; classic reads the scope's registry from .npmrc.
       fields: (dependencies) => ({ resolutions: dependencies }),
       setup: (_dependencies, version) =>

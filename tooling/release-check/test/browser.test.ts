@@ -37,7 +37,16 @@ describe('nodeBuiltinImportMap', () => {
 });
 
 describe('verdict', () => {
-  const run = (over: Partial<PageRun>): PageRun => ({ done: true, timedOut: false, isolated: true, builtins: [], output: ['1'], errors: [], seconds: 1, ...over });
+  const run = (over: Partial<PageRun>): PageRun => ({
+    done: true,
+    timedOut: false,
+    isolated: true,
+    builtins: [],
+    output: ['1'],
+    errors: [],
+    seconds: 1,
+    ...over,
+  });
 
   it('passes a run that ended, printed and raised nothing in an isolated page', () => {
     expect(verdict(run({}))).toEqual({ status: 'ran', reason: '' });
@@ -85,7 +94,8 @@ describe.runIf(chromiumInstalled())('runInPage in headless Chromium', () => {
   });
 
   it('skips an example whose code reaches for a Node built-in by a name the bundler does not follow', async () => {
-    const source = "console.log('start');\nconst specifier = 'node:fs/promises';\nconst fs = await import(specifier);\nconsole.log(await fs.readFile('adapter_config.json'));\n";
+    const source =
+      "console.log('start');\nconst specifier = 'node:fs/promises';\nconst fs = await import(specifier);\nconsole.log(await fs.readFile('adapter_config.json'));\n";
     const ran = await page('folder', source);
     expect(ran.done).toBe(false);
     expect(ran.builtins).toEqual(['node:fs/promises']);

@@ -12,7 +12,8 @@ const packages = [
   { name: '@almora/tensor', tarball: path.join(work, 'tarballs', 'almora-tensor-0.1.0.tgz') },
   { name: '@almora/lora', tarball: path.join(work, 'tarballs', 'almora-lora-0.1.0.tgz') },
 ];
-const manifest = (files: Record<string, string>) => JSON.parse(files['package.json']) as { dependencies: Record<string, string>; resolutions?: Record<string, string>; overrides?: Record<string, string> };
+const manifest = (files: Record<string, string>) =>
+  JSON.parse(files['package.json']) as { dependencies: Record<string, string>; resolutions?: Record<string, string>; overrides?: Record<string, string> };
 
 describe('the yarn project', () => {
   it('runs an installed yarn first, else yarn classic from the npm registry through npx', () => {
@@ -58,7 +59,10 @@ describe('findCommand', () => {
 
   it('says why none answered: not installed, and the fallback failed with its first lines', () => {
     const script = path.join(mkdtempSync(path.join(os.tmpdir(), 'almora-offline-')), 'offline.cjs');
-    writeFileSync(script, "console.error('npm error code ENOTCACHED\\nnpm error request to x failed\\nnpm error A complete log of this run can be found in: y');\nprocess.exit(1);\n");
+    writeFileSync(
+      script,
+      "console.error('npm error code ENOTCACHED\\nnpm error request to x failed\\nnpm error A complete log of this run can be found in: y');\nprocess.exit(1);\n",
+    );
     const failing = [process.execPath, [script]] as const;
     expect(findCommand(client([missing, failing]), os.tmpdir())).toEqual({
       command: undefined,
@@ -79,7 +83,9 @@ describe('the npm and pnpm projects, as before', () => {
   it('pnpm: absolute file: tarballs, each overridden in pnpm-workspace.yaml', () => {
     const files = projectFiles(pnpm, '12.4.2', packages, project);
     expect(manifest(files).dependencies['@almora/tensor']).toBe(`file:${packages[0].tarball}`);
-    expect(files['pnpm-workspace.yaml']).toBe(`overrides:\n  '@almora/tensor': 'file:${packages[0].tarball}'\n  '@almora/lora': 'file:${packages[1].tarball}'\n`);
+    expect(files['pnpm-workspace.yaml']).toBe(
+      `overrides:\n  '@almora/tensor': 'file:${packages[0].tarball}'\n  '@almora/lora': 'file:${packages[1].tarball}'\n`,
+    );
     expect(pnpm.commands).toEqual([['npx', ['-y', 'pnpm@12.4.2']]]);
   });
 });
@@ -89,7 +95,8 @@ describe('the npm and pnpm projects, as before', () => {
 // registry is a closed port.
 const yarnClassic = ['npx', ['-y', YARN_CLASSIC]] as const;
 const answered = spawnSync(yarnClassic[0], [...yarnClassic[1], '--version'], { encoding: 'utf8', timeout: 120_000 });
-if (answered.status !== 0) console.warn(`skipping the yarn classic install: npx -y ${YARN_CLASSIC} failed (offline?): ${answered.stderr.trim().split('\n').at(-1)}`);
+if (answered.status !== 0)
+  console.warn(`skipping the yarn classic install: npx -y ${YARN_CLASSIC} failed (offline?): ${answered.stderr.trim().split('\n').at(-1)}`);
 describe.runIf(answered.status === 0)(`npx -y ${YARN_CLASSIC} installing two packed packages`, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'almora-yarn-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -103,13 +110,19 @@ describe.runIf(answered.status === 0)(`npx -y ${YARN_CLASSIC} installing two pac
     expect(spawnSync('tar', ['-czf', tarball, '-C', path.dirname(folder), 'package']).status).toBe(0);
     return { name, tarball };
   };
-  const tarballs = [pack('@almora/leaf', '1.2.3', {}, 'module.exports = 41;\n'), pack('@almora/stem', '1.2.3', { '@almora/leaf': '^1.2.3' }, "module.exports = require('@almora/leaf') + 1;\n")];
+  const tarballs = [
+    pack('@almora/leaf', '1.2.3', {}, 'module.exports = 41;\n'),
+    pack('@almora/stem', '1.2.3', { '@almora/leaf': '^1.2.3' }, "module.exports = require('@almora/leaf') + 1;\n"),
+  ];
   const install = (name: string, edit: (files: Record<string, string>) => Record<string, string>, extra: string[] = []) => {
     const at = path.join(dir, name);
     mkdirSync(at);
     for (const [file, text] of Object.entries(edit(projectFiles(yarn, answered.stdout, tarballs, at)))) writeFileSync(path.join(at, file), text);
     const env = { ...process.env, YARN_CACHE_FOLDER: path.join(dir, 'cache') };
-    return { at, ...spawnSync(yarnClassic[0], [...yarnClassic[1], ...yarn.install(answered.stdout), ...extra], { cwd: at, encoding: 'utf8', env, timeout: 120_000 }) };
+    return {
+      at,
+      ...spawnSync(yarnClassic[0], [...yarnClassic[1], ...yarn.install(answered.stdout), ...extra], { cwd: at, encoding: 'utf8', env, timeout: 120_000 }),
+    };
   };
 
   it('takes both from their tarballs', () => {
@@ -122,10 +135,19 @@ describe.runIf(answered.status === 0)(`npx -y ${YARN_CLASSIC} installing two pac
   });
 
   it('without the resolutions, asks the closed registry for the inner one and fails', () => {
-    const installed = install('without-resolutions', (files) => {
-      const { name, version, private: closed, dependencies } = JSON.parse(files['package.json']) as Record<string, unknown> & { dependencies: Record<string, string> };
-      return { ...files, 'package.json': JSON.stringify({ name, version, private: closed, dependencies: { '@almora/stem': dependencies['@almora/stem'] } }) };
-    }, ['--verbose']);
+    const installed = install(
+      'without-resolutions',
+      (files) => {
+        const {
+          name,
+          version,
+          private: closed,
+          dependencies,
+        } = JSON.parse(files['package.json']) as Record<string, unknown> & { dependencies: Record<string, string> };
+        return { ...files, 'package.json': JSON.stringify({ name, version, private: closed, dependencies: { '@almora/stem': dependencies['@almora/stem'] } }) };
+      },
+      ['--verbose'],
+    );
     expect(installed.status).not.toBe(0);
     expect(installed.stdout + installed.stderr).toContain(`request to "${CLOSED_REGISTRY}@almora%2fleaf"`);
     expect(installed.stdout + installed.stderr).toMatch(/@almora\/leaf@\^1\.2\.3/);

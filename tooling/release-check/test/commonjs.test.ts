@@ -25,7 +25,7 @@ describe('toCommonJs', () => {
     expect(toCommonJs(example)).toBe(
       [
         "'use strict';",
-        "const { Rng, randomNormal: normal } = require(\"@almora/tensor\");",
+        'const { Rng, randomNormal: normal } = require("@almora/tensor");',
         'const { loraGradients } = require("@almora/lora");',
         'const kernels = require("@almora/kernels");',
         'require("node:process");',
@@ -59,7 +59,9 @@ describe('every README example of a public package', () => {
   const examples = readdirSync(packages)
     .filter((name) => existsSync(path.join(packages, name, 'README.md')))
     .filter((name) => !JSON.parse(readFileSync(path.join(packages, name, 'package.json'), 'utf8')).private)
-    .flatMap((name) => readmeExamples(readFileSync(path.join(packages, name, 'README.md'), 'utf8')).map((example, i) => ({ name: `${name} #${i + 1}`, example })));
+    .flatMap((name) =>
+      readmeExamples(readFileSync(path.join(packages, name, 'README.md'), 'utf8')).map((example, i) => ({ name: `${name} #${i + 1}`, example })),
+    );
 
   it.each(examples)('$name converts to CommonJS that Node parses, requiring what it imported', ({ example }) => {
     const cjs = toCommonJs(example);

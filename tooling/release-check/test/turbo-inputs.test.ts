@@ -69,7 +69,13 @@ describe('turbo inputs', () => {
   it('every README test hashes its README and the runner of its examples', () => {
     const readmeTests = [...tasks.values()].filter((task) => task.task === 'test' && existsSync(path.join(root, task.directory, 'test', 'readme.test.ts')));
     expect(readmeTests.length).toBeGreaterThan(0);
-    expect(readmeTests.flatMap((task) => ['README.md', 'tooling/vitest-config/readme.js'].filter((file) => !hashes(task, file === 'README.md' ? path.join(task.directory, file) : file)).map((file) => `${task.taskId} does not hash ${file}`))).toEqual([]);
+    expect(
+      readmeTests.flatMap((task) =>
+        ['README.md', 'tooling/vitest-config/readme.js']
+          .filter((file) => !hashes(task, file === 'README.md' ? path.join(task.directory, file) : file))
+          .map((file) => `${task.taskId} does not hash ${file}`),
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -77,7 +83,9 @@ describe('an edit in a copy of the repository', () => {
   // A copy of the tracked files, so that edits touch nothing a concurrent task reads.
   const copy = mkdtempSync(path.join(os.tmpdir(), 'almora-turbo-'));
   afterAll(() => rmSync(copy, { recursive: true, force: true }));
-  const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8' }).split('\0').filter((file) => file !== '' && existsSync(path.join(root, file)));
+  const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8' })
+    .split('\0')
+    .filter((file) => file !== '' && existsSync(path.join(root, file)));
   for (const file of tracked) {
     mkdirSync(path.dirname(path.join(copy, file)), { recursive: true });
     cpSync(path.join(root, file), path.join(copy, file));
@@ -92,7 +100,9 @@ describe('an edit in a copy of the repository', () => {
 
   it('to the shared tsup config rebuilds every package', () => {
     const changed = changedBy(path.join('tooling', 'tsup-config', 'index.js'), '// edited\n');
-    const builds = tracked.filter((file) => file.endsWith('/tsup.config.ts')).map((file) => `${readJson(path.join(copy, path.dirname(file), 'package.json')).name}#build`);
+    const builds = tracked
+      .filter((file) => file.endsWith('/tsup.config.ts'))
+      .map((file) => `${readJson(path.join(copy, path.dirname(file), 'package.json')).name}#build`);
     expect(builds.length).toBeGreaterThan(3);
     expect(builds.filter((taskId) => !changed.has(taskId))).toEqual([]);
   });

@@ -130,7 +130,13 @@ export interface BackendCase {
  * kernels, then `repeats` timed runs, interleaved across cases) and measures each result's
  * deviation from the CPU backend in float64.
  */
-export async function measureBackends(cases: readonly BackendCase[], sizes: BackendSizes, repeats: number, seed: number, onWork: (label: string) => void = () => {}): Promise<BackendMeasurement[]> {
+export async function measureBackends(
+  cases: readonly BackendCase[],
+  sizes: BackendSizes,
+  repeats: number,
+  seed: number,
+  onWork: (label: string) => void = () => {},
+): Promise<BackendMeasurement[]> {
   const out: BackendMeasurement[] = [];
   for (const work of works(sizes, seed)) {
     const reference = await work.prepare(cpuBackend, 'float64')();

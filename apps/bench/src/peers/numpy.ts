@@ -48,7 +48,8 @@ type Reply = { error?: string; numpy?: string; blas?: NumpyBlas; loaded?: number
 /** A single-sequence, single-head {@link LoraProblem} as {@link NumpyInputs}. */
 export function numpyInputs(problem: LoraProblem): NumpyInputs {
   const adapters: NumpyInputs['adapters'] = {};
-  for (const [t, adapter] of Object.entries(problem.adapters) as [Target, { a: Matrix; b: Matrix }][]) adapters[t] = { a: adapter.a.toArray(), b: adapter.b.toArray() };
+  for (const [t, adapter] of Object.entries(problem.adapters) as [Target, { a: Matrix; b: Matrix }][])
+    adapters[t] = { a: adapter.a.toArray(), b: adapter.b.toArray() };
   const { q, k, v } = problem.weights;
   return {
     x: (problem.x as Matrix).toArray(),

@@ -8,7 +8,15 @@ export type TorchOutcome =
   | { available: false; note: string };
 
 /** Times PyTorch CPU autograd of the same loss at each length, through Debian's python3-torch. */
-export function runTorchPeer(spec: { lengths: number[]; d: number; rank: number; adaptation: string; repeats: number; budget: number; seed: number }): TorchOutcome {
+export function runTorchPeer(spec: {
+  lengths: number[];
+  d: number;
+  rank: number;
+  adaptation: string;
+  repeats: number;
+  budget: number;
+  seed: number;
+}): TorchOutcome {
   const file = peerScript('torch_lora_attention.py');
   if (!existsSync(PYTHON) || !file) return { available: false, note: 'PyTorch peer skipped: /usr/bin/python3 or the peer script is missing' };
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });

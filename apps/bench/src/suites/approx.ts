@@ -83,7 +83,9 @@ export const approxSuite: Suite = {
       rows,
       rawTimings,
       findings,
-      notes: [`L=${length}, d=${D}, β=1/√d; time = building U, V and applying f̂ to V (O(L·k·d)); error = max|f̂V − fV|/max|fV| against the exact softmax. FAVOR+ uses rank = C(d+g, g) features for the matching degree.`],
+      notes: [
+        `L=${length}, d=${D}, β=1/√d; time = building U, V and applying f̂ to V (O(L·k·d)); error = max|f̂V − fV|/max|fV| against the exact softmax. FAVOR+ uses rank = C(d+g, g) features for the matching degree.`,
+      ],
       plots: [
         {
           name: 'accuracy-per-time',

@@ -18,7 +18,9 @@ export const backendsSuite: Suite = {
   name: 'backends',
   title: 'Backends: the same kernels and gradients on every backend',
   async run(context: SuiteContext): Promise<SuiteReport> {
-    const sizes: BackendSizes = context.quick ? { matmul: 128, length: 512, gradientLength: 256, d: 16 } : { matmul: 512, length: 4096, gradientLength: 2048, d: 16 };
+    const sizes: BackendSizes = context.quick
+      ? { matmul: 128, length: 512, gradientLength: 256, d: 16 }
+      : { matmul: 512, length: 4096, gradientLength: 2048, d: 16 };
     const notes: string[] = [];
     const wasm = await createWasmBackend();
     const wasmSingle = await createWasmBackend({ threads: 1 });
@@ -45,7 +47,10 @@ export const backendsSuite: Suite = {
     if (typeof browser === 'string') notes.push(browser);
     else {
       measured.push(...browser.measurements);
-      notes.push(`Chromium's WebGL renderer: ${browser.renderer}${/swiftshader/i.test(browser.renderer) ? ' (a software renderer: correctness here, speed only on a real GPU)' : ''}`, ...browser.skipped);
+      notes.push(
+        `Chromium's WebGL renderer: ${browser.renderer}${/swiftshader/i.test(browser.renderer) ? ' (a software renderer: correctness here, speed only on a real GPU)' : ''}`,
+        ...browser.skipped,
+      );
     }
     context.progress.tick('Chromium');
 
@@ -61,7 +66,9 @@ export const backendsSuite: Suite = {
         `${work}: ${others.map((r) => `${r.backend} ${(base / (r.seconds as number)).toFixed(2)}×`).join(', ')} the speed of ${CPU64}; largest deviation ${(worst.deviation as number).toExponential(1)} (${worst.backend}).`,
       );
     }
-    notes.push('Times are medians of compute plus read-back with inputs already on the device (uploads not counted), one warm-up run each (it compiles the GPU kernels); backends are interleaved repeat by repeat. Deviation is max|x − x₆₄|/max|x₆₄| against the CPU backend in float64.');
+    notes.push(
+      'Times are medians of compute plus read-back with inputs already on the device (uploads not counted), one warm-up run each (it compiles the GPU kernels); backends are interleaved repeat by repeat. Deviation is max|x − x₆₄|/max|x₆₄| against the CPU backend in float64.',
+    );
     return {
       suite: 'backends',
       title: this.title,

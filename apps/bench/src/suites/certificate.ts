@@ -1,4 +1,13 @@
-import { centeredKeys, featureRank, OutOfRegimeError, planSoftmaxApproximation, relativeErrorBound, sampledSoftmaxError, taylorExp, type PolynomialMethod } from '@almora/kernels';
+import {
+  centeredKeys,
+  featureRank,
+  OutOfRegimeError,
+  planSoftmaxApproximation,
+  relativeErrorBound,
+  sampledSoftmaxError,
+  taylorExp,
+  type PolynomialMethod,
+} from '@almora/kernels';
 import { loraGradients, predictedHeadCost, relativeGradientError, type LoraGradients, type LoraProblem, type Target } from '@almora/lora';
 import { add, matmul, type Matrix, maxAbs, Rng, scale, sub } from '@almora/tensor';
 import type { Row } from '../harness.js';
@@ -21,7 +30,10 @@ export function queriesAndKeys(problem: LoraProblem): { q: Matrix; k: Matrix; be
  * query row (or `rows` evenly spaced ones), for whichever family does better: measured, not certified.
  */
 export function measuredAttentionError(q: Matrix, k: Matrix, beta: number, degree: number, rows?: number): number {
-  const picked = rows === undefined || rows >= q.rows ? Array.from({ length: q.rows }, (_, i) => i) : Array.from({ length: rows }, (_, i) => Math.floor((i * q.rows) / rows));
+  const picked =
+    rows === undefined || rows >= q.rows
+      ? Array.from({ length: q.rows }, (_, i) => i)
+      : Array.from({ length: rows }, (_, i) => Math.floor((i * q.rows) / rows));
   let best = Number.POSITIVE_INFINITY;
   for (const method of ['taylor', 'chebyshev'] as PolynomialMethod[]) {
     const plan = planSoftmaxApproximation(q, k, { beta, degree, method, centerKeys: true });
@@ -98,7 +110,10 @@ export function fuzzSweep(cases: number, seed: number): Row[] {
     const length = 32 + Math.floor(rng.next() * 480);
     const gamma = 0.05 + 2.2 * rng.next();
     const adaptation = rng.next() < 0.5 ? 'partial' : 'full';
-    const problem = { ...benchProblem({ length, d, rank: 2, adaptation, gamma, sharedOffset: rng.next() < 0.3 ? 1.5 : undefined }, new Rng(seed * 7919 + n)), causal: rng.next() < 0.3 };
+    const problem = {
+      ...benchProblem({ length, d, rank: 2, adaptation, gamma, sharedOffset: rng.next() < 0.3 ? 1.5 : undefined }, new Rng(seed * 7919 + n)),
+      causal: rng.next() < 0.3,
+    };
     const variant = rng.next() < 0.5 ? 'chained' : 'autodiff';
     const polynomial = rng.next() < 0.5 ? 'taylor' : 'chebyshev';
     const degree = 1 + Math.floor(rng.next() * 6);
@@ -154,7 +169,9 @@ export function headlineRows(lengths: readonly number[], seed: number): Row[] {
   for (const length of lengths) {
     const problem = benchProblem({ length, d: 16, rank: 4, adaptation: 'partial', gamma: 0.5 }, new Rng(seed + length));
     const { q, k, beta } = queriesAndKeys(problem);
-    const [taylor2, chebyshev2] = (['taylor', 'chebyshev'] as const).map((method) => planSoftmaxApproximation(q, k, { beta, degree: 2, method, centerKeys: true }).bound!.softmaxRelative);
+    const [taylor2, chebyshev2] = (['taylor', 'chebyshev'] as const).map(
+      (method) => planSoftmaxApproximation(q, k, { beta, degree: 2, method, centerKeys: true }).bound!.softmaxRelative,
+    );
     const degree2 = Math.min(taylor2, chebyshev2);
     const [exact, exactSeconds] = timed(() => loraGradients(problem, { method: 'exact' }));
     const above = (bound: number) => Number((bound * 1.001).toPrecision(3));

@@ -64,7 +64,8 @@ function draw(rng: Rng, maxLength: number): Draw {
   const forced = rng.next() < 1 / 3;
   const variant = forced || rng.next() < 0.3 ? pick(rng, ['chained', 'autodiff'] as const) : undefined;
   let degree = 1 + rng.int(4);
-  while (forced && degree > 1 && predictedHeadCost(length, length, headDim, featureRank(headDim, degree), variant!, causal).fast! * heads > FORCED_WORK) degree--;
+  while (forced && degree > 1 && predictedHeadCost(length, length, headDim, featureRank(headDim, degree), variant!, causal).fast! * heads > FORCED_WORK)
+    degree--;
   const options: AttentionOptions = {
     method: forced ? 'fast' : 'auto',
     epsilon,
@@ -86,7 +87,11 @@ function operands(d: Draw, rng: Rng): { q: Matrix; k: Matrix; v: Matrix } {
   const rootBeta = Math.sqrt(1 / Math.sqrt(d.headDim));
   const scaled = (m: Matrix) => scale(m, d.gamma / (rootBeta * maxAbs(m)));
   const round = (m: Matrix) => cast(cast(m, d.dtype), 'float64');
-  return { q: round(scaled(randomNormal(d.length, width, rng))), k: round(scaled(randomNormal(d.length, width, rng))), v: round(randomNormal(d.length, width, rng)) };
+  return {
+    q: round(scaled(randomNormal(d.length, width, rng))),
+    k: round(scaled(randomNormal(d.length, width, rng))),
+    v: round(randomNormal(d.length, width, rng)),
+  };
 }
 
 /**
@@ -127,7 +132,11 @@ function checkGradients(d: Draw, rng: Rng, counts: FuzzCounts): void {
   const rank = 1 + rng.int(3);
   const { q: x } = operands(d, rng);
   const small = (rows: number, cols: number) => scale(randomNormal(rows, cols, rng), 0.3 / Math.sqrt(dim));
-  const identity = fromFlat(dim, dim, Float64Array.from({ length: dim * dim }, (_, i) => (i % (dim + 1) === 0 ? 1 : 0)));
+  const identity = fromFlat(
+    dim,
+    dim,
+    Float64Array.from({ length: dim * dim }, (_, i) => (i % (dim + 1) === 0 ? 1 : 0)),
+  );
   const problem: LoraProblem = {
     x,
     target: randomNormal(d.length, dim, rng),
@@ -157,18 +166,43 @@ function checkGradients(d: Draw, rng: Rng, counts: FuzzCounts): void {
 /** Inputs no call should accept: each must be refused with an AlmoraError. */
 const HOSTILE: readonly { name: string; run: (rng: Rng) => unknown }[] = [
   { name: 'NaN in Q', run: (rng) => attention(poke(randomNormal(32, 4, rng), Number.NaN), randomNormal(32, 4, rng), randomNormal(32, 4, rng)) },
-  { name: '+Infinity in V', run: (rng) => attention(randomNormal(32, 4, rng), randomNormal(32, 4, rng), poke(randomNormal(32, 4, rng), Number.POSITIVE_INFINITY)) },
+  {
+    name: '+Infinity in V',
+    run: (rng) => attention(randomNormal(32, 4, rng), randomNormal(32, 4, rng), poke(randomNormal(32, 4, rng), Number.POSITIVE_INFINITY)),
+  },
   { name: 'K narrower than Q', run: (rng) => attention(randomNormal(32, 4, rng), randomNormal(32, 3, rng), randomNormal(32, 4, rng)) },
   { name: 'V shorter than K', run: (rng) => attention(randomNormal(32, 4, rng), randomNormal(32, 4, rng), randomNormal(31, 4, rng)) },
   { name: 'causal with L_q ≠ L_k', run: (rng) => attention(randomNormal(16, 4, rng), randomNormal(32, 4, rng), randomNormal(32, 4, rng), { causal: true }) },
-  { name: 'forced degree 400', run: (rng) => attention(randomNormal(16, 8, rng), randomNormal(16, 8, rng), randomNormal(16, 8, rng), { method: 'fast', degree: 400 }) },
-  { name: 'memoryBudget of 1 KiB', run: (rng) => attention(randomNormal(512, 4, rng), randomNormal(512, 4, rng), randomNormal(512, 4, rng), { memoryBudget: 1024 }) },
+  {
+    name: 'forced degree 400',
+    run: (rng) => attention(randomNormal(16, 8, rng), randomNormal(16, 8, rng), randomNormal(16, 8, rng), { method: 'fast', degree: 400 }),
+  },
+  {
+    name: 'memoryBudget of 1 KiB',
+    run: (rng) => attention(randomNormal(512, 4, rng), randomNormal(512, 4, rng), randomNormal(512, 4, rng), { memoryBudget: 1024 }),
+  },
   { name: 'ε = 0', run: (rng) => attention(randomNormal(16, 4, rng), randomNormal(16, 4, rng), randomNormal(16, 4, rng), { epsilon: 0 }) },
   { name: 'heads not dividing the width', run: (rng) => attention(randomNormal(16, 6, rng), randomNormal(16, 6, rng), randomNormal(16, 6, rng), { heads: 4 }) },
   { name: 'fractional maxDegree', run: (rng) => attention(randomNormal(16, 4, rng), randomNormal(16, 4, rng), randomNormal(16, 4, rng), { maxDegree: 2.5 }) },
-  { name: 'gradientEpsilon NaN', run: (rng) => loraGradients({ x: randomNormal(16, 4, rng), target: randomNormal(16, 4, rng), weights: { q: randomNormal(4, 4, rng), k: randomNormal(4, 4, rng), v: randomNormal(4, 4, rng) }, adapters: { q: { a: randomNormal(1, 4, rng), b: randomNormal(4, 1, rng) } }, alpha: 1 }, { gradientEpsilon: Number.NaN }) },
+  {
+    name: 'gradientEpsilon NaN',
+    run: (rng) =>
+      loraGradients(
+        {
+          x: randomNormal(16, 4, rng),
+          target: randomNormal(16, 4, rng),
+          weights: { q: randomNormal(4, 4, rng), k: randomNormal(4, 4, rng), v: randomNormal(4, 4, rng) },
+          adapters: { q: { a: randomNormal(1, 4, rng), b: randomNormal(4, 1, rng) } },
+          alpha: 1,
+        },
+        { gradientEpsilon: Number.NaN },
+      ),
+  },
   { name: 'float32 Q with float64 K', run: (rng) => attention(cast(randomNormal(16, 4, rng), 'float32'), randomNormal(16, 4, rng), randomNormal(16, 4, rng)) },
-  { name: 'Q and K near the largest float64', run: (rng) => attention(scale(randomNormal(32, 4, rng), 3e307), scale(randomNormal(32, 4, rng), 3e307), randomNormal(32, 4, rng)) },
+  {
+    name: 'Q and K near the largest float64',
+    run: (rng) => attention(scale(randomNormal(32, 4, rng), 3e307), scale(randomNormal(32, 4, rng), 3e307), randomNormal(32, 4, rng)),
+  },
 ];
 
 function poke(m: Matrix, value: number): Matrix {
@@ -207,7 +241,11 @@ function runCase(counts: FuzzCounts, label: string, expectRefusal: boolean, body
 }
 
 /** The library part of the fuzz: random problems through 'auto' or a forced fast path (attention and gradients), and hostile inputs. */
-export function fuzzLibrary(cases: number, maxLength: number, seed: number): { attention: FuzzCounts; gradients: FuzzCounts; inputs: FuzzCounts; fastHeads: number } {
+export function fuzzLibrary(
+  cases: number,
+  maxLength: number,
+  seed: number,
+): { attention: FuzzCounts; gradients: FuzzCounts; inputs: FuzzCounts; fastHeads: number } {
   const rng = new Rng(seed);
   const counts = { attention: emptyCounts(), gradients: emptyCounts(), inputs: emptyCounts() };
   const fastHeads = { checked: 0 };
@@ -234,7 +272,11 @@ function trainFuzzScript(): string | undefined {
 }
 
 /** The train app's fuzz categories, as its script names them in its JSON. */
-const TRAIN_CATEGORIES = { adapters: 'mutated PEFT adapter files (importPeft)', cli: 'mutated almora train CLI inputs', killResume: 'kill-and-resume loops (saved work byte for byte)' } as const;
+const TRAIN_CATEGORIES = {
+  adapters: 'mutated PEFT adapter files (importPeft)',
+  cli: 'mutated almora train CLI inputs',
+  killResume: 'kill-and-resume loops (saved work byte for byte)',
+} as const;
 
 /**
  * The train app's fuzz (adapter files, CLI inputs, kill-and-resume), run as a child process: it
@@ -244,9 +286,21 @@ const TRAIN_CATEGORIES = { adapters: 'mutated PEFT adapter files (importPeft)', 
 function fuzzTrain(sizes: { adapters: number; cli: number; killResume: number }, seed: number): Record<string, FuzzCounts> | { error: string } {
   const script = trainFuzzScript();
   if (!script) return { error: 'apps/train/dist/fuzz-cli.js is missing: build @almora/train first (pnpm build)' };
-  const args = [script, '--adapters', String(sizes.adapters), '--cli', String(sizes.cli), '--kill-resume', String(sizes.killResume), '--seed', String(seed), '--json'];
+  const args = [
+    script,
+    '--adapters',
+    String(sizes.adapters),
+    '--cli',
+    String(sizes.cli),
+    '--kill-resume',
+    String(sizes.killResume),
+    '--seed',
+    String(seed),
+    '--json',
+  ];
   const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20 });
-  if (run.status !== 0 && run.status !== 1) return { error: `fuzz-cli exited ${run.status ?? run.signal}: ${run.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 300)}` };
+  if (run.status !== 0 && run.status !== 1)
+    return { error: `fuzz-cli exited ${run.status ?? run.signal}: ${run.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 300)}` };
   let parsed: Partial<Record<keyof typeof TRAIN_CATEGORIES, FuzzCounts>>;
   try {
     parsed = JSON.parse(run.stdout) as typeof parsed;
@@ -288,7 +342,16 @@ export const hostileSuite: Suite = {
     ];
     if ('error' in train) notes.push(`train fuzz skipped: ${train.error}`);
     else for (const [name, counts] of Object.entries(train)) categories.push([`train: ${name}`, counts]);
-    const rows: Row[] = categories.map(([category, c]) => ({ category, cases: c.cases, ok: c.ok, typedErrors: c.typedErrors, violations: c.violations, crashes: c.crashes, hangs: c.hangs, dataLost: c.dataLost }));
+    const rows: Row[] = categories.map(([category, c]) => ({
+      category,
+      cases: c.cases,
+      ok: c.ok,
+      typedErrors: c.typedErrors,
+      violations: c.violations,
+      crashes: c.crashes,
+      hangs: c.hangs,
+      dataLost: c.dataLost,
+    }));
     const total = (key: keyof Omit<FuzzCounts, 'examples'>) => categories.reduce((sum, [, c]) => sum + c[key], 0);
     const failing = MUST_BE_ZERO.filter((key) => total(key) > 0);
     const findings = [

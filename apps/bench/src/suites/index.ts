@@ -9,4 +9,6 @@ import { hostileSuite } from './hostile.js';
 import { modelSuite } from './model.js';
 
 /** Every suite, by the name given on the command line. */
-export const suites: ReadonlyMap<string, Suite> = new Map([scalingSuite, phaseSuite, matmulSuite, backendsSuite, approxSuite, memorySuite, hostileSuite, modelSuite].map((s) => [s.name, s]));
+export const suites: ReadonlyMap<string, Suite> = new Map(
+  [scalingSuite, phaseSuite, matmulSuite, backendsSuite, approxSuite, memorySuite, hostileSuite, modelSuite].map((s) => [s.name, s]),
+);

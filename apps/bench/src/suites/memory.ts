@@ -71,7 +71,16 @@ export const memorySuite: Suite = {
           const m = measure({ length, dModel: D_MODEL, heads: HEADS }, c.options, context.seed + length, context.backendName);
           if ('error' in m) notes.push(`${c.method} failed at L=${length}: ${m.error}`);
           else {
-            rows.push({ L: length, dModel: D_MODEL, heads: HEADS, method: c.method, path: m.chosen, keptProbabilities: m.keepsProbabilities, seconds: m.seconds, peakRssMiB: m.peakRssBytes / 2 ** 20 });
+            rows.push({
+              L: length,
+              dModel: D_MODEL,
+              heads: HEADS,
+              method: c.method,
+              path: m.chosen,
+              keptProbabilities: m.keepsProbabilities,
+              seconds: m.seconds,
+              peakRssMiB: m.peakRssBytes / 2 ** 20,
+            });
             rawTimings[`${c.method} L=${length}`] = [m.seconds];
           }
         }
@@ -83,7 +92,16 @@ export const memorySuite: Suite = {
       const m = measure(LONG, LONG_CASE.options, context.seed + LONG.length, context.backendName);
       if ('error' in m) findings.push(`Goal: ${LONG_CASE.method} at L=${LONG.length.toLocaleString('en-US')} failed: ${m.error}.`);
       else {
-        rows.push({ L: LONG.length, dModel: LONG.dModel, heads: LONG.heads, method: LONG_CASE.method, path: m.chosen, keptProbabilities: m.keepsProbabilities, seconds: m.seconds, peakRssMiB: m.peakRssBytes / 2 ** 20 });
+        rows.push({
+          L: LONG.length,
+          dModel: LONG.dModel,
+          heads: LONG.heads,
+          method: LONG_CASE.method,
+          path: m.chosen,
+          keptProbabilities: m.keepsProbabilities,
+          seconds: m.seconds,
+          peakRssMiB: m.peakRssBytes / 2 ** 20,
+        });
         rawTimings[`${LONG_CASE.method} L=${LONG.length}`] = [m.seconds];
         const met = m.seconds < LONG.seconds && m.peakRssBytes < LONG.bytes;
         findings.push(
@@ -98,7 +116,9 @@ export const memorySuite: Suite = {
     const goal = exactAt(longest);
     if (goal) {
       const peak = (goal.peakRssMiB as number) * 2 ** 20;
-      findings.push(`Goal: the exact path at L=${longest.toLocaleString('en-US')}, d_model=${D_MODEL}, ${HEADS} heads ran forward + backward in ${(goal.seconds as number).toFixed(1)} s with peak RSS ${(peak / GiB).toFixed(2)} GiB (target < 1 GB = ${(1e9 / GiB).toFixed(2)} GiB): ${peak < 1e9 ? 'met' : 'NOT met'}.`);
+      findings.push(
+        `Goal: the exact path at L=${longest.toLocaleString('en-US')}, d_model=${D_MODEL}, ${HEADS} heads ran forward + backward in ${(goal.seconds as number).toFixed(1)} s with peak RSS ${(peak / GiB).toFixed(2)} GiB (target < 1 GB = ${(1e9 / GiB).toFixed(2)} GiB): ${peak < 1e9 ? 'met' : 'NOT met'}.`,
+      );
     }
     for (const length of lengths) {
       for (const r of rows.filter((row) => row.L === length)) {

@@ -86,28 +86,42 @@ export function finetuneFindings(baseBitsPerChar: number, outcomes: readonly Fin
           : gap > 0
             ? `S²-Attn loses on both here`
             : `S²-Attn wins on perplexity but not on step time here`;
-    lines.push(`${s2.label}: median step ${s2.medianStepSeconds.toFixed(2)} s, ${faster}; held-out perplexity ${perplexity(s2.bitsPerChar).toFixed(3)}, ${percent(gap, 2)} vs exact's (evaluated with full attention). ${verdict}.`);
+    lines.push(
+      `${s2.label}: median step ${s2.medianStepSeconds.toFixed(2)} s, ${faster}; held-out perplexity ${perplexity(s2.bitsPerChar).toFixed(3)}, ${percent(gap, 2)} vs exact's (evaluated with full attention). ${verdict}.`,
+    );
   }
   return lines;
 }
 
 /** The shipped base (apps/train/base-model/); in quick mode, when it is not there yet, a stand-in pretrained for a few steps. */
 async function fineTuneBase(context: SuiteContext, scratch: string): Promise<{ base: Qwen3Model; name: string }> {
-  if (existsSync(path.join(SHIPPED_BASE_DIR, 'config.json'))) return { base: await loadQwen3(SHIPPED_BASE_DIR), name: `the shipped base (${SHIPPED_BASE_DIR})` };
-  if (!context.quick) throw new Error(`the shipped base model is missing from ${SHIPPED_BASE_DIR}: make it with \`almora pretrain\` (see apps/train/README.md) first`);
+  if (existsSync(path.join(SHIPPED_BASE_DIR, 'config.json')))
+    return { base: await loadQwen3(SHIPPED_BASE_DIR), name: `the shipped base (${SHIPPED_BASE_DIR})` };
+  if (!context.quick)
+    throw new Error(`the shipped base model is missing from ${SHIPPED_BASE_DIR}: make it with \`almora pretrain\` (see apps/train/README.md) first`);
   const config = { ...PRETRAIN_DEFAULTS, steps: 5, warmupSteps: 1, evalWindows: 1, checkpointEvery: 0 };
   const run = await trainLanguageModel(freshQwen3(BROWN_BASE_SHAPE, config.seed), brownText('informative'), config, path.join(scratch, 'stand-in-base'));
   return { base: run.model, name: `a stand-in base pretrained for ${config.steps} steps (the shipped base is not in ${SHIPPED_BASE_DIR} yet)` };
 }
 
 /** Part A: the main job's recipe on the shipped base, fine-tuned once per variant with the same steps and seed. */
-async function compareFinetunes(context: SuiteContext, scratch: string): Promise<{ rows: Row[]; findings: string[]; config: LanguageModelConfig; baseName: string; stepTimes: Record<string, number[]> }> {
+async function compareFinetunes(
+  context: SuiteContext,
+  scratch: string,
+): Promise<{ rows: Row[]; findings: string[]; config: LanguageModelConfig; baseName: string; stepTimes: Record<string, number[]> }> {
   const { base, name: baseName } = await fineTuneBase(context, scratch);
   const data = brownText('imaginative');
-  const config: LanguageModelConfig = context.quick ? { ...FINETUNE_DEFAULTS, contextLength: 256, steps: 3, warmupSteps: 1, evalWindows: 2, checkpointEvery: 0 } : { ...FINETUNE_DEFAULTS, checkpointEvery: 0 };
+  const config: LanguageModelConfig = context.quick
+    ? { ...FINETUNE_DEFAULTS, contextLength: 256, steps: 3, warmupSteps: 1, evalWindows: 2, checkpointEvery: 0 }
+    : { ...FINETUNE_DEFAULTS, checkpointEvery: 0 };
   const runs: { variant: FinetuneVariant; run: LanguageModelRun }[] = [];
   for (const variant of finetuneVariants(config.contextLength)) {
-    const run = await trainLanguageModel(base, data, { ...config, method: variant.method, shiftedSparseGroup: variant.shiftedSparseGroup }, path.join(scratch, `finetune-${runs.length}`));
+    const run = await trainLanguageModel(
+      base,
+      data,
+      { ...config, method: variant.method, shiftedSparseGroup: variant.shiftedSparseGroup },
+      path.join(scratch, `finetune-${runs.length}`),
+    );
     runs.push({ variant, run });
     context.progress.tick(`fine-tune ${variant.label}`);
   }
@@ -116,10 +130,25 @@ async function compareFinetunes(context: SuiteContext, scratch: string): Promise
     const heads = run.records.flatMap((r) => r.layers);
     const fast = heads.reduce((n, l) => n + l.fastHeads, 0);
     const all = heads.reduce((n, l) => n + l.fastHeads + l.exactHeads, 0);
-    return { label: variant.label, bitsPerChar: run.finalValidation, medianStepSeconds: median(run.records.map((r) => r.seconds)), fastHeadShare: all === 0 ? 0 : fast / all };
+    return {
+      label: variant.label,
+      bitsPerChar: run.finalValidation,
+      medianStepSeconds: median(run.records.map((r) => r.seconds)),
+      fastHeadShare: all === 0 ? 0 : fast / all,
+    };
   });
   const rows: Row[] = [
-    { table: 'finetune', run: 'base', L: config.contextLength, steps: 0, heldOutBitsPerChar: baseBitsPerChar, perplexity: perplexity(baseBitsPerChar), perplexityChangeVsBase: 0, medianStepSeconds: null, fastHeadShare: null },
+    {
+      table: 'finetune',
+      run: 'base',
+      L: config.contextLength,
+      steps: 0,
+      heldOutBitsPerChar: baseBitsPerChar,
+      perplexity: perplexity(baseBitsPerChar),
+      perplexityChangeVsBase: 0,
+      medianStepSeconds: null,
+      fastHeadShare: null,
+    },
     ...outcomes.map((o) => ({
       table: 'finetune',
       run: o.label,
@@ -170,7 +199,13 @@ export function phaseShape(headDim: number): Qwen3Config {
 }
 
 /** The path 'auto' took over a model's layers, with the degree and rank of the fast layers ('—' when every layer is exact). */
-export function autoPlan(layers: readonly Pick<Qwen3LayerReport, 'attention'>[]): { path: string; degree: number | undefined; rank: number | undefined; gamma: number; reason: string } {
+export function autoPlan(layers: readonly Pick<Qwen3LayerReport, 'attention'>[]): {
+  path: string;
+  degree: number | undefined;
+  rank: number | undefined;
+  gamma: number;
+  reason: string;
+} {
   const chosen = layers.map((l) => l.attention.chosen);
   const fast = layers.filter((l) => l.attention.chosen !== 'exact');
   const highest = layers.reduce((a, b) => (b.attention.gamma > a.attention.gamma ? b : a));
@@ -207,7 +242,10 @@ export function phaseGoal(cells: readonly PhaseCell[]): string {
   const withinText = bestWithin
     ? `the best speedup within 5% of the uncapped perplexity is ${speedupOf(bestWithin).toFixed(2)}× (${describeCell(bestWithin)}, 'auto' ran ${bestWithin.path}), ${(2 / speedupOf(bestWithin)).toFixed(2)}× short of 2×`
     : 'no configuration is within 5% of the uncapped perplexity';
-  const fastestText = !fastest || fastest === bestWithin ? ', and it is also the fastest cell' : `; the fastest cell, ${describeCell(fastest)} at ${speedupOf(fastest).toFixed(2)}× ('auto' ran ${fastest.path}), is ${percent(fastest.perplexityGap)} in perplexity vs the uncapped model`;
+  const fastestText =
+    !fastest || fastest === bestWithin
+      ? ', and it is also the fastest cell'
+      : `; the fastest cell, ${describeCell(fastest)} at ${speedupOf(fastest).toFixed(2)}× ('auto' ran ${fastest.path}), is ${percent(fastest.perplexityGap)} in perplexity vs the uncapped model`;
   const fastCount = cells.filter((c) => c.path !== 'exact').length;
   return `Goal (phase diagram): NOT met — no configuration has 'auto' on a fast path ≥ 2× as fast as exact with perplexity within 5% of the uncapped model (a fast path in ${fastCount} of ${cells.length} cells): ${withinText}${fastestText}.`;
 }
@@ -238,7 +276,12 @@ function pretrainConfig(grid: PhaseGrid, cap: number | undefined): LanguageModel
  * Times one LoRA fine-tuning step's work — forward and backward of one sequence with the main
  * job's adapters — with exact and with 'auto', interleaved after a warm-up; keeps 'auto''s report.
  */
-function timeLoraStep(model: Qwen3Model, ids: number[], cap: number | undefined, repeats: number): { exact: number[]; auto: number[]; autoLayers: Qwen3LayerReport[] } {
+function timeLoraStep(
+  model: Qwen3Model,
+  ids: number[],
+  cap: number | undefined,
+  repeats: number,
+): { exact: number[]; auto: number[]; autoLayers: Qwen3LayerReport[] } {
   const withCap = cap === undefined ? {} : { qkNormCap: cap };
   let autoLayers: Qwen3LayerReport[] = [];
   const step = (method: GradientMethod) => () => {
@@ -257,7 +300,10 @@ function timeLoraStep(model: Qwen3Model, ids: number[], cap: number | undefined,
 }
 
 /** Part B: per head_dim and cap, a base pretrained on informative text, then its perplexity, Γ, 'auto''s plan and the step times. */
-async function phaseDiagram(context: SuiteContext, scratch: string): Promise<{ rows: Row[]; cells: PhaseCell[]; rawTimings: Record<string, number[]>; grid: PhaseGrid }> {
+async function phaseDiagram(
+  context: SuiteContext,
+  scratch: string,
+): Promise<{ rows: Row[]; cells: PhaseCell[]; rawTimings: Record<string, number[]>; grid: PhaseGrid }> {
   const grid = phaseGrid(context.quick);
   const informative = brownText('informative');
   const validation = brownText('imaginative').validation;
@@ -331,7 +377,14 @@ function phaseFindings(cells: readonly PhaseCell[], grid: PhaseGrid): string[] {
     const fastCells = cells.filter((c) => c.headDim === headDim && c.path !== 'exact');
     lines.push(
       `head_dim ${headDim}: by cap (${first.map((c) => capLabel(c.cap)).join(', ')}) Γ at L = ${grid.lengths[0]} is ${first.map((c) => c.gamma.toFixed(2)).join(', ')} and perplexity ${first.map((c) => perplexity(c.bitsPerChar).toFixed(2)).join(', ')}; ` +
-        grid.lengths.map((L) => `auto/exact speedup at L = ${L}: ${at(L).map((c) => `${speedupOf(c).toFixed(2)}×`).join(', ')}`).join('; ') +
+        grid.lengths
+          .map(
+            (L) =>
+              `auto/exact speedup at L = ${L}: ${at(L)
+                .map((c) => `${speedupOf(c).toFixed(2)}×`)
+                .join(', ')}`,
+          )
+          .join('; ') +
         `; 'auto' took a fast path in ${fastCells.length} of ${cells.filter((c) => c.headDim === headDim).length} cells.`,
     );
   }
@@ -350,8 +403,20 @@ function phasePlots(cells: readonly PhaseCell[], grid: PhaseGrid): { name: strin
         xLabel: 'Γ (largest over layers, on a validation window)',
         yLabel: 'exact seconds / auto seconds',
         series: [
-          ...grid.headDims.flatMap((headDim) => grid.lengths.map((L) => ({ name: `head_dim ${headDim}, L=${L}`, points: byGamma(cells.filter((c) => c.headDim === headDim && c.L === L).map((c) => [c.gamma, speedupOf(c)])) }))),
-          { name: 'goal: 2×', points: [[lo, 2], [hi, 2]], dashed: true },
+          ...grid.headDims.flatMap((headDim) =>
+            grid.lengths.map((L) => ({
+              name: `head_dim ${headDim}, L=${L}`,
+              points: byGamma(cells.filter((c) => c.headDim === headDim && c.L === L).map((c) => [c.gamma, speedupOf(c)])),
+            })),
+          ),
+          {
+            name: 'goal: 2×',
+            points: [
+              [lo, 2],
+              [hi, 2],
+            ],
+            dashed: true,
+          },
         ],
       }),
     },
@@ -361,7 +426,10 @@ function phasePlots(cells: readonly PhaseCell[], grid: PhaseGrid): { name: strin
         title: `Held-out perplexity (imaginative text, L=${grid.lengths[0]}) against Γ`,
         xLabel: `Γ at L=${grid.lengths[0]}`,
         yLabel: 'perplexity (2^bits per character)',
-        series: grid.headDims.map((headDim) => ({ name: `head_dim ${headDim}`, points: byGamma(cells.filter((c) => c.headDim === headDim && c.L === grid.lengths[0]).map((c) => [c.gamma, perplexity(c.bitsPerChar)])) })),
+        series: grid.headDims.map((headDim) => ({
+          name: `head_dim ${headDim}`,
+          points: byGamma(cells.filter((c) => c.headDim === headDim && c.L === grid.lengths[0]).map((c) => [c.gamma, perplexity(c.bitsPerChar)])),
+        })),
       }),
     },
   ];
@@ -379,7 +447,8 @@ export const modelSuite: Suite = {
   async run(context: SuiteContext): Promise<SuiteReport> {
     const grid = phaseGrid(context.quick);
     const notes: string[] = [];
-    if (context.quick) notes.push('Quick mode: short contexts, a few steps, one head_dim and two caps — a smoke check of the suite; these numbers are not the results.');
+    if (context.quick)
+      notes.push('Quick mode: short contexts, a few steps, one head_dim and two caps — a smoke check of the suite; these numbers are not the results.');
     const scratch = await mkdtemp(path.join(os.tmpdir(), 'almora-bench-model-'));
     context.progress.start('model', 3 + grid.headDims.length * grid.caps.length);
     try {

@@ -57,7 +57,8 @@ export const phaseSuite: Suite = {
     const lengths = context.quick ? [128] : [256, 1024, 4096];
     const comparisonLength = lengths[Math.min(1, lengths.length - 1)];
     const rows: Row[] = [];
-    const precision = context.backend.precision === 'input' ? 'float64, as the problems are' : `${context.backend.precision}; gradients compared after widening to float64`;
+    const precision =
+      context.backend.precision === 'input' ? 'float64, as the problems are' : `${context.backend.precision}; gradients compared after widening to float64`;
     const notes: string[] = context.backend.name === 'cpu' ? [] : [`almora's methods ran on the ${context.backend.name} backend (${precision}).`];
     const findings: string[] = [];
     const errorSeries = new Map<string, [number, number][]>();
@@ -72,7 +73,13 @@ export const phaseSuite: Suite = {
       for (const gamma of gammas) {
         const problem = benchProblem({ length, d: D, rank: RANK, adaptation: 'full', gamma }, new Rng(context.seed + length));
         const exact = loraGradients(problem, { method: 'exact', backend: context.backend });
-        const fastAt = (degree: number, polynomial: PolynomialMethod = 'taylor', centerKeys = false, target = problem, reference = exact): [LoraGradients | undefined, number] => {
+        const fastAt = (
+          degree: number,
+          polynomial: PolynomialMethod = 'taylor',
+          centerKeys = false,
+          target = problem,
+          reference = exact,
+        ): [LoraGradients | undefined, number] => {
           try {
             const fast = loraGradients(target, { method: 'fast', degree, polynomial, centerKeys, backend: context.backend });
             return [fast, relativeGradientError(fast.grads, reference.grads)];
@@ -87,7 +94,9 @@ export const phaseSuite: Suite = {
           // No certified bound (refused, or float32 whose rounding it does not cover) claims nothing.
           const bounds = fast?.report.gradientBound;
           const certified = bounds ? Math.max(...Object.values(bounds).flatMap((g) => [g!.a.relative, g!.b.relative])) : Number.POSITIVE_INFINITY;
-          const toComputed = bounds ? Math.max(...Object.values(bounds).flatMap((g) => [g!.a.relativeToComputed, g!.b.relativeToComputed])) : Number.POSITIVE_INFINITY;
+          const toComputed = bounds
+            ? Math.max(...Object.values(bounds).flatMap((g) => [g!.a.relativeToComputed, g!.b.relativeToComputed]))
+            : Number.POSITIVE_INFINITY;
           if (certified < error) boundViolations++;
           rows.push({
             table: 'error',
@@ -132,7 +141,15 @@ export const phaseSuite: Suite = {
             ['taylor, shared key offset, centered', 'taylor', true, true],
           ] as const) {
             const [fast, error] = fastAt(4, polynomial, centerKeys, onOffset ? offsetProblem : problem, onOffset ? offsetExact : exact);
-            rows.push({ table: 'variants', L: length, gamma, degree: 4, variant: name, R: fast?.report.range ?? null, measuredError: fast ? error : 'refused' });
+            rows.push({
+              table: 'variants',
+              L: length,
+              gamma,
+              degree: 4,
+              variant: name,
+              R: fast?.report.range ?? null,
+              measuredError: fast ? error : 'refused',
+            });
             if (fast) push(variantSeries, name, [gamma, error]);
           }
         }
@@ -155,13 +172,25 @@ export const phaseSuite: Suite = {
       const low = errorAt(length, 0.5, 2);
       if (low !== undefined) findings.push(`L=${length}: degree 2 at Γ=0.5 has relative gradient error ${low.toExponential(2)} (target ≤ 1e-3).`);
       const high = DEGREES.map((g) => errorAt(length, 3, g)).filter((e): e is number => e !== undefined);
-      if (high.length > 0) findings.push(`L=${length}: at Γ=3 the errors of degrees ${DEGREES.join(', ')} are ${high.map((e) => e.toExponential(1)).join(', ')} (theory: O(1) past the transition).`);
+      if (high.length > 0)
+        findings.push(
+          `L=${length}: at Γ=3 the errors of degrees ${DEGREES.join(', ')} are ${high.map((e) => e.toExponential(1)).join(', ')} (theory: O(1) past the transition).`,
+        );
     }
     const bounded = rows.filter((r) => r.table === 'error' && Number.isFinite(r.certifiedGradientBound)).length;
-    const attentionBounded = rows.filter((r) => r.table === 'error' && typeof r.measuredError === 'number' && Number.isFinite(r.certifiedAttentionBound as number) && (r.certifiedAttentionBound as number) < 1);
+    const attentionBounded = rows.filter(
+      (r) =>
+        r.table === 'error' &&
+        typeof r.measuredError === 'number' &&
+        Number.isFinite(r.certifiedAttentionBound as number) &&
+        (r.certifiedAttentionBound as number) < 1,
+    );
     const toComputedFinite = attentionBounded.filter((r) => Number.isFinite(r.certifiedGradientBoundToComputed as number));
     const relativeFinite = attentionBounded.filter((r) => Number.isFinite(r.certifiedGradientBound as number));
-    const looseness = toComputedFinite.filter((r) => (r.measuredError as number) > 0).map((r) => (r.certifiedGradientBoundToComputed as number) / (r.measuredError as number)).sort((a, b) => a - b);
+    const looseness = toComputedFinite
+      .filter((r) => (r.measuredError as number) > 0)
+      .map((r) => (r.certifiedGradientBoundToComputed as number) / (r.measuredError as number))
+      .sort((a, b) => a - b);
     if (attentionBounded.length > 0) {
       findings.push(
         `Gradient-level statements where the attention bound is below 1 (${attentionBounded.length} fast cases): the bound relative to the computed gradient is finite in ${toComputedFinite.length}, the true relative bound in ${relativeFinite.length}; the former sits a median ${looseness.length > 0 ? looseness[looseness.length >> 1].toExponential(1) : '—'}× above the measured relative error (range ${looseness.length > 0 ? `${looseness[0].toExponential(1)}–${looseness[looseness.length - 1].toExponential(1)}` : '—'}).`,
@@ -210,7 +239,14 @@ export const phaseSuite: Suite = {
             logY: true,
             series: [
               ...[...rankSeries].map(([name, points]) => ({ name, points })),
-              ...lengths.map((length) => ({ name: `L/d, L=${length}`, points: [[gammas[0], length / D], [gammas[gammas.length - 1], length / D]] as [number, number][], dashed: true })),
+              ...lengths.map((length) => ({
+                name: `L/d, L=${length}`,
+                points: [
+                  [gammas[0], length / D],
+                  [gammas[gammas.length - 1], length / D],
+                ] as [number, number][],
+                dashed: true,
+              })),
             ],
             markers: lengths.map(sqrtLog),
           }),

@@ -82,14 +82,23 @@ function goals(rows: Row[]): string[] {
     const [mine, peer] = [full(twin), full(row)];
     if (mine && peer) {
       const ratio = (mine.seconds as number) / (peer.seconds as number);
-      lines.push(`Goal: at L=16,384, d=16, full adaptation, float64: ${twin} takes ${ratio.toFixed(2)}× the time of ${row} (${(mine.seconds as number).toPrecision(3)} s vs ${(peer.seconds as number).toPrecision(3)} s; target ≤ 1.5×): ${ratio <= 1.5 ? 'met' : 'NOT met'}.`);
+      lines.push(
+        `Goal: at L=16,384, d=16, full adaptation, float64: ${twin} takes ${ratio.toFixed(2)}× the time of ${row} (${(mine.seconds as number).toPrecision(3)} s vs ${(peer.seconds as number).toPrecision(3)} s; target ≤ 1.5×): ${ratio <= 1.5 ? 'met' : 'NOT met'}.`,
+      );
     }
   }
   const error = fast.relativeGradientError;
-  lines.push(typeof error === 'number' ? `Goal: relative gradient error of fast chained g2 at L=16,384: ${error.toExponential(2)} (target ≤ 1e-3).` : 'Goal: gradient error at L=16,384 not measured (exact did not run).');
+  lines.push(
+    typeof error === 'number'
+      ? `Goal: relative gradient error of fast chained g2 at L=16,384: ${error.toExponential(2)} (target ≤ 1e-3).`
+      : 'Goal: gradient error at L=16,384 not measured (exact did not run).',
+  );
   for (const [layer, paper] of LAYER_PAIRS) {
     const [l, p] = [at(layer), at(paper)];
-    if (l && p) lines.push(`Goal: at L=16,384, d=16, the layer API (forward + backward with ∂O = O − Y) costs ${((l.seconds as number) / (p.seconds as number)).toFixed(2)}× loraGradients on the same problem (${layer} vs ${paper}; target ≤ 1).`);
+    if (l && p)
+      lines.push(
+        `Goal: at L=16,384, d=16, the layer API (forward + backward with ∂O = O − Y) costs ${((l.seconds as number) / (p.seconds as number)).toFixed(2)}× loraGradients on the same problem (${layer} vs ${paper}; target ≤ 1).`,
+      );
   }
   return lines;
 }
@@ -106,7 +115,10 @@ export const scalingSuite: Suite = {
     const adaptations: Adaptation[] = ['partial', 'full'];
     const rows: Row[] = [];
     const rawTimings: Record<string, number[]> = {};
-    const notes: string[] = context.backend.precision === 'float32' ? [`almora's methods computed in float32 on the ${context.backend.name} backend; gradients compared after widening to float64.`] : [];
+    const notes: string[] =
+      context.backend.precision === 'float32'
+        ? [`almora's methods computed in float32 on the ${context.backend.name} backend; gradients compared after widening to float64.`]
+        : [];
     const findings: string[] = [];
     const plots = [];
     // As many OpenBLAS threads as almora's backend has: the rows then compare implementations of one algorithm on the same cores.
@@ -145,7 +157,9 @@ export const scalingSuite: Suite = {
             const problem = benchProblem({ length, d, rank: RANK, adaptation, gamma: GAMMA }, new Rng(context.seed + length));
             const layer = layerOf(problem);
             const run = (m: AlmoraMethod) =>
-              m.api === 'layer' ? layerGradients(layer, problem, { ...m.options, backend: context.backend }) : loraGradients(problem, { ...m.options, backend: context.backend }).grads;
+              m.api === 'layer'
+                ? layerGradients(layer, problem, { ...m.options, backend: context.backend })
+                : loraGradients(problem, { ...m.options, backend: context.backend }).grads;
             const active = ALMORA.filter((m) => !overBudget(m.name, length));
             const peerActive = numpy instanceof NumpyPeer ? NUMPY.filter((m) => !overBudget(m.row, length)) : [];
             if (numpy instanceof NumpyPeer && peerActive.length > 0) await numpy.load(numpyInputs(problem));
@@ -232,7 +246,9 @@ export const scalingSuite: Suite = {
               if (both.length === 0) continue;
               const [l, seconds] = both[both.length - 1];
               const peer = n.find(([ln]) => ln === l)![1];
-              findings.push(`${config}: ${twin} / ${row} at L=${l}: ${(seconds / peer).toFixed(2)}× the time (${seconds.toPrecision(3)} s vs ${peer.toPrecision(3)} s).`);
+              findings.push(
+                `${config}: ${twin} / ${row} at L=${l}: ${(seconds / peer).toFixed(2)}× the time (${seconds.toPrecision(3)} s vs ${peer.toPrecision(3)} s).`,
+              );
             }
           }
           const fitFrom = context.quick ? 0 : 2048;
@@ -278,7 +294,18 @@ export const scalingSuite: Suite = {
     return {
       suite: 'scaling',
       title: scalingSuite.title,
-      parameters: { backend: context.backend.name, threads, lengths, dims, adaptations, gamma: GAMMA, rank: RANK, repeats: context.repeats, budgetSeconds: context.budgetSeconds, seed: context.seed },
+      parameters: {
+        backend: context.backend.name,
+        threads,
+        lengths,
+        dims,
+        adaptations,
+        gamma: GAMMA,
+        rank: RANK,
+        repeats: context.repeats,
+        budgetSeconds: context.budgetSeconds,
+        seed: context.seed,
+      },
       rows,
       rawTimings,
       findings,

@@ -102,14 +102,26 @@ async function autoOf({ problem, common }: Baseline): Promise<AutoChoice> {
 }
 
 function resultOf(base: Baseline, fast: FastOutcome, auto: AutoChoice, backend: Backend): ExplorerResult {
-  return { backend: backend.name, gamma: base.exact.report.gamma, threshold: base.exact.report.threshold, exactSeconds: base.exactSeconds, exactLoss: base.exact.loss, fast, auto };
+  return {
+    backend: backend.name,
+    gamma: base.exact.report.gamma,
+    threshold: base.exact.report.threshold,
+    exactSeconds: base.exactSeconds,
+    exactLoss: base.exact.loss,
+    fast,
+    auto,
+  };
 }
 
 /**
  * Runs the exact, fast and auto paths on the chosen problem, reporting each stage as it starts.
  * Asynchronous so that WebGPU, which reads back only through promises, can serve it too.
  */
-export async function explore(params: ExplorerParams, backend: Backend = cpuBackend, onStage: (stage: (typeof STAGES)[number]) => void = () => {}): Promise<ExplorerResult> {
+export async function explore(
+  params: ExplorerParams,
+  backend: Backend = cpuBackend,
+  onStage: (stage: (typeof STAGES)[number]) => void = () => {},
+): Promise<ExplorerResult> {
   onStage('problem');
   onStage('exact');
   const base = await baseline(params, backend);
@@ -185,7 +197,12 @@ export function cellCount(spec: DiagramSpec): number {
  * the fast path at each row's degree. Hands each cell to `onCell` as it is done and stops between
  * cells once `cancelled()` says so, returning what it has.
  */
-export async function phaseDiagram(spec: DiagramSpec, backend: Backend = cpuBackend, onCell: (cell: DiagramCell) => void = () => {}, cancelled: () => boolean = () => false): Promise<DiagramCell[]> {
+export async function phaseDiagram(
+  spec: DiagramSpec,
+  backend: Backend = cpuBackend,
+  onCell: (cell: DiagramCell) => void = () => {},
+  cancelled: () => boolean = () => false,
+): Promise<DiagramCell[]> {
   const cells: DiagramCell[] = [];
   for (const [column, gamma] of spec.gammas.entries()) {
     for (const length of [...new Set(spec.rows.map((r) => r.length))]) {

@@ -50,11 +50,14 @@ function render(result: ExplorerResult, where?: string): void {
       row('Speed-up (exact / fast)', 'speedup', result.exactSeconds / f.seconds),
       row('Fast: relative gradient error (measured)', 'relativeError', f.relativeError),
       row('Certified attention error bound', 'softmaxBound', f.softmaxBound),
-      f.gradientBound === undefined ? row('Certified gradient bound', 'gradientBound', 'not certified (float32)') : row('Certified gradient bound (relative)', 'gradientBound', f.gradientBound),
+      f.gradientBound === undefined
+        ? row('Certified gradient bound', 'gradientBound', 'not certified (float32)')
+        : row('Certified gradient bound (relative)', 'gradientBound', f.gradientBound),
     );
   }
   rows.push(row("'auto' would use", 'autoChosen', result.auto.chosen, `<span class="verdict-${result.auto.chosen}">${result.auto.chosen}</span>`));
-  if (result.auto.degree !== undefined) rows.push(row("'auto' planned degree (rank)", 'autoDegree', result.auto.degree, `${result.auto.degree} (${result.auto.rank})`));
+  if (result.auto.degree !== undefined)
+    rows.push(row("'auto' planned degree (rank)", 'autoDegree', result.auto.degree, `${result.auto.degree} (${result.auto.rank})`));
   rows.push(row('Why', 'autoReason', result.auto.reason));
   table.tBodies[0].innerHTML = rows.join('');
   table.hidden = false;
@@ -83,7 +86,11 @@ function params(): Extract<ExploreRequest, { kind: 'point' }> {
 
 /** A comma-separated list of numbers, each checked; a message naming the field when one is not. */
 function numbers(text: string, field: string, valid: (x: number) => boolean, rule: string): number[] {
-  const values = text.split(',').map((part) => part.trim()).filter((part) => part !== '').map(Number);
+  const values = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map(Number);
   if (values.length === 0 || !values.every((x) => Number.isFinite(x) && valid(x))) throw new Error(`${field}: give a comma-separated list of ${rule}`);
   return values;
 }
@@ -95,8 +102,16 @@ function diagramSpec(): { spec: DiagramSpec; backend: BackendChoice } {
   const degrees = numbers(String(data.get('degrees')), 'Degrees', (x) => Number.isInteger(x) && x >= 1 && x <= 12, 'whole numbers from 1 to 12');
   const lengths = numbers(String(data.get('lengths')), 'Lengths', (x) => Number.isInteger(x) && x >= 16 && x <= 16384, 'whole numbers from 16 to 16,384');
   const axis = data.get('axis') === 'length' ? 'length' : 'degree';
-  const rows: DiagramRow[] = axis === 'degree' ? degrees.map((degree) => ({ length: lengths[0], degree })) : lengths.map((length) => ({ length, degree: degrees[0] }));
-  const spec: DiagramSpec = { d: Number(data.get('d')), epsilon: Number(data.get('epsilon')), adaptation: data.get('adaptation') === 'full' ? 'full' : 'partial', gammas, axis, rows };
+  const rows: DiagramRow[] =
+    axis === 'degree' ? degrees.map((degree) => ({ length: lengths[0], degree })) : lengths.map((length) => ({ length, degree: degrees[0] }));
+  const spec: DiagramSpec = {
+    d: Number(data.get('d')),
+    epsilon: Number(data.get('epsilon')),
+    adaptation: data.get('adaptation') === 'full' ? 'full' : 'partial',
+    gammas,
+    axis,
+    rows,
+  };
   if (cellCount(spec) > MAX_CELLS) throw new Error(`${cellCount(spec)} cells: at most ${MAX_CELLS} (fewer Γ values or rows)`);
   return { spec, backend: backendOf(data) };
 }

@@ -11,9 +11,7 @@ export type BackendChoice = 'wasm' | 'gpu' | 'cpu';
 
 /** A request from the page: one point, a phase diagram, or stopping the diagram that runs. */
 export type ExploreRequest =
-  | { kind: 'point'; params: ExplorerParams; backend: BackendChoice }
-  | { kind: 'diagram'; spec: DiagramSpec; backend: BackendChoice }
-  | { kind: 'cancel' };
+  { kind: 'point'; params: ExplorerParams; backend: BackendChoice } | { kind: 'diagram'; spec: DiagramSpec; backend: BackendChoice } | { kind: 'cancel' };
 
 /** What the worker posts back. */
 export type ExploreMessage =
@@ -64,7 +62,12 @@ scope.onmessage = async (event) => {
       scope.postMessage({ type: 'result', result });
     } else {
       cancelled = false;
-      const cells = await phaseDiagram(request.spec, device, (cell) => scope.postMessage({ type: 'cell', cell }), () => cancelled);
+      const cells = await phaseDiagram(
+        request.spec,
+        device,
+        (cell) => scope.postMessage({ type: 'cell', cell }),
+        () => cancelled,
+      );
       scope.postMessage({ type: 'diagram', cells: cells.length, cancelled, backend: device.name });
     }
   } catch (error) {

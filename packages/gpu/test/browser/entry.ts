@@ -5,7 +5,9 @@ import { gradientChecks, primitiveChecks, tallChecks } from '@almora/conformance
 
 declare global {
   interface Window {
-    runConformance(mode: 'webgl2' | 'webgpu'): Promise<{ backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] } | { unavailable: string }>;
+    runConformance(
+      mode: 'webgl2' | 'webgpu',
+    ): Promise<{ backend: string; onDevice: boolean; checks: { name: string; deviation: number; tolerance: number }[] } | { unavailable: string }>;
   }
 }
 

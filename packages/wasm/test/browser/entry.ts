@@ -19,7 +19,12 @@ declare global {
 
 async function conformance(): Promise<Outcome> {
   const backend = await createWasmBackend();
-  const checks = [...(await primitiveChecks(backend, 'float64')), ...(await primitiveChecks(backend, 'float32')), ...(await tallChecks(backend)), ...(await gradientChecks(backend))];
+  const checks = [
+    ...(await primitiveChecks(backend, 'float64')),
+    ...(await primitiveChecks(backend, 'float32')),
+    ...(await tallChecks(backend)),
+    ...(await gradientChecks(backend)),
+  ];
   const threads = backend.threads;
   backend.close();
   return { backend: backend.name, threads, isolated: threadSupport().available, checks };
