@@ -59,12 +59,17 @@ export class WasmBackend implements Backend<WasmMatrix>, FusedKernels<WasmMatrix
    */
   private readonly transposes = new Map<number, WasmMatrix>();
 
-  constructor(
+  private constructor(
     readonly name: string,
     private readonly heap: Heap,
     private readonly exports: KernelExports,
     private readonly pool: ThreadPool | undefined,
   ) {}
+
+  /** @internal What `createWasmBackend` calls once it has compiled the kernels and started the threads: the one way to make one. */
+  static over(name: string, heap: Heap, exports: KernelExports, pool: ThreadPool | undefined): WasmBackend {
+    return new WasmBackend(name, heap, exports, pool);
+  }
 
   /** Threads the kernels run on, the calling one included. */
   get threads(): number {

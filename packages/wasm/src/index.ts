@@ -71,5 +71,5 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const control = Math.ceil(exports.staticEnd() / 64) * 64;
   const heap = new Heap(memory, control + CONTROL_BYTES);
   const pool = shared ? await ThreadPool.start(module, exports, memory, control, threads - 1) : undefined;
-  return new WasmBackend(`wasm simd ${threads} thread${threads === 1 ? '' : 's'}`, heap, exports, pool);
+  return WasmBackend.over(`wasm simd ${threads} thread${threads === 1 ? '' : 's'}`, heap, exports, pool);
 }
