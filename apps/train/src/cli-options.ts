@@ -109,22 +109,15 @@ export function cliReference(specs: readonly CommandSpec[]): string {
  * Parses `argv` against the command's options: values as given (text), switches as true. Every
  * mistake is an {@link InvalidArgumentError} in the user's terms — an unknown option (with the
  * nearest known one), a missing value, a switch given a value, a stray argument. A value
- * that starts with a dash (`--steps -3`) is taken as the value, for the value check to judge.
+ * that starts with a single dash (`--steps -3`) is the value, for the value check to judge.
  */
 export function parseOptions(spec: CommandSpec, argv: readonly string[]): Record<string, string | boolean | undefined> {
   const byName = new Map(spec.options.map((o) => [o.name, o]));
-  const joined: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] === '-h' ? '--help' : argv[i];
-    const option = arg.startsWith('--') && !arg.includes('=') ? byName.get(arg.slice(2)) : undefined;
-    if (option?.value !== undefined && i + 1 < argv.length && argv[i + 1].startsWith('-') && !byName.has(argv[i + 1].replace(/^--/, '').split('=')[0])) {
-      joined.push(`${arg}=${argv[++i]}`);
-    } else joined.push(arg);
-  }
+  const args = argv.map((arg) => (arg === '-h' ? '--help' : arg));
   const help = `almora ${spec.command} --help lists the options`;
   const values: Record<string, string | boolean | undefined> = {};
-  for (let i = 0; i < joined.length; i++) {
-    const arg = joined[i];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
     if (!arg.startsWith('--')) throw new InvalidArgumentError(`unexpected argument "${arg}": options take the form --name value (${help})`);
     const name = arg.slice(2).split('=')[0];
     const inline = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : undefined;
@@ -134,7 +127,7 @@ export function parseOptions(spec: CommandSpec, argv: readonly string[]): Record
       if (inline !== undefined) throw new InvalidArgumentError(`--${name} is a switch and takes no value, got "${inline}"`);
       values[name] = true;
     } else if (inline !== undefined) values[name] = inline;
-    else if (i + 1 < joined.length && !joined[i + 1].startsWith('--')) values[name] = joined[++i];
+    else if (i + 1 < args.length && !args[i + 1].startsWith('--')) values[name] = args[++i];
     else throw new InvalidArgumentError(`--${name} needs a value: --${name} <${option.value}> (${help})`);
   }
   return values;
