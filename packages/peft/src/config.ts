@@ -166,39 +166,28 @@ export function parseAdapterConfig(text: string, source = 'adapter_config.json')
   return config;
 }
 
+/** The fields of {@link PeftLoraConfig} in the order PEFT writes them. */
+const FIELD_ORDER = [
+  'peft_type',
+  'task_type',
+  'base_model_name_or_path',
+  'r',
+  'lora_alpha',
+  'lora_dropout',
+  'bias',
+  'fan_in_fan_out',
+  'use_rslora',
+  'target_modules',
+  'exclude_modules',
+  'rank_pattern',
+  'alpha_pattern',
+  'inference_mode',
+] as const satisfies readonly (keyof PeftLoraConfig)[];
+
 /** `adapter_config.json`'s text for `config`, fields in PEFT's order, two-space indented. */
 export function adapterConfigJson(config: PeftLoraConfig): string {
-  const {
-    peft_type,
-    task_type,
-    base_model_name_or_path,
-    r,
-    lora_alpha,
-    lora_dropout,
-    bias,
-    fan_in_fan_out,
-    use_rslora,
-    target_modules,
-    exclude_modules,
-    rank_pattern,
-    alpha_pattern,
-    inference_mode,
-  } = config;
   const ordered = {
-    peft_type,
-    task_type,
-    base_model_name_or_path,
-    r,
-    lora_alpha,
-    lora_dropout,
-    bias,
-    fan_in_fan_out,
-    use_rslora,
-    target_modules,
-    exclude_modules,
-    rank_pattern,
-    alpha_pattern,
-    inference_mode,
+    ...Object.fromEntries(FIELD_ORDER.map((field) => [field, config[field]])),
     use_dora: false,
     modules_to_save: null,
     layers_to_transform: null,

@@ -1,6 +1,7 @@
 import { fromArray, NonFiniteError, randomNormal, Rng } from '@almora/tensor';
 import { describe, expect, it } from 'vitest';
 import {
+  adapterConfigJson,
   adapterKey,
   checkAdapterForModel,
   decodePeftAdapter,
@@ -8,6 +9,7 @@ import {
   encodePeftAdapter,
   encodeSafetensors,
   loraConfig,
+  parseAdapterConfig,
   type PeftAdapter,
   PeftError,
   PeftShapeError,
@@ -258,5 +260,33 @@ describe('an adapter against the model it is for', () => {
     };
     expect(() => checkAdapterForModel(adapter, { 'h.0.attn.c_attn': [4, 12] })).not.toThrow();
     expect(() => checkAdapterForModel(adapter, { 'h.0.attn.c_attn': [12, 4] })).toThrow(PeftShapeError);
+  });
+});
+
+describe('adapter_config.json', () => {
+  it("writes the fields in PEFT's order with PEFT's fixed ones last, and reads back the config it wrote", () => {
+    const config = loraConfig({ r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], task_type: 'CAUSAL_LM', base_model_name_or_path: '../base' });
+    const text = adapterConfigJson(config);
+    expect(Object.keys(JSON.parse(text) as object)).toEqual([
+      'peft_type',
+      'task_type',
+      'base_model_name_or_path',
+      'r',
+      'lora_alpha',
+      'lora_dropout',
+      'bias',
+      'fan_in_fan_out',
+      'use_rslora',
+      'target_modules',
+      'exclude_modules',
+      'rank_pattern',
+      'alpha_pattern',
+      'inference_mode',
+      'use_dora',
+      'modules_to_save',
+      'layers_to_transform',
+    ]);
+    expect(text.endsWith('}\n')).toBe(true);
+    expect(parseAdapterConfig(text)).toEqual(config);
   });
 });
