@@ -6,11 +6,11 @@
  */
 
 /**
- * Progress on stderr: `note` a header, `start` a bar of so many steps, `tick` after each, `finish`
+ * Progress on stderr: `start` a bar of so many steps, `tick` after each, `finish`
  * at the end. On a terminal one line redrawn with elapsed time and time left; elsewhere plain lines
  * now and then; silent when constructed with `quiet = true`.
  */
-export { Progress, formatDuration, type ProgressStream } from './progress.js';
+export { Progress, type ProgressStream } from './progress.js';
 
 /**
  * A self-contained SVG line plot (no fonts or scripts fetched), linear or log on each axis, with

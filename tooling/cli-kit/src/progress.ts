@@ -31,21 +31,12 @@ export class Progress {
   private startedAt = 0;
   private startDone = 0;
   private lastPlain = -Infinity;
-  private drawn = false;
   private readonly enabled: boolean;
   private readonly stream: ProgressStream;
 
   constructor(quiet = false, stream: ProgressStream = process.stderr) {
     this.enabled = !quiet;
     this.stream = stream;
-  }
-
-  /** Writes a line of its own (a header saying what runs where, a warning), above the bar. */
-  note(line: string): void {
-    if (!this.enabled) return;
-    if (this.stream.isTTY && this.drawn) this.stream.write(`\r${' '.repeat(this.width())}\r`);
-    this.stream.write(`${line}\n`);
-    if (this.stream.isTTY && this.drawn) this.draw('');
   }
 
   /** Starts a new bar of `total` steps, `done` of them already behind (a resumed run: the time left counts only this run's pace). */
@@ -67,8 +58,7 @@ export class Progress {
 
   /** Ends the bar and moves to a new line. */
   finish(): void {
-    if (this.enabled && this.stream.isTTY && this.drawn) this.stream.write('\n');
-    this.drawn = false;
+    if (this.enabled && this.stream.isTTY) this.stream.write('\n');
   }
 
   private width(): number {
@@ -92,7 +82,6 @@ export class Progress {
       const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
       const line = `${this.label} ${bar} ${this.done}/${this.total} ${clock}${detail ? ` · ${detail}` : ''}`;
       this.stream.write(`\r${line.slice(0, this.width()).padEnd(this.width())}`);
-      this.drawn = true;
       return;
     }
     const now = performance.now();

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { formatDuration, Progress, type ProgressStream } from '../src/index.js';
+import { Progress, type ProgressStream } from '../src/index.js';
+import { formatDuration } from '../src/progress.js';
 
 /** A stream that records what it was given. */
 function recorder(isTTY: boolean): ProgressStream & { text: () => string } {
@@ -37,7 +38,6 @@ describe('Progress', () => {
     vi.useFakeTimers();
     const stream = recorder(false);
     const progress = new Progress(false, stream);
-    progress.note('training on wasm simd 2 threads');
     progress.start('steps', 3);
     progress.tick('loss 2.1');
     vi.advanceTimersByTime(11_000);
@@ -49,27 +49,13 @@ describe('Progress', () => {
         .text()
         .split('\n')
         .filter((l) => l !== ''),
-    ).toEqual([
-      'training on wasm simd 2 threads',
-      'steps: 0/3 (0%), 0s elapsed',
-      'steps: 2/3 (66%), 11s elapsed, 6s left · loss 1.9',
-      'steps: 3/3 (100%), 11s elapsed, 0s left · loss 1.8',
-    ]);
-  });
-
-  it('writes a note above the bar on a terminal and redraws the bar under it', () => {
-    const stream = recorder(true);
-    const progress = new Progress(false, stream);
-    progress.start('run', 2);
-    progress.note('diverging: loss up 10× in 5 steps');
-    expect(stream.text()).toMatch(/\r {99}\rdiverging: loss up 10× in 5 steps\n\rrun .*0\/2/);
+    ).toEqual(['steps: 0/3 (0%), 0s elapsed', 'steps: 2/3 (66%), 11s elapsed, 6s left · loss 1.9', 'steps: 3/3 (100%), 11s elapsed, 0s left · loss 1.8']);
   });
 
   it('is silent when quiet', () => {
     for (const isTTY of [true, false]) {
       const stream = recorder(isTTY);
       const progress = new Progress(true, stream);
-      progress.note('header');
       progress.start('run', 2);
       progress.tick();
       progress.finish();
