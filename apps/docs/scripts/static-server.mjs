@@ -45,8 +45,19 @@ export async function serveStatic(root, port = 0) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${pathname}`);
     }
   });
+  // Node closes a keep-alive socket after 5 s idle by default; a client that reuses it at that
+  // moment gets ECONNRESET (seen in CI during the crawl test). Idle sockets stay open instead and
+  // close() ends them.
+  server.keepAliveTimeout = 0;
   await new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(undefined)));
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : port;
-  return { url: `http://127.0.0.1:${actual}/`, close: () => new Promise((resolve) => server.close(() => resolve(undefined))) };
+  return {
+    url: `http://127.0.0.1:${actual}/`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve(undefined));
+        server.closeAllConnections();
+      }),
+  };
 }
