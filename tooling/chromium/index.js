@@ -61,6 +61,8 @@ export async function servePage(entry, options = {}) {
     else
       response.writeHead(200, { 'content-type': 'text/html', ...isolation }).end(`<!doctype html>${importMap}<script type="module" src="/entry.js"></script>`);
   });
+  // Idle keep-alive sockets stay open (Node's 5 s default races a client reusing one: ECONNRESET).
+  server.keepAliveTimeout = 0;
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
