@@ -8,7 +8,7 @@ import { AlmoraError, InvalidArgumentError } from '@almora/tensor';
 import { helpText, parseOptions } from './cli-options.js';
 import { COMMANDS, kebab, TEACHER_COMMAND } from './commands.js';
 import { CONFIG_KEYS, flagValue, parseConfig, resolveConfig, type TrainConfig } from './config.js';
-import { lockRunDir, refuseExistingRun, runSubfolder } from './run-dir.js';
+import { lockRunDir, refuseExistingRun, runSubfolder } from '@almora/training';
 import { taskFromSafetensors, teacherTask, type TrainingTask } from './task.js';
 import { trainRun, type RunResult } from './trainer.js';
 import { writeReport } from './report.js';

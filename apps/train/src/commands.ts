@@ -1,8 +1,6 @@
 import { type CommandSpec, type OptionSpec, RUN_OPTIONS } from './cli-options.js';
 import { CONFIG_KEYS, DEFAULT_CONFIG, SCHEMA, type TrainConfig } from './config.js';
-import { FINETUNE_DEFAULTS } from './finetune.js';
-import type { LanguageModelConfig } from './language-model.js';
-import { PRETRAIN_DEFAULTS } from './pretrain.js';
+import { FINETUNE_DEFAULTS, type LanguageModelConfig, PRETRAIN_DEFAULTS } from '@almora/training';
 
 /** A camelCase key as its flag: learningRate → learning-rate. */
 export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

@@ -1,47 +1,26 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { linePlot, Progress } from '@almora/cli-kit';
 import { generate, type Qwen3Model } from '@almora/model';
 import { Rng } from '@almora/tensor';
-import { decodeBytes, encodeBytes } from './brown.js';
-import { brownText } from './brown-text.js';
-import { writeFileAtomic } from './checkpoint.js';
-import { loadQwen3, savePeftAdapters } from './hf-files.js';
-import { adaptersOf, bitsPerChar, evaluationWindows, type LanguageModelConfig, type LanguageModelRun, trainLanguageModel } from './language-model.js';
-import { PRETRAIN_DEFAULTS } from './pretrain.js';
-import { runSubfolder } from './run-dir.js';
-
-/** The shipped base model's folder (config.json, model.safetensors), made by `almora pretrain`. */
-export const SHIPPED_BASE_DIR = fileURLToPath(new URL('../base-model/', import.meta.url));
+import {
+  adaptersOf,
+  bitsPerChar,
+  brownText,
+  decodeBytes,
+  encodeBytes,
+  evaluationWindows,
+  type LanguageModelConfig,
+  type LanguageModelRun,
+  loadQwen3,
+  PRETRAIN_DEFAULTS,
+  runSubfolder,
+  savePeftAdapters,
+  trainLanguageModel,
+  writeFileAtomic,
+} from '@almora/training';
 
 /** The context length the shipped base was pretrained at. */
 const BASE_PRETRAINING_CONTEXT = PRETRAIN_DEFAULTS.contextLength;
-
-/**
- * The main job's recipe: LoRA (r = 8, α = 16) on every linear map of the shipped base, fine-tuned
- * on the imaginative half of the Brown corpus at L = 2,048 — eight times the base's pretraining
- * context — with the base's q_norm/k_norm cap.
- */
-export const FINETUNE_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<LanguageModelConfig>({
-  mode: 'finetune',
-  contextLength: 2048,
-  batchSize: 1,
-  steps: 40,
-  learningRate: 3e-3,
-  warmupSteps: 4,
-  decay: 'cosine',
-  clipNorm: 1,
-  seed: 1,
-  method: 'auto',
-  epsilon: 1e-3,
-  qkNormCap: 1.5,
-  shiftedSparseGroup: 0,
-  lora: { r: 8, lora_alpha: 16, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
-  evalEvery: 0,
-  evalWindows: 8,
-  checkpointEvery: 10,
-  divergenceFactor: 10,
-});
 
 /** What the report's sample generation uses: the prompt, length, temperature and seed. */
 export interface SampleSettings {

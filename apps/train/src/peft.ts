@@ -1,7 +1,7 @@
 import type { Adapter, Target } from '@almora/lora';
 import { loraConfig, readPeftAdapter, type SafetensorsDType, writePeftAdapter } from '@almora/peft';
 import { InvalidArgumentError, transpose } from '@almora/tensor';
-import { writeFileAtomic } from './checkpoint.js';
+import { writeFileAtomic } from '@almora/training';
 
 /** LoRA adapters of the attention head with their hyper-parameters, as PEFT stores them. */
 export interface PeftAdapters {

@@ -1,36 +1,16 @@
 import path from 'node:path';
-import { QWEN3_TINY, qwen3Config, type Qwen3Config } from '@almora/model';
 import { linePlot, Progress } from '@almora/cli-kit';
-import { writeFileAtomic } from './checkpoint.js';
-import { brownText } from './brown-text.js';
-import { saveQwen3 } from './hf-files.js';
-import { freshQwen3, type LanguageModelConfig, type LanguageModelRun, trainLanguageModel } from './language-model.js';
-import { runSubfolder } from './run-dir.js';
-
-/** The base model's shape: QWEN3_TINY (2 layers of width 64, 4 query heads sharing 2 key/value heads of width 16, tied embeddings, one token per byte), positions up to 4,096. */
-export const BROWN_BASE_SHAPE: Readonly<Qwen3Config> = Object.freeze(qwen3Config({ ...QWEN3_TINY, max_position_embeddings: 4096 }));
-
-/** The pretraining recipe of the shipped base model (`almora pretrain` with no flags). */
-export const PRETRAIN_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<LanguageModelConfig>({
-  mode: 'pretrain',
-  contextLength: 256,
-  batchSize: 4,
-  steps: 2400,
-  learningRate: 3e-3,
-  warmupSteps: 100,
-  decay: 'cosine',
-  clipNorm: 1,
-  seed: 1,
-  method: 'exact',
-  epsilon: 1e-3,
-  qkNormCap: 1.5,
-  shiftedSparseGroup: 0,
-  lora: { r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] },
-  evalEvery: 200,
-  evalWindows: 16,
-  checkpointEvery: 200,
-  divergenceFactor: 10,
-});
+import {
+  BROWN_BASE_SHAPE,
+  brownText,
+  freshQwen3,
+  type LanguageModelConfig,
+  type LanguageModelRun,
+  runSubfolder,
+  saveQwen3,
+  trainLanguageModel,
+  writeFileAtomic,
+} from '@almora/training';
 
 /** The training curve (train and held-out bits per character against step) as an SVG. */
 export function curvePlot(run: LanguageModelRun, title: string): string {

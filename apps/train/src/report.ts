@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { linePlot } from '@almora/cli-kit';
-import { writeFileAtomic } from './checkpoint.js';
+import { writeFileAtomic } from '@almora/training';
 import type { TrainConfig } from './config.js';
 import type { RunResult } from './trainer.js';
 

@@ -3,14 +3,25 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidArgumentError, Rng } from '@almora/tensor';
 import { generate, type Qwen3Config } from '@almora/model';
-import { checkLanguageModelConfig, type LanguageModelConfig } from './language-model.js';
-import { FINETUNE_DEFAULTS, finetune, SHIPPED_BASE_DIR } from './finetune.js';
-import { loadPeftAdapters, loadQwen3, readQkNormCap } from './hf-files.js';
-import { decodeBytes, encodeBytes } from './brown.js';
-import { BROWN_BASE_SHAPE, PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
+import {
+  BROWN_BASE_SHAPE,
+  checkLanguageModelConfig,
+  decodeBytes,
+  encodeBytes,
+  FINETUNE_DEFAULTS,
+  type LanguageModelConfig,
+  loadPeftAdapters,
+  loadQwen3,
+  lockRunDir,
+  PRETRAIN_DEFAULTS,
+  readQkNormCap,
+  refuseExistingRun,
+  SHIPPED_BASE_DIR,
+} from '@almora/training';
+import { finetune } from './finetune.js';
+import { pretrain } from './pretrain.js';
 import { type CommandSpec, helpText, numberOption, parseOptions } from './cli-options.js';
 import { FINETUNE_COMMAND, GENERATE_COMMAND, kebab, PRETRAIN_COMMAND, RECIPE_KEYS } from './commands.js';
-import { lockRunDir, refuseExistingRun } from './run-dir.js';
 
 const NUMERIC_KEYS = Object.keys(RECIPE_KEYS) as (keyof typeof RECIPE_KEYS)[];
 

@@ -8,7 +8,8 @@ import type { SafetensorsDType } from '@almora/peft';
 import { add, fromFlat, type Matrix, matmul, randomNormal, Rng, scale, transpose } from '@almora/tensor';
 import { pythonModuleMissing, SYSTEM_PYTHON } from '@almora/vitest-config/python';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freshQwen3, resolveConfig, savePeftAdapters, saveQwen3, teacherTask, trainRun } from '../src/index.js';
+import { resolveConfig, teacherTask, trainRun } from '../src/index.js';
+import { freshQwen3, savePeftAdapters, saveQwen3 } from '@almora/training';
 
 // Every adapter the trainer writes — the attention head's (trainRun → adapters/) and the
 // language model's (savePeftAdapters beside saveQwen3's base, as finetune writes them), in F32 and

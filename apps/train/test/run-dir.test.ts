@@ -5,21 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  CheckpointError,
-  configHash,
-  latestCheckpoint,
-  listCheckpoints,
-  loadCheckpoint,
-  resolveConfig,
-  RunDirError,
-  RunLockedError,
-  teacherTask,
-  trainRun,
-  writeFileAtomic,
-  writeReport,
-  type TrainConfig,
-} from '../src/index.js';
+import { configHash, resolveConfig, teacherTask, trainRun, writeReport, type TrainConfig } from '../src/index.js';
+import { CheckpointError, latestCheckpoint, listCheckpoints, loadCheckpoint, RunDirError, RunLockedError, writeFileAtomic } from '@almora/training';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BROWN_BASE_SHAPE, loadPeftAdapters, loadQwen3 } from '../src/index.js';
+import { BROWN_BASE_SHAPE, loadPeftAdapters, loadQwen3 } from '@almora/training';
 
 // The built CLI, as a user runs it; the base is a 3-step pretraining run, so nothing here needs the shipped base-model/.
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');

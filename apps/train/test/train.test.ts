@@ -7,18 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { encodeSafetensors } from '@almora/peft';
 import { type Matrix, randomNormal, Rng } from '@almora/tensor';
-import {
-  CheckpointError,
-  configHash,
-  latestCheckpoint,
-  listCheckpoints,
-  loadCheckpoint,
-  resolveConfig,
-  teacherTask,
-  trainRun,
-  TrainingDivergedError,
-  writeReport,
-} from '../src/index.js';
+import { configHash, resolveConfig, teacherTask, trainRun, writeReport } from '../src/index.js';
+import { CheckpointError, latestCheckpoint, listCheckpoints, loadCheckpoint, TrainingDivergedError } from '@almora/training';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 const small = ['--length', '256', '--dim', '4', '--sequences', '4', '--batch-size', '2', '--method', 'exact', '--compare-exact', 'false', '--quiet'];

@@ -19,7 +19,7 @@ import {
   PRETRAIN_DEFAULTS,
   SHIPPED_BASE_DIR,
   trainLanguageModel,
-} from '@almora/train';
+} from '@almora/training';
 import { timeInterleaved, type Row, type Suite, type SuiteContext, type SuiteReport } from '../harness.js';
 import { median } from '../stats.js';
 
@@ -93,7 +93,7 @@ export function finetuneFindings(baseBitsPerChar: number, outcomes: readonly Fin
   return lines;
 }
 
-/** The shipped base (apps/train/base-model/); in quick mode, when it is not there yet, a stand-in pretrained for a few steps. */
+/** The shipped base (packages/training/base-model/); in quick mode, when it is not there yet, a stand-in pretrained for a few steps. */
 async function fineTuneBase(context: SuiteContext, scratch: string): Promise<{ base: Qwen3Model; name: string }> {
   if (existsSync(path.join(SHIPPED_BASE_DIR, 'config.json')))
     return { base: await loadQwen3(SHIPPED_BASE_DIR), name: `the shipped base (${SHIPPED_BASE_DIR})` };

@@ -1,5 +1,4 @@
 import type { Matrix } from '@almora/tensor';
-import type { TrainConfig } from './config.js';
 
 /** Optimizer state, plain numbers so a checkpoint stores it exactly. */
 export interface OptimizerState {
@@ -21,8 +20,16 @@ export function createOptimizer(kind: 'adam' | 'sgd', sizes: number[]): Optimize
   return { kind, t: 0, m: zeros(), v: zeros() };
 }
 
+/** A learning-rate schedule: the peak rate, its warm-up steps, how it decays and over how many steps. */
+export interface LearningRateSchedule {
+  learningRate: number;
+  warmupSteps: number;
+  decay: 'cosine' | 'linear' | 'none';
+  steps: number;
+}
+
 /** Learning rate at 0-based `step`: linear warm-up to the peak, then cosine or linear decay to 10% of it. */
-export function learningRate(config: Pick<TrainConfig, 'learningRate' | 'warmupSteps' | 'decay' | 'steps'>, step: number): number {
+export function learningRate(config: LearningRateSchedule, step: number): number {
   const peak = config.learningRate;
   if (step < config.warmupSteps) return (peak * (step + 1)) / config.warmupSteps;
   const span = Math.max(1, config.steps - config.warmupSteps - 1);

@@ -20,7 +20,7 @@ import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteErro
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
 import { lockRunDir, openAppend, runSubfolder } from './run-dir.js';
-import { checkResumeSteps, divergence, resumableHash, TrainingDivergedError } from './trainer.js';
+import { checkResumeSteps, divergence, resumableHash, TrainingDivergedError } from './run-guard.js';
 
 /** A byte stream for training and one for held-out evaluation (the tokenizer is UTF-8 bytes, vocab 256). */
 export interface TextSplit {
