@@ -51,8 +51,7 @@ export interface RacLoraOptions {
 }
 
 /**
- * RAC-LoRA, the randomized asymmetric chain of LoRA (Malinovsky, Michieli, Hammoud, Ceritli,
- * Elesedy, Ozay and Richtárik, "Randomized Asymmetric Chain of LoRA: The First Meaningful
+ * RAC-LoRA, the randomized asymmetric chain of LoRA (Malinovsky et al., "Randomized Asymmetric Chain of LoRA: The First Meaningful
  * Theoretical Framework for Low-Rank Adaptation", 2024, arXiv 2410.08305). Stage t:
  *
  *   A_t ~ N(0, σ²) drawn fresh and fixed,  B_t = 0 trained  (or the mirror: B_t random, A_t = 0),
@@ -101,7 +100,7 @@ export interface XgbLoraOptions {
 }
 
 /**
- * XGBLoRA (Zhang, Wang, Wei, Fang, Liang and Qian, "Less is More: Extreme Gradient Boost Rank-1
+ * XGBLoRA (Zhang et al., "Less is More: Extreme Gradient Boost Rank-1
  * Adaption for Efficient Finetuning of LLMs", 2024, arXiv 2410.19694): gradient boosting with
  * LoRA weak learners. Stage t trains a fresh plain LoRA adapter (PEFT init, both factors) on the
  * current weight, then merges it:

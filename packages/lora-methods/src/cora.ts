@@ -43,9 +43,9 @@ export interface CoraOptions {
 }
 
 /**
- * CoRA, LoRA with B from a common subspace of the base weights (after Xiao et al., "CoRA:
- * Optimizing Low-Rank Adaptation with Common Subspace of Large Language Models", 2024, arXiv
- * 2409.02119 — we are not sure how that paper derives its common basis, so this is our reading,
+ * CoRA, LoRA with B from a common subspace of the base weights (after "CoRA: Optimizing Low-Rank
+ * Adaptation with Common Subspace of Large Language Models", 2024; we could not check its
+ * authors, arXiv id or text, nor how it derives its common basis, so this is our reading,
  * stated exactly):
  *
  *   B = U_r  (top-r left singular vectors of W, or of [W₁ … W_k] across modules via

@@ -74,7 +74,7 @@ export interface GeloraInput {
 }
 
 /**
- * GeLoRA's rank allocation (Ed-dib, Datbayev and Aboussalah, "GeLoRA: Geometric Adaptive Ranks
+ * GeLoRA's rank allocation (Ed-dib et al., "GeLoRA: Geometric Adaptive Ranks
  * for Efficient LoRA Fine-tuning", 2024, arXiv 2412.09250): a layer that raises the intrinsic
  * dimension of its hidden states needs at least that many new directions, so a module of layer l
  * scores max(ID_{l+1} − ID_l, 0), and the budget is apportioned by {@link apportion}

@@ -15,7 +15,7 @@ const MAX_SWEEPS = 80;
 /** Two columns count as orthogonal when |xᵀy| ≤ ORTHOGONAL·‖x‖·‖y‖. */
 const ORTHOGONAL = 1e-15;
 
-/** x·y over the first `n` entries. */
+/** x·y. */
 function dot(x: Float64Array, y: Float64Array): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * y[i];

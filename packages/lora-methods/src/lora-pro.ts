@@ -35,7 +35,7 @@ function sylvesterPsd(p: Matrix, q: Matrix, c: Matrix): Matrix {
 }
 
 /**
- * LoRA-Pro's gradient transform (Wang, Liang, Zhang, Zhao and Tan, "LoRA-Pro: Are Low-Rank
+ * LoRA-Pro's gradient transform (Wang et al., "LoRA-Pro: Are Low-Rank
  * Adapters Properly Optimized?", ICLR 2025, arXiv 2407.18242). A step (−η·g_A, −η·g_B) of the
  * adapter changes W_eff, to first order, by −η·g̃ with the equivalent gradient
  *

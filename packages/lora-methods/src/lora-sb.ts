@@ -12,7 +12,7 @@ export interface LoraSbOptions {
 }
 
 /**
- * LoRA-SB (Ponkshe, Singhal, Gorbunov, Tumanov, Horváth and Vepakomma, "Initialization using
+ * LoRA-SB (Ponkshe et al., "Initialization using
  * Update Approximation is a Silver Bullet for Extreme Efficient Low-Rank Fine-Tuning", 2024,
  * arXiv 2411.19557): W_eff = W + s·B·R·A with B (out×r) and A (r×in) fixed and only the r×r
  * core R trained — r² parameters per module, independent of its width.

@@ -24,7 +24,7 @@ function standardBasisRows(indices: readonly number[], n: number): Matrix {
 }
 
 /**
- * SBoRA, standard-basis LoRA (Po, Yang, Zhang and Tsang, "SBoRA: Low-Rank Adaptation with
+ * SBoRA, standard-basis LoRA (Po et al., "SBoRA: Low-Rank Adaptation with
  * Regional Weight Updates", 2024, arXiv 2407.05413). One factor is fixed to standard basis
  * vectors, the other trains from zero:
  *
