@@ -7,34 +7,20 @@
 export {
   taylorExp,
   chebyshevExp,
-  expPolynomial,
-  evaluatePolynomial,
   relativeErrorBound,
   relativeErrorEnclosure,
-  derivativePolynomial,
-  taylorRelativeErrorBound,
   type RelativeErrorEnclosure,
   type ExpPolynomial,
   type PolynomialMethod,
 } from './polynomial.js';
-export {
-  featureRank,
-  monomialTable,
-  polynomialFeatures,
-  polynomialFeaturesBackward,
-  featureTree,
-  type MonomialTable,
-  type FeatureSide,
-  type ProductTree,
-} from './features.js';
+export { featureRank, polynomialFeatures, polynomialFeaturesBackward, featureTree, type FeatureSide, type ProductTree } from './features.js';
 export { fused, FUSED_KERNEL_NAMES, type FusedKernels } from './fused.js';
 export { cpuBackend, cpuFusedKernels } from './cpu.js';
 export { OutOfRegimeError } from './errors.js';
-export { certifiedRange, checkQueryKey, type RangeReport } from './range.js';
+export { certifiedRange, type RangeReport } from './range.js';
 export {
   certifyPolynomial,
   chooseDegree,
-  meetsEpsilon,
   certifiedError,
   type CertifiedFactor,
   DEFAULT_MAX_DEGREE,
@@ -52,7 +38,6 @@ export {
   applySoftmaxTransposed,
   denseSoftmax,
   centeredKeys,
-  lowRankRowSums,
   type ApproximationOptions,
   type PolynomialChoice,
   type ApproximationPlan,

@@ -7,7 +7,6 @@
 export {
   loraAttention,
   loraAttentionAsync,
-  MODULES,
   type AttentionLayer,
   type LoraConfig,
   type ModuleName,
@@ -39,8 +38,8 @@ export {
   type GradientErrorBound,
   type AdapterErrorBound,
 } from './gradients.js';
-export { TARGETS, type LoraProblem, type Adapter, type CrossInput, type SequenceInput, type Target } from './problem.js';
+export type { LoraProblem, Adapter, CrossInput, SequenceInput, Target } from './problem.js';
 export { attentionForward, type ForwardOptions } from './forward.js';
-export { predictedHeadCost, predictedHeadBytes, type NormQuantity, type HeadCost, type HeadBytes } from './regime.js';
+export { predictedHeadCost, type NormQuantity, type HeadCost, type HeadBytes } from './regime.js';
 export { faceSplitApply } from './low-rank.js';
 export { syntheticProblem, relativeGradientError, type SyntheticProblemSpec } from './synthetic.js';

@@ -13,7 +13,6 @@ export type { JsonValue, JsonObject } from './json.js';
 export {
   encodeSafetensors,
   decodeSafetensors,
-  MAX_HEADER_BYTES,
   type SafetensorsDType,
   type SafetensorsTensor,
   type SafetensorsFile,
@@ -21,12 +20,11 @@ export {
 } from './safetensors.js';
 export { tensorToMatrix, matrixToTensor, type ToMatrixOptions } from './matrix.js';
 export { loraConfig, parseAdapterConfig, adapterConfigJson, loraScaling, type PeftLoraConfig, type LoraConfigInput } from './config.js';
-export { ALL_LINEAR, DEFAULT_OUTPUT_LAYER } from './targets.js';
+export { ALL_LINEAR } from './targets.js';
 export {
   encodePeftAdapter,
   decodePeftAdapter,
   checkAdapterForModel,
-  adapterKey,
   ADAPTER_FILES,
   type PeftAdapter,
   type PeftFiles,
@@ -41,7 +39,6 @@ export {
   readModelFolder,
   readModelConfig,
   writeModelFolder,
-  MODEL_FILES,
   type ModelFolder,
   type FolderWriteOptions,
   type WriteFile,

@@ -2,7 +2,6 @@ import { fromArray, NonFiniteError, randomNormal, Rng } from '@almora/tensor';
 import { describe, expect, it } from 'vitest';
 import {
   adapterConfigJson,
-  adapterKey,
   checkAdapterForModel,
   decodePeftAdapter,
   decodeSafetensors,
@@ -16,6 +15,7 @@ import {
   type SafetensorsDType,
   type SafetensorsFile,
 } from '../src/index.js';
+import { adapterKey } from '../src/adapter.js';
 import { BF16, decodeBits, encodeBits, F16 } from '../src/half.js';
 
 /** Adapters on three modules of a Llama-style model, r = 3 except where rank_pattern says 2. */

@@ -1,7 +1,8 @@
 import { NonFiniteError } from '@almora/tensor';
 import { describe, expect, it } from 'vitest';
 import { BF16, decodeBits, encodeBits, F16 } from '../src/half.js';
-import { decodeSafetensors, encodeSafetensors, MAX_HEADER_BYTES, SafetensorsError, type SafetensorsDType, type SafetensorsFile } from '../src/index.js';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafetensorsDType, type SafetensorsFile } from '../src/index.js';
+import { MAX_HEADER_BYTES } from '../src/safetensors.js';
 
 /** A safetensors file built by hand: header length, header bytes, data bytes. */
 function handBuilt(header: string, data: number[] | Uint8Array, lengthField?: bigint): Uint8Array {

@@ -5,12 +5,12 @@
  * @module @almora/tensor
  */
 export { AlmoraError, ShapeError, DTypeError, NonFiniteError, InvalidArgumentError, BackendError, ResourceLimitError, type AlmoraErrorCode } from './errors.js';
-export { Matrix, allocate, assertSize, copy, sliceRows, sliceCols, block, type DType, type FloatArray, type CreateOptions } from './matrix.js';
+export { Matrix, copy, sliceRows, sliceCols, block, type DType, type FloatArray, type CreateOptions } from './matrix.js';
 export { zeros, ones, full, identity, fromArray, fromFlat, toDType } from './create.js';
 export { Rng, randomUniform, randomNormal, type UniformOptions, type NormalOptions } from './random.js';
 export { matmul, type MatmulOptions } from './matmul.js';
 export { map, addInto, add, sub, hadamard, scale, exp, abs, scaleRows, scaleCols, rowSums, colSums, maxAbs, frobeniusNorm } from './elementwise.js';
 export { transpose, vec, mat, kron, faceSplit } from './products.js';
-export { assertSameDType, assertSameShape, assertShape, assertFinite } from './validate.js';
+export { assertSameShape, assertFinite } from './validate.js';
 export { scoped, type Backend, type DeviceMatrix, type ScopedBackend, type TransposeForms } from './backend.js';
 export { cpuCore } from './cpu-backend.js';

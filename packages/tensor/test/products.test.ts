@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   assertFinite,
-  assertShape,
   DTypeError,
   faceSplit,
   fromArray,
@@ -22,6 +21,7 @@ import {
   vec,
   zeros,
 } from '../src/index.js';
+import { assertShape } from '../src/validate.js';
 
 describe('vec and mat', () => {
   it('stack rows (row-major, Definition 2.1) and invert each other', () => {
