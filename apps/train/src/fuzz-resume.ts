@@ -25,7 +25,8 @@ function args(seed: number, runDir: string): string[] {
 /**
  * Everything a finished run leaves that must not depend on how often it was killed: the kept
  * checkpoint files byte for byte (by their `.ckpt` ending only, so a change of naming cannot
- * blind the check), the losses and the exported adapters.
+ * blind the check), the losses, the exported adapters and the base saved beside them. The
+ * adapter config names its own run's base folder, so that path is written relative to the run.
  */
 async function outcome(runDir: string): Promise<Record<string, string>> {
   const dir = path.join(runDir, 'exact');
@@ -39,8 +40,13 @@ async function outcome(runDir: string): Promise<Record<string, string>> {
     checkpoints: kept.join(', '),
     // Losses only: a metrics line also holds the step's wall time, which differs run to run.
     losses: JSON.stringify(metrics.map((m) => [m.step, m.loss])),
-    adapterConfig: await readFile(path.join(dir, 'adapters', 'adapter_config.json'), 'utf8'),
+    adapterConfig: (await readFile(path.join(dir, 'adapters', 'adapter_config.json'), 'utf8')).replace(
+      JSON.stringify(path.resolve(dir, 'base')),
+      '"<run>/base"',
+    ),
     adapterWeights: (await readFile(path.join(dir, 'adapters', 'adapter_model.safetensors'))).toString('base64'),
+    baseConfig: await readFile(path.join(dir, 'base', 'config.json'), 'utf8'),
+    baseWeights: (await readFile(path.join(dir, 'base', 'model.safetensors'))).toString('base64'),
   };
   for (const name of kept) result[name] = await readFile(path.join(checkpoints, name), 'utf8');
   return result;

@@ -16,7 +16,7 @@ export interface Verdict {
 }
 
 // PEFT's names, spelled out again here so the check does not trust the code it checks.
-const name = (t: Target, which: 'A' | 'B') => `base_model.model.attention.${t}_proj.lora_${which}.weight`;
+const name = (t: Target, which: 'A' | 'B') => `base_model.model.self_attn.${t}_proj.lora_${which}.weight`;
 
 /**
  * What is wrong with adapters that importPeft returned, or '' if nothing: every tensor of the file

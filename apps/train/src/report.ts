@@ -119,7 +119,7 @@ export async function writeReport(runDir: string, config: TrainConfig, main: Run
     '',
     '![loss](loss.svg)',
     '',
-    'Adapters (PEFT format): `adapters/` of each run; metrics: `metrics.jsonl`.',
+    'Adapters (PEFT format): `adapters/` of each run, beside the frozen head they adapt in `base/`; metrics: `metrics.jsonl`.',
     '',
   );
   const file = path.join(runDir, 'report.md');

@@ -37,7 +37,7 @@ import {
   writeFileAtomic,
 } from '@almora/training';
 import type { TrainConfig } from './config.js';
-import { exportPeft } from './peft.js';
+import { exportPeft, saveHeadBase } from './peft.js';
 import { checkTask, type TrainingTask } from './task.js';
 
 /** What one step did. */
@@ -365,7 +365,9 @@ async function trainLocked(
       const learned = scale(matmul(adapters[t]!.b, adapters[t]!.a), config.alpha / config.rank);
       deltaErrors[t] = frobeniusNorm(sub(learned, task.hidden![t]!)) / frobeniusNorm(task.hidden![t]!);
     }
-    await exportPeft(await runSubfolder(adapterDir), { adapters, rank: config.rank, alpha: config.alpha });
+    const baseDir = await runSubfolder(path.join(runDir, 'base'));
+    await saveHeadBase(baseDir, { frozen: task.frozen, heads: config.heads, causal: config.causal });
+    await exportPeft(await runSubfolder(adapterDir), { adapters, rank: config.rank, alpha: config.alpha }, 'F32', path.resolve(baseDir));
     return {
       runDir,
       method,

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initQwen3Adapters, qwen3Config, QWEN3_TINY, type Qwen3Module, qwen3StateDictShapes } from '@almora/model';
 import type { SafetensorsDType } from '@almora/peft';
-import { add, fromFlat, type Matrix, matmul, randomNormal, Rng, scale, transpose } from '@almora/tensor';
+import { add, fromFlat, type Matrix, matmul, randomNormal, Rng, scale } from '@almora/tensor';
 import { pythonModuleMissing, SYSTEM_PYTHON } from '@almora/vitest-config/python';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig, teacherTask, trainRun } from '../src/index.js';
@@ -93,21 +93,26 @@ describe(`the trainer's adapters, read by numpy and the standard library alone${
       const rng = new Rng(9);
       const inputs: Record<string, Matrix> = {};
       const expected: Record<string, Matrix> = {};
-      const base: Record<string, Plain> = {};
       for (const t of config.targets) {
-        const module = `attention.${t}_proj`;
+        const module = `self_attn.${t}_proj`;
         const { a, b } = run.adapters[t]!;
         inputs[module] = randomNormal(3, config.dim, rng);
-        // The paper's layer: x·(W* + (α/r)·B·A), B d_in×r and A r×d_out as the trainer holds them.
-        expected[module] = matmul(inputs[module], add(task.frozen[t], scale(matmul(stored(b, 'F32'), stored(a, 'F32')), config.alpha / config.rank)));
-        // PEFT's base weight is out×in: W*ᵀ.
-        base[module] = plain(transpose(task.frozen[t]));
+        // The paper's layer: x·(W* + (α/r)·B·A), B d_in×r and A r×d_out as the trainer holds them; base and adapters stored as F32.
+        expected[module] = matmul(
+          inputs[module],
+          add(stored(task.frozen[t], 'F32'), scale(matmul(stored(b, 'F32'), stored(a, 'F32')), config.alpha / config.rank)),
+        );
       }
+      // The base is the folder the adapter names (base_model_name_or_path), as PEFT would load it.
+      const adapterDir = path.join(runDir, 'adapters');
+      const named = (JSON.parse(await readFile(path.join(adapterDir, 'adapter_config.json'), 'utf8')) as { base_model_name_or_path: string })
+        .base_model_name_or_path;
+      expect(named).toBe(path.join(runDir, 'base'));
       const [result] = runPeer([
         {
-          adapter_dir: path.join(runDir, 'adapters'),
-          model_dir: null,
-          base,
+          adapter_dir: adapterDir,
+          model_dir: named,
+          base: null,
           inputs: Object.fromEntries(Object.entries(inputs).map(([m, x]) => [m, plain(x)])),
         },
       ]);

@@ -215,6 +215,8 @@ describe('almora train', () => {
       'auto/metrics.jsonl',
       'auto/adapters/adapter_config.json',
       'auto/adapters/adapter_model.safetensors',
+      'auto/base/config.json',
+      'auto/base/model.safetensors',
       'exact/metrics.jsonl',
     ]) {
       await expect(readFile(path.join(dir, file))).resolves.toBeTruthy();
