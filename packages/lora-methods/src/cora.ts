@@ -1,6 +1,6 @@
-import { assertFinite, copy, InvalidArgumentError, type Matrix, ShapeError, toDType, zeros } from '@almora/tensor';
+import { assertFinite, assertShape, copy, InvalidArgumentError, type Matrix, ShapeError, toDType, zeros } from '@almora/tensor';
 import { svd } from './linalg.js';
-import { assertShape, checkAdapterGradients, checkInit, type LoraMethod } from './method.js';
+import { checkAdapterGradients, checkInit, type LoraMethod } from './method.js';
 
 /**
  * The top-r left singular vectors (out×r, orthonormal columns) of the concatenation

@@ -1,5 +1,5 @@
 import type { LoraWeights } from '@almora/lora';
-import { assertFinite, InvalidArgumentError, type Matrix, type Rng, ShapeError, toDType } from '@almora/tensor';
+import { assertFinite, assertShape, InvalidArgumentError, type Matrix, type Rng, toDType } from '@almora/tensor';
 
 /** The names of the per-module LoRA training methods in {@link LORA_METHODS}. */
 export type LoraMethodName = 'lora' | 'lora-one' | 'lora-sb' | 'sbora' | 'cora' | 'lora-pro' | 'rac-lora' | 'xgblora';
@@ -65,11 +65,6 @@ export interface LoraMethod {
   readonly chain?: ChainSchedule;
   /** The module's initial state. */
   init(options: MethodInit): ModuleMethodState;
-}
-
-/** Throws {@link ShapeError} unless `m` is rows×cols; `name` says which input it is. */
-export function assertShape(m: Matrix, rows: number, cols: number, name: string): void {
-  if (m.rows !== rows || m.cols !== cols) throw new ShapeError(`${name} must be ${rows}×${cols}, got ${m.rows}×${m.cols}`);
 }
 
 /**

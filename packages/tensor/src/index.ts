@@ -11,6 +11,6 @@ export { Rng, randomUniform, randomNormal, type UniformOptions, type NormalOptio
 export { matmul, type MatmulOptions } from './matmul.js';
 export { map, addInto, add, sub, hadamard, scale, exp, abs, scaleRows, scaleCols, rowSums, colSums, maxAbs, frobeniusNorm } from './elementwise.js';
 export { transpose, vec, mat, kron, faceSplit } from './products.js';
-export { assertSameShape, assertFinite } from './validate.js';
+export { assertSameShape, assertShape, assertFinite } from './validate.js';
 export { scoped, type Backend, type DeviceMatrix, type ScopedBackend, type TransposeForms } from './backend.js';
 export { cpuCore } from './cpu-backend.js';
