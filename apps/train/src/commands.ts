@@ -1,5 +1,6 @@
 import { type CommandSpec, type OptionSpec, RUN_OPTIONS } from './cli-options.js';
 import { CONFIG_KEYS, DEFAULT_CONFIG, SCHEMA, type TrainConfig } from './config.js';
+import { LORA_METHODS } from '@almora/lora-methods';
 import { FINETUNE_DEFAULTS, type LanguageModelConfig, PRETRAIN_DEFAULTS } from '@almora/training';
 
 /** A camelCase key as its flag: learningRate → learning-rate. */
@@ -72,6 +73,20 @@ export const FINETUNE_COMMAND: CommandSpec = {
       value: 'list',
       description: 'Comma-separated modules to adapt in every layer.',
       default: FINETUNE_DEFAULTS.lora.target_modules.join(','),
+    },
+    {
+      name: 'lora-method',
+      value: 'name',
+      description:
+        'How the adapters train: lora (plain), lora-one and lora-sb (initialised from the one-step full gradient), sbora (a standard-basis factor, half the parameters), cora (B from the base weight), lora-pro (gradients adjusted to the closest full-weight one), or the chains rac-lora and xgblora.',
+      default: FINETUNE_DEFAULTS.loraMethod,
+      choices: Object.keys(LORA_METHODS),
+    },
+    {
+      name: 'stage-steps',
+      value: 'N',
+      description: "Steps per stage of a chain method (rac-lora, xgblora), after each of which its adapter merges into the weights (0: the method's default).",
+      default: String(FINETUNE_DEFAULTS.stageSteps),
     },
     ...recipeOptions(FINETUNE_DEFAULTS).map((o) =>
       o.name === 'qk-norm-cap' ? { ...o, default: `the base's almora_qk_norm_cap, else ${FINETUNE_DEFAULTS.qkNormCap}` } : o,

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { LORA_METHODS } from '@almora/lora-methods';
 import { InvalidArgumentError, Rng } from '@almora/tensor';
 import { generate, type Qwen3Config } from '@almora/model';
 import {
@@ -52,6 +53,7 @@ function checkFlags(config: LanguageModelConfig, model?: Qwen3Config): void {
       ['lora r', 'rank'],
       ['lora_alpha', 'lora-alpha'],
       ['target_modules', 'target-modules'],
+      ['stageSteps', 'stage-steps'],
     ];
     const named = names.find(([key]) => error.message.startsWith(`${key} `));
     throw named ? new InvalidArgumentError(`--${named[1]}${error.message.slice(named[0].length)}`) : error;
@@ -98,6 +100,12 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   config.lora.lora_alpha = numberOption(values, 'lora-alpha', config.lora.lora_alpha, Number.isFinite, 'a number');
   if (typeof values['target-modules'] === 'string')
     config.lora.target_modules = values['target-modules'].split(',').map((m) => m.trim()) as typeof config.lora.target_modules;
+  if (typeof values['lora-method'] === 'string') {
+    if (!Object.keys(LORA_METHODS).includes(values['lora-method']))
+      throw new InvalidArgumentError(`--lora-method must be one of ${Object.keys(LORA_METHODS).join(', ')}, got "${values['lora-method']}"`);
+    config.loraMethod = values['lora-method'] as LanguageModelConfig['loraMethod'];
+  }
+  config.stageSteps = numberOption(values, 'stage-steps', config.stageSteps, Number.isFinite, 'a number');
   const compare = values['compare-exact'];
   if (compare !== undefined && compare !== 'true' && compare !== 'false')
     throw new InvalidArgumentError(`--compare-exact must be true or false, got "${String(compare)}"`);

@@ -1,8 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GradientMethod } from '@almora/lora';
+import type { LoraMethodName } from '@almora/lora-methods';
 import {
-  initQwen3Adapters,
   initQwen3Weights,
   QWEN3_MODULES,
   qwen3ModulePath,
@@ -21,6 +21,7 @@ import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, typ
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
 import { lockRunDir, openAppend, runSubfolder } from './run-dir.js';
 import { checkResumeSteps, divergence, resumableHash, TrainingDivergedError } from './run-guard.js';
+import { MethodAdapters, methodFor } from './method-adapters.js';
 
 /** A byte stream for training and one for held-out evaluation (the tokenizer is UTF-8 bytes, vocab 256). */
 export interface TextSplit {
@@ -56,6 +57,13 @@ export interface LanguageModelConfig {
   shiftedSparseGroup: number;
   /** The adapters of a fine-tune (ignored when pretraining). */
   lora: Qwen3LoraConfig;
+  /**
+   * How a fine-tune trains its adapters (@almora/lora-methods): 'lora' (plain LoRA), 'lora-one',
+   * 'lora-sb', 'sbora', 'cora', 'lora-pro', or the chains 'rac-lora' and 'xgblora'.
+   */
+  loraMethod: LoraMethodName;
+  /** Steps per stage of a chain method (0: the method's own default); a chain merges its adapter into the weights after each stage. */
+  stageSteps: number;
   /** Evaluate held-out bits per character every this many steps (0: only before and after). */
   evalEvery: number;
   /** Held-out windows of contextLength tokens per evaluation, spread evenly over the validation text. */
@@ -129,6 +137,8 @@ export interface LanguageModelRun {
   notes: string[];
   /** The trained model: the base weights (trained, when pretraining) and the adapters of a fine-tune. */
   model: Qwen3Model;
+  /** Numbers the run trained: every weight when pretraining, the method's trainable tensors of a fine-tune (one stage's, for a chain). */
+  trainableParameters: number;
 }
 
 /** Options of one run. */
@@ -168,6 +178,7 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
   integer('evalWindows', 1);
   integer('checkpointEvery', 0);
   integer('shiftedSparseGroup', 0);
+  integer('stageSteps', 0);
   // A step's batch is held as arrays of token ids, and no JavaScript array is longer than 2^32 − 1.
   if (typeof config.batchSize === 'number' && config.batchSize * config.contextLength >= 2 ** 32) {
     throw new InvalidArgumentError(
@@ -192,7 +203,12 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
     throw new InvalidArgumentError(`method must be 'exact', 'fast' or 'auto', got ${String(config.method)}`);
   if (!['cosine', 'linear', 'none'].includes(config.decay))
     throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
-  if (config.mode === 'finetune') checkLora(config.lora);
+  if (config.mode === 'finetune') {
+    checkLora(config.lora);
+    const method = methodFor(config.loraMethod, config.stageSteps);
+    if (config.stageSteps > 0 && !method.chain)
+      throw new InvalidArgumentError(`stageSteps applies to the chain methods (rac-lora, xgblora), not ${config.loraMethod}; leave it 0`);
+  }
   if (model && config.mode === 'finetune') {
     const shapes = qwen3StateDictShapes(model);
     const limit = Math.min(...config.lora.target_modules.map((module) => Math.min(...shapes[`${qwen3ModulePath(0, module)}.weight`])));
@@ -226,7 +242,9 @@ function checkLora(lora: Qwen3LoraConfig): void {
 
 /** A stable hash of the config, the base weights and the data: a resume with anything else is refused. */
 function runHash(config: LanguageModelConfig, base: Qwen3Model, data: TextSplit): string {
-  const hash = resumableHash({ ...config, model: base.config });
+  // The method's keys at their defaults are left out, so runs from before they existed still resume.
+  const { loraMethod, stageSteps, ...rest } = config;
+  const hash = resumableHash({ ...rest, ...(loraMethod !== 'lora' ? { loraMethod } : {}), ...(stageSteps !== 0 ? { stageSteps } : {}), model: base.config });
   for (const key of Object.keys(base.weights).sort()) hash.update(key).update(new Uint8Array(Float64Array.from(base.weights[key].toFlat()).buffer));
   hash.update(data.train).update(data.validation);
   return hash.digest('hex').slice(0, 16);
@@ -266,12 +284,9 @@ export function bitsPerChar(model: Qwen3Model, windows: number[][], qkNormCap = 
   return nats / tokens / LN2;
 }
 
-function trainableList(model: Qwen3Model, mode: LanguageModelConfig['mode']): [string, Matrix][] {
-  if (mode === 'pretrain') return Object.keys(model.weights).map((key) => [key, model.weights[key]]);
-  return Object.keys(model.lora!.adapters).flatMap((module) => [
-    [`${module}.lora_A`, model.lora!.adapters[module].lora_A],
-    [`${module}.lora_B`, model.lora!.adapters[module].lora_B],
-  ]);
+/** Every weight of a model being pretrained, by state-dict key. */
+function trainableList(model: Qwen3Model): [string, Matrix][] {
+  return Object.keys(model.weights).map((key) => [key, model.weights[key]]);
 }
 
 function layerSteps(result: { layers: Qwen3LayerReport[] }): LayerStep[] {
@@ -346,14 +361,29 @@ export async function trainLanguageModel(
   }
 }
 
-function freshModel(base: Qwen3Model, config: LanguageModelConfig): Qwen3Model {
+/** The model a run trains, and for a fine-tune its method's adapters (which replace the model's lora before every pass). */
+function freshModel(base: Qwen3Model, data: TextSplit, config: LanguageModelConfig): { model: Qwen3Model; methods: MethodAdapters | undefined } {
   if (config.mode === 'pretrain') {
     const weights: Qwen3Weights = {};
     // A copy (slice): fromFlat wraps a typed array of its dtype, and training must not write into the caller's base.
     for (const [key, m] of Object.entries(base.weights)) weights[key] = fromFlat(m.rows, m.cols, m.toFlat().slice());
-    return { config: base.config, weights };
+    return { model: { config: base.config, weights }, methods: undefined };
   }
-  return { config: base.config, weights: base.weights, lora: initQwen3Adapters(base.config, config.lora, new Rng(config.seed + 1)) };
+  const method = methodFor(config.loraMethod, config.stageSteps);
+  let initialGradients: Qwen3Weights | undefined;
+  if (method.needsInitialGradient) {
+    // The one-step full gradient at the base, on a batch of its own generator, so a resume draws it again.
+    const rng = new Rng(config.seed + 3);
+    const batch = Array.from({ length: config.batchSize }, () => {
+      const offset = rng.int(data.train.length - config.contextLength + 1);
+      return Array.from(data.train.subarray(offset, offset + config.contextLength));
+    });
+    initialGradients = qwen3ForCausalLM({ config: base.config, weights: base.weights }, batch, forwardOptions(config, true, true)).backward().weights;
+  }
+  // A shallow copy: a chain replaces the adapted modules' weights with merged ones, never the base's own.
+  const weights = { ...base.weights };
+  const methods = new MethodAdapters(method, base.config, config.lora, weights, config.seed, initialGradients);
+  return { model: { config: base.config, weights, lora: methods.current() }, methods };
 }
 
 async function trainLocked(
@@ -368,10 +398,11 @@ async function trainLocked(
   const checkpoints = await runSubfolder(path.join(runDir, 'checkpoints'));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   const hash = runHash(config, base, data);
-  const model = freshModel(base, config);
+  const { model, methods } = freshModel(base, data, config);
+  const trainable = (): [string, Matrix][] => (methods ? methods.parameters() : trainableList(model));
   let optimizer: OptimizerState = createOptimizer(
     'adam',
-    trainableList(model, config.mode).map(([, m]) => m.size),
+    trainable().map(([, m]) => m.size),
   );
   const rng = new Rng(config.seed + 2);
   let start = 0;
@@ -384,16 +415,31 @@ async function trainLocked(
     if (state.configHash !== hash)
       throw new CheckpointError(`cannot resume ${latest.file}: its content was written with another config (hash ${state.configHash}, now ${hash})`);
     checkResumeSteps(state.step, config.steps, latest.file);
-    for (const [name, m] of trainableList(model, config.mode)) {
-      const saved = state.params[name];
-      if (!saved || saved.rows !== m.rows || saved.cols !== m.cols)
-        throw new CheckpointError(`cannot resume ${latest.file}: it has no ${m.rows}×${m.cols} "${name}"`);
-      m.data.set(fromFlat(saved.rows, saved.cols, saved.data).data);
-    }
+    const saved = (name: string, rows?: number, cols?: number): Matrix => {
+      const tensor = state.params[name];
+      if (!tensor || (rows !== undefined && (tensor.rows !== rows || tensor.cols !== cols)))
+        throw new CheckpointError(`cannot resume ${latest.file}: it has no ${rows === undefined ? '' : `${rows}×${cols} `}"${name}"`);
+      return fromFlat(tensor.rows, tensor.cols, tensor.data);
+    };
+    if (methods)
+      methods.restoreStages(
+        Object.keys(state.params).filter((name) => /^stage\.\d+\./.test(name)).length / (2 * Object.keys(methods.current().adapters).length),
+        saved,
+      );
+    for (const [name, m] of trainable()) m.data.set(saved(name, m.rows, m.cols).data);
     optimizer = state.optimizer;
     rng.setState(state.rngState);
     start = state.step;
     resumedFrom = state.step;
+    // A run extended past the step its last stage ended on: that boundary's merge comes now.
+    const chain = methods?.method.chain;
+    if (methods && chain && methods.stageEnds(start, config.steps) && methods.stage < start / chain.stepsPerStage) {
+      methods.nextStage();
+      optimizer = createOptimizer(
+        'adam',
+        trainable().map(([, m]) => m.size),
+      );
+    }
     const previous = readRecords(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes);
     // The first line also carries the evaluation before training; a record itself never does.
     initialValidation = (previous as (LanguageModelStep & { initialValidation?: number })[]).find((r) => r.initialValidation !== undefined)?.initialValidation;
@@ -405,13 +451,14 @@ async function trainLocked(
   await writeFileAtomic(metricsFile, records.map((r, n) => `${JSON.stringify(withInitial(r, n))}\n`).join(''));
   const metrics = await openAppend(metricsFile);
   try {
-    const trainable = () => trainableList(model, config.mode);
     const checkpoint = async (step: number) =>
       saveCheckpoint(await runSubfolder(checkpoints), {
         step,
         configHash: hash,
         rngState: rng.state,
-        params: Object.fromEntries(trainable().map(([name, m]) => [name, { rows: m.rows, cols: m.cols, data: Array.from(m.data) }])),
+        params: Object.fromEntries(
+          [...trainable(), ...(methods?.mergedTensors() ?? [])].map(([name, m]) => [name, { rows: m.rows, cols: m.cols, data: Array.from(m.data) }]),
+        ),
         optimizer,
       } satisfies CheckpointState);
     let lastCheckpoint: string | undefined = latest?.file;
@@ -431,19 +478,16 @@ async function trainLocked(
       let result: ReturnType<typeof qwen3ForCausalLM<number[][]>>;
       let grads: ReturnType<typeof result.backward>;
       let pass = 'forward';
+      if (methods) model.lora = methods.current();
       try {
-        result = qwen3ForCausalLM(model, batch, forwardOptions(config, true, config.mode === 'pretrain'));
+        result = qwen3ForCausalLM(model, batch, forwardOptions(config, true, config.mode === 'pretrain' || (methods?.method.needsWeightGradient ?? false)));
         pass = 'backward';
         grads = result.backward();
       } catch (error) {
         if (error instanceof NonFiniteError) throw diverged(`the ${pass} pass became non-finite (${error.message})`);
         throw error;
       }
-      const gradList = trainable().map(([name]) => {
-        if (config.mode === 'pretrain') return grads.weights![name];
-        const [module, which] = [name.slice(0, name.lastIndexOf('.')), name.slice(name.lastIndexOf('.') + 1) as 'lora_A' | 'lora_B'];
-        return grads.lora[module][which];
-      });
+      const gradList = methods ? methods.gradients(grads.lora, grads.weights) : trainable().map(([name]) => grads.weights![name]);
       const gradNorm = globalNorm(gradList);
       if (!Number.isFinite(result.loss) || !Number.isFinite(gradNorm))
         throw diverged(!Number.isFinite(result.loss) ? `the loss is ${result.loss}` : `the gradient norm is ${gradNorm}`);
@@ -459,6 +503,15 @@ async function trainLocked(
       );
       const broken = trainable().find(([, m]) => !m.data.every(Number.isFinite));
       if (broken) throw diverged(`the update made ${broken[0]} non-finite`);
+      if (methods?.stageEnds(step + 1, config.steps)) {
+        methods.nextStage();
+        // A new stage trains new tensors: Adam starts afresh for them.
+        optimizer = createOptimizer(
+          'adam',
+          trainable().map(([, m]) => m.size),
+        );
+      }
+      if (methods) model.lora = methods.current();
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds += seconds;
       const done = step + 1;
@@ -488,7 +541,9 @@ async function trainLocked(
       stepSeconds,
       resumedFrom,
       notes,
-      model,
+      // A fine-tune's model is the base with the run's adapters (a chain's stages side by side as one).
+      model: methods ? { config: base.config, weights: base.weights, lora: methods.exported() } : model,
+      trainableParameters: trainable().reduce((sum, [, m]) => sum + m.size, 0),
     };
   } finally {
     await metrics.close();

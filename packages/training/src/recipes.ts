@@ -25,6 +25,8 @@ export const PRETRAIN_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<La
   evalWindows: 16,
   checkpointEvery: 200,
   divergenceFactor: 10,
+  loraMethod: 'lora',
+  stageSteps: 0,
 });
 
 /** The shipped base model's folder (config.json, model.safetensors), made by `almora pretrain`. */
@@ -54,4 +56,6 @@ export const FINETUNE_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<La
   evalWindows: 8,
   checkpointEvery: 10,
   divergenceFactor: 10,
+  loraMethod: 'lora',
+  stageSteps: 0,
 });

@@ -57,6 +57,8 @@ it('a non-finite held-out evaluation stops the run as a divergence, not a NaN in
     evalWindows: 1,
     checkpointEvery: 1,
     divergenceFactor: 10,
+    loraMethod: 'lora',
+    stageSteps: 0,
   } as const;
   const error = await trainLanguageModel(
     freshQwen3(SHAPE, 1),

@@ -15,6 +15,7 @@ import {
   latestCheckpoint,
   listCheckpoints,
   trainLanguageModel,
+  trainableParameterCount,
   TrainingDivergedError,
   type LanguageModelConfig,
   type LanguageModelStep,
@@ -55,6 +56,8 @@ const BASE_CONFIG: LanguageModelConfig = {
   evalWindows: 2,
   checkpointEvery: 3,
   divergenceFactor: 10,
+  loraMethod: 'lora',
+  stageSteps: 0,
 };
 const FINETUNE: LanguageModelConfig = { ...BASE_CONFIG, mode: 'finetune', learningRate: 3e-2 };
 
@@ -296,5 +299,97 @@ describe('checkLanguageModelConfig', () => {
       trainLanguageModel(freshQwen3(SHAPE, 1), { train: DATA.train, validation: DATA.validation.subarray(0, 15) }, BASE_CONFIG, dir),
     ).rejects.toThrow(/validation text \(15 bytes\) is shorter than one window of 16/);
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('trainLanguageModel with a LoRA method (@almora/lora-methods)', () => {
+  const METHODS = ['lora', 'lora-one', 'lora-sb', 'sbora', 'cora', 'lora-pro', 'rac-lora', 'xgblora'] as const;
+
+  for (const loraMethod of METHODS) {
+    it(`${loraMethod}: trains ${loraMethod === 'lora' ? 'both factors' : 'its parameters'} on 'auto', leaves the base alone, and its exported adapter is the model it evaluated`, async () => {
+      const base = freshQwen3(SHAPE, 4);
+      const before = snapshot(base);
+      const config: LanguageModelConfig = {
+        ...FINETUNE,
+        loraMethod,
+        method: 'auto',
+        stageSteps: loraMethod === 'rac-lora' || loraMethod === 'xgblora' ? 2 : 0,
+      };
+      const run = await trainLanguageModel(base, DATA, config, await tempDir());
+      expect(snapshot(base)).toEqual(before);
+      expect(run.trainableParameters).toBe(trainableParameterCount(SHAPE, config.lora, loraMethod));
+      expect(run.records).toHaveLength(config.steps);
+      expect(Number.isFinite(run.finalValidation)).toBe(true);
+      expect(run.finalValidation).not.toBe(run.initialValidation);
+      // The returned model is the base with one adapter (a chain's 3 stages side by side, rank 3·r): it scores what the run measured.
+      expect(run.model.weights).toBe(base.weights);
+      expect(run.model.lora!.r).toBe(config.stageSteps > 0 ? 3 * config.lora.r : config.lora.r);
+      expect(Math.abs(bitsPerChar(run.model, evaluationWindows(DATA.validation, config.contextLength, config.evalWindows)) - run.finalValidation)).toBeLessThan(
+        1e-9,
+      );
+    });
+  }
+
+  it('counts what each method trains: half of plain LoRA for SBoRA and CoRA on a square module, r² for LoRA-SB', () => {
+    const square = { r: 2, lora_alpha: 4, target_modules: ['q_proj' as const] };
+    // q_proj of SHAPE is 32×32 (2 heads of 16 from width 32), in both layers.
+    const plain = trainableParameterCount(SHAPE, square, 'lora');
+    expect(plain).toBe(2 * 2 * (32 + 32));
+    expect(trainableParameterCount(SHAPE, square, 'sbora')).toBe(plain / 2);
+    expect(trainableParameterCount(SHAPE, square, 'cora')).toBe(plain / 2);
+    expect(trainableParameterCount(SHAPE, square, 'lora-sb')).toBe(2 * 2 * 2);
+  });
+
+  for (const loraMethod of ['rac-lora', 'lora-sb'] as const) {
+    it(`${loraMethod}: a run stopped after step 3 and resumed ends bit for bit like one run straight through`, async () => {
+      const base = freshQwen3(SHAPE, 4);
+      const config: LanguageModelConfig = { ...FINETUNE, loraMethod, stageSteps: loraMethod === 'rac-lora' ? 2 : 0 };
+      const straight = await trainLanguageModel(base, DATA, config, await tempDir());
+      const resumedDir = await tempDir();
+      const crash = trainLanguageModel(base, DATA, config, resumedDir, {
+        onStep: (r) => {
+          if (r.step === 3) throw new Error('simulated crash');
+        },
+      });
+      await expect(crash).rejects.toThrow('simulated crash');
+      const resumed = await trainLanguageModel(base, DATA, config, resumedDir, { resume: true });
+      expect(resumed.resumedFrom).toBe(3);
+      expect(resumed.records.map(timeless)).toEqual(straight.records.map(timeless));
+      expect(resumed.finalValidation).toBe(straight.finalValidation);
+      for (const [path, adapter] of Object.entries(straight.model.lora!.adapters)) {
+        expect(resumed.model.lora!.adapters[path].lora_A.toFlat()).toEqual(adapter.lora_A.toFlat());
+        expect(resumed.model.lora!.adapters[path].lora_B.toFlat()).toEqual(adapter.lora_B.toFlat());
+      }
+    });
+  }
+
+  it('a chain extended past the step its last stage ended on merges that stage, as a run straight through does', async () => {
+    const base = freshQwen3(SHAPE, 4);
+    // A flat schedule and evaluations every 2 steps, so the 4-step run's steps are the 6-step run's first four.
+    const config: LanguageModelConfig = {
+      ...FINETUNE,
+      loraMethod: 'xgblora',
+      stageSteps: 2,
+      steps: 4,
+      checkpointEvery: 2,
+      evalEvery: 2,
+      warmupSteps: 0,
+      decay: 'none',
+    };
+    const straight = await trainLanguageModel(base, DATA, { ...config, steps: 6 }, await tempDir());
+    const dir = await tempDir();
+    await trainLanguageModel(base, DATA, config, dir);
+    const extended = await trainLanguageModel(base, DATA, { ...config, steps: 6 }, dir, { resume: true });
+    expect(extended.resumedFrom).toBe(4);
+    expect(extended.model.lora!.r).toBe(3 * config.lora.r);
+    expect(extended.records.map(timeless)).toEqual(straight.records.map(timeless));
+  });
+
+  it('refuses an unknown method and stage steps on a method that is not a chain, before writing anything', async () => {
+    expect(() => checkLanguageModelConfig({ ...FINETUNE, loraMethod: 'dora' as LanguageModelConfig['loraMethod'] })).toThrow(
+      /loraMethod must be one of lora, lora-one/,
+    );
+    expect(() => checkLanguageModelConfig({ ...FINETUNE, loraMethod: 'sbora', stageSteps: 2 })).toThrow(/stageSteps applies to the chain methods/);
+    expect(() => checkLanguageModelConfig({ ...FINETUNE, loraMethod: 'rac-lora', stageSteps: -1 })).toThrow(/stageSteps must be an integer ≥ 0/);
   });
 });

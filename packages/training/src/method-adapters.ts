@@ -1,0 +1,198 @@
+import type { LoraWeights } from '@almora/lora';
+import { LORA_METHODS, type LoraMethod, type LoraMethodName, mergeIntoWeight, type ModuleMethodState, racLora, xgbLora } from '@almora/lora-methods';
+import { qwen3ModulePath, qwen3StateDictShapes, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, type Qwen3Weights } from '@almora/model';
+import { copy, fromFlat, InvalidArgumentError, type Matrix, Rng } from '@almora/tensor';
+
+/** An adapter the chain merged into its weights, with the scaling it ran with. */
+interface MergedStage {
+  adapters: Record<string, LoraWeights>;
+  scaling: number;
+}
+
+/** The adapted modules' paths with their (out, in), layer by layer, in target_modules order (the order adapters are drawn in). */
+function adaptedPaths(config: Qwen3Config, targets: readonly string[]): { path: string; out: number; in: number }[] {
+  const shapes = qwen3StateDictShapes(config);
+  const list: { path: string; out: number; in: number }[] = [];
+  for (let layer = 0; layer < config.num_hidden_layers; layer++) {
+    for (const module of targets) {
+      const path = qwen3ModulePath(layer, module as Parameters<typeof qwen3ModulePath>[1]);
+      const [out, inner] = shapes[`${path}.weight`];
+      list.push({ path, out, in: inner });
+    }
+  }
+  return list;
+}
+
+/** The method a run trains with: the registry's, or a chain with its stage length set (`stageSteps` > 0). */
+export function methodFor(name: LoraMethodName, stageSteps: number): LoraMethod {
+  if (stageSteps > 0 && name === 'rac-lora') return racLora({ stepsPerStage: stageSteps });
+  if (stageSteps > 0 && name === 'xgblora') return xgbLora({ stepsPerStage: stageSteps });
+  const method = (LORA_METHODS as Record<string, LoraMethod | undefined>)[name];
+  if (!method) throw new InvalidArgumentError(`loraMethod must be one of ${Object.keys(LORA_METHODS).join(', ')}, got ${String(name)}`);
+  return method;
+}
+
+/**
+ * The adapters of a fine-tune under a LoRA method (@almora/lora-methods): one state per adapted
+ * module, whose trainable tensors the optimizer updates and whose adapter the model runs with.
+ * A chain method (RAC-LoRA, XGBLoRA) merges each stage into the module's weight and starts the
+ * next; the merged stages are kept, so the run exports as one adapter and a checkpoint can
+ * rebuild the chain.
+ */
+export class MethodAdapters {
+  private states = new Map<string, ModuleMethodState>();
+  private readonly merged: MergedStage[] = [];
+
+  /**
+   * @param weights The model's weights; a chain replaces the adapted modules' entries with merged
+   *   copies (the caller passes a copy of the record, never the base's own).
+   * @param initialGradients ∂W at the base of every adapted module by `<path>.weight`, for methods that start from it.
+   */
+  constructor(
+    readonly method: LoraMethod,
+    private readonly config: Qwen3Config,
+    private readonly lora: Qwen3LoraConfig,
+    private readonly weights: Qwen3Weights,
+    private readonly seed: number,
+    private readonly initialGradients: Qwen3Weights | undefined,
+  ) {
+    if (method.needsInitialGradient && !initialGradients)
+      throw new InvalidArgumentError(`${method.name} starts from the full-weight gradient at the base; none was given`);
+    this.startStage();
+  }
+
+  /** Fresh states for the current stage; every stage draws from its own seeded generator, so a resume redraws the same. */
+  private startStage(): void {
+    const rng = new Rng(this.seed + 1 + 7919 * this.merged.length);
+    this.states = new Map(
+      adaptedPaths(this.config, this.lora.target_modules).map(({ path }) => [
+        path,
+        this.method.init({
+          weight: this.weights[`${path}.weight`],
+          weightGradient: this.merged.length === 0 ? this.initialGradients?.[`${path}.weight`] : undefined,
+          r: this.lora.r,
+          lora_alpha: this.lora.lora_alpha,
+          rng,
+        }),
+      ]),
+    );
+  }
+
+  /** Stages merged so far. */
+  get stage(): number {
+    return this.merged.length;
+  }
+
+  /**
+   * The trainable tensors by name: `<path>.lora_A` and `<path>.lora_B` for plain LoRA (the names
+   * its checkpoints always had), `<path>.<i>` for the others.
+   */
+  parameters(): [string, Matrix][] {
+    return [...this.states].flatMap(([path, state]) =>
+      state.parameters.map((m, i): [string, Matrix] => [this.method.name === 'lora' ? `${path}.${i === 0 ? 'lora_A' : 'lora_B'}` : `${path}.${i}`, m]),
+    );
+  }
+
+  /** The adapters the model runs with now. */
+  current(): Qwen3Lora {
+    const adapters: Record<string, LoraWeights> = {};
+    for (const [path, state] of this.states) adapters[path] = state.adapter();
+    return { r: this.lora.r, lora_alpha: this.lora.lora_alpha, target_modules: [...this.lora.target_modules], adapters };
+  }
+
+  /** The optimizer's directions for {@link parameters}, in their order, from the model's adapter gradients (and ∂W where a method needs it). */
+  gradients(adapterGradients: Record<string, LoraWeights>, weightGradients: Qwen3Weights | undefined): Matrix[] {
+    return [...this.states].flatMap(([path, state]) => state.gradients(adapterGradients[path], weightGradients?.[`${path}.weight`]));
+  }
+
+  /** Whether `done` steps end a stage of a chain (and more steps follow). */
+  stageEnds(done: number, steps: number): boolean {
+    const chain = this.method.chain;
+    return chain !== undefined && done < steps && done % chain.stepsPerStage === 0;
+  }
+
+  /** Merges the current stage into the weights and starts the next (a chain's stage boundary). */
+  nextStage(): void {
+    const adapters: Record<string, LoraWeights> = {};
+    for (const [path, state] of this.states) {
+      const adapter = state.adapter();
+      adapters[path] = { lora_A: copy(adapter.lora_A), lora_B: copy(adapter.lora_B) };
+    }
+    this.merge(adapters);
+  }
+
+  private merge(adapters: Record<string, LoraWeights>): void {
+    // Every stage runs at the config's scaling lora_alpha / r.
+    const scaling = this.lora.lora_alpha / this.lora.r;
+    for (const [path, adapter] of Object.entries(adapters)) this.weights[`${path}.weight`] = mergeIntoWeight(this.weights[`${path}.weight`], adapter, scaling);
+    this.merged.push({ adapters, scaling });
+    this.startStage();
+  }
+
+  /** The merged stages as checkpoint tensors (`stage.<k>.<path>.lora_A`/`lora_B`), to rebuild the chain on resume. */
+  mergedTensors(): [string, Matrix][] {
+    return this.merged.flatMap(({ adapters }, k) =>
+      Object.entries(adapters).flatMap(([path, a]): [string, Matrix][] => [
+        [`stage.${k}.${path}.lora_A`, a.lora_A],
+        [`stage.${k}.${path}.lora_B`, a.lora_B],
+      ]),
+    );
+  }
+
+  /** Replays `stages` merges from checkpoint tensors: the same merges, in the same order, as the run made. */
+  restoreStages(stages: number, tensor: (name: string) => Matrix): void {
+    for (let k = 0; k < stages; k++) {
+      const adapters: Record<string, LoraWeights> = {};
+      for (const path of this.states.keys()) adapters[path] = { lora_A: tensor(`stage.${k}.${path}.lora_A`), lora_B: tensor(`stage.${k}.${path}.lora_B`) };
+      this.merge(adapters);
+    }
+  }
+
+  /**
+   * The whole fine-tune as one PEFT adapter on the original base: the current stage and every
+   * merged one side by side (rank stages·r, scaling 1: lora_B = [s·B₁ … s·B_k], lora_A = [A₁; …; A_k]),
+   * so merging it into the base gives the weights the chain trained. Without a chain: {@link current}.
+   */
+  exported(): Qwen3Lora {
+    if (this.merged.length === 0) return this.current();
+    const stages = [...this.merged, { adapters: this.current().adapters, scaling: this.lora.lora_alpha / this.lora.r }];
+    const rank = stages.length * this.lora.r;
+    const adapters: Record<string, LoraWeights> = {};
+    for (const path of this.states.keys()) {
+      const parts = stages.map(({ adapters: a, scaling }) => ({ a: a[path].lora_A, b: a[path].lora_B, scaling }));
+      const inner = parts[0].a.cols;
+      const out = parts[0].b.rows;
+      const a = new Float64Array(rank * inner);
+      const b = new Float64Array(out * rank);
+      parts.forEach(({ a: stageA, b: stageB, scaling }, k) => {
+        const r = this.lora.r;
+        a.set(stageA.toFlat(), k * r * inner);
+        for (let i = 0; i < out; i++) for (let j = 0; j < r; j++) b[i * rank + k * r + j] = scaling * stageB.get(i, j);
+      });
+      adapters[path] = { lora_A: fromFlat(rank, inner, a), lora_B: fromFlat(out, rank, b) };
+    }
+    return { r: rank, lora_alpha: rank, target_modules: [...this.lora.target_modules], adapters };
+  }
+}
+
+/**
+ * How many numbers a fine-tune trains under `method` with this LoRA config on a model of this
+ * shape (the size of every module's trainable tensors, summed). Methods that start from a
+ * gradient are initialised on a stand-in gradient of the right shapes; only the sizes are used.
+ */
+export function trainableParameterCount(config: Qwen3Config, lora: Qwen3LoraConfig, method: LoraMethodName): number {
+  const chosen = methodFor(method, 0);
+  const rng = new Rng(0);
+  let count = 0;
+  for (const { out, in: inner } of adaptedPaths(config, lora.target_modules)) {
+    // A full-rank stand-in (identity plus noise), so SVD-based inits have r directions to take.
+    const standIn = fromFlat(
+      out,
+      inner,
+      Float64Array.from({ length: out * inner }, (_, k) => (Math.floor(k / inner) === k % inner ? 1 : 0) + 1e-3 * rng.next()),
+    );
+    const state = chosen.init({ weight: standIn, weightGradient: standIn, r: lora.r, lora_alpha: lora.lora_alpha, rng });
+    count += state.parameters.reduce((sum, m) => sum + m.size, 0);
+  }
+  return count;
+}
