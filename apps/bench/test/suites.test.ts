@@ -104,6 +104,46 @@ describe('bench suites in quick mode', () => {
     expect(md).toContain('every count that must be 0 is 0');
   }, 300_000);
 
+  it("methods fine-tunes with every LoRA method at plain LoRA's budget and says which beat it, from its rows", async () => {
+    const { json, svgs } = await runQuick('methods');
+    const { parameters } = json as unknown as { parameters: { methods: string[]; rLimit: number; budgetTolerance: number } };
+    const runs = json.rows.filter((r) => r.table === 'run');
+    const summaries = json.rows.filter((r) => r.table === 'summary');
+    expect(parameters.methods).toEqual(['lora', 'lora-one', 'lora-sb', 'sbora', 'cora', 'lora-pro', 'rac-lora', 'xgblora']);
+    expect(runs.map((r) => r.method)).toEqual(parameters.methods);
+    expect(summaries.map((r) => r.method)).toEqual(parameters.methods);
+    for (const row of json.rows)
+      for (const value of Object.values(row)) if (typeof value === 'number') expect(Number.isFinite(value), JSON.stringify(row)).toBe(true);
+    const findings = json.findings.join('\n');
+    // The budget: within ±10% of plain LoRA's count, or r at the largest the weights allow and the findings say the budget is out of reach.
+    expect(parameters.budgetTolerance).toBe(0.1);
+    const reference = runs[0].trainableParameters as number;
+    for (const row of runs) {
+      expect(row.lora_alpha).toBe(2 * (row.r as number));
+      expect(row.budgetVsLora as number).toBeCloseTo((row.trainableParameters as number) / reference - 1, 12);
+      if (Math.abs(row.budgetVsLora as number) > 0.1) {
+        expect(row.r).toBe(parameters.rLimit);
+        expect(findings).toMatch(new RegExp(`${String(row.method)} \\([+-][\\d.]+%; r = ${String(row.r)} is the largest the adapted weights allow`));
+      }
+      expect(row.perplexityAfter as number).toBeCloseTo(2 ** (row.bitsPerCharAfter as number), 9);
+      expect(row.fastShare as number).toBeGreaterThanOrEqual(0);
+      expect(row.fastShare as number).toBeLessThanOrEqual(1);
+    }
+    expect(runs[0].perplexityVsLora).toBe(0);
+    // Every method other than plain LoRA is named where its rows put it: among those that beat plain LoRA or those that did not.
+    const beat = json.findings.find((f) => f.startsWith('Beat plain LoRA'))!;
+    const notBeat = json.findings.find((f) => f.startsWith('Did not beat plain LoRA')) ?? '';
+    for (const row of summaries.slice(1)) {
+      // One seed: beating plain LoRA on every seed is being below it on that one.
+      expect(row.beatsLora).toBe((row.meanPerplexityVsLora as number) < 0);
+      expect(row.beatsLora ? beat : notBeat).toContain(`${String(row.method)} ${row.beatsLora ? 'by' : '(perplexity'}`);
+      expect(findings).toContain(`${String(row.method)} r = ${String(row.r)}, `);
+    }
+    expect(findings).toContain('stageSteps = max(1, ⌊steps/4⌋) = 1: 3 stages');
+    expect(json.notes[0]).toContain('these numbers are not the results');
+    expect(svgs).toHaveLength(2);
+  }, 300_000);
+
   it('memory measures every case in its own process and states the peak RSS goal', async () => {
     const { json, md } = await runQuick('memory');
     expect(json.notes.filter((n) => n.includes('failed'))).toEqual([]);
