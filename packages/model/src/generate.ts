@@ -144,7 +144,7 @@ function cachedLayer(h: Matrix, decoder: Decoder, l: number, cache: KvCache): Ma
   const { config, lora } = decoder;
   const w: LayerWeights = decoder.weights.layers[l];
   const eps = config.rms_norm_eps;
-  const linear = (x: Matrix, module: Qwen3Module) => linearForward(x, w.linear[module], lora.adapters.get(qwen3ModulePath(l, module)), lora.scaling).y;
+  const linear = (x: Matrix, module: Qwen3Module) => linearForward(x, w.linear[module], lora.adapters.get(qwen3ModulePath(l, module))).y;
   const tables = rotaryTables(
     Array.from({ length: h.rows }, (_, t) => cache.length + t),
     config.head_dim,

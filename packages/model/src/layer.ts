@@ -40,7 +40,7 @@ export interface LayerContext {
   index: number;
   /** Its parameters. */
   weights: LayerWeights;
-  /** The adapters (all layers'), by module path, and lora_alpha/r. */
+  /** The adapters (all layers'), by module path, each with its lora_alpha/r. */
   lora: CheckedLora;
   /** The rotary angles of every row. */
   rotary: RotaryTables;
@@ -107,7 +107,7 @@ export function decoderLayer(h: Matrix, ctx: LayerContext): LayerResult {
   const path = (module: Qwen3Module) => qwen3ModulePath(ctx.index, module);
   const states = {} as Record<Qwen3Module, LinearState>;
   const linear = (x: Matrix, module: Qwen3Module) => {
-    const { y, state } = linearForward(x, w.linear[module], lora.adapters.get(path(module)), lora.scaling);
+    const { y, state } = linearForward(x, w.linear[module], lora.adapters.get(path(module)));
     states[module] = state;
     return y;
   };
@@ -136,7 +136,7 @@ export function decoderLayer(h: Matrix, ctx: LayerContext): LayerResult {
     const result: LayerBackward = { dh: dOutput, lora: {}, weights: {} };
     const key = (name: string) => `model.layers.${ctx.index}.${name}.weight`;
     const back = (dy: Matrix, module: Qwen3Module): Matrix => {
-      const g = linearBackward(dy, states[module], w.linear[module], lora.adapters.get(path(module)), lora.scaling, ctx.weightGradients);
+      const g = linearBackward(dy, states[module], w.linear[module], lora.adapters.get(path(module)), ctx.weightGradients);
       if (g.adapter) result.lora[path(module)] = g.adapter;
       if (g.weight) result.weights[`${path(module)}.weight`] = g.weight;
       return g.dx;

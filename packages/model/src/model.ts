@@ -64,6 +64,14 @@ export interface Qwen3Result<L> {
   loss: number;
   /** How many positions the loss averages over. */
   tokens: number;
+  /**
+   * transformers' `output_hidden_states`: num_hidden_layers + 1 matrices — the embedding output
+   * (the input of layer 0), then each decoder layer's output, the last one before the final norm
+   * (`norm`, then `lm_head`, gives `logits`). Each has one row per token of the batch, the
+   * sequences one after another (as the model holds them, not split per sequence), and hidden_size
+   * columns. They are the forward's own matrices, which `backward()` reads: do not modify them.
+   */
+  hiddenStates: Matrix[];
   /** For every decoder layer: the attention core's report (each head's Γ, path, reason) and the Γ bound of its q_norm/k_norm. */
   layers: Qwen3LayerReport[];
   /** The gradient of `loss`: every adapter's and, when asked for, every parameter's. Call it once. */
@@ -91,7 +99,7 @@ function checkOptions(
  * or an array of sequences of any lengths (a batch without padding) — forward now, backward on
  * demand:
  *
- *     h = embed_tokens[ids];  h = layer_N(… layer_0(h));  logits = lm_head(norm(h))
+ *     h = embed_tokens[ids];  h = layer_N(… layer_0(h));  logits = lm_head(norm(h))   (every h: `hiddenStates`)
  *     loss = mean cross-entropy of each position's logits against the next id (or `labels`)
  *
  * Every layer's attention runs through @almora/lora's attention core after q_norm/k_norm and rotary,
@@ -133,6 +141,7 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
   // The embedding: row t of h is embed_tokens[ids[t]].
   let h = zeros(batch.ids.length, config.hidden_size, { dtype: weights.dtype });
   batch.ids.forEach((id, t) => h.data.set(weights.embed.row(id), t * h.cols));
+  const hiddenStates = [h];
   const layers: LayerResult[] = [];
   try {
     for (let l = 0; l < config.num_hidden_layers; l++) {
@@ -150,6 +159,7 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
       });
       layers.push(layer);
       h = layer.output;
+      hiddenStates.push(h);
     }
   } catch (error) {
     for (const layer of layers) layer.dispose();
@@ -207,6 +217,7 @@ export function qwen3ForCausalLM<I extends readonly number[] | readonly (readonl
     logits: (batch.single ? logits : splitRows(logits, batch.spans)) as Logits,
     loss,
     tokens: count,
+    hiddenStates,
     layers: layers.map((layer) => layer.report),
     backward,
     dispose: () => {

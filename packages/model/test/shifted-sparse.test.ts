@@ -30,7 +30,7 @@ function referenceLogits(model: Qwen3Model, ids: readonly number[], groupSize: n
   const w = (key: string) => model.weights[key];
   const lora = model.lora!;
   const lin = (x: Matrix, l: number, module: Qwen3Module) =>
-    linearForward(x, w(`${qwen3ModulePath(l, module)}.weight`), lora.adapters[qwen3ModulePath(l, module)], lora.lora_alpha / lora.r).y;
+    linearForward(x, w(`${qwen3ModulePath(l, module)}.weight`), { weights: lora.adapters[qwen3ModulePath(l, module)], scaling: lora.lora_alpha / lora.r }).y;
   const tables = rotaryTables(
     ids.map((_, i) => i),
     d,
