@@ -104,12 +104,12 @@ describe('bench suites in quick mode', () => {
     expect(md).toContain('every count that must be 0 is 0');
   }, 300_000);
 
-  it("methods fine-tunes with every LoRA method at plain LoRA's budget and says which beat it, from its rows", async () => {
+  it("methods fine-tunes with every LoRA method and rank allocator at plain LoRA's budget and says which beat it, from its rows", async () => {
     const { json, svgs } = await runQuick('methods');
     const { parameters } = json as unknown as { parameters: { methods: string[]; rLimit: number; budgetTolerance: number } };
     const runs = json.rows.filter((r) => r.table === 'run');
     const summaries = json.rows.filter((r) => r.table === 'summary');
-    expect(parameters.methods).toEqual(['lora', 'lora-one', 'lora-sb', 'sbora', 'cora', 'lora-pro', 'rac-lora', 'xgblora']);
+    expect(parameters.methods).toEqual(['lora', 'lora-one', 'lora-sb', 'sbora', 'cora', 'lora-pro', 'rac-lora', 'xgblora', 'sr-lora', 'gelora', 'sublora']);
     expect(runs.map((r) => r.method)).toEqual(parameters.methods);
     expect(summaries.map((r) => r.method)).toEqual(parameters.methods);
     for (const row of json.rows)
@@ -121,7 +121,11 @@ describe('bench suites in quick mode', () => {
     for (const row of runs) {
       expect(row.lora_alpha).toBe(2 * (row.r as number));
       expect(row.budgetVsLora as number).toBeCloseTo((row.trainableParameters as number) / reference - 1, 12);
-      if (Math.abs(row.budgetVsLora as number) > 0.1) {
+      // An allocator keeps the total rank, not the parameter count: its rows say what it trained, the findings name it.
+      if (row.rankAllocation !== 'none') {
+        expect(row.r).toBe(8);
+        expect(findings).toMatch(new RegExp(`Rank allocation: .*${String(row.method)} [\\d,]+ \\([+-][\\d.]+%\\)`));
+      } else if (Math.abs(row.budgetVsLora as number) > 0.1) {
         expect(row.r).toBe(parameters.rLimit);
         expect(findings).toMatch(new RegExp(`${String(row.method)} \\([+-][\\d.]+%; r = ${String(row.r)} is the largest the adapted weights allow`));
       }
@@ -137,7 +141,7 @@ describe('bench suites in quick mode', () => {
       // One seed: beating plain LoRA on every seed is being below it on that one.
       expect(row.beatsLora).toBe((row.meanPerplexityVsLora as number) < 0);
       expect(row.beatsLora ? beat : notBeat).toContain(`${String(row.method)} ${row.beatsLora ? 'by' : '(perplexity'}`);
-      expect(findings).toContain(`${String(row.method)} r = ${String(row.r)}, `);
+      if (row.rankAllocation === 'none') expect(findings).toContain(`${String(row.method)} r = ${String(row.r)}, `);
     }
     expect(findings).toContain('stageSteps = max(1, ⌊steps/4⌋) = 1: 3 stages');
     expect(json.notes[0]).toContain('these numbers are not the results');

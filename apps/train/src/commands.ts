@@ -1,7 +1,7 @@
 import { type CommandSpec, type OptionSpec, RUN_OPTIONS } from './cli-options.js';
 import { CONFIG_KEYS, DEFAULT_CONFIG, SCHEMA, type TrainConfig } from './config.js';
 import { LORA_METHODS } from '@almora/lora-methods';
-import { FINETUNE_DEFAULTS, type LanguageModelConfig, PRETRAIN_DEFAULTS } from '@almora/training';
+import { FINETUNE_DEFAULTS, type LanguageModelConfig, PRETRAIN_DEFAULTS, RANK_ALLOCATIONS } from '@almora/training';
 
 /** A camelCase key as its flag: learningRate → learning-rate. */
 export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -87,6 +87,14 @@ export const FINETUNE_COMMAND: CommandSpec = {
       value: 'N',
       description: "Steps per stage of a chain method (rac-lora, xgblora), after each of which its adapter merges into the weights (0: the method's default).",
       default: String(FINETUNE_DEFAULTS.stageSteps),
+    },
+    {
+      name: 'rank-allocation',
+      value: 'name',
+      description:
+        "Spread what --rank everywhere would train over the modules as ranks (PEFT's rank_pattern): sr-lora by the stable rank of the base weights, gelora by the intrinsic dimension of the hidden states, sublora by the gradient; none: --rank everywhere.",
+      default: FINETUNE_DEFAULTS.rankAllocation,
+      choices: [...RANK_ALLOCATIONS],
     },
     ...recipeOptions(FINETUNE_DEFAULTS).map((o) =>
       o.name === 'qk-norm-cap' ? { ...o, default: `the base's almora_qk_norm_cap, else ${FINETUNE_DEFAULTS.qkNormCap}` } : o,

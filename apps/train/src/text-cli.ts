@@ -15,6 +15,7 @@ import {
   loadQwen3,
   lockRunDir,
   PRETRAIN_DEFAULTS,
+  RANK_ALLOCATIONS,
   readQkNormCap,
   refuseExistingRun,
   SHIPPED_BASE_DIR,
@@ -54,6 +55,7 @@ function checkFlags(config: LanguageModelConfig, model?: Qwen3Config): void {
       ['lora_alpha', 'lora-alpha'],
       ['target_modules', 'target-modules'],
       ['stageSteps', 'stage-steps'],
+      ['rankAllocation', 'rank-allocation'],
     ];
     const named = names.find(([key]) => error.message.startsWith(`${key} `));
     throw named ? new InvalidArgumentError(`--${named[1]}${error.message.slice(named[0].length)}`) : error;
@@ -106,6 +108,11 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     config.loraMethod = values['lora-method'] as LanguageModelConfig['loraMethod'];
   }
   config.stageSteps = numberOption(values, 'stage-steps', config.stageSteps, Number.isFinite, 'a number');
+  if (typeof values['rank-allocation'] === 'string') {
+    if (!(RANK_ALLOCATIONS as readonly string[]).includes(values['rank-allocation']))
+      throw new InvalidArgumentError(`--rank-allocation must be one of ${RANK_ALLOCATIONS.join(', ')}, got "${values['rank-allocation']}"`);
+    config.rankAllocation = values['rank-allocation'] as LanguageModelConfig['rankAllocation'];
+  }
   const compare = values['compare-exact'];
   if (compare !== undefined && compare !== 'true' && compare !== 'false')
     throw new InvalidArgumentError(`--compare-exact must be true or false, got "${String(compare)}"`);

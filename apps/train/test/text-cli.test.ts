@@ -177,6 +177,18 @@ describe('almora train (the text task)', () => {
     ['steps that are no number', ['train', '--steps', 'abc'], /--steps must be a number, got "abc"/],
     ['fractional steps (pretrain)', ['pretrain', '--steps', '1.5'], /--steps must be an integer ≥ 1.*got 1\.5/],
     ['an unknown method', ['train', '--method', 'slow'], /--method must be exact, fast or auto, got "slow"/],
+    ['an unknown LoRA method', ['train', '--lora-method', 'dora'], /--lora-method must be one of lora, lora-one, .*, got "dora"/],
+    [
+      'stage steps on a method that is no chain',
+      ['train', '--lora-method', 'sbora', '--stage-steps', '5'],
+      /--stage-steps applies to the chain methods \(rac-lora, xgblora\), not sbora/,
+    ],
+    ['an unknown rank allocation', ['train', '--rank-allocation', 'adalora'], /--rank-allocation must be one of none, sr-lora, gelora, sublora, got "adalora"/],
+    [
+      'a rank allocation with a chain',
+      ['train', '--rank-allocation', 'gelora', '--lora-method', 'rac-lora'],
+      /--rank-allocation gelora with the chain rac-lora is not supported/,
+    ],
     ['an unknown task', ['train', '--task', 'nope'], /--task must be text or teacher, got "nope"/],
     ['an unknown task (=)', ['train', '--task=nope'], /--task must be text or teacher, got "nope"/],
     ['an unknown flag', ['train', '--stepz', '3'], /unknown option --stepz; did you mean --steps\? \(almora train --help lists the options\)/],

@@ -93,7 +93,7 @@ export async function loadQwen3(dir: string): Promise<{ config: Qwen3Config; wei
 /**
  * Writes LoRA adapters of a Qwen3 model as PEFT saves them for a causal LM (@almora/peft):
  * `adapter_config.json` (peft_type LORA, task_type CAUSAL_LM, base_model_name_or_path,
- * target_modules, r, lora_alpha) and `adapter_model.safetensors` with keys
+ * target_modules, r, lora_alpha, rank_pattern by module path) and `adapter_model.safetensors` with keys
  * `base_model.model.<module path>.lora_A.weight` (r×in) and `….lora_B.weight` (out×r), which
  * `PeftModel.from_pretrained` loads onto the base. Both files are written atomically.
  */
@@ -104,6 +104,7 @@ export async function savePeftAdapters(dir: string, lora: Qwen3Lora, baseModel: 
     target_modules: [...lora.target_modules],
     task_type: 'CAUSAL_LM',
     base_model_name_or_path: baseModel,
+    ...(lora.rank_pattern ? { rank_pattern: { ...lora.rank_pattern } } : {}),
   });
   await writePeftAdapter(dir, { config, modules: lora.adapters }, { dtype, writeFile: writeFileAtomic });
 }
@@ -111,21 +112,16 @@ export async function savePeftAdapters(dir: string, lora: Qwen3Lora, baseModel: 
 /**
  * Reads adapters written by {@link savePeftAdapters} or by PEFT for this model, checked by
  * @almora/peft against the model's linear layers: every module target_modules selects, in every
- * layer, must be there with lora_A r×in and lora_B out×r, and nothing else. What a Qwen3Lora
- * cannot hold — use_rslora, per-module ranks or alphas, targets other than a list of Qwen3's
- * module names — is refused, not silently ignored.
+ * layer, must be there with lora_A r×in and lora_B out×r (r from rank_pattern where a key
+ * matches), and nothing else. What a Qwen3Lora cannot hold — use_rslora, per-module alphas,
+ * targets other than a list of Qwen3's module names — is refused, not silently ignored.
  */
 export async function loadPeftAdapters(dir: string, config: Qwen3Config): Promise<Qwen3Lora> {
   const adapter = await readPeftAdapter(dir);
   const { r, lora_alpha, target_modules: targets, use_rslora, rank_pattern, alpha_pattern } = adapter.config;
   if (use_rslora) throw new InvalidArgumentError(`${dir}/adapter_config.json: use_rslora is true; only false is supported`);
-  for (const [field, table] of [
-    ['rank_pattern', rank_pattern],
-    ['alpha_pattern', alpha_pattern],
-  ] as const) {
-    if (Object.keys(table).length > 0)
-      throw new InvalidArgumentError(`${dir}/adapter_config.json: ${field} is not supported (one r and lora_alpha for every module)`);
-  }
+  if (Object.keys(alpha_pattern).length > 0)
+    throw new InvalidArgumentError(`${dir}/adapter_config.json: alpha_pattern is not supported (one lora_alpha for every module)`);
   if (!Array.isArray(targets) || !targets.every((t) => (QWEN3_MODULES as readonly string[]).includes(t)))
     throw new InvalidArgumentError(`${dir}/adapter_config.json: target_modules must list some of ${QWEN3_MODULES.join(', ')}`);
   if (new Set(targets).size !== targets.length)
@@ -141,5 +137,18 @@ export async function loadPeftAdapters(dir: string, config: Qwen3Config): Promis
     if (error instanceof Error) error.message = `${dir}: ${error.message}`;
     throw error;
   }
-  return { r, lora_alpha, target_modules: targets as Qwen3Module[], adapters: adapter.modules };
+  // rank_pattern's keys may be patterns (PEFT matches them against module names); the checked
+  // adapters carry each module's rank, and the model wants them by module path.
+  const ranks = Object.fromEntries(
+    Object.entries(adapter.modules)
+      .filter(([, a]) => a.lora_A.rows !== r)
+      .map(([path, a]) => [path, a.lora_A.rows]),
+  );
+  return {
+    r,
+    lora_alpha,
+    target_modules: targets as Qwen3Module[],
+    ...(Object.keys(rank_pattern).length > 0 ? { rank_pattern: ranks } : {}),
+    adapters: adapter.modules,
+  };
 }

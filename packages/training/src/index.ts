@@ -23,7 +23,8 @@ export {
   type HeadStep,
   type TextSplit,
 } from './language-model.js';
-export { trainableParameterCount } from './method-adapters.js';
+export { trainableParameterCount, methodFor } from './method-adapters.js';
+export { allocateRanks, RANK_ALLOCATIONS, type RankAllocation, type AllocationInputs } from './rank-allocation.js';
 export { BROWN_BASE_SHAPE, PRETRAIN_DEFAULTS, FINETUNE_DEFAULTS, SHIPPED_BASE_DIR } from './recipes.js';
 export { saveQwen3, loadQwen3, readQkNormCap, savePeftAdapters, loadPeftAdapters } from './hf-files.js';
 export {

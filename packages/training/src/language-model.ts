@@ -22,6 +22,7 @@ import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerS
 import { lockRunDir, openAppend, runSubfolder } from './run-dir.js';
 import { checkResumeSteps, divergence, resumableHash, TrainingDivergedError } from './run-guard.js';
 import { MethodAdapters, methodFor } from './method-adapters.js';
+import { allocateRanks, allocationNeeds, RANK_ALLOCATIONS, type RankAllocation } from './rank-allocation.js';
 
 /** A byte stream for training and one for held-out evaluation (the tokenizer is UTF-8 bytes, vocab 256). */
 export interface TextSplit {
@@ -64,6 +65,11 @@ export interface LanguageModelConfig {
   loraMethod: LoraMethodName;
   /** Steps per stage of a chain method (0: the method's own default); a chain merges its adapter into the weights after each stage. */
   stageSteps: number;
+  /**
+   * How a fine-tune spreads its ranks over the adapted modules: 'none' (r everywhere), or what r
+   * everywhere would train, spread as ranks by 'sr-lora', 'gelora' or 'sublora' (PEFT's rank_pattern).
+   */
+  rankAllocation: RankAllocation;
   /** Evaluate held-out bits per character every this many steps (0: only before and after). */
   evalEvery: number;
   /** Held-out windows of contextLength tokens per evaluation, spread evenly over the validation text. */
@@ -205,9 +211,15 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
     throw new InvalidArgumentError(`decay must be 'cosine', 'linear' or 'none', got ${String(config.decay)}`);
   if (config.mode === 'finetune') {
     checkLora(config.lora);
-    const method = methodFor(config.loraMethod, config.stageSteps);
+    const method = methodFor(config.loraMethod, config.stageSteps, config.learningRate, config.lora);
     if (config.stageSteps > 0 && !method.chain)
       throw new InvalidArgumentError(`stageSteps applies to the chain methods (rac-lora, xgblora), not ${config.loraMethod}; leave it 0`);
+    if (!RANK_ALLOCATIONS.includes(config.rankAllocation))
+      throw new InvalidArgumentError(`rankAllocation must be one of ${RANK_ALLOCATIONS.join(', ')}, got ${String(config.rankAllocation)}`);
+    if (config.rankAllocation !== 'none' && method.chain)
+      throw new InvalidArgumentError(
+        `rankAllocation ${config.rankAllocation} with the chain ${config.loraMethod} is not supported: a chain exports its stages as one adapter of one scaling`,
+      );
   }
   if (model && config.mode === 'finetune') {
     const shapes = qwen3StateDictShapes(model);
@@ -243,8 +255,14 @@ function checkLora(lora: Qwen3LoraConfig): void {
 /** A stable hash of the config, the base weights and the data: a resume with anything else is refused. */
 function runHash(config: LanguageModelConfig, base: Qwen3Model, data: TextSplit): string {
   // The method's keys at their defaults are left out, so runs from before they existed still resume.
-  const { loraMethod, stageSteps, ...rest } = config;
-  const hash = resumableHash({ ...rest, ...(loraMethod !== 'lora' ? { loraMethod } : {}), ...(stageSteps !== 0 ? { stageSteps } : {}), model: base.config });
+  const { loraMethod, stageSteps, rankAllocation, ...rest } = config;
+  const hash = resumableHash({
+    ...rest,
+    ...(loraMethod !== 'lora' ? { loraMethod } : {}),
+    ...(stageSteps !== 0 ? { stageSteps } : {}),
+    ...(rankAllocation !== 'none' ? { rankAllocation } : {}),
+    model: base.config,
+  });
   for (const key of Object.keys(base.weights).sort()) hash.update(key).update(new Uint8Array(Float64Array.from(base.weights[key].toFlat()).buffer));
   hash.update(data.train).update(data.validation);
   return hash.digest('hex').slice(0, 16);
@@ -369,20 +387,36 @@ function freshModel(base: Qwen3Model, data: TextSplit, config: LanguageModelConf
     for (const [key, m] of Object.entries(base.weights)) weights[key] = fromFlat(m.rows, m.cols, m.toFlat().slice());
     return { model: { config: base.config, weights }, methods: undefined };
   }
-  const method = methodFor(config.loraMethod, config.stageSteps);
+  const method = methodFor(config.loraMethod, config.stageSteps, config.learningRate, config.lora);
+  const needs = allocationNeeds(config.rankAllocation);
   let initialGradients: Qwen3Weights | undefined;
-  if (method.needsInitialGradient) {
-    // The one-step full gradient at the base, on a batch of its own generator, so a resume draws it again.
+  let hiddenStates: Matrix[] | undefined;
+  if (method.needsInitialGradient || needs.gradient || needs.hiddenStates) {
+    // A probe batch of its own generator (so a resume draws it again): the full-weight gradient at
+    // the base and its hidden states, for the methods and allocators that start from them.
     const rng = new Rng(config.seed + 3);
     const batch = Array.from({ length: config.batchSize }, () => {
       const offset = rng.int(data.train.length - config.contextLength + 1);
       return Array.from(data.train.subarray(offset, offset + config.contextLength));
     });
-    initialGradients = qwen3ForCausalLM({ config: base.config, weights: base.weights }, batch, forwardOptions(config, true, true)).backward().weights;
+    const probe = qwen3ForCausalLM({ config: base.config, weights: base.weights }, batch, forwardOptions(config, true, true));
+    hiddenStates = probe.hiddenStates;
+    initialGradients = probe.backward().weights;
   }
+  const lora: Qwen3LoraConfig =
+    config.rankAllocation === 'none'
+      ? config.lora
+      : {
+          ...config.lora,
+          rank_pattern: allocateRanks(base.config, config.lora, config.rankAllocation, {
+            weights: base.weights,
+            weightGradients: initialGradients,
+            hiddenStates,
+          }),
+        };
   // A shallow copy: a chain replaces the adapted modules' weights with merged ones, never the base's own.
   const weights = { ...base.weights };
-  const methods = new MethodAdapters(method, base.config, config.lora, weights, config.seed, initialGradients);
+  const methods = new MethodAdapters(method, base.config, lora, weights, config.seed, initialGradients);
   return { model: { config: base.config, weights, lora: methods.current() }, methods };
 }
 

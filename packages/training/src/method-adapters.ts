@@ -1,5 +1,15 @@
 import type { LoraWeights } from '@almora/lora';
-import { LORA_METHODS, type LoraMethod, type LoraMethodName, mergeIntoWeight, type ModuleMethodState, racLora, xgbLora } from '@almora/lora-methods';
+import {
+  LORA_METHODS,
+  type LoraMethod,
+  type LoraMethodName,
+  loraOne,
+  loraSb,
+  mergeIntoWeight,
+  type ModuleMethodState,
+  racLora,
+  xgbLora,
+} from '@almora/lora-methods';
 import { qwen3ModulePath, qwen3StateDictShapes, type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, type Qwen3Weights } from '@almora/model';
 import { copy, fromFlat, InvalidArgumentError, type Matrix, Rng } from '@almora/tensor';
 
@@ -23,10 +33,19 @@ function adaptedPaths(config: Qwen3Config, targets: readonly string[]): { path: 
   return list;
 }
 
-/** The method a run trains with: the registry's, or a chain with its stage length set (`stageSteps` > 0). */
-export function methodFor(name: LoraMethodName, stageSteps: number): LoraMethod {
+/**
+ * The method a run trains with: the registry's, a chain with its stage length set (`stageSteps` >
+ * 0), or LoRA-One and LoRA-SB with γ = η·r/lora_alpha, so that their first adapter, s·γ·[−∂W]_r, is
+ * one gradient step of the run's learning rate η on the rank-r part of ∂W. (Their package default
+ * γ = 1 is a step of size s: on the Brown base it left held-out perplexity 279% and 239% above
+ * plain LoRA's after 3 steps at η = 3e-3, in the methods bench's quick run.)
+ */
+export function methodFor(name: LoraMethodName, stageSteps: number, learningRate: number, lora: Pick<Qwen3LoraConfig, 'r' | 'lora_alpha'>): LoraMethod {
   if (stageSteps > 0 && name === 'rac-lora') return racLora({ stepsPerStage: stageSteps });
   if (stageSteps > 0 && name === 'xgblora') return xgbLora({ stepsPerStage: stageSteps });
+  const gamma = (learningRate * lora.r) / lora.lora_alpha;
+  if (name === 'lora-one' && gamma > 0) return loraOne({ gamma });
+  if (name === 'lora-sb' && gamma > 0) return loraSb({ gamma });
   const method = (LORA_METHODS as Record<string, LoraMethod | undefined>)[name];
   if (!method) throw new InvalidArgumentError(`loraMethod must be one of ${Object.keys(LORA_METHODS).join(', ')}, got ${String(name)}`);
   return method;
@@ -70,7 +89,7 @@ export class MethodAdapters {
         this.method.init({
           weight: this.weights[`${path}.weight`],
           weightGradient: this.merged.length === 0 ? this.initialGradients?.[`${path}.weight`] : undefined,
-          r: this.lora.r,
+          r: this.lora.rank_pattern?.[path] ?? this.lora.r,
           lora_alpha: this.lora.lora_alpha,
           rng,
         }),
@@ -97,7 +116,13 @@ export class MethodAdapters {
   current(): Qwen3Lora {
     const adapters: Record<string, LoraWeights> = {};
     for (const [path, state] of this.states) adapters[path] = state.adapter();
-    return { r: this.lora.r, lora_alpha: this.lora.lora_alpha, target_modules: [...this.lora.target_modules], adapters };
+    return {
+      r: this.lora.r,
+      lora_alpha: this.lora.lora_alpha,
+      target_modules: [...this.lora.target_modules],
+      ...(this.lora.rank_pattern ? { rank_pattern: { ...this.lora.rank_pattern } } : {}),
+      adapters,
+    };
   }
 
   /** The optimizer's directions for {@link parameters}, in their order, from the model's adapter gradients (and ∂W where a method needs it). */
@@ -181,17 +206,17 @@ export class MethodAdapters {
  * gradient are initialised on a stand-in gradient of the right shapes; only the sizes are used.
  */
 export function trainableParameterCount(config: Qwen3Config, lora: Qwen3LoraConfig, method: LoraMethodName): number {
-  const chosen = methodFor(method, 0);
+  const chosen = methodFor(method, 0, 1, lora);
   const rng = new Rng(0);
   let count = 0;
-  for (const { out, in: inner } of adaptedPaths(config, lora.target_modules)) {
+  for (const { path, out, in: inner } of adaptedPaths(config, lora.target_modules)) {
     // A full-rank stand-in (identity plus noise), so SVD-based inits have r directions to take.
     const standIn = fromFlat(
       out,
       inner,
       Float64Array.from({ length: out * inner }, (_, k) => (Math.floor(k / inner) === k % inner ? 1 : 0) + 1e-3 * rng.next()),
     );
-    const state = chosen.init({ weight: standIn, weightGradient: standIn, r: lora.r, lora_alpha: lora.lora_alpha, rng });
+    const state = chosen.init({ weight: standIn, weightGradient: standIn, r: lora.rank_pattern?.[path] ?? lora.r, lora_alpha: lora.lora_alpha, rng });
     count += state.parameters.reduce((sum, m) => sum + m.size, 0);
   }
   return count;

@@ -27,6 +27,7 @@ export const PRETRAIN_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<La
   divergenceFactor: 10,
   loraMethod: 'lora',
   stageSteps: 0,
+  rankAllocation: 'none',
 });
 
 /** The shipped base model's folder (config.json, model.safetensors), made by `almora pretrain`. */
@@ -58,4 +59,5 @@ export const FINETUNE_DEFAULTS: Readonly<LanguageModelConfig> = Object.freeze<La
   divergenceFactor: 10,
   loraMethod: 'lora',
   stageSteps: 0,
+  rankAllocation: 'none',
 });

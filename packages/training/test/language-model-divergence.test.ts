@@ -59,6 +59,7 @@ it('a non-finite held-out evaluation stops the run as a divergence, not a NaN in
     divergenceFactor: 10,
     loraMethod: 'lora',
     stageSteps: 0,
+    rankAllocation: 'none',
   } as const;
   const error = await trainLanguageModel(
     freshQwen3(SHAPE, 1),

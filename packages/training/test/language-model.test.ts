@@ -16,6 +16,8 @@ import {
   listCheckpoints,
   trainLanguageModel,
   trainableParameterCount,
+  savePeftAdapters,
+  loadPeftAdapters,
   TrainingDivergedError,
   type LanguageModelConfig,
   type LanguageModelStep,
@@ -58,6 +60,7 @@ const BASE_CONFIG: LanguageModelConfig = {
   divergenceFactor: 10,
   loraMethod: 'lora',
   stageSteps: 0,
+  rankAllocation: 'none',
 };
 const FINETUNE: LanguageModelConfig = { ...BASE_CONFIG, mode: 'finetune', learningRate: 3e-2 };
 
@@ -391,5 +394,36 @@ describe('trainLanguageModel with a LoRA method (@almora/lora-methods)', () => {
     );
     expect(() => checkLanguageModelConfig({ ...FINETUNE, loraMethod: 'sbora', stageSteps: 2 })).toThrow(/stageSteps applies to the chain methods/);
     expect(() => checkLanguageModelConfig({ ...FINETUNE, loraMethod: 'rac-lora', stageSteps: -1 })).toThrow(/stageSteps must be an integer ≥ 0/);
+  });
+});
+
+describe('trainLanguageModel with a rank allocation', () => {
+  for (const rankAllocation of ['sr-lora', 'gelora', 'sublora'] as const) {
+    it(`${rankAllocation}: spreads plain LoRA's trainable budget over the modules as ranks (PEFT's rank_pattern), trains them, and saves and loads them as PEFT does`, async () => {
+      const base = freshQwen3(SHAPE, 4);
+      const config: LanguageModelConfig = { ...FINETUNE, rankAllocation, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj', 'up_proj'] } };
+      const run = await trainLanguageModel(base, DATA, config, await tempDir());
+      const lora = run.model.lora!;
+      const paths = Object.keys(lora.adapters);
+      const ranks = paths.map((path) => lora.rank_pattern?.[path] ?? lora.r);
+      expect(ranks.every((r) => r >= 1)).toBe(true);
+      // Within 10% of what r = 2 everywhere trains (the allocators split whole ranks of modules 32 to 96 numbers wide).
+      const uniform = trainableParameterCount(SHAPE, config.lora, 'lora');
+      expect(Math.abs(run.trainableParameters / uniform - 1)).toBeLessThan(0.1);
+      for (const path of paths) expect(lora.adapters[path].lora_A.rows).toBe(lora.rank_pattern?.[path] ?? lora.r);
+      expect(run.trainableParameters).toBe(trainableParameterCount(SHAPE, { ...config.lora, rank_pattern: lora.rank_pattern }, 'lora'));
+      const dir = await tempDir();
+      await savePeftAdapters(dir, lora, 'base');
+      const loaded = await loadPeftAdapters(dir, SHAPE);
+      const windows = evaluationWindows(DATA.validation, config.contextLength, config.evalWindows);
+      expect(Math.abs(bitsPerChar({ ...run.model, lora: loaded }, windows) - run.finalValidation)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('refuses an unknown allocator, and an allocator with a chain', () => {
+    expect(() => checkLanguageModelConfig({ ...FINETUNE, rankAllocation: 'adalora' as LanguageModelConfig['rankAllocation'] })).toThrow(
+      /rankAllocation must be one of none, sr-lora/,
+    );
+    expect(() => checkLanguageModelConfig({ ...FINETUNE, rankAllocation: 'sr-lora', loraMethod: 'xgblora' })).toThrow(/not supported: a chain exports/);
   });
 });

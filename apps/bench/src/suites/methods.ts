@@ -3,14 +3,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { linePlot } from '@almora/cli-kit';
-import { LORA_METHODS, type LoraMethodName, racLora, xgbLora } from '@almora/lora-methods';
-import { type Qwen3Config, type Qwen3LoraConfig, qwen3ModulePath, qwen3StateDictShapes } from '@almora/model';
+import { LORA_METHODS, type LoraMethodName } from '@almora/lora-methods';
+import { type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ModulePath, qwen3StateDictShapes } from '@almora/model';
 import {
   brownText,
   FINETUNE_DEFAULTS,
   type LanguageModelConfig,
   type LanguageModelRun,
   loadQwen3,
+  methodFor,
+  RANK_ALLOCATIONS,
+  type RankAllocation,
   SHIPPED_BASE_DIR,
   trainableParameterCount,
   trainLanguageModel,
@@ -18,15 +21,29 @@ import {
 import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { perplexity, perplexityChange } from './model.js';
 
-/** The methods compared, plain LoRA (the reference) first. */
-export const COMPARED_METHODS: readonly LoraMethodName[] = ['lora', 'lora-one', 'lora-sb', 'sbora', 'cora', 'lora-pro', 'rac-lora', 'xgblora'];
+/** One way of training the adapters: a LoRA method and how its ranks are spread over the modules. */
+export interface Variant {
+  /** The method's name, or the rank allocator's for plain LoRA with an allocation. */
+  name: string;
+  method: LoraMethodName;
+  rankAllocation: RankAllocation;
+}
+
+/** The methods of @almora/lora-methods, plain LoRA (the reference) first. */
+const METHODS: readonly LoraMethodName[] = ['lora', 'lora-one', 'lora-sb', 'sbora', 'cora', 'lora-pro', 'rac-lora', 'xgblora'];
+
+/** Every compared variant: each method at one r, then plain LoRA with each rank allocator (the same total rank, spread by it). */
+export const VARIANTS: readonly Variant[] = [
+  ...METHODS.map((method): Variant => ({ name: method, method, rankAllocation: 'none' })),
+  ...RANK_ALLOCATIONS.filter((a) => a !== 'none').map((allocation): Variant => ({ name: allocation, method: 'lora', rankAllocation: allocation })),
+];
 
 /** How far a method's trainable-parameter count may be from plain LoRA's and still count as the same budget: ±10%. */
 export const BUDGET_TOLERANCE = 0.1;
 
 /** One method's adapters at the budget: its r (lora_alpha = 2·r) and what it trains. */
 export interface MethodBudget {
-  method: LoraMethodName;
+  variant: Variant;
   lora: Qwen3LoraConfig;
   trainableParameters: number;
   /** trainableParameters / plain LoRA's − 1. */
@@ -56,21 +73,28 @@ export function matchBudget(count: (r: number) => number, budget: number, limit:
   return best;
 }
 
-/** Every compared method at plain LoRA's budget (FINETUNE_DEFAULTS' r on its target modules). */
+/**
+ * Every compared variant at plain LoRA's budget (FINETUNE_DEFAULTS' r on its target modules). An
+ * allocator keeps plain LoRA's r as the mean rank (the same total rank); what it trains depends on
+ * the ranks it picks, so its count here is the uniform one and each run reports its own.
+ */
 export function methodBudgets(base: Qwen3Config, reference: Qwen3LoraConfig): MethodBudget[] {
   const budget = trainableParameterCount(base, reference, 'lora');
   const limit = rankLimit(base, reference);
-  return COMPARED_METHODS.map((method) => {
+  return VARIANTS.map((variant) => {
     const at = (r: number): Qwen3LoraConfig => ({ ...reference, r, lora_alpha: 2 * r });
     const { r, count } =
-      method === 'lora' ? { r: reference.r, count: budget } : matchBudget((rank) => trainableParameterCount(base, at(rank), method), budget, limit);
-    return { method, lora: method === 'lora' ? reference : at(r), trainableParameters: count, budgetGap: count / budget - 1, atLimit: r === limit };
+      variant.method === 'lora'
+        ? { r: reference.r, count: budget }
+        : matchBudget((rank) => trainableParameterCount(base, at(rank), variant.method), budget, limit);
+    return { variant, lora: variant.method === 'lora' ? reference : at(r), trainableParameters: count, budgetGap: count / budget - 1, atLimit: r === limit };
   });
 }
 
 /** What one fine-tune (one method, one seed) measured. */
 export interface MethodRun {
-  method: LoraMethodName;
+  /** The variant's name. */
+  method: string;
   seed: number;
   /** Held-out bits per character of the base and after the last step. */
   bitsBefore: number;
@@ -82,6 +106,18 @@ export interface MethodRun {
   trainableParameters: number;
   /** Training-batch bits per character at each step. */
   curve: number[];
+  /** Each adapted module's rank in the adapter the run exports (a chain's: its stages side by side), layer by layer. */
+  ranks: string;
+}
+
+/** A fine-tune's ranks by layer and module, as the rows show them. */
+export function ranksOf(lora: Qwen3Lora): string {
+  const layers = new Map<string, string[]>();
+  for (const [path, adapter] of Object.entries(lora.adapters)) {
+    const [, layer, , module] = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$/.exec(path) ?? [];
+    layers.set(layer, [...(layers.get(layer) ?? []), `${module} ${adapter.lora_A.rows}`]);
+  }
+  return [...layers].map(([layer, modules]) => `layer ${layer}: ${modules.join(', ')}`).join('; ');
 }
 
 /** The share of head decisions of a run that took the fast path. */
@@ -97,7 +133,7 @@ const spread = (values: readonly number[]) =>
 
 /** One method over its seeds, paired seed by seed with plain LoRA. */
 export interface MethodSummary {
-  method: LoraMethodName;
+  method: string;
   seeds: number[];
   perplexities: number[];
   /** Relative perplexity change vs plain LoRA on the same seed: 2^(bpc − bpc_lora) − 1, per seed. */
@@ -113,31 +149,36 @@ export interface MethodSummary {
   meanStepSeconds: number;
   stepSecondsSpread: number | undefined;
   meanFastShare: number;
+  /** What it trained, averaged over seeds (an allocator's ranks can differ by seed). */
+  meanTrainableParameters: number;
 }
 
-/** Summaries per method from its runs, in {@link COMPARED_METHODS}' order; plain LoRA's runs are the reference. */
+/** Summaries per variant from its runs, in {@link VARIANTS}' order; plain LoRA's runs are the reference. */
 export function summarize(runs: readonly MethodRun[]): MethodSummary[] {
   const reference = new Map(runs.filter((r) => r.method === 'lora').map((r) => [r.seed, r.bitsAfter]));
-  return COMPARED_METHODS.filter((method) => runs.some((r) => r.method === method)).map((method) => {
-    const own = runs.filter((r) => r.method === method);
-    const vsLora = own.map((r) => perplexityChange(reference.get(r.seed)!, r.bitsAfter));
-    const lowerOn = vsLora.filter((v) => v < 0).length;
-    return {
-      method,
-      seeds: own.map((r) => r.seed),
-      perplexities: own.map((r) => perplexity(r.bitsAfter)),
-      vsLora,
-      lowerOn,
-      beatsLora: method !== 'lora' && lowerOn === own.length,
-      meanPerplexity: mean(own.map((r) => perplexity(r.bitsAfter))),
-      perplexitySpread: spread(own.map((r) => perplexity(r.bitsAfter))),
-      meanVsLora: mean(vsLora),
-      meanVsBase: mean(own.map((r) => perplexityChange(r.bitsBefore, r.bitsAfter))),
-      meanStepSeconds: mean(own.map((r) => r.stepSeconds)),
-      stepSecondsSpread: spread(own.map((r) => r.stepSeconds)),
-      meanFastShare: mean(own.map((r) => r.fastShare)),
-    };
-  });
+  return VARIANTS.map((v) => v.name)
+    .filter((method) => runs.some((r) => r.method === method))
+    .map((method) => {
+      const own = runs.filter((r) => r.method === method);
+      const vsLora = own.map((r) => perplexityChange(reference.get(r.seed)!, r.bitsAfter));
+      const lowerOn = vsLora.filter((v) => v < 0).length;
+      return {
+        method,
+        seeds: own.map((r) => r.seed),
+        perplexities: own.map((r) => perplexity(r.bitsAfter)),
+        vsLora,
+        lowerOn,
+        beatsLora: method !== 'lora' && lowerOn === own.length,
+        meanPerplexity: mean(own.map((r) => perplexity(r.bitsAfter))),
+        perplexitySpread: spread(own.map((r) => perplexity(r.bitsAfter))),
+        meanVsLora: mean(vsLora),
+        meanVsBase: mean(own.map((r) => perplexityChange(r.bitsBefore, r.bitsAfter))),
+        meanStepSeconds: mean(own.map((r) => r.stepSeconds)),
+        stepSecondsSpread: spread(own.map((r) => r.stepSeconds)),
+        meanFastShare: mean(own.map((r) => r.fastShare)),
+        meanTrainableParameters: mean(own.map((r) => r.trainableParameters)),
+      };
+    });
 }
 
 const percent = (fraction: number, digits = 2) => `${fraction >= 0 ? '+' : ''}${(100 * fraction).toFixed(digits)}%`;
@@ -146,28 +187,37 @@ const perSeed = (s: MethodSummary) => s.vsLora.map((v, i) => `seed ${s.seeds[i]}
 
 /** The findings, every one computed from the budgets and summaries; each method is named in them. */
 export function methodsFindings(budgets: readonly MethodBudget[], summaries: readonly MethodSummary[], steps: number, stageSteps: number): string[] {
-  const reference = budgets.find((b) => b.method === 'lora')!;
+  const reference = budgets.find((b) => b.variant.name === 'lora')!;
   const lora = summaries.find((s) => s.method === 'lora')!;
   const others = summaries.filter((s) => s.method !== 'lora');
   const seeds = lora.seeds.length;
-  const off = budgets.filter((b) => Math.abs(b.budgetGap) > BUDGET_TOLERANCE);
+  const matched = budgets.filter((b) => b.variant.name !== 'lora' && b.variant.rankAllocation === 'none');
+  const allocated = summaries.filter((s) => VARIANTS.find((v) => v.name === s.method)!.rankAllocation !== 'none');
+  const off = matched.filter((b) => Math.abs(b.budgetGap) > BUDGET_TOLERANCE);
   const lines = [
     `Budget rule: every method gets the r in [1, smallest side of the adapted weights] whose trainable-parameter count is closest to plain LoRA's at r = ${reference.lora.r} on ${reference.lora.target_modules.join(', ')} (${reference.trainableParameters.toLocaleString('en-US')} numbers), with lora_alpha = 2·r: ` +
-      budgets
-        .filter((b) => b.method !== 'lora')
-        .map((b) => `${b.method} r = ${b.lora.r}, ${b.trainableParameters.toLocaleString('en-US')} (${percent(b.budgetGap, 1)})`)
-        .join('; ') +
+      matched.map((b) => `${b.variant.name} r = ${b.lora.r}, ${b.trainableParameters.toLocaleString('en-US')} (${percent(b.budgetGap, 1)})`).join('; ') +
       `. ${
         off.length === 0
           ? `All are within ±${100 * BUDGET_TOLERANCE}% of plain LoRA's.`
           : `Outside ±${100 * BUDGET_TOLERANCE}%: ${off
               .map(
                 (b) =>
-                  `${b.method} (${percent(b.budgetGap, 1)}${b.atLimit ? `; r = ${b.lora.r} is the largest the adapted weights allow, so the budget is out of its reach` : ''})`,
+                  `${b.variant.name} (${percent(b.budgetGap, 1)}${b.atLimit ? `; r = ${b.lora.r} is the largest the adapted weights allow, so the budget is out of its reach` : ''})`,
               )
               .join(', ')} — its comparison is not at an equal budget.`
       }`,
-    `Equal steps: ${steps} for every method and seed; the chains (${COMPARED_METHODS.filter((m) => LORA_METHODS[m].chain).join(', ')}) merge their adapter into W and start a fresh one every ${stageSteps} steps (stageSteps = max(1, ⌊steps/4⌋) = ${stageSteps}: ${Math.ceil(steps / stageSteps)} stages); their count is what trains in one stage.`,
+    ...(allocated.length === 0
+      ? []
+      : [
+          `Rank allocation: ${allocated.map((s) => s.method).join(', ')} are plain LoRA with plain LoRA's trainable budget spread over the modules as ranks by the allocator (PEFT's rank_pattern; lora_alpha ${reference.lora.lora_alpha}, scaling lora_alpha / r_m per module; whole ranks of modules of different widths, so the count lands near the budget, not on it): ${allocated
+            .map(
+              (s) =>
+                `${s.method} ${Math.round(s.meanTrainableParameters).toLocaleString('en-US')} (${percent(s.meanTrainableParameters / reference.trainableParameters - 1, 1)})`,
+            )
+            .join(', ')}, mean over seeds.`,
+        ]),
+    `Equal steps: ${steps} for every method and seed; the chains (${METHODS.filter((m) => LORA_METHODS[m].chain).join(', ')}) merge their adapter into W and start a fresh one every ${stageSteps} steps (stageSteps = max(1, ⌊steps/4⌋) = ${stageSteps}: ${Math.ceil(steps / stageSteps)} stages); their count is what trains in one stage.`,
     `Plain LoRA (the reference): held-out perplexity ${plusMinus(lora.meanPerplexity, lora.perplexitySpread, 3)} after training (mean${seeds > 1 ? ' ± sample standard deviation' : ''} over ${seeds} seed(s)), ${percent(lora.meanVsBase)} vs the base.`,
   ];
   const winners = others.filter((s) => s.beatsLora).sort((a, b) => a.meanVsLora - b.meanVsLora);
@@ -237,18 +287,14 @@ function baseConfig(quick: boolean): LanguageModelConfig {
 /** The chains' stage length: a quarter of the steps (4 stages), at least 1. */
 const chainStageSteps = (steps: number) => Math.max(1, Math.floor(steps / 4));
 
-/** A method's one-line description, a chain's with the suite's stage length. */
-const described = (method: LoraMethodName, stageSteps: number) =>
-  (method === 'rac-lora' ? racLora({ stepsPerStage: stageSteps }) : method === 'xgblora' ? xgbLora({ stepsPerStage: stageSteps }) : LORA_METHODS[method])
-    .description;
-
-/** The config of one method's run: its r and lora_alpha, and the stage length where it is a chain (the others take none). */
+/** The config of one variant's run: its r and lora_alpha, its rank allocation, and the stage length where it is a chain (the others take none). */
 const runConfig = (config: LanguageModelConfig, budget: MethodBudget, seed: number): LanguageModelConfig => ({
   ...config,
   seed,
   lora: budget.lora,
-  loraMethod: budget.method,
-  stageSteps: LORA_METHODS[budget.method].chain ? chainStageSteps(config.steps) : 0,
+  loraMethod: budget.variant.method,
+  rankAllocation: budget.variant.rankAllocation,
+  stageSteps: LORA_METHODS[budget.variant.method].chain ? chainStageSteps(config.steps) : 0,
 });
 
 /**
@@ -278,13 +324,15 @@ export const methodsSuite: Suite = {
       await rm(path.join(scratch, 'warm-up'), { recursive: true, force: true });
       for (const seed of seeds) {
         for (const budget of budgets) {
-          const runDir = path.join(scratch, `${budget.method}-seed-${seed}`);
+          const name = budget.variant.name;
+          const runDir = path.join(scratch, `${name}-seed-${seed}`);
           const run = await trainLanguageModel(base, data, runConfig(config, budget, seed), runDir);
           await rm(runDir, { recursive: true, force: true });
-          if (run.trainableParameters !== budget.trainableParameters)
-            throw new Error(`${budget.method} trained ${run.trainableParameters} numbers; trainableParameterCount said ${budget.trainableParameters}`);
+          const expected = trainableParameterCount(base.config, { ...budget.lora, rank_pattern: run.model.lora?.rank_pattern }, budget.variant.method);
+          if (run.trainableParameters !== expected)
+            throw new Error(`${name} trained ${run.trainableParameters} numbers; trainableParameterCount said ${expected}`);
           runs.push({
-            method: budget.method,
+            method: name,
             seed,
             bitsBefore: run.initialValidation,
             bitsAfter: run.finalValidation,
@@ -292,9 +340,10 @@ export const methodsSuite: Suite = {
             fastShare: fastShareOf(run),
             trainableParameters: run.trainableParameters,
             curve: run.records.map((r) => r.bitsPerChar),
+            ranks: ranksOf(run.model.lora!),
           });
-          rawTimings[`${budget.method} seed ${seed}`] = run.records.map((r) => r.seconds);
-          context.progress.tick(`${budget.method}, seed ${seed}`);
+          rawTimings[`${name} seed ${seed}`] = run.records.map((r) => r.seconds);
+          context.progress.tick(`${name}, seed ${seed}`);
         }
       }
       context.progress.finish();
@@ -302,7 +351,8 @@ export const methodsSuite: Suite = {
       await rm(scratch, { recursive: true, force: true });
     }
     const summaries = summarize(runs);
-    const budgetOf = (method: LoraMethodName) => budgets.find((b) => b.method === method)!;
+    const budgetOf = (name: string) => budgets.find((b) => b.variant.name === name)!;
+    const referenceCount = budgetOf('lora').trainableParameters;
     const referenceBits = new Map(runs.filter((r) => r.method === 'lora').map((r) => [r.seed, r.bitsAfter]));
     const rows: Row[] = [
       ...runs.map((r) => ({
@@ -311,8 +361,10 @@ export const methodsSuite: Suite = {
         seed: r.seed,
         r: budgetOf(r.method).lora.r,
         lora_alpha: budgetOf(r.method).lora.lora_alpha,
+        rankAllocation: budgetOf(r.method).variant.rankAllocation,
+        ranks: r.ranks,
         trainableParameters: r.trainableParameters,
-        budgetVsLora: budgetOf(r.method).budgetGap,
+        budgetVsLora: r.trainableParameters / referenceCount - 1,
         steps: config.steps,
         L: config.contextLength,
         bitsPerCharBefore: r.bitsBefore,
@@ -329,8 +381,9 @@ export const methodsSuite: Suite = {
         seeds: s.seeds.length,
         r: budgetOf(s.method).lora.r,
         lora_alpha: budgetOf(s.method).lora.lora_alpha,
-        trainableParameters: budgetOf(s.method).trainableParameters,
-        budgetVsLora: budgetOf(s.method).budgetGap,
+        rankAllocation: budgetOf(s.method).variant.rankAllocation,
+        trainableParameters: s.meanTrainableParameters,
+        budgetVsLora: s.meanTrainableParameters / referenceCount - 1,
         meanPerplexityAfter: s.meanPerplexity,
         perplexitySpread: s.perplexitySpread ?? null,
         meanPerplexityChangeVsBase: s.meanVsBase,
@@ -348,14 +401,22 @@ export const methodsSuite: Suite = {
       `Setup: the shipped base (${SHIPPED_BASE_DIR}) fine-tuned on the imaginative half of the Brown corpus with FINETUNE_DEFAULTS — ${config.steps} steps of ${config.batchSize} × L = ${config.contextLength} bytes, Adam at ${config.learningRate} (warm-up ${config.warmupSteps}, ${config.decay} decay), clip ${config.clipNorm}, q_norm/k_norm cap ${config.qkNormCap}, attention method 'auto' with ε = ${config.epsilon} — seeds ${seeds.join(', ')} (each seed gives every method the same data order and the same held-out windows). Held-out: ${config.evalWindows} windows of ${config.contextLength} bytes of the validation text, full exact attention; perplexity = 2^(bits per character). "spread" columns are sample standard deviations over seeds (— with one seed). Each run trains in its own temporary folder, removed afterwards.`,
     );
     notes.push(
-      `Methods, each with @almora/lora-methods' defaults (LORA_METHODS; the chains with the stage length above): ${COMPARED_METHODS.map((m) => `${m} — ${described(m, chainStageSteps(config.steps))}`).join('; ')}.`,
-      `Order: seed by seed, the methods in the order above, after one untimed warm-up step of plain LoRA; wall time is the steps only (a chain's merges included; the evaluations and each method's initialisation excluded — for ${COMPARED_METHODS.filter((m) => LORA_METHODS[m].needsInitialGradient).join(' and ')} that is one extra forward + backward of the full weights' gradient), on one machine.`,
+      `Methods, as @almora/training runs them (methodFor: the chains with the stage length above; LoRA-One and LoRA-SB with γ = η·r/lora_alpha, so their first adapter is one step of the learning rate on the rank-r part of ∂W): ${budgets
+        .filter((b) => b.variant.rankAllocation === 'none')
+        .map(
+          (b) =>
+            `${b.variant.name} — ${methodFor(b.variant.method, LORA_METHODS[b.variant.method].chain ? chainStageSteps(config.steps) : 0, config.learningRate, b.lora).description}`,
+        )
+        .join(
+          '; ',
+        )}. Rank allocators (plain LoRA, ranks from a probe batch of the seed where they need one): sr-lora — stable rank ‖W‖²_F/‖W‖²₂ of each base weight; gelora — the rise in TwoNN intrinsic dimension of the hidden states across each layer; sublora — the greedy second-order gain of each rank unit of the full-weight gradient.`,
+      `Order: seed by seed, the methods in the order above, after one untimed warm-up step of plain LoRA; wall time is the steps only (a chain's merges included; the evaluations and each method's initialisation excluded — for ${METHODS.filter((m) => LORA_METHODS[m].needsInitialGradient).join(', ')}, sublora and gelora that is one extra forward + backward of the full weights' gradient), on one machine.`,
     );
     return {
       suite: 'methods',
       title: methodsSuite.title,
       parameters: {
-        methods: [...COMPARED_METHODS],
+        methods: VARIANTS.map((v) => v.name),
         steps: config.steps,
         stageSteps: chainStageSteps(config.steps),
         contextLength: config.contextLength,
