@@ -122,7 +122,7 @@ describe(`the trainer's adapters, read by numpy and the standard library alone${
 
   for (const dtype of ['F32', 'F64'] as const) {
     it.skipIf(missing !== undefined)(
-      `the language model's adapters beside its base (savePeftAdapters + saveQwen3, ${dtype}, all seven modules): header to spec, each layer's output to 1e-6`,
+      `the language model's adapters beside its base (savePeftAdapters + saveQwen3, ${dtype}, all seven modules${dtype === 'F64' ? ', a rank_pattern' : ''}): header to spec, each layer's output to 1e-6`,
       async () => {
         const shape = qwen3Config({
           ...QWEN3_TINY,
@@ -136,7 +136,9 @@ describe(`the trainer's adapters, read by numpy and the standard library alone${
         const rng = new Rng(dtype === 'F32' ? 31 : 64);
         const model = freshQwen3(shape, 5);
         const targets: Qwen3Module[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-        const lora = initQwen3Adapters(shape, { r: 3, lora_alpha: 5, target_modules: targets }, rng);
+        // F64 also spreads ranks as an allocator does (PEFT's rank_pattern: each module scaled by lora_alpha / its own r).
+        const rank_pattern = dtype === 'F64' ? { 'model.layers.0.self_attn.q_proj': 1, 'model.layers.1.mlp.down_proj': 5 } : undefined;
+        const lora = initQwen3Adapters(shape, { r: 3, lora_alpha: 5, target_modules: targets, ...(rank_pattern ? { rank_pattern } : {}) }, rng);
         for (const adapter of Object.values(lora.adapters)) adapter.lora_B = randomNormal(adapter.lora_B.rows, adapter.lora_B.cols, rng);
         const dir = await folder();
         const [modelDir, adapterDir] = [path.join(dir, 'base'), path.join(dir, 'adapter')];
@@ -151,7 +153,7 @@ describe(`the trainer's adapters, read by numpy and the standard library alone${
           const w = stored(model.weights[`${module}.weight`], dtype);
           expected[module] = add(
             matmul(x, w, { transposeB: true }),
-            scale(matmul(matmul(x, stored(lora_A, dtype), { transposeB: true }), stored(lora_B, dtype), { transposeB: true }), 5 / 3),
+            scale(matmul(matmul(x, stored(lora_A, dtype), { transposeB: true }), stored(lora_B, dtype), { transposeB: true }), 5 / lora_A.rows),
           );
         }
         const [result] = runPeer([
@@ -159,6 +161,7 @@ describe(`the trainer's adapters, read by numpy and the standard library alone${
         ]);
         expectOutputs(result, expected, `savePeftAdapters ${dtype}`);
         expect(Object.keys(result.outputs)).toHaveLength(shape.num_hidden_layers * targets.length);
+        if (rank_pattern) expect(lora.adapters['model.layers.1.mlp.down_proj'].lora_A.rows).toBe(5);
       },
     );
   }
