@@ -41,6 +41,7 @@ const BENCHMARKS = [
   ['memory-wasm', 'Memory on WebAssembly, to L = 1,048,576', 'memory --backend wasm'],
   ['hostile', 'Hostile inputs', 'hostile'],
   ['model', 'The model: LoRA fine-tuning on real text and the real-text phase diagram', 'model'],
+  ['methods', 'LoRA methods and rank allocators against plain LoRA, at an equal budget', 'methods'],
 ];
 
 function escapeHtml(text) {

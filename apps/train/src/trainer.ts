@@ -3,7 +3,6 @@ import path from 'node:path';
 import { openBackend } from '@almora/backends';
 import { loraGradients, type Adapter, type GradientMethod, type Target } from '@almora/lora';
 import {
-  AlmoraError,
   type Backend,
   fromFlat,
   NonFiniteError,
@@ -35,6 +34,7 @@ import {
   saveCheckpoint,
   TrainingDivergedError,
   writeFileAtomic,
+  readMetricsRecords,
 } from '@almora/training';
 import type { TrainConfig } from './config.js';
 import { exportPeft, saveHeadBase } from './peft.js';
@@ -190,32 +190,6 @@ function drawBatch(rng: Rng, n: number, count: number): number[] {
 }
 
 /**
- * The records of a metrics.jsonl. A last line that is not JSON is a write cut off by a crash or a
- * full disk: it is dropped and said in `notes`. A bad line before the end means the file was
- * altered, which is an error naming the file and the line.
- */
-function readRecords(text: string, file: string, notes: string[]): StepRecord[] {
-  const lines = text.split('\n');
-  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  const records: StepRecord[] = [];
-  lines.forEach((line, n) => {
-    try {
-      records.push(JSON.parse(line) as StepRecord);
-    } catch {
-      if (n !== lines.length - 1)
-        throw new AlmoraError(
-          'INVALID_ARGUMENT',
-          `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`,
-        );
-      notes.push(
-        `dropped the torn last line of ${file} (${line.length} bytes, a write cut off by a crash or a full disk); the checkpoint it followed is intact`,
-      );
-    }
-  });
-  return records;
-}
-
-/**
  * Trains the adapters on the task: mini-batches, Adam or SGD, warm-up and decay, clipping, the
  * gradient method per step, checkpoints every `checkpointEvery` steps (resumable bit for bit), a
  * metrics line per step, and the final adapters in PEFT's format. Stops with
@@ -278,7 +252,7 @@ async function trainLocked(
     rng.setState(state.rngState);
     start = state.step;
     resumedFrom = state.step;
-    records = readRecords(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes).filter((r) => r.step < start);
+    records = readMetricsRecords<StepRecord>(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes).filter((r) => r.step < start);
   }
   await writeFileAtomic(metricsFile, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
   // One handle for the run's appends: opened without following a symlink, so none planted later is written through.

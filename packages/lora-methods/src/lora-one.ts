@@ -18,7 +18,7 @@ export interface LoraOneOptions {
  * Language Models, Provably and Efficiently", ICML 2025, arXiv 2502.01235): spectral
  * initialisation from the one-step full gradient, then preconditioned gradient steps.
  *
- * Initialisation, with G = ∂W the full fine-tuning gradient at the base weight on the first batch
+ * Initialisation, with G = ∂W the full fine-tuning gradient at the base weight on a batch (the training loop draws a probe batch)
  * and U·S·Vᵀ = SVD(−G):
  *
  *   B₀ = √γ·U_r·S_r^{1/2}   (out×r),

@@ -9,7 +9,7 @@ export interface MethodInit {
   /** The module's base weight W (out×in, PEFT's orientation: the module computes x·Wᵀ). */
   weight: Matrix;
   /**
-   * ∂loss/∂W (out×in) at the base weight on the first batch: the one-step full gradient the
+   * ∂loss/∂W (out×in) at the base weight on a batch (the training loop draws a probe batch): the one-step full gradient the
    * gradient-initialised methods (LoRA-One, LoRA-SB) start from. Required where
    * {@link LoraMethod.needsInitialGradient} is true, ignored elsewhere.
    */

@@ -41,4 +41,4 @@ export { brownText, type BrownDomain } from './brown-text.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, writeFileAtomic, CheckpointError, type CheckpointState } from './checkpoint.js';
 export { createOptimizer, learningRate, globalNorm, applyUpdate, type OptimizerState, type LearningRateSchedule } from './optim.js';
 export { lockRunDir, refuseExistingRun, runSubfolder, openAppend, RunDirError, RunLockedError, type RunLock } from './run-dir.js';
-export { TrainingDivergedError, divergence, resumableHash, checkResumeSteps } from './run-guard.js';
+export { TrainingDivergedError, divergence, resumableHash, checkResumeSteps, readMetricsRecords } from './run-guard.js';

@@ -16,11 +16,11 @@ import {
   type Qwen3Options,
   type Qwen3Weights,
 } from '@almora/model';
-import { AlmoraError, fromFlat, InvalidArgumentError, type Matrix, NonFiniteError, Rng } from '@almora/tensor';
+import { fromFlat, InvalidArgumentError, type Matrix, NonFiniteError, Rng } from '@almora/tensor';
 import { CheckpointError, latestCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointState } from './checkpoint.js';
 import { applyUpdate, createOptimizer, globalNorm, learningRate, type OptimizerState } from './optim.js';
 import { lockRunDir, openAppend, runSubfolder } from './run-dir.js';
-import { checkResumeSteps, divergence, resumableHash, TrainingDivergedError } from './run-guard.js';
+import { checkResumeSteps, divergence, readMetricsRecords, resumableHash, TrainingDivergedError } from './run-guard.js';
 import { MethodAdapters, methodFor } from './method-adapters.js';
 import { allocateRanks, allocationNeeds, RANK_ALLOCATIONS, type RankAllocation } from './rank-allocation.js';
 
@@ -220,6 +220,10 @@ export function checkLanguageModelConfig(config: LanguageModelConfig, model?: Qw
       throw new InvalidArgumentError(
         `rankAllocation ${config.rankAllocation} with the chain ${config.loraMethod} is not supported: a chain exports its stages as one adapter of one scaling`,
       );
+    if (config.lora.rank_pattern !== undefined && (method.chain || config.rankAllocation !== 'none'))
+      throw new InvalidArgumentError(
+        `lora.rank_pattern cannot go with ${method.chain ? `the chain ${config.loraMethod} (one scaling for every stage)` : `rankAllocation ${config.rankAllocation} (which makes the rank_pattern)`}`,
+      );
   }
   if (model && config.mode === 'finetune') {
     const shapes = qwen3StateDictShapes(model);
@@ -329,25 +333,6 @@ function layerSteps(result: { layers: Qwen3LayerReport[] }): LayerStep[] {
   }));
 }
 
-function readRecords(text: string, file: string, notes: string[]): LanguageModelStep[] {
-  const lines = text.split('\n').filter((line, n, all) => line !== '' || n < all.length - 1);
-  const records: LanguageModelStep[] = [];
-  lines.forEach((line, n) => {
-    if (line === '') return;
-    try {
-      records.push(JSON.parse(line) as LanguageModelStep);
-    } catch {
-      if (n !== lines.length - 1)
-        throw new AlmoraError(
-          'INVALID_ARGUMENT',
-          `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`,
-        );
-      notes.push(`dropped the torn last line of ${file} (a write cut off by a crash or a full disk); the checkpoint it followed is intact`);
-    }
-  });
-  return records;
-}
-
 /**
  * Trains a Qwen3 language model on a byte stream: windows of `contextLength` bytes drawn at
  * seeded random offsets, Adam with warm-up, decay and clipping, every attention head through the
@@ -387,7 +372,8 @@ function freshModel(base: Qwen3Model, data: TextSplit, config: LanguageModelConf
     for (const [key, m] of Object.entries(base.weights)) weights[key] = fromFlat(m.rows, m.cols, m.toFlat().slice());
     return { model: { config: base.config, weights }, methods: undefined };
   }
-  const method = methodFor(config.loraMethod, config.stageSteps, config.learningRate, config.lora);
+  const methodAt = (rank: number) => methodFor(config.loraMethod, config.stageSteps, config.learningRate, { r: rank, lora_alpha: config.lora.lora_alpha });
+  const method = methodAt(config.lora.r);
   const needs = allocationNeeds(config.rankAllocation);
   let initialGradients: Qwen3Weights | undefined;
   let hiddenStates: Matrix[] | undefined;
@@ -416,7 +402,7 @@ function freshModel(base: Qwen3Model, data: TextSplit, config: LanguageModelConf
         };
   // A shallow copy: a chain replaces the adapted modules' weights with merged ones, never the base's own.
   const weights = { ...base.weights };
-  const methods = new MethodAdapters(method, base.config, lora, weights, config.seed, initialGradients);
+  const methods = new MethodAdapters(methodAt, base.config, lora, weights, config.seed, initialGradients);
   return { model: { config: base.config, weights, lora: methods.current() }, methods };
 }
 
@@ -474,7 +460,7 @@ async function trainLocked(
         trainable().map(([, m]) => m.size),
       );
     }
-    const previous = readRecords(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes);
+    const previous = readMetricsRecords<LanguageModelStep>(await readFile(metricsFile, 'utf8').catch(() => ''), metricsFile, notes);
     // The first line also carries the evaluation before training; a record itself never does.
     initialValidation = (previous as (LanguageModelStep & { initialValidation?: number })[]).find((r) => r.initialValidation !== undefined)?.initialValidation;
     records = previous.filter((r) => r.step < start).map(({ initialValidation: _, ...r }: LanguageModelStep & { initialValidation?: number }) => r);

@@ -35,8 +35,9 @@ function adaptedPaths(config: Qwen3Config, targets: readonly string[]): { path: 
 
 /**
  * The method a run trains with: the registry's, a chain with its stage length set (`stageSteps` >
- * 0), or LoRA-One and LoRA-SB with γ = η·r/lora_alpha, so that their first adapter, s·γ·[−∂W]_r, is
- * one gradient step of the run's learning rate η on the rank-r part of ∂W. (Their package default
+ * 0), or LoRA-One and LoRA-SB with γ = η·r/lora_alpha for the module's rank r, so that their first
+ * adapter, s·γ·[−∂W]_r with s = lora_alpha/r, is one gradient step of the run's learning rate η on
+ * the rank-r part of ∂W. (Their package default
  * γ = 1 is a step of size s: on the Brown base it left held-out perplexity 279% and 239% above
  * plain LoRA's after 3 steps at η = 3e-3, in the methods bench's quick run.)
  */
@@ -67,16 +68,29 @@ export class MethodAdapters {
    *   copies (the caller passes a copy of the record, never the base's own).
    * @param initialGradients ∂W at the base of every adapted module by `<path>.weight`, for methods that start from it.
    */
+  /** The method (as at the config's r: its name, chain and needs; every module's own is `methodAt` of its rank). */
+  readonly method: LoraMethod;
+
+  /**
+   * @param methodAt The method for a module of the given rank (LoRA-One's and LoRA-SB's γ depends on it).
+   * @param weights The model's weights; a chain replaces the adapted modules' entries with merged
+   *   copies (the caller passes a copy of the record, never the base's own).
+   * @param initialGradients ∂W at the base of every adapted module by `<path>.weight`, for methods that start from it.
+   */
   constructor(
-    readonly method: LoraMethod,
+    private readonly methodAt: (rank: number) => LoraMethod,
     private readonly config: Qwen3Config,
     private readonly lora: Qwen3LoraConfig,
     private readonly weights: Qwen3Weights,
     private readonly seed: number,
     private readonly initialGradients: Qwen3Weights | undefined,
   ) {
-    if (method.needsInitialGradient && !initialGradients)
-      throw new InvalidArgumentError(`${method.name} starts from the full-weight gradient at the base; none was given`);
+    this.method = methodAt(lora.r);
+    if (this.method.needsInitialGradient && !initialGradients)
+      throw new InvalidArgumentError(`${this.method.name} starts from the full-weight gradient at the base; none was given`);
+    // A chain merges and exports every stage at one scaling (lora_alpha / r), which a rank per module would break.
+    if (this.method.chain && lora.rank_pattern)
+      throw new InvalidArgumentError(`${this.method.name} is a chain: it takes one r for every module, not a rank_pattern`);
     this.startStage();
   }
 
@@ -84,16 +98,17 @@ export class MethodAdapters {
   private startStage(): void {
     const rng = new Rng(this.seed + 1 + 7919 * this.merged.length);
     this.states = new Map(
-      adaptedPaths(this.config, this.lora.target_modules).map(({ path }) => [
-        path,
-        this.method.init({
+      adaptedPaths(this.config, this.lora.target_modules).map(({ path }) => {
+        const r = this.lora.rank_pattern?.[path] ?? this.lora.r;
+        const state = this.methodAt(r).init({
           weight: this.weights[`${path}.weight`],
           weightGradient: this.merged.length === 0 ? this.initialGradients?.[`${path}.weight`] : undefined,
-          r: this.lora.rank_pattern?.[path] ?? this.lora.r,
+          r,
           lora_alpha: this.lora.lora_alpha,
           rng,
-        }),
-      ]),
+        });
+        return [path, state];
+      }),
     );
   }
 

@@ -46,9 +46,10 @@ export function allocationNeeds(allocation: RankAllocation): { gradient: boolean
  * module trains, r × Σ(in + out) numbers — spread by `allocation`: SR-LoRA by the stable rank of
  * each base weight, GeLoRA by how much each layer raises the intrinsic dimension (TwoNN) of the
  * hidden states, SubLoRA by the second-order gain of each rank unit of the gradient. The
- * allocators split a total rank; the total whose pattern trains the number closest to the budget
- * is taken (found by bisection, the count growing with the total). Every module gets at least 1
- * and at most min(out, in).
+ * allocators split a total rank, and the total is found by bisection on what its pattern trains:
+ * near the budget, not always the closest total (largest-remainder rounding can move a unit from
+ * a wide module to narrow ones as the total grows, so the count is not monotone in it). Every
+ * module gets at least 1 and at most min(out, in).
  */
 export function allocateRanks(
   config: Qwen3Config,

@@ -38,3 +38,29 @@ export function checkResumeSteps(checkpointStep: number, steps: number, file: st
       `cannot resume ${file} at step ${checkpointStep} with --steps ${steps}: a run does not shrink; pass --steps ${checkpointStep} or more`,
     );
 }
+
+/**
+ * The records of a metrics.jsonl, one JSON object a line, for a resume. A last line that is not
+ * JSON is a write cut off by a crash or a full disk: it is dropped and said in `notes`. A bad line
+ * before the end means the file was altered, which is an error naming the file and the line.
+ */
+export function readMetricsRecords<T>(text: string, file: string, notes: string[]): T[] {
+  const lines = text.split('\n');
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  const records: T[] = [];
+  lines.forEach((line, n) => {
+    try {
+      records.push(JSON.parse(line) as T);
+    } catch {
+      if (n !== lines.length - 1)
+        throw new AlmoraError(
+          'INVALID_ARGUMENT',
+          `cannot resume: line ${n + 1} of ${file} is not JSON and is not the last line (the file was altered); fix or delete that line`,
+        );
+      notes.push(
+        `dropped the torn last line of ${file} (${line.length} bytes, a write cut off by a crash or a full disk); the checkpoint it followed is intact`,
+      );
+    }
+  });
+  return records;
+}

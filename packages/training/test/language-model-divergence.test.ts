@@ -1,9 +1,9 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { qwen3Config, QWEN3_TINY } from '@almora/model';
 import { afterAll, expect, it, vi } from 'vitest';
 import { encodeBytes, freshQwen3, latestCheckpoint, trainLanguageModel, TrainingDivergedError } from '../src/index.js';
+import { SMALL_SHAPE } from './shapes.js';
 
 // A fault injected into the model: once two training passes have run, every evaluation pass (the
 // calls without weightGradients) reports a NaN loss, as an overflow in the held-out text would.
@@ -21,15 +21,7 @@ vi.mock('@almora/model', async (importOriginal) => {
   };
 });
 
-const SHAPE = qwen3Config({
-  ...QWEN3_TINY,
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  head_dim: 16,
-  max_position_embeddings: 32,
-});
+const SHAPE = SMALL_SHAPE;
 const TEXT = encodeBytes('the cat sat on the mat. '.repeat(40));
 let dir: string;
 afterAll(async () => {

@@ -2,8 +2,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { initQwen3Adapters, qwen3Config, QWEN3_TINY, type Qwen3Model } from '@almora/model';
-import { InvalidArgumentError, Rng } from '@almora/tensor';
+import { initQwen3Adapters, qwen3Config, type Qwen3Model } from '@almora/model';
+import { add, frobeniusNorm, InvalidArgumentError, matmul, randomNormal, Rng, scale } from '@almora/tensor';
+import { svd } from '@almora/lora-methods';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   bitsPerChar,
@@ -16,6 +17,7 @@ import {
   listCheckpoints,
   trainLanguageModel,
   trainableParameterCount,
+  methodFor,
   savePeftAdapters,
   loadPeftAdapters,
   TrainingDivergedError,
@@ -23,17 +25,9 @@ import {
   type LanguageModelStep,
   type TextSplit,
 } from '../src/index.js';
+import { SMALL_SHAPE } from './shapes.js';
 
-// QWEN3_TINY's layout (grouped query heads, q_norm/k_norm, SwiGLU, tied embeddings, byte vocab), narrower and with 32 positions: each step takes milliseconds.
-const SHAPE = qwen3Config({
-  ...QWEN3_TINY,
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  head_dim: 16,
-  max_position_embeddings: 32,
-});
+const SHAPE = SMALL_SHAPE;
 
 /** A learnable text: one phrase over and over (its held-out half is the same phrase). */
 const PHRASE = encodeBytes('the cat sat on the mat. '.repeat(40));
@@ -308,14 +302,18 @@ describe('checkLanguageModelConfig', () => {
 describe('trainLanguageModel with a LoRA method (@almora/lora-methods)', () => {
   const METHODS = ['lora', 'lora-one', 'lora-sb', 'sbora', 'cora', 'lora-pro', 'rac-lora', 'xgblora'] as const;
 
-  for (const loraMethod of METHODS) {
-    it(`${loraMethod}: trains ${loraMethod === 'lora' ? 'both factors' : 'its parameters'} on 'auto', leaves the base alone, and its exported adapter is the model it evaluated`, async () => {
+  // Each method on one of the attention paths in turn: a method only sees the adapters' gradients, whichever path made them.
+  for (const [n, loraMethod] of METHODS.entries()) {
+    const method = (['auto', 'fast', 'exact'] as const)[n % 3];
+    it(`${loraMethod} on '${method}': trains ${loraMethod === 'lora' ? 'both factors' : 'its parameters'}, leaves the base alone, and its exported adapter is the model it evaluated`, async () => {
       const base = freshQwen3(SHAPE, 4);
       const before = snapshot(base);
       const config: LanguageModelConfig = {
         ...FINETUNE,
         loraMethod,
-        method: 'auto',
+        method,
+        // The norm control keeps Γ small enough that a forced fast path needs a low degree.
+        qkNormCap: method === 'fast' ? 0.25 : 0,
         stageSteps: loraMethod === 'rac-lora' || loraMethod === 'xgblora' ? 2 : 0,
       };
       const run = await trainLanguageModel(base, DATA, config, await tempDir());
@@ -327,9 +325,11 @@ describe('trainLanguageModel with a LoRA method (@almora/lora-methods)', () => {
       // The returned model is the base with one adapter (a chain's 3 stages side by side, rank 3·r): it scores what the run measured.
       expect(run.model.weights).toBe(base.weights);
       expect(run.model.lora!.r).toBe(config.stageSteps > 0 ? 3 * config.lora.r : config.lora.r);
-      expect(Math.abs(bitsPerChar(run.model, evaluationWindows(DATA.validation, config.contextLength, config.evalWindows)) - run.finalValidation)).toBeLessThan(
-        1e-9,
-      );
+      expect(
+        Math.abs(bitsPerChar(run.model, evaluationWindows(DATA.validation, config.contextLength, config.evalWindows), config.qkNormCap) - run.finalValidation),
+      ).toBeLessThan(1e-9);
+      const paths = new Set(run.records.flatMap((r) => r.layers.flatMap((l) => l.heads.map((h) => h.chosen))));
+      if (method !== 'auto') expect([...paths]).toEqual([method]);
     });
   }
 
@@ -386,6 +386,33 @@ describe('trainLanguageModel with a LoRA method (@almora/lora-methods)', () => {
     expect(extended.resumedFrom).toBe(4);
     expect(extended.model.lora!.r).toBe(3 * config.lora.r);
     expect(extended.records.map(timeless)).toEqual(straight.records.map(timeless));
+  });
+
+  for (const name of ['lora-one', 'lora-sb'] as const) {
+    it(`${name} starts at one step of the learning rate on the rank-r part of −∂W, whatever the module's rank`, () => {
+      const rng = new Rng(5);
+      const weight = randomNormal(6, 5, rng);
+      const gradient = randomNormal(6, 5, rng);
+      for (const r of [1, 3]) {
+        const state = methodFor(name, 0, 0.01, { r, lora_alpha: 4 }).init({ weight, weightGradient: gradient, r, lora_alpha: 4, rng });
+        const { lora_A, lora_B } = state.adapter();
+        const update = scale(matmul(lora_B, lora_A), state.scaling);
+        // The best rank-r approximation of −0.01·∂W, from its singular values: what is left is the tail's energy.
+        const residual = frobeniusNorm(add(update, scale(gradient, 0.01)));
+        const tail = svd(scale(gradient, 0.01))
+          .S.slice(r)
+          .reduce((sum, sigma) => sum + sigma * sigma, 0);
+        expect(Math.abs(residual - Math.sqrt(tail))).toBeLessThan(1e-12);
+      }
+    });
+  }
+
+  it('refuses a rank_pattern with a chain or with a rank allocation', () => {
+    const lora = { ...FINETUNE.lora, rank_pattern: { 'model.layers.0.self_attn.q_proj': 1 } };
+    expect(() => checkLanguageModelConfig({ ...FINETUNE, lora, loraMethod: 'rac-lora', stageSteps: 2 })).toThrow(
+      /rank_pattern cannot go with the chain rac-lora/,
+    );
+    expect(() => checkLanguageModelConfig({ ...FINETUNE, lora, rankAllocation: 'sublora' })).toThrow(/rank_pattern cannot go with rankAllocation sublora/);
   });
 
   it('refuses an unknown method and stage steps on a method that is not a chain, before writing anything', async () => {
