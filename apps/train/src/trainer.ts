@@ -2,20 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { openBackend } from '@almora/backends';
 import { loraGradients, type Adapter, type GradientMethod, type Target } from '@almora/lora';
-import {
-  type Backend,
-  fromFlat,
-  NonFiniteError,
-  frobeniusNorm,
-  matmul,
-  type Matrix,
-  maxAbs,
-  Rng,
-  scale,
-  sub,
-  zeros,
-  randomUniform,
-} from '@almora/tensor';
+import { type Backend, fromFlat, NonFiniteError, frobeniusNorm, matmul, type Matrix, maxAbs, Rng, scale, sub, zeros, randomUniform } from '@almora/tensor';
 import {
   applyUpdate,
   CheckpointError,
