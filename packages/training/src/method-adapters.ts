@@ -19,15 +19,23 @@ interface MergedStage {
   scaling: number;
 }
 
-/** The adapted modules' paths with their (out, in), layer by layer, in target_modules order (the order adapters are drawn in). */
-function adaptedPaths(config: Qwen3Config, targets: readonly string[]): { path: string; out: number; in: number }[] {
+/** An adapted module: its path, its layer and its weight's (out, in). */
+export interface AdaptedModule {
+  path: string;
+  layer: number;
+  out: number;
+  in: number;
+}
+
+/** The adapted modules, layer by layer, in target_modules order (the order adapters are drawn in). */
+export function adaptedPaths(config: Qwen3Config, targets: readonly string[]): AdaptedModule[] {
   const shapes = qwen3StateDictShapes(config);
-  const list: { path: string; out: number; in: number }[] = [];
+  const list: AdaptedModule[] = [];
   for (let layer = 0; layer < config.num_hidden_layers; layer++) {
     for (const module of targets) {
       const path = qwen3ModulePath(layer, module as Parameters<typeof qwen3ModulePath>[1]);
       const [out, inner] = shapes[`${path}.weight`];
-      list.push({ path, out, in: inner });
+      list.push({ path, layer, out, in: inner });
     }
   }
   return list;

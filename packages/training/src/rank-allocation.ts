@@ -1,6 +1,7 @@
 import { geloraRanks, RANK_ALLOCATORS, type RankAllocatorName, srLoraRanks, subloraRanks, twoNN } from '@almora/lora-methods';
-import { qwen3ModulePath, qwen3StateDictShapes, type Qwen3Config, type Qwen3LoraConfig, type Qwen3Module, type Qwen3Weights } from '@almora/model';
+import type { Qwen3Config, Qwen3LoraConfig, Qwen3Weights } from '@almora/model';
 import { fromFlat, InvalidArgumentError, type Matrix } from '@almora/tensor';
+import { adaptedPaths } from './method-adapters.js';
 
 /**
  * The distinct rows of `m`: TwoNN needs every point's nearest neighbour at a positive distance, and
@@ -57,15 +58,12 @@ export function allocateRanks(
   allocation: Exclude<RankAllocation, 'none'>,
   inputs: AllocationInputs,
 ): Record<string, number> {
-  const shapes = qwen3StateDictShapes(config);
-  const modules: { path: string; layer: number; cap: number; size: number }[] = [];
-  for (let layer = 0; layer < config.num_hidden_layers; layer++) {
-    for (const module of lora.target_modules) {
-      const path = qwen3ModulePath(layer, module as Qwen3Module);
-      const [out, inner] = shapes[`${path}.weight`];
-      modules.push({ path, layer, cap: Math.min(out, inner), size: out + inner });
-    }
-  }
+  const modules = adaptedPaths(config, lora.target_modules).map(({ path, layer, out, in: inner }) => ({
+    path,
+    layer,
+    cap: Math.min(out, inner),
+    size: out + inner,
+  }));
   const byPath = (source: Qwen3Weights | undefined, what: string) =>
     Object.fromEntries(
       modules.map(({ path }) => {
