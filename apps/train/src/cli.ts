@@ -41,6 +41,8 @@ const ERRNO_WORDS: Record<string, string> = {
   EEXIST: 'already exists',
 };
 
+const isSystemError = (error: unknown): error is NodeJS.ErrnoException => error instanceof Error && 'syscall' in error;
+
 /** "cannot read /x: no such file or directory" from a Node system error. */
 function systemErrorMessage(error: NodeJS.ErrnoException): string {
   const words = (error.code && ERRNO_WORDS[error.code]) ?? error.message;
@@ -184,12 +186,13 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   process.exitCode = 1;
   if (error instanceof AlmoraError) {
-    console.error(`almora: ${error.message}`);
+    // A library's typed error around a system error (a base folder that is not there): said in words, with its path.
+    console.error(`almora: ${isSystemError(error.cause) ? systemErrorMessage(error.cause) : error.message}`);
     return;
   }
   // A system error (a missing file, a full disk) is the user's to fix: said in words, with its path.
-  if (error instanceof Error && 'syscall' in error) {
-    console.error(`almora: ${systemErrorMessage(error as NodeJS.ErrnoException)}`);
+  if (isSystemError(error)) {
+    console.error(`almora: ${systemErrorMessage(error)}`);
     return;
   }
   const debug = process.env.ALMORA_DEBUG === '1';

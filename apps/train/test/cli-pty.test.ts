@@ -71,6 +71,10 @@ describe.runIf(existsSync(SCRIPT))('almora at a terminal', () => {
         ['train', '--task', 'teacher', '--data', '/nonexistent/data.safetensors', '--run-dir', path.join(os.tmpdir(), 'almora-pty-unused')],
         /^almora: cannot read \/nonexistent\/data\.safetensors: no such file or directory\s*$/,
       ],
+      [
+        ['train', '--base', '/nonexistent/base', '--run-dir', path.join(os.tmpdir(), 'almora-pty-unused')],
+        /^almora: cannot open \/nonexistent\/base\/config\.json: no such file or directory\s*$/,
+      ],
       [['generate'], /^almora: generate needs --prompt <text> \(almora generate --help\)\s*$/],
       [['frobnicate'], /^almora: unknown command "frobnicate"/],
     ] as const) {

@@ -34,7 +34,8 @@ async function readBytes(fs: Fs, file: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await fs.readFile(file));
   } catch (error) {
-    throw new PeftError(`cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+    // The system error stays reachable as `cause`, so a command line can say it in words.
+    throw Object.assign(new PeftError(`cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`), { cause: error });
   }
 }
 

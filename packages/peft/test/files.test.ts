@@ -59,8 +59,11 @@ describe('adapter and model folders on disk', () => {
     const dir = await tempDir();
     await expect(readPeftAdapter(dir)).rejects.toThrow(PeftError);
     await expect(readPeftAdapter(dir)).rejects.toThrow(/cannot read .*adapter_config\.json.*ENOENT/);
+    // The system error stays reachable, so a caller can tell a missing file from an unreadable one.
+    await expect(readPeftAdapter(dir)).rejects.toMatchObject({ cause: { code: 'ENOENT', syscall: 'open' } });
     await mkdir(path.join(dir, 'config.json'));
     await expect(readModelFolder(dir)).rejects.toThrow(/cannot read .*config\.json/);
+    await expect(readModelFolder(dir)).rejects.toMatchObject({ cause: { code: 'EISDIR' } });
   });
 
   it('writes a model folder as transformers does and reads it back, RMSNorm weights 1-D', async () => {
