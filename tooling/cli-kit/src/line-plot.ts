@@ -39,27 +39,52 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'
 const SHAPES = ['circle', 'square', 'triangle', 'diamond', 'down', 'cross'] as const;
 /** Light and dark renderings: an SVG shown through <img> follows the reader's colour scheme. */
 const STYLE = `<style>
-.bg{fill:#fff}.fg{fill:#1d2125}.grid{stroke:#ddd}.frame,.marker{stroke:#444}
-@media (prefers-color-scheme: dark){.bg{fill:#14171a}.fg{fill:#e3e6e9}.grid{stroke:#30363d}.frame,.marker{stroke:#9aa4ae}}
+.bg{fill:#fff}.fg{fill:#1d2125}.grid{stroke:#ddd}.frame,.marker{stroke:#444}.hollow{fill:#fff;stroke:#fff}.halo{paint-order:stroke;stroke:#fff;stroke-width:4px;stroke-linejoin:round}
+@media (prefers-color-scheme: dark){.bg{fill:#14171a}.fg{fill:#e3e6e9}.grid{stroke:#30363d}.frame,.marker{stroke:#9aa4ae}.hollow{fill:#14171a;stroke:#14171a}.halo{stroke:#14171a}}
 </style>`;
+/** Width in pixels of one character of the 12 px sans-serif text, generously: enough for a legend entry to fit. */
+const CHAR_WIDTH = 7;
+/** The same for the 11 px marker labels. */
+const LABEL_CHAR_WIDTH = 6.5;
 
-/** A point shape of `size` around (x, y). */
-function shape(kind: (typeof SHAPES)[number], x: number, y: number, color: string, size = 3.2): string {
+/**
+ * How the k-th series is drawn. Past the ten colours a colour comes round again, and the series
+ * that has it the second time is drawn hollow — its line a coloured outline around the
+ * background, its points outlined — so that it cannot be taken for the first.
+ */
+function look(k: number): { color: string; kind: (typeof SHAPES)[number]; hollow: boolean } {
+  return { color: COLORS[k % COLORS.length], kind: SHAPES[k % SHAPES.length], hollow: Math.floor(k / COLORS.length) % 2 === 1 };
+}
+
+/** A point shape of `size` around (x, y), filled with `color`, or outlined in it when `hollow`. */
+function shape(kind: (typeof SHAPES)[number], x: number, y: number, color: string, hollow: boolean, size = 3.2): string {
   const at = (dx: number, dy: number) => `${(x + dx).toFixed(1)},${(y + dy).toFixed(1)}`;
+  const paint = hollow ? ` class="hollow" style="stroke:${color}" stroke-width="1.5"` : ` fill="${color}"`;
   switch (kind) {
     case 'circle':
-      return `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${size}" fill="${color}"/>`;
+      return `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${size}"${paint}/>`;
     case 'square':
-      return `<rect x="${(x - size).toFixed(1)}" y="${(y - size).toFixed(1)}" width="${2 * size}" height="${2 * size}" fill="${color}"/>`;
+      return `<rect x="${(x - size).toFixed(1)}" y="${(y - size).toFixed(1)}" width="${2 * size}" height="${2 * size}"${paint}/>`;
     case 'triangle':
-      return `<polygon points="${at(0, -size * 1.2)} ${at(size * 1.1, size * 0.8)} ${at(-size * 1.1, size * 0.8)}" fill="${color}"/>`;
+      return `<polygon points="${at(0, -size * 1.2)} ${at(size * 1.1, size * 0.8)} ${at(-size * 1.1, size * 0.8)}"${paint}/>`;
     case 'down':
-      return `<polygon points="${at(0, size * 1.2)} ${at(size * 1.1, -size * 0.8)} ${at(-size * 1.1, -size * 0.8)}" fill="${color}"/>`;
+      return `<polygon points="${at(0, size * 1.2)} ${at(size * 1.1, -size * 0.8)} ${at(-size * 1.1, -size * 0.8)}"${paint}/>`;
     case 'diamond':
-      return `<polygon points="${at(0, -size * 1.3)} ${at(size * 1.3, 0)} ${at(0, size * 1.3)} ${at(-size * 1.3, 0)}" fill="${color}"/>`;
+      return `<polygon points="${at(0, -size * 1.3)} ${at(size * 1.3, 0)} ${at(0, size * 1.3)} ${at(-size * 1.3, 0)}"${paint}/>`;
     case 'cross':
-      return `<path d="M${at(-size, -size)} L${at(size, size)} M${at(-size, size)} L${at(size, -size)}" stroke="${color}" stroke-width="2"/>`;
+      // A cross has no inside: the hollow one is a thin cross in a ring.
+      return hollow
+        ? `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${size + 0.8}"${paint}/><path d="M${at(-size / 1.6, -size / 1.6)} L${at(size / 1.6, size / 1.6)} M${at(-size / 1.6, size / 1.6)} L${at(size / 1.6, -size / 1.6)}" stroke="${color}" stroke-width="1.2"/>`
+        : `<path d="M${at(-size, -size)} L${at(size, size)} M${at(-size, size)} L${at(size, -size)}" stroke="${color}" stroke-width="2"/>`;
   }
+}
+
+/** A series' line along `d` (path data): solid or dashed, faint, or hollow (a coloured outline around a core of background). */
+function line(d: string, color: string, { dashed, faint, hollow }: { dashed?: boolean; faint?: boolean; hollow: boolean }): string {
+  const dash = dashed ? ' stroke-dasharray="6 4"' : '';
+  if (faint) return `<path d="${d}" fill="none" stroke="${color}" stroke-width="1" stroke-opacity="0.35"${dash}/>`;
+  if (!hollow) return `<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`;
+  return `<path d="${d}" fill="none" stroke="${color}" stroke-width="3.6"${dash}/><path d="${d}" fill="none" class="hollow" style="fill:none" stroke-width="1.4"${dash}/>`;
 }
 
 function escapeXml(s: string): string {
@@ -100,9 +125,10 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
  * series has its own colour and point shape; the plot follows the reader's light or dark scheme.
  */
 export function linePlot(spec: PlotSpec): string {
-  const width = 720;
   const left = 72;
-  const right = 200;
+  // The legend beside the plot is as wide as its longest entry.
+  const right = Math.max(200, 50 + CHAR_WIDTH * Math.max(0, ...spec.series.map((s) => [...s.name].length)));
+  const width = 520 + right;
   const top = 40;
   const bottom = 56;
   const legendRow = 18;
@@ -142,7 +168,7 @@ export function linePlot(spec: PlotSpec): string {
   }
   parts.push(`<text class="fg" x="${(left + width - right) / 2}" y="${height - 14}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`);
   parts.push(`<text class="fg" transform="translate(16 ${(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(spec.yLabel)}</text>`);
-  // Marker labels run down their own line, so markers a few pixels apart keep readable labels;
+  // Marker labels run along their own line, so markers a few pixels apart keep readable labels;
   // markers closer than a line of text share one label.
   const markers = (spec.markers ?? []).filter((m) => keep(m.x, spec.logX) && m.x >= x0 && m.x <= x1).sort((a, b) => a.x - b.x);
   const labelled: { x: number; labels: string[] }[] = [];
@@ -152,29 +178,46 @@ export function linePlot(spec: PlotSpec): string {
     if (last && px(marker.x) - px(last.x) < 13) last.labels.push(marker.label);
     else labelled.push({ x: marker.x, labels: [marker.label] });
   }
-  for (const { x, labels } of labelled) {
-    parts.push(`<text class="fg" transform="translate(${(px(x) + 3).toFixed(1)} ${top + 4}) rotate(90)" font-size="11">${escapeXml(labels.join('; '))}</text>`);
-  }
   // Dashed and faint series first: a solid curve on top of a dashed one it equals still shows both.
   const order = series.map((s, k) => ({ s, k })).sort((a, b) => Number(!a.s.dashed && !a.s.faint) - Number(!b.s.dashed && !b.s.faint));
+  const drawn = series.map((s) => s.points.map(([x, y]) => [px(x), py(y)] as const));
   for (const { s, k } of order) {
-    const color = COLORS[k % COLORS.length];
-    const kind = SHAPES[k % SHAPES.length];
-    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
-    const path = s.points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
+    const { color, kind, hollow } = look(k);
     if (s.points.length === 0) continue;
-    parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="${s.faint ? 1 : 2}"${s.faint ? ' stroke-opacity="0.35"' : ''}${dash}/>`);
-    if (!s.faint) for (const [x, y] of s.points) parts.push(shape(kind, px(x), py(y), color));
+    parts.push(line(drawn[k].map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${x.toFixed(1)},${y.toFixed(1)}`).join(' '), color, { ...s, hollow }));
+    if (!s.faint) for (const [x, y] of drawn[k]) parts.push(shape(kind, x, y, color, hollow));
+  }
+  // Marker labels go over the curves, each at whichever end of its line (top or bottom) fewer
+  // curves cross, with a halo of background that keeps it legible where one still does.
+  const crossings = (x: number, yFrom: number, yTo: number) => {
+    let count = 0;
+    for (const points of drawn) {
+      for (let i = 1; i < points.length; i++) {
+        const [[ax, ay], [bx, by]] = [points[i - 1], points[i]];
+        for (let t = 0; t <= 1; t += 1 / 32) {
+          const [sx, sy] = [ax + t * (bx - ax), ay + t * (by - ay)];
+          if (Math.abs(sx - x) < 8 && sy >= yFrom && sy <= yTo) count++;
+        }
+      }
+    }
+    return count;
+  };
+  for (const { x, labels } of labelled) {
+    const text = escapeXml(labels.join('; '));
+    const length = LABEL_CHAR_WIDTH * [...labels.join('; ')].length;
+    const [lx, plotBottom] = [px(x) + 3, height - bottom];
+    const atTop = crossings(px(x), top, top + length + 4) <= crossings(px(x), plotBottom - length - 4, plotBottom);
+    parts.push(
+      atTop
+        ? `<text class="fg halo" transform="translate(${lx.toFixed(1)} ${top + 4}) rotate(90)" font-size="11">${text}</text>`
+        : `<text class="fg halo" transform="translate(${lx.toFixed(1)} ${plotBottom - 4}) rotate(90)" font-size="11" text-anchor="end">${text}</text>`,
+    );
   }
   series.forEach((s, k) => {
-    const color = COLORS[k % COLORS.length];
-    const kind = SHAPES[k % SHAPES.length];
-    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    const { color, kind, hollow } = look(k);
     const ly = top + 8 + k * legendRow;
-    parts.push(
-      `<line x1="${width - right + 10}" y1="${ly}" x2="${width - right + 34}" y2="${ly}" stroke="${color}" stroke-width="${s.faint ? 1 : 2}"${s.faint ? ' stroke-opacity="0.35"' : ''}${dash}/>`,
-    );
-    if (!s.faint) parts.push(shape(kind, width - right + 22, ly, color));
+    parts.push(line(`M${width - right + 10},${ly} L${width - right + 34},${ly}`, color, { ...s, hollow }));
+    if (!s.faint) parts.push(shape(kind, width - right + 22, ly, color, hollow));
     parts.push(`<text class="fg" x="${width - right + 40}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
   });
   parts.push('</svg>');
