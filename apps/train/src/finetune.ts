@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { linePlot, Progress } from '@almora/cli-kit';
+import { linePlot, Progress, type Series } from '@almora/cli-kit';
 import { generate, type Qwen3Model } from '@almora/model';
 import { Rng } from '@almora/tensor';
 import {
@@ -18,6 +18,7 @@ import {
   trainLanguageModel,
   writeFileAtomic,
 } from '@almora/training';
+import { movingAverage, SMOOTHING } from './report.js';
 
 /** The context length the shipped base was pretrained at. */
 const BASE_PRETRAINING_CONTEXT = PRETRAIN_DEFAULTS.contextLength;
@@ -170,6 +171,40 @@ export async function finetune(
   return { runs, report };
 }
 
+/** The curves a run draws: its held-out score at every evaluation, and each training batch's faint behind their moving average. */
+function runCurves(name: string, run: LanguageModelRun, steps: number, dashed: boolean): Series[] {
+  const batches = run.records.map((r) => [r.step + 1, r.bitsPerChar] as [number, number]);
+  const evaluations = run.records.flatMap((r) => (r.validationBitsPerChar === undefined ? [] : [[r.step + 1, r.validationBitsPerChar] as [number, number]]));
+  return [
+    { name: `${name}: train batch`, points: batches, faint: true },
+    { name: `${name}: train batch, average of ${SMOOTHING} steps`, points: movingAverage(batches, SMOOTHING), dashed },
+    {
+      name: `${name}: held-out`,
+      points: [[0, run.initialValidation], ...evaluations.filter(([step]) => step < steps), [steps, run.finalValidation]],
+      dashed: true,
+    },
+  ];
+}
+
+/**
+ * The loss plot's curves. Runs that trained bit for bit alike ('auto' that took the exact path
+ * everywhere, beside exact) draw as one curve named for all of them: drawn apart, the last would
+ * hide the others and the plot would not say why.
+ */
+export function lossCurves(steps: number, runs: { label: string; run: LanguageModelRun }[]): Series[] {
+  const alike = (a: LanguageModelRun, b: LanguageModelRun) =>
+    a.finalValidation === b.finalValidation &&
+    a.records.length === b.records.length &&
+    a.records.every((r, i) => r.bitsPerChar === b.records[i].bitsPerChar && r.validationBitsPerChar === b.records[i].validationBitsPerChar);
+  const groups: { labels: string[]; run: LanguageModelRun }[] = [];
+  for (const { label, run } of runs) {
+    const same = groups.find((g) => alike(g.run, run));
+    if (same) same.labels.push(label);
+    else groups.push({ labels: [label], run });
+  }
+  return groups.flatMap(({ labels, run }, k) => runCurves(labels.length > 1 ? `${labels.join(' = ')} (identical)` : labels[0], run, steps, k > 0));
+}
+
 async function writeFinetuneReport(
   runDir: string,
   config: LanguageModelConfig,
@@ -182,17 +217,7 @@ async function writeFinetuneReport(
     title: `LoRA fine-tuning on fiction, L = ${config.contextLength}`,
     xLabel: 'step',
     yLabel: 'bits per character',
-    series: runs.flatMap(({ label, run }) => [
-      { name: `${label}: train batch`, points: run.records.map((r) => [r.step + 1, r.bitsPerChar] as [number, number]) },
-      {
-        name: `${label}: held-out`,
-        points: [
-          [0, run.initialValidation],
-          [config.steps, run.finalValidation],
-        ] as [number, number][],
-        dashed: true,
-      },
-    ]),
+    series: lossCurves(config.steps, runs),
   });
   const gammas = linePlot({
     title: 'Γ per layer over training (largest over heads)',

@@ -4,11 +4,11 @@ import { writeFileAtomic } from '@almora/training';
 import type { TrainConfig } from './config.js';
 import type { RunResult } from './trainer.js';
 
-/** Steps in the loss plot's moving average. */
-const SMOOTHING = 5;
+/** Steps in a loss plot's moving average. */
+export const SMOOTHING = 5;
 
 /** The trailing mean of up to `window` points' y at each point (the first points average what there is). */
-function movingAverage(points: readonly [number, number][], window: number): [number, number][] {
+export function movingAverage(points: readonly [number, number][], window: number): [number, number][] {
   return points.map(([x], i) => {
     const span = points.slice(Math.max(0, i - window + 1), i + 1);
     return [x, span.reduce((sum, [, y]) => sum + y, 0) / span.length];

@@ -94,6 +94,19 @@ describe('almora train (the text task)', () => {
     expect(report).toContain('Prompt: `She looked at him');
     expect(report).toMatch(/2 steps of 1 × 128 bytes/);
     for (const file of ['loss.svg', 'gamma.svg', 'auto/metrics.jsonl', 'exact/metrics.jsonl']) expect(existsSync(path.join(dir, file)), file).toBe(true);
+    // At L = 128 'auto' runs exact in every head, so the two runs train bit for bit alike: the loss
+    // plot draws them as one curve that says so, not one hiding the other.
+    const [autoSteps, exactSteps] = await Promise.all(['auto', 'exact'].map(async (label) => readFile(path.join(dir, label, 'metrics.jsonl'), 'utf8')));
+    const batchBits = (jsonl: string) =>
+      jsonl
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { bitsPerChar: number }).bitsPerChar);
+    expect(batchBits(autoSteps)).toEqual(batchBits(exactSteps));
+    const loss = await readFile(path.join(dir, 'loss.svg'), 'utf8');
+    expect(loss).toContain('auto = exact (identical): train batch, average of 5 steps');
+    expect(loss).toContain('auto = exact (identical): held-out');
+    expect(loss).not.toContain('>exact: train batch');
     for (const label of ['auto', 'exact']) {
       const adapters = await loadPeftAdapters(path.join(dir, label, 'adapter'), BROWN_BASE_SHAPE);
       expect(adapters.target_modules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
@@ -219,7 +232,11 @@ describe('almora train (the text task)', () => {
     ['no prompt', ['--tokens', '3'], /generate needs --prompt/],
     ['a negative temperature', ['--prompt', 'a', '--temperature=-1'], /--temperature must be a number ≥ 0, got "-1"/],
     ['more tokens than positions', ['--prompt', 'a', '--tokens', '5000'], /--tokens 5000 and a prompt of 1 bytes exceed the model's 4096 positions/],
-    ['an adapter folder that is not one', ['--prompt', 'a', '--adapter', '/nonexistent-adapter'], /cannot read .*adapter_config\.json/],
+    [
+      'an adapter folder that is not one',
+      ['--prompt', 'a', '--adapter', '/nonexistent-adapter'],
+      /^almora: cannot open \/nonexistent-adapter\/adapter_config\.json: no such file or directory$/m,
+    ],
   ];
   for (const [what, args, message] of generateRefusals) {
     it(`almora generate refuses ${what} with one line and no stack`, () => expectTypedError(almora('generate', '--base', baseDir(), ...args), message));
@@ -237,7 +254,7 @@ describe('almora train (the text task)', () => {
     const missing = path.join(root, 'no-such-model');
     expectTypedError(
       almora('train', '--base', missing, '--run-dir', path.join(root, 'missing'), '--quiet'),
-      new RegExp(`cannot read ${missing}/config\\.json`),
+      new RegExp(`cannot open ${missing}/config\\.json: no such file or directory`),
     );
     expectTypedError(
       almora('train', '--base', baseDir(), '--context-length', '5000', '--run-dir', path.join(root, 'long'), '--quiet'),
