@@ -66,11 +66,20 @@ export interface SuiteReport {
   plots: Plot[];
 }
 
+/** What a report records of its measurements, as its JSON keeps them: plots are drawn from this alone. */
+export type Recorded = Pick<SuiteReport, 'parameters' | 'rows' | 'rawTimings'>;
+
 /** A benchmark suite: runs with a context and reports. */
 export interface Suite {
   name: string;
   title: string;
   run(context: SuiteContext): Promise<SuiteReport>;
+  /**
+   * The suite's plots from what its report records and nothing else — the one way they are made,
+   * by `run` and by `replot`, so saved results can be redrawn by newer plotting code without
+   * measuring again. Absent where the suite draws none.
+   */
+  drawPlots?(recorded: Recorded): Plot[];
 }
 
 /** A named piece of work to time. */
@@ -184,27 +193,99 @@ export function toMarkdownTable(rows: readonly Row[]): string {
 }
 
 /** Paths of the files {@link writeReport} wrote. */
-export interface WrittenReport {
+export interface WrittenReport extends WrittenSummary {
   json: string;
   csv: string;
+}
+
+/** Paths of the files {@link writeSummary} wrote. */
+export interface WrittenSummary {
   markdown: string;
   svgs: string[];
 }
 
+/** A report as {@link writeReport} saves it in JSON: the machine and command beside it, its plots by name. */
+export interface SavedReport extends Omit<SuiteReport, 'plots'> {
+  machine: MachineInfo;
+  command: string;
+  plots: string[];
+}
+
+/** When and by which command a summary's plots were drawn again from its JSON. */
+export interface Redrawn {
+  date: string;
+  command: string;
+}
+
 /**
- * Writes `<out>/<suite>.json` (machine, parameters, rows, every raw timing), `<suite>.csv`,
- * `<suite>.md` (the summary a person reads) and one `<suite>-<plot>.svg` per plot.
+ * Writes `<out>/<stem>.json` (machine, parameters, rows, every raw timing), `<stem>.csv`, and the
+ * summary ({@link writeSummary}).
  */
 export async function writeReport(outDir: string, report: SuiteReport, machine: MachineInfo, command: string, stem = report.suite): Promise<WrittenReport> {
   await mkdir(outDir, { recursive: true });
   const base = path.join(outDir, stem);
   const json = `${base}.json`;
   const csv = `${base}.csv`;
-  const markdown = `${base}.md`;
+  const saved: SavedReport = { machine, command, ...report, plots: report.plots.map((p) => p.name) };
   // JSON has no Infinity or NaN; write them as strings rather than let them turn into null.
   const keepNonFinite = (_key: string, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value);
-  await writeFile(json, `${JSON.stringify({ machine, command, ...report, plots: report.plots.map((p) => p.name) }, keepNonFinite, 2)}\n`);
+  await writeFile(json, `${JSON.stringify(saved, keepNonFinite, 2)}\n`);
   await writeFile(csv, toCsv(report.rows));
+  return { json, csv, ...(await writeSummary(outDir, report, machine, command, stem)) };
+}
+
+const NON_FINITE: Record<string, number> = { Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY, NaN: Number.NaN };
+
+/**
+ * A report from the JSON {@link writeReport} saved, with the non-finite numbers it wrote as strings
+ * numbers again. Throws a one-line error naming `source` and what is missing when the text is not one.
+ */
+export function parseSavedReport(text: string, source: string): SavedReport {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text, (_key, value: unknown) => (typeof value === 'string' && value in NON_FINITE ? NON_FINITE[value] : value));
+  } catch (error) {
+    throw new Error(`${source} is not JSON: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isStrings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');
+  const saved = isObject(parsed) ? parsed : {};
+  const machine = saved.machine;
+  const checks: Record<string, boolean> = {
+    machine:
+      isObject(machine) &&
+      ['cpu', 'platform', 'node', 'date'].every((k) => typeof machine[k] === 'string') &&
+      ['cores', 'memoryGiB'].every((k) => typeof machine[k] === 'number'),
+    command: typeof saved.command === 'string',
+    suite: typeof saved.suite === 'string',
+    title: typeof saved.title === 'string',
+    parameters: isObject(saved.parameters),
+    rows: Array.isArray(saved.rows) && saved.rows.every(isObject),
+    rawTimings: isObject(saved.rawTimings),
+    findings: isStrings(saved.findings),
+    notes: isStrings(saved.notes),
+    plots: isStrings(saved.plots),
+  };
+  const missing = Object.keys(checks).filter((field) => !checks[field]);
+  if (missing.length > 0) throw new Error(`${source} is not a bench report: missing or malformed ${missing.join(', ')}`);
+  return saved as unknown as SavedReport;
+}
+
+/**
+ * Writes `<out>/<stem>.md` (the summary a person reads) and one `<stem>-<plot>.svg` per plot;
+ * `redrawn` adds a line saying the plots were drawn again from the JSON, when and how.
+ */
+export async function writeSummary(
+  outDir: string,
+  report: SuiteReport,
+  machine: MachineInfo,
+  command: string,
+  stem = report.suite,
+  redrawn?: Redrawn,
+): Promise<WrittenSummary> {
+  await mkdir(outDir, { recursive: true });
+  const base = path.join(outDir, stem);
+  const markdown = `${base}.md`;
   const svgs: string[] = [];
   for (const plot of report.plots) {
     const file = `${base}-${plot.name}.svg`;
@@ -216,6 +297,7 @@ export async function writeReport(outDir: string, report: SuiteReport, machine: 
     '',
     `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB), ${machine.platform}, Node ${machine.node}.`,
     `Reproduce with \`${command}\`. Seed and every raw timing are in \`${stem}.json\`.`,
+    ...(redrawn ? [`Plots redrawn ${redrawn.date} from the JSON by \`${redrawn.command}\`.`] : []),
     '',
     '## Findings',
     '',
@@ -228,5 +310,5 @@ export async function writeReport(outDir: string, report: SuiteReport, machine: 
     toMarkdownTable(report.rows),
   ].join('\n');
   await writeFile(markdown, md);
-  return { json, csv, markdown, svgs };
+  return { markdown, svgs };
 }

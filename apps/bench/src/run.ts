@@ -3,13 +3,16 @@ import { Progress } from '@almora/cli-kit';
 import { suites } from './suites/index.js';
 import { openBackend } from '@almora/backends';
 
+/** Where a run writes its reports unless told otherwise (relative to the working directory). */
+export const DEFAULT_OUT = 'out';
+
 /** Options of one bench run; the command line maps onto these one to one. */
 export interface BenchOptions {
   /** Suite names, or ['all']. */
   suites: string[];
   /** Reduced sizes for CI and smoke checks. */
   quick?: boolean;
-  /** Output folder; default `out`. */
+  /** Output folder; default {@link DEFAULT_OUT}. */
   out?: string;
   /** Seed of every random input; default 1. */
   seed?: number;
@@ -63,7 +66,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult[]> {
     dims: options.dims,
   };
   const machine = await machineInfo();
-  const out = options.out ?? 'out';
+  const out = options.out ?? DEFAULT_OUT;
   const results: BenchResult[] = [];
   const flags = [
     quick ? ' --quick' : '',

@@ -2,7 +2,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runBench } from '../src/index.js';
+import { parseSavedReport, runBench, suites } from '../src/index.js';
 import { autoPlan, finetuneFindings, perplexity, perplexityChange, phaseGoal, phaseShape, type PhaseCell } from '../src/suites/model.js';
 
 const cell = (overrides: Partial<PhaseCell>): PhaseCell => ({
@@ -112,5 +112,7 @@ describe('the model suite', () => {
     expect(json.findings.some((f) => f.startsWith('Goal (phase diagram)'))).toBe(true);
     expect(json.notes[0]).toContain('these numbers are not the results');
     expect(result.files.svgs.map((f) => path.basename(f))).toEqual(['model-speedup.svg', 'model-perplexity.svg']);
+    // The plots are what the suite draws from its JSON alone, so they can be redrawn without measuring again.
+    expect(suites.get('model')!.drawPlots!(parseSavedReport(await readFile(result.files.json, 'utf8'), result.files.json))).toEqual(result.report.plots);
   }, 300_000);
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pythonModuleMissing } from '@almora/vitest-config/python';
-import { runBench } from '../src/index.js';
+import { parseSavedReport, runBench, suites } from '../src/index.js';
 
 const hasNumpy = pythonModuleMissing('numpy') === undefined;
 
@@ -21,6 +21,9 @@ async function runQuick(suite: string, backend?: string, sizes: { lengths?: numb
   const csv = await readFile(result.files.csv, 'utf8');
   const md = await readFile(result.files.markdown, 'utf8');
   const svgs = await Promise.all(result.files.svgs.map((f) => readFile(f, 'utf8')));
+  // The plots are what the suite draws from its JSON alone, so they can be redrawn without measuring again.
+  const saved = parseSavedReport(await readFile(result.files.json, 'utf8'), result.files.json);
+  expect(suites.get(suite)!.drawPlots?.(saved) ?? []).toEqual(result.report.plots);
   return { result, json, csv, md, svgs };
 }
 
@@ -144,6 +147,10 @@ describe('bench suites in quick mode', () => {
       if (row.rankAllocation === 'none') expect(findings).toContain(`${String(row.method)} r = ${String(row.r)}, `);
     }
     expect(findings).toContain('stageSteps = max(1, ⌊steps/4⌋) = 1: 3 stages');
+    // Every run's training curve is in the rows, step by step, for the curves plot.
+    expect(json.rows.filter((r) => r.table === 'step').map((r) => `${String(r.method)} ${String(r.step)}`)).toEqual(
+      runs.flatMap((r) => [1, 2, 3].map((step) => `${String(r.method)} ${step}`)),
+    );
     expect(json.notes[0]).toContain('these numbers are not the results');
     expect(svgs).toHaveLength(2);
   }, 300_000);

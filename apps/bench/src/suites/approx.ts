@@ -1,6 +1,7 @@
 import { applySoftmax, approximateSoftmaxKernel, exactSoftmax, featureRank, positiveRandomFeatures, type KernelApproximation } from '@almora/kernels';
 import { matmul, maxAbs, randomNormal, Rng, scale, sub, type Matrix } from '@almora/tensor';
-import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
+import type { Plot, Recorded, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
+import { seriesFrom } from '../series.js';
 import { median } from '../stats.js';
 import { linePlot } from '@almora/cli-kit';
 
@@ -8,6 +9,24 @@ const D = 4;
 
 function relativeMaxError(approx: Matrix, exact: Matrix): number {
   return maxAbs(sub(approx, exact)) / maxAbs(exact);
+}
+
+/** Error against time per method and Γ, one point per degree (rank). */
+function drawApproxPlots({ rows }: Recorded): Plot[] {
+  const series = seriesFrom(rows.map((r) => [`${String(r.method)}, Γ=${String(r.gamma)}`, [r.seconds as number, r.outputError as number]]));
+  return [
+    {
+      name: 'accuracy-per-time',
+      svg: linePlot({
+        title: 'Attention-output error vs time, equal rank',
+        xLabel: 'seconds',
+        yLabel: 'max|f̂V − fV| / max|fV|',
+        logX: true,
+        logY: true,
+        series: series.map(({ name, points }) => ({ name, points: [...points].sort((a, b) => a[0] - b[0]), dashed: name.startsWith('FAVOR') })),
+      }),
+    },
+  ];
 }
 
 /** Accuracy per unit of time: certified polynomial features vs FAVOR+ random features at equal rank. */
@@ -21,7 +40,6 @@ export const approxSuite: Suite = {
     const beta = 1 / Math.sqrt(D);
     const rows: Row[] = [];
     const rawTimings: Record<string, number[]> = {};
-    const series = new Map<string, [number, number][]>();
     context.progress.start('approx', gammas.length * degrees.length);
     for (const gamma of gammas) {
       const rng = new Rng(context.seed);
@@ -58,7 +76,6 @@ export const approxSuite: Suite = {
           const seconds = median(times);
           rows.push({ gamma, method: name, degree: name === 'FAVOR+' ? null : degree, rank, seconds, outputError: error, certified: name !== 'FAVOR+' });
           rawTimings[`${name} Γ=${gamma} rank=${rank}`] = times;
-          series.set(`${name}, Γ=${gamma}`, [...(series.get(`${name}, Γ=${gamma}`) ?? []), [seconds, error]]);
         }
         context.progress.tick(`Γ=${gamma} degree ${degree}`);
       }
@@ -76,29 +93,17 @@ export const approxSuite: Suite = {
         }
       }
     }
+    const recorded: Recorded = { parameters: { length, d: D, gammas, degrees, repeats: context.repeats, seed: context.seed }, rows, rawTimings };
     return {
       suite: 'approx',
       title: approxSuite.title,
-      parameters: { length, d: D, gammas, degrees, repeats: context.repeats, seed: context.seed },
-      rows,
-      rawTimings,
+      ...recorded,
       findings,
       notes: [
         `L=${length}, d=${D}, β=1/√d; time = building U, V and applying f̂ to V (O(L·k·d)); error = max|f̂V − fV|/max|fV| against the exact softmax. FAVOR+ uses rank = C(d+g, g) features for the matching degree.`,
       ],
-      plots: [
-        {
-          name: 'accuracy-per-time',
-          svg: linePlot({
-            title: 'Attention-output error vs time, equal rank',
-            xLabel: 'seconds',
-            yLabel: 'max|f̂V − fV| / max|fV|',
-            logX: true,
-            logY: true,
-            series: [...series].map(([name, points]) => ({ name, points: [...points].sort((a, b) => a[0] - b[0]), dashed: name.startsWith('FAVOR') })),
-          }),
-        },
-      ],
+      plots: drawApproxPlots(recorded),
     };
   },
+  drawPlots: drawApproxPlots,
 };

@@ -299,8 +299,14 @@ function fuzzTrain(sizes: { adapters: number; cli: number; killResume: number },
     '--json',
   ];
   const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20 });
-  if (run.status !== 0 && run.status !== 1)
-    return { error: `fuzz-cli exited ${run.status ?? run.signal}: ${run.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 300)}` };
+  if (run.status !== 0 && run.status !== 1) {
+    // The error's message, not the stack frames below it.
+    const message = run.stderr
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('at '));
+    return { error: `fuzz-cli exited ${run.status ?? run.signal}: ${message.slice(-3).join(' ').slice(0, 300)}` };
+  }
   let parsed: Partial<Record<keyof typeof TRAIN_CATEGORIES, FuzzCounts>>;
   try {
     parsed = JSON.parse(run.stdout) as typeof parsed;

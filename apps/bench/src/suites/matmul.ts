@@ -1,7 +1,8 @@
 import { matmul, randomNormal, Rng, toDType, type Matrix } from '@almora/tensor';
 import { createWasmBackend, type WasmBackend, type WasmMatrix } from '@almora/wasm';
 import { Matrix as MlMatrix } from 'ml-matrix';
-import { medianTime, timeInterleaved, type Row, type Suite, type SuiteContext, type SuiteReport } from '../harness.js';
+import { medianTime, timeInterleaved, type Plot, type Recorded, type Row, type Suite, type SuiteContext, type SuiteReport } from '../harness.js';
+import { seriesFrom } from '../series.js';
 import { linePlot } from '@almora/cli-kit';
 import { readAndDispose, useTfjs } from '../peers/tfjs.js';
 
@@ -26,6 +27,22 @@ function toNested(m: Matrix): number[][] {
   return m.toArray();
 }
 
+/** GFLOP/s against n, one series per method. */
+function drawMatmulPlots({ rows }: Recorded): Plot[] {
+  return [
+    {
+      name: 'gflops',
+      svg: linePlot({
+        title: 'matmul GFLOP/s vs n',
+        xLabel: 'n (n×n · n×n)',
+        yLabel: 'GFLOP/s',
+        logX: true,
+        series: seriesFrom(rows.map((r) => [String(r.method), [r.n as number, r.gflops as number]])),
+      }),
+    },
+  ];
+}
+
 /** GFLOP/s of @almora/tensor's and @almora/wasm's matmul against tfjs (cpu, wasm) and ml-matrix on the same n×n inputs. */
 export const matmulSuite: Suite = {
   name: 'matmul',
@@ -34,7 +51,6 @@ export const matmulSuite: Suite = {
     const sizes = context.quick ? [64, 128] : [256, 512, 1024];
     const rows: Row[] = [];
     const rawTimings: Record<string, number[]> = {};
-    const gflops = new Map<string, [number, number][]>();
     const wasm = await createWasmBackend();
     context.progress.start('matmul', sizes.length);
     for (const n of sizes) {
@@ -74,7 +90,6 @@ export const matmulSuite: Suite = {
         const rate = (2 * n ** 3) / seconds / 1e9;
         rows.push({ n, method, seconds, gflops: rate });
         rawTimings[`${method} n=${n}`] = times.get(method)!;
-        gflops.set(method, [...(gflops.get(method) ?? []), [n, rate]]);
       }
       (await useTfjs('cpu')).dispose([cpuA, cpuB]);
       context.progress.tick(`n=${n}`);
@@ -91,29 +106,18 @@ export const matmulSuite: Suite = {
       `almora float64 / ml-matrix: ${ratio(ALMORA_F64, ML_MATRIX)}.`,
       `@almora/wasm (${wasm.name}) at n=${largest}: float64 ${at(WASM_F64).toFixed(2)} GFLOP/s = ${ratio(WASM_F64, ALMORA_F64)} almora's JavaScript float64 (goal ≥ 3×); float32 ${at(WASM_F32).toFixed(2)} GFLOP/s = ${ratio(WASM_F32, TFJS_WASM)} tfjs-wasm's (goal ≥ 1×).`,
     ];
+    const recorded: Recorded = { parameters: { sizes, repeats: context.repeats, seed: context.seed }, rows, rawTimings };
     return {
       suite: 'matmul',
       title: matmulSuite.title,
-      parameters: { sizes, repeats: context.repeats, seed: context.seed },
-      rows,
-      rawTimings,
+      ...recorded,
       findings,
       notes: [
         'Every method multiplies the same seeded n×n normal matrices; times are medians of interleaved repeats and include reading the result back.',
         `almora wasm rows: @almora/wasm with its operands already in its memory (as tfjs's tensors are), ${wasm.name}; the JavaScript rows run on one thread.`,
       ],
-      plots: [
-        {
-          name: 'gflops',
-          svg: linePlot({
-            title: 'matmul GFLOP/s vs n',
-            xLabel: 'n (n×n · n×n)',
-            yLabel: 'GFLOP/s',
-            logX: true,
-            series: [...gflops].map(([name, points]) => ({ name, points })),
-          }),
-        },
-      ],
+      plots: drawMatmulPlots(recorded),
     };
   },
+  drawPlots: drawMatmulPlots,
 };

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { linePlot } from '@almora/cli-kit';
+import { linePlot, type Series } from '@almora/cli-kit';
 import { LORA_METHODS, type LoraMethodName } from '@almora/lora-methods';
 import { type Qwen3Config, type Qwen3Lora, type Qwen3LoraConfig, qwen3ModulePath, qwen3StateDictShapes } from '@almora/model';
 import {
@@ -18,7 +18,8 @@ import {
   trainableParameterCount,
   trainLanguageModel,
 } from '@almora/training';
-import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
+import type { Plot, Recorded, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
+import { seriesFrom } from '../series.js';
 import { perplexity, perplexityChange } from './model.js';
 
 /** One way of training the adapters: a LoRA method and how its ranks are spread over the modules. */
@@ -135,7 +136,6 @@ const spread = (values: readonly number[]) =>
 export interface MethodSummary {
   method: string;
   seeds: number[];
-  perplexities: number[];
   /** Relative perplexity change vs plain LoRA on the same seed: 2^(bpc − bpc_lora) − 1, per seed. */
   vsLora: number[];
   /** Seeds on which the method's held-out perplexity is below plain LoRA's. */
@@ -165,7 +165,6 @@ export function summarize(runs: readonly MethodRun[]): MethodSummary[] {
       return {
         method,
         seeds: own.map((r) => r.seed),
-        perplexities: own.map((r) => perplexity(r.bitsAfter)),
         vsLora,
         lowerOn,
         beatsLora: method !== 'lora' && lowerOn === own.length,
@@ -250,8 +249,14 @@ export function methodsFindings(budgets: readonly MethodBudget[], summaries: rea
   return lines;
 }
 
-function methodsPlots(runs: readonly MethodRun[], summaries: readonly MethodSummary[]): { name: string; svg: string }[] {
-  const firstSeed = Math.min(...runs.map((r) => r.seed));
+/**
+ * Each variant's held-out perplexity per seed (from the "run" rows), and the training curves of
+ * the first seed (from the "step" rows); plain LoRA, the reference, dashed.
+ */
+function drawMethodsPlots({ rows }: Recorded): Plot[] {
+  const table = (name: string) => rows.filter((r) => r.table === name);
+  const firstSeed = Math.min(...table('run').map((r) => r.seed as number));
+  const referenceDashed = (series: Series[]) => series.map((s) => ({ ...s, dashed: s.name === 'lora' }));
   return [
     {
       name: 'perplexity',
@@ -259,7 +264,7 @@ function methodsPlots(runs: readonly MethodRun[], summaries: readonly MethodSumm
         title: 'Held-out perplexity after fine-tuning, per seed (below plain LoRA on every seed: beats it)',
         xLabel: 'seed',
         yLabel: 'perplexity (2^bits per character)',
-        series: summaries.map((s) => ({ name: s.method, points: s.seeds.map((seed, i) => [seed, s.perplexities[i]] as const), dashed: s.method === 'lora' })),
+        series: referenceDashed(seriesFrom(table('run').map((r) => [String(r.method), [r.seed as number, r.perplexityAfter as number]]))),
       }),
     },
     {
@@ -268,9 +273,13 @@ function methodsPlots(runs: readonly MethodRun[], summaries: readonly MethodSumm
         title: `Training bits per character by step (seed ${firstSeed}, one sequence a step)`,
         xLabel: 'step',
         yLabel: 'bits per character (training batch)',
-        series: runs
-          .filter((r) => r.seed === firstSeed)
-          .map((r) => ({ name: r.method, points: r.curve.map((bits, step) => [step + 1, bits] as const), dashed: r.method === 'lora' })),
+        series: referenceDashed(
+          seriesFrom(
+            table('step')
+              .filter((r) => r.seed === firstSeed)
+              .map((r) => [String(r.method), [r.step as number, r.trainingBitsPerChar as number]]),
+          ),
+        ),
       }),
     },
   ];
@@ -394,6 +403,7 @@ export const methodsSuite: Suite = {
         stepSecondsSpread: s.stepSecondsSpread ?? null,
         meanFastShare: s.meanFastShare,
       })),
+      ...runs.flatMap((r) => r.curve.map((bits, step) => ({ table: 'step', method: r.method, seed: r.seed, step: step + 1, trainingBitsPerChar: bits }))),
     ];
     const notes: string[] = [];
     if (context.quick) notes.push('Quick mode: 3 steps at L = 256, one seed — a smoke check of the suite; these numbers are not the results.');
@@ -411,10 +421,9 @@ export const methodsSuite: Suite = {
           '; ',
         )}. Rank allocators (plain LoRA, ranks from a probe batch of the seed where they need one): sr-lora — stable rank ‖W‖²_F/‖W‖²₂ of each base weight; gelora — the rise in TwoNN intrinsic dimension of the hidden states across each layer; sublora — the greedy second-order gain of each rank unit of the full-weight gradient.`,
       `Order: seed by seed, the methods in the order above, after one untimed warm-up step of plain LoRA; wall time is the steps only (a chain's merges included; the evaluations and each method's initialisation excluded — for ${METHODS.filter((m) => LORA_METHODS[m].needsInitialGradient).join(', ')}, sublora and gelora that is one extra forward + backward of the full weights' gradient), on one machine.`,
+      'Table "step": every run\'s training-batch bits per character at each step (the curves plot draws the first seed\'s).',
     );
-    return {
-      suite: 'methods',
-      title: methodsSuite.title,
+    const recorded: Recorded = {
       parameters: {
         methods: VARIANTS.map((v) => v.name),
         steps: config.steps,
@@ -428,9 +437,15 @@ export const methodsSuite: Suite = {
       },
       rows,
       rawTimings,
+    };
+    return {
+      suite: 'methods',
+      title: methodsSuite.title,
+      ...recorded,
       findings: methodsFindings(budgets, summaries, config.steps, chainStageSteps(config.steps)),
       notes,
-      plots: methodsPlots(runs, summaries),
+      plots: drawMethodsPlots(recorded),
     };
   },
+  drawPlots: drawMethodsPlots,
 };

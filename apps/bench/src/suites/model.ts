@@ -20,7 +20,7 @@ import {
   SHIPPED_BASE_DIR,
   trainLanguageModel,
 } from '@almora/training';
-import { timeInterleaved, type Row, type Suite, type SuiteContext, type SuiteReport } from '../harness.js';
+import { timeInterleaved, type Plot, type Recorded, type Row, type Suite, type SuiteContext, type SuiteReport } from '../harness.js';
 import { median } from '../stats.js';
 
 /** Perplexity of a byte-level model from its bits per character: 2^bpc. */
@@ -391,10 +391,15 @@ function phaseFindings(cells: readonly PhaseCell[], grid: PhaseGrid): string[] {
   return lines;
 }
 
-function phasePlots(cells: readonly PhaseCell[], grid: PhaseGrid): { name: string; svg: string }[] {
+/** Part B's plots from its table: per head_dim and L, the speedup against Γ (one point per cap), and per head_dim the perplexity against Γ. */
+function drawModelPlots({ parameters, rows }: Recorded): Plot[] {
+  const [headDims, lengths] = [parameters.headDims as number[], parameters.lengths as number[]];
+  const cells = rows.filter((r) => r.table === 'phase');
   const byGamma = (points: [number, number][]) => points.sort((a, b) => a[0] - b[0]);
-  const gammas = cells.map((c) => c.gamma);
+  const gammas = cells.map((c) => c.gamma as number);
   const [lo, hi] = [Math.min(...gammas), Math.max(...gammas)];
+  const pointsAt = (headDim: number, L: number, y: 'speedup' | 'perplexity') =>
+    byGamma(cells.filter((c) => c.headDim === headDim && c.L === L).map((c) => [c.gamma as number, c[y] as number]));
   return [
     {
       name: 'speedup',
@@ -403,12 +408,7 @@ function phasePlots(cells: readonly PhaseCell[], grid: PhaseGrid): { name: strin
         xLabel: 'Γ (largest over layers, on a validation window)',
         yLabel: 'exact seconds / auto seconds',
         series: [
-          ...grid.headDims.flatMap((headDim) =>
-            grid.lengths.map((L) => ({
-              name: `head_dim ${headDim}, L=${L}`,
-              points: byGamma(cells.filter((c) => c.headDim === headDim && c.L === L).map((c) => [c.gamma, speedupOf(c)])),
-            })),
-          ),
+          ...headDims.flatMap((headDim) => lengths.map((L) => ({ name: `head_dim ${headDim}, L=${L}`, points: pointsAt(headDim, L, 'speedup') }))),
           {
             name: 'goal: 2×',
             points: [
@@ -423,13 +423,10 @@ function phasePlots(cells: readonly PhaseCell[], grid: PhaseGrid): { name: strin
     {
       name: 'perplexity',
       svg: linePlot({
-        title: `Held-out perplexity (imaginative text, L=${grid.lengths[0]}) against Γ`,
-        xLabel: `Γ at L=${grid.lengths[0]}`,
+        title: `Held-out perplexity (imaginative text, L=${lengths[0]}) against Γ`,
+        xLabel: `Γ at L=${lengths[0]}`,
         yLabel: 'perplexity (2^bits per character)',
-        series: grid.headDims.map((headDim) => ({
-          name: `head_dim ${headDim}`,
-          points: byGamma(cells.filter((c) => c.headDim === headDim && c.L === grid.lengths[0]).map((c) => [c.gamma, perplexity(c.bitsPerChar)])),
-        })),
+        series: headDims.map((headDim) => ({ name: `head_dim ${headDim}`, points: pointsAt(headDim, lengths[0], 'perplexity') })),
       }),
     },
   ];
@@ -460,9 +457,7 @@ export const modelSuite: Suite = {
         `Part A (table "finetune"): FINETUNE_DEFAULTS — LoRA r = ${f.lora.r}, lora_alpha = ${f.lora.lora_alpha} on ${f.lora.target_modules.join(', ')}; ${f.steps} steps of ${f.batchSize} × L = ${f.contextLength} bytes of imaginative Brown text, Adam at ${f.learningRate}, seed ${f.seed}, q_norm/k_norm cap ${f.qkNormCap}, ε = ${f.epsilon} — on ${baseName}, the same steps and seed for every variant. Held-out: ${f.evalWindows} windows of ${f.contextLength} bytes, full exact attention. S²-Attn: LongLoRA's shifted sparse attention (Chen et al., ICLR 2024) during training only, groups of L/4.`,
         `Part B (table "phase"): hidden 64, head_dim ∈ {${grid.headDims.join(', ')}} with 64/head_dim query heads and half as many key/value heads, the rest as the Brown base; q_norm/k_norm cap ∈ {${grid.caps.map(capLabel).join(', ')}}; each pretrained with PRETRAIN_DEFAULTS for ${grid.pretrainSteps} steps (warm-up scaled alike) on informative Brown text. Perplexity: ${grid.evalWindows} windows of L = ${grid.lengths[0]} of the imaginative validation text, full exact attention. Γ, path, degree and rank: the report of a method 'auto' forward on a validation window at each L (degree and rank '—' where every layer ran exact). Step time: forward + backward of that window with the fine-tune's adapters, exact and 'auto' interleaved after a warm-up, median of ${grid.repeats}. Where 'auto' ran exact in every layer its ratio to exact is timing noise plus its planning (Γ, range, certificate), not a speedup, and the goal does not count it.`,
       );
-      return {
-        suite: 'model',
-        title: modelSuite.title,
+      const recorded: Recorded = {
         parameters: {
           finetuneContextLength: f.contextLength,
           finetuneSteps: f.steps,
@@ -475,12 +470,18 @@ export const modelSuite: Suite = {
         },
         rows: [...finetune.rows, ...phase.rows],
         rawTimings: { ...finetune.stepTimes, ...phase.rawTimings },
+      };
+      return {
+        suite: 'model',
+        title: modelSuite.title,
+        ...recorded,
         findings: [...finetune.findings, ...phaseFindings(phase.cells, grid)],
         notes,
-        plots: phasePlots(phase.cells, grid),
+        plots: drawModelPlots(recorded),
       };
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
   },
+  drawPlots: drawModelPlots,
 };

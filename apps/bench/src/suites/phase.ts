@@ -1,8 +1,9 @@
 import { chooseDegree, featureRank, OutOfRegimeError, type PolynomialMethod } from '@almora/kernels';
 import { loraGradients, relativeGradientError, type LoraGradients } from '@almora/lora';
 import { Rng } from '@almora/tensor';
-import type { Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
+import type { Plot, Recorded, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { benchProblem } from '../problems.js';
+import { seriesFrom } from '../series.js';
 import { certificateCell, fuzzSweep, headlineRows } from './certificate.js';
 import { linePlot } from '@almora/cli-kit';
 
@@ -45,6 +46,72 @@ function certificateFindings(rows: Row[], fuzz: Row[], headline: Row[]): string[
 }
 
 /**
+ * Measured error against Γ per length and degree, the rank ε needs (measured and certified) beside
+ * the rank at which no speed-up is left, and the degree-4 variants; √log L marked.
+ */
+function drawPhasePlots({ parameters, rows }: Recorded): Plot[] {
+  const lengths = parameters.lengths as number[];
+  const gammas = parameters.gammas as number[];
+  const d = parameters.d as number;
+  const table = (name: string) => rows.filter((r) => r.table === name);
+  const comparisonLength = table('variants')[0]?.L;
+  // A refused fast path records 'refused' as its error and draws no point.
+  const measured = (name: string) => table(name).filter((r) => typeof r.measuredError === 'number');
+  const sqrtLog = (length: number) => ({ x: Math.sqrt(Math.log(length)), label: `√log L, L=${length}` });
+  return [
+    {
+      name: 'error',
+      svg: linePlot({
+        title: 'Relative gradient error of the fast path vs Γ',
+        xLabel: 'Γ = max(‖√β·Q‖∞, ‖√β·K‖∞)',
+        yLabel: 'max|Ĝ − G| / max|G|',
+        logY: true,
+        series: seriesFrom(measured('error').map((r) => [`L=${String(r.L)} degree ${String(r.degree)}`, [r.gamma as number, r.measuredError as number]])),
+        markers: lengths.map(sqrtLog),
+      }),
+    },
+    {
+      name: 'rank',
+      svg: linePlot({
+        title: `Rank needed for ε = ${String(parameters.epsilon)} vs Γ (dashed: rank·d = L, no speed-up)`,
+        xLabel: 'Γ',
+        yLabel: 'rank C(d+g, g)',
+        logY: true,
+        series: [
+          ...seriesFrom(
+            table('degree').flatMap((r) =>
+              (['measured', 'certified'] as const).flatMap((kind) => {
+                const rank = r[`${kind}Rank`];
+                return rank === null ? [] : [[`${kind}, L=${String(r.L)}`, [r.gamma as number, rank as number]] as const];
+              }),
+            ),
+          ),
+          ...lengths.map((length) => ({
+            name: `L/d, L=${length}`,
+            points: [
+              [gammas[0], length / d],
+              [gammas[gammas.length - 1], length / d],
+            ] as [number, number][],
+            dashed: true,
+          })),
+        ],
+        markers: lengths.map(sqrtLog),
+      }),
+    },
+    {
+      name: 'variants',
+      svg: linePlot({
+        title: `Degree 4 at L=${String(comparisonLength)}: Taylor vs Chebyshev, with and without key centering`,
+        xLabel: 'Γ',
+        yLabel: 'max|Ĝ − G| / max|G|',
+        logY: true,
+        series: seriesFrom(measured('variants').map((r) => [String(r.variant), [r.gamma as number, r.measuredError as number]])),
+      }),
+    },
+  ];
+}
+
+/**
  * The norm-based phase transition: error of the fast gradients vs exact as Γ sweeps, per degree;
  * the smallest degree (and rank) meeting ε as a function of Γ, measured and certified; the
  * certified bounds beside the measured errors; Taylor vs Chebyshev; with vs without key centering.
@@ -61,10 +128,6 @@ export const phaseSuite: Suite = {
       context.backend.precision === 'input' ? 'float64, as the problems are' : `${context.backend.precision}; gradients compared after widening to float64`;
     const notes: string[] = context.backend.name === 'cpu' ? [] : [`almora's methods ran on the ${context.backend.name} backend (${precision}).`];
     const findings: string[] = [];
-    const errorSeries = new Map<string, [number, number][]>();
-    const rankSeries = new Map<string, [number, number][]>();
-    const variantSeries = new Map<string, [number, number][]>();
-    const push = (map: Map<string, [number, number][]>, name: string, point: [number, number]) => map.set(name, [...(map.get(name) ?? []), point]);
     let boundViolations = 0;
     const fuzzCases = context.quick ? 20 : 300;
     const headlineLengths = context.quick ? [512] : HEADLINE_LENGTHS;
@@ -110,7 +173,6 @@ export const phaseSuite: Suite = {
             certifiedGradientBoundToComputed: toComputed,
             certifiedAttentionBound: fast?.report.softmaxBound ?? null,
           });
-          if (fast) push(errorSeries, `L=${length} degree ${degree}`, [gamma, error]);
         }
         let measuredDegree: number | undefined;
         for (let degree = 1; degree <= MAX_SEARCH_DEGREE && measuredDegree === undefined; degree++) {
@@ -129,8 +191,6 @@ export const phaseSuite: Suite = {
           noSpeedupRank: length / D,
         });
         rows.push(certificateCell(problem, D, EPSILON, MAX_SEARCH_DEGREE, exact));
-        if (measuredDegree !== undefined) push(rankSeries, `measured, L=${length}`, [gamma, featureRank(D, measuredDegree)]);
-        if (certifiedDegree !== undefined) push(rankSeries, `certified, L=${length}`, [gamma, featureRank(D, certifiedDegree)]);
         if (length === comparisonLength) {
           const offsetProblem = benchProblem({ length, d: D, rank: RANK, adaptation: 'full', gamma, sharedOffset: 1.5 }, new Rng(context.seed + length));
           const offsetExact = loraGradients(offsetProblem, { method: 'exact', backend: context.backend });
@@ -150,7 +210,6 @@ export const phaseSuite: Suite = {
               R: fast?.report.range ?? null,
               measuredError: fast ? error : 'refused',
             });
-            if (fast) push(variantSeries, name, [gamma, error]);
           }
         }
         context.progress.tick(`L=${length} Γ=${gamma}`);
@@ -209,59 +268,19 @@ export const phaseSuite: Suite = {
       `Table "fuzz": random problems (d 2–8, L 32–511, Γ 0.05–2.25, partial or full, causal or not, a shared key offset in 30%), each with a random variant, family, degree 1–6 and centering, run with method 'fast' and every query row checked against exact attention. A violation is a measured attention error above the certified softmax bound, or a measured gradient error (max over adapters of max|Ĝ − G|) above the certified gradient bound.`,
       `Tables "headline" and "headline-accuracy": the scaling suite's d=16, Γ=0.5, r=4, partial problem (same seeds), exact and 'auto' timed once each in one process after a warm-up, with the default ε and with the ε at which degree 2 is certified (by the better family, and by Taylor); attention errors measured over every row.`,
     );
-    const sqrtLog = (length: number) => ({ x: Math.sqrt(Math.log(length)), label: `√log L, L=${length}` });
-    return {
-      suite: 'phase',
-      title: phaseSuite.title,
+    const recorded: Recorded = {
       parameters: { gammas, lengths, degrees: DEGREES, d: D, rank: RANK, epsilon: EPSILON, seed: context.seed },
       rows,
       rawTimings: {},
+    };
+    return {
+      suite: 'phase',
+      title: phaseSuite.title,
+      ...recorded,
       findings,
       notes,
-      plots: [
-        {
-          name: 'error',
-          svg: linePlot({
-            title: 'Relative gradient error of the fast path vs Γ',
-            xLabel: 'Γ = max(‖√β·Q‖∞, ‖√β·K‖∞)',
-            yLabel: 'max|Ĝ − G| / max|G|',
-            logY: true,
-            series: [...errorSeries].map(([name, points]) => ({ name, points })),
-            markers: lengths.map(sqrtLog),
-          }),
-        },
-        {
-          name: 'rank',
-          svg: linePlot({
-            title: `Rank needed for ε = ${EPSILON} vs Γ (dashed: rank·d = L, no speed-up)`,
-            xLabel: 'Γ',
-            yLabel: 'rank C(d+g, g)',
-            logY: true,
-            series: [
-              ...[...rankSeries].map(([name, points]) => ({ name, points })),
-              ...lengths.map((length) => ({
-                name: `L/d, L=${length}`,
-                points: [
-                  [gammas[0], length / D],
-                  [gammas[gammas.length - 1], length / D],
-                ] as [number, number][],
-                dashed: true,
-              })),
-            ],
-            markers: lengths.map(sqrtLog),
-          }),
-        },
-        {
-          name: 'variants',
-          svg: linePlot({
-            title: `Degree 4 at L=${comparisonLength}: Taylor vs Chebyshev, with and without key centering`,
-            xLabel: 'Γ',
-            yLabel: 'max|Ĝ − G| / max|G|',
-            logY: true,
-            series: [...variantSeries].map(([name, points]) => ({ name, points })),
-          }),
-        },
-      ],
+      plots: drawPhasePlots(recorded),
     };
   },
+  drawPlots: drawPhasePlots,
 };

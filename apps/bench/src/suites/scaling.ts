@@ -1,10 +1,11 @@
 import { loraGradients, relativeGradientError, type LoraOptions } from '@almora/lora';
 import { Rng } from '@almora/tensor';
-import type { Cell, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
+import type { Cell, Plot, Recorded, Row, Suite, SuiteContext, SuiteReport } from '../harness.js';
 import { ADAPTED, benchProblem, layerGradients, layerOf, type Adaptation } from '../problems.js';
 import { NumpyPeer, numpyInputs, type NumpyMethod } from '../peers/numpy.js';
 import { tfjsLoraGradients } from '../peers/tfjs-attention.js';
 import { runTorchPeer } from '../peers/torch.js';
+import { seriesFrom } from '../series.js';
 import { crossoverLength, logLogSlope, median } from '../stats.js';
 import { linePlot } from '@almora/cli-kit';
 
@@ -103,6 +104,25 @@ function goals(rows: Row[]): string[] {
   return lines;
 }
 
+/** Per head dimension and adaptation, every method's median time against L; almora's fast paths solid, the rest dashed. */
+function drawScalingPlots({ parameters, rows }: Recorded): Plot[] {
+  return (parameters.dims as number[]).flatMap((d) =>
+    (parameters.adaptations as Adaptation[]).map((adaptation) => ({
+      name: `d${d}-${adaptation}`,
+      svg: linePlot({
+        title: `Time to every LoRA gradient vs L (d=${d}, ${adaptation}: ${ADAPTED[adaptation].join(', ')}; Γ=${String(parameters.gamma)})`,
+        xLabel: 'sequence length L',
+        yLabel: 'seconds (median)',
+        logX: true,
+        logY: true,
+        series: seriesFrom(
+          rows.filter((r) => r.d === d && r.adaptation === adaptation).map((r) => [String(r.method), [r.L as number, r.seconds as number]]),
+        ).map((s) => ({ ...s, dashed: !s.name.startsWith('almora fast') })),
+      }),
+    })),
+  );
+}
+
 /** Times forward+backward to all LoRA gradients vs sequence length, almora and peers in one run. */
 export const scalingSuite: Suite = {
   name: 'scaling',
@@ -120,7 +140,6 @@ export const scalingSuite: Suite = {
         ? [`almora's methods computed in float32 on the ${context.backend.name} backend; gradients compared after widening to float64.`]
         : [];
     const findings: string[] = [];
-    const plots = [];
     // As many OpenBLAS threads as almora's backend has: the rows then compare implementations of one algorithm on the same cores.
     const numpy = await NumpyPeer.open({ threads });
     if (!(numpy instanceof NumpyPeer)) notes.push(numpy.note);
@@ -273,17 +292,6 @@ export const scalingSuite: Suite = {
               );
             }
           }
-          plots.push({
-            name: `d${d}-${adaptation}`,
-            svg: linePlot({
-              title: `Time to every LoRA gradient vs L (d=${d}, ${adaptation}: ${ADAPTED[adaptation].join(', ')}; Γ=${GAMMA})`,
-              xLabel: 'sequence length L',
-              yLabel: 'seconds (median)',
-              logX: true,
-              logY: true,
-              series: [...series].map(([name, points]) => ({ name, points, dashed: !name.startsWith('almora fast') })),
-            }),
-          });
         }
       }
     } finally {
@@ -291,9 +299,7 @@ export const scalingSuite: Suite = {
     }
     context.progress.finish();
     findings.unshift(...goals(rows));
-    return {
-      suite: 'scaling',
-      title: scalingSuite.title,
+    const recorded: Recorded = {
       parameters: {
         backend: context.backend.name,
         threads,
@@ -308,13 +314,19 @@ export const scalingSuite: Suite = {
       },
       rows,
       rawTimings,
+    };
+    return {
+      suite: 'scaling',
+      title: scalingSuite.title,
+      ...recorded,
       findings,
       notes: [
         `Single head, β = 1/√d, r = ${RANK}, α = 2r, X scaled so that Γ = ${GAMMA} exactly; ${where}, tfjs in float32. Almora methods are interleaved repeat by repeat; each tfjs backend is timed right after them at the same L. relativeGradientError is max|Ĝ − G|/max|G| over every adapter gradient against almora exact at the same L.`,
         'The "almora layer" rows run the same problem through the layer API: `loraAttention` on PEFT-shaped tensors (weights out×in, lora_A = Bᵀ, lora_B = Aᵀ, o_proj = I), then `backward(O − Y)` — forward and backward with an upstream gradient, as inside a model. Its exact path keeps the attention probabilities for the backward pass within `probabilityBudget` (256 MiB: up to L ≈ 5,800 for one head) and recomputes them beyond it; `loraGradients` fuses forward and backward, since its c = O − Y is known block by block.',
         ...notes,
       ],
-      plots,
+      plots: drawScalingPlots(recorded),
     };
   },
+  drawPlots: drawScalingPlots,
 };
