@@ -131,7 +131,8 @@ function dataBytes(rng: Rng): { bytes: Uint8Array; what: string } {
   if (edit === 2) Object.assign(tensors, { 'x.4': tensor(16, 4) });
   if (edit === 3) Object.assign(tensors, { w_v: { dtype: 'F64', shape: [16], data: new Float64Array(16) } });
   if (edit === 4) Object.assign(tensors, { w_q: tensor(3, 3) });
-  const valid = encodeSafetensors({ tensors, metadata: {} });
+  // Edit 0 puts a non-finite value in the data on purpose: the CLI, not the encoder, must refuse it.
+  const valid = encodeSafetensors({ tensors, metadata: {} }, { allowNonFinite: true });
   if (edit < 5) return { bytes: valid, what: `dataset edit ${edit}` };
   const m = mutateSafetensors(rng, valid);
   return { bytes: m.bytes, what: m.what };

@@ -37,7 +37,8 @@ describe('fuzz suite (#12), quick size', () => {
   });
 
   it('a run killed with SIGKILL and resumed ends byte for byte like an uninterrupted one', async () => {
-    const counts = await fuzzKillResume({ loops: 1, seed: 12, cliPath });
+    // Seed 1's reference run once stopped at its divergence check before any kill (the bench's hostile suite runs seed 1).
+    const counts = await fuzzKillResume({ loops: 1, seed: 1, cliPath });
     expectClean(counts);
     expect(counts.ok).toBe(1);
   });

@@ -346,7 +346,7 @@ export const hostileSuite: Suite = {
       ['loraGradients: fast gradients within their certified bound (float64)', library.gradients],
       ['hostile library inputs (each must be refused with a typed error)', library.inputs],
     ];
-    if ('error' in train) notes.push(`train fuzz skipped: ${train.error}`);
+    if ('error' in train) notes.push(`train fuzz ${trainFuzzScript() !== undefined && !context.quick ? 'FAILED' : 'skipped'}: ${train.error}`);
     else for (const [name, counts] of Object.entries(train)) categories.push([`train: ${name}`, counts]);
     const rows: Row[] = categories.map(([category, c]) => ({
       category,
@@ -360,8 +360,16 @@ export const hostileSuite: Suite = {
     }));
     const total = (key: keyof Omit<FuzzCounts, 'examples'>) => categories.reduce((sum, [, c]) => sum + c[key], 0);
     const failing = MUST_BE_ZERO.filter((key) => total(key) > 0);
+    // A train fuzz that was built but could not run checked nothing: that is a failure, not a skip.
+    const trainFailed = 'error' in train && !context.quick && trainFuzzScript() !== undefined;
+    const verdict =
+      failing.length > 0
+        ? `NOT all zero: ${failing.join(', ')}`
+        : trainFailed
+          ? 'every count that must be 0 is 0, but the train fuzz FAILED to run (see notes)'
+          : 'every count that must be 0 is 0';
     const findings = [
-      `${total('cases')} cases in ${((performance.now() - began) / 1000).toFixed(0)} s: ${total('ok')} ran and checked out, ${total('typedErrors')} typed errors; violations ${total('violations')}, crashes ${total('crashes')}, hangs ${total('hangs')}, data lost ${total('dataLost')} — ${failing.length === 0 ? 'every count that must be 0 is 0' : `NOT all zero: ${failing.join(', ')}`}.`,
+      `${total('cases')} cases in ${((performance.now() - began) / 1000).toFixed(0)} s: ${total('ok')} ran and checked out, ${total('typedErrors')} typed errors; violations ${total('violations')}, crashes ${total('crashes')}, hangs ${total('hangs')}, data lost ${total('dataLost')} — ${verdict}.`,
       ...categories.flatMap(([name, c]) => c.examples.slice(0, 5).map((e) => `${name}: ${e}`)),
     ];
     return {
