@@ -20,23 +20,7 @@ const TIMEOUT_MS = 120_000;
 function args(seed: number, runDir: string): string[] {
   // Divergence stops are another test's subject: a seed whose loss rises past the factor from a
   // tiny first value would end the reference run before any kill, and test nothing.
-  const job = [
-    '--length',
-    '64',
-    '--dim',
-    '4',
-    '--sequences',
-    '4',
-    '--batch-size',
-    '2',
-    '--method',
-    'exact',
-    '--compare-exact',
-    'false',
-    '--divergence-factor',
-    '0',
-    '--quiet',
-  ];
+  const job = '--length 64 --dim 4 --sequences 4 --batch-size 2 --method exact --compare-exact false --divergence-factor 0 --quiet'.split(' ');
   return ['train', '--task', 'teacher', ...job, '--seed', String(seed), '--steps', String(STEPS), '--checkpoint-every', '1', '--run-dir', runDir];
 }
 
