@@ -346,7 +346,9 @@ export const hostileSuite: Suite = {
       ['loraGradients: fast gradients within their certified bound (float64)', library.gradients],
       ['hostile library inputs (each must be refused with a typed error)', library.inputs],
     ];
-    if ('error' in train) notes.push(`train fuzz ${trainFuzzScript() !== undefined && !context.quick ? 'FAILED' : 'skipped'}: ${train.error}`);
+    // A train fuzz that was built but could not run checked nothing: that is a failure, not a skip.
+    const trainFailed = 'error' in train && !context.quick && trainFuzzScript() !== undefined;
+    if ('error' in train) notes.push(`train fuzz ${trainFailed ? 'FAILED' : 'skipped'}: ${train.error}`);
     else for (const [name, counts] of Object.entries(train)) categories.push([`train: ${name}`, counts]);
     const rows: Row[] = categories.map(([category, c]) => ({
       category,
@@ -360,8 +362,6 @@ export const hostileSuite: Suite = {
     }));
     const total = (key: keyof Omit<FuzzCounts, 'examples'>) => categories.reduce((sum, [, c]) => sum + c[key], 0);
     const failing = MUST_BE_ZERO.filter((key) => total(key) > 0);
-    // A train fuzz that was built but could not run checked nothing: that is a failure, not a skip.
-    const trainFailed = 'error' in train && !context.quick && trainFuzzScript() !== undefined;
     const verdict =
       failing.length > 0
         ? `NOT all zero: ${failing.join(', ')}`
